@@ -1,0 +1,2 @@
+DROP TABLE workflows;
+DROP TYPE workflow_status;

@@ -1,0 +1,3 @@
+"""dbops: database operations for Python projects on PostgreSQL."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,377 @@
+"""dbops.yaml -> frozen, typed objects. The only module that reads dbops.yaml and .env files.
+
+Every error names the file, the line and the key path, e.g.
+``dbops.yaml:12: environments.production.lock_timeout: expected a duration like 5s, got 'soon'``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbops.errors import ConfigError
+
+CONFIG_NAME = "dbops.yaml"
+DEFAULT_ENV = "development"
+BUILTIN_ALIASES = {"dev": "development", "prod": "production"}
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One entry of ``environments:``; the URL stays a template until it is resolved."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    url: str | None = None
+    env_file: Path | None = None
+    database: str | None = None
+    embedded: bool = False
+    protected: bool = False
+    connect_timeout_ms: int = 10_000
+    lock_timeout_ms: int | None = None
+    statement_timeout_ms: int | None = None
+    application_name: str = "dbops"
+    line: int = 0
+
+    def variables(self) -> dict[str, str]:
+        """The process environment layered over this environment's env_file (never os.environ)."""
+        values: dict[str, str] = {}
+        if self.env_file is not None and self.env_file.is_file():
+            from dotenv import dotenv_values
+
+            values.update({k: v for k, v in dotenv_values(self.env_file).items() if v is not None})
+        values.update(os.environ)
+        return values
+
+    def resolved_url(self, config_path: Path) -> str | None:
+        """The connection URL with ``${VAR}`` filled in; None when empty (embedded fallback)."""
+        template = self.url
+        if template is None and self.env_file is not None:
+            template = "${DATABASE_URL:-}" if self.embedded else "${DATABASE_URL}"
+        if template is None:
+            return None
+        where = f"{config_path.name}:{self.line}: environments.{self.name}.url"
+        url = interpolate(template, self.variables(), where, self.env_file)
+        return url or None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    project: str
+    environments: Mapping[str, Environment]
+    default_env: str | None = None
+    migrations_dir: Path = field(default_factory=lambda: Path("migrations"))
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def state_dir(self) -> Path:
+        """Where dbops keeps its own files (embedded server, operation log); gitignored."""
+        return self.root / ".dbops"
+
+    def aliases(self) -> dict[str, str]:
+        table = {a: n for a, n in BUILTIN_ALIASES.items() if n in self.environments}
+        for env in self.environments.values():
+            table.update({alias: env.name for alias in env.aliases})
+        return table
+
+    def environment(self, requested: str | None) -> Environment:
+        """--env first, then DBOPS_ENV, then default_env, then development."""
+        name = requested or os.environ.get("DBOPS_ENV") or self.default_env or DEFAULT_ENV
+        name = self.aliases().get(name, name)
+        if name in self.environments:
+            return self.environments[name]
+        raise ConfigError(
+            f"Unknown environment '{name}'. Known: {self.describe_environments()}",
+            f"Pick one with --env, or add '{name}' under environments: in {self.path.name}",
+        )
+
+    def describe_environments(self) -> str:
+        aliases = self.aliases()
+        parts = []
+        for env_name in self.environments:
+            own = sorted(a for a, n in aliases.items() if n == env_name)
+            parts.append(f"{env_name} ({', '.join(own)})" if own else env_name)
+        return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- finding the file
+
+
+def find_config(explicit: str | None = None, start: Path | None = None) -> Path:
+    """--config, then DBOPS_CONFIG, then walk up from the working directory as git does."""
+    chosen = explicit or os.environ.get("DBOPS_CONFIG")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.is_file():
+            raise ConfigError(f"Config file not found: {path}", "Check the --config path or DBOPS_CONFIG")
+        return path.resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"No {CONFIG_NAME} found in {here} or any parent directory",
+        f"Run dbops inside a project that has a {CONFIG_NAME}, or pass --config PATH",
+    )
+
+
+def load_config(explicit: str | None = None, start: Path | None = None) -> Config:
+    path = find_config(explicit, start)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}", "Check the file's permissions and encoding") from None
+    return parse_config(text, path)
+
+
+# --------------------------------------------------------------------------- YAML with line numbers
+
+
+class _Doc:
+    """The parsed document plus the line of every key path, for messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: dict[KeyPath, int] = {}
+
+    def error(self, keypath: KeyPath, message: str, hint: str = "") -> ConfigError:
+        line = self.lines.get(keypath) or self.lines.get(keypath[:-1], 1)
+        dotted = ".".join(str(p) for p in keypath)
+        prefix = f"{self.path.name}:{line}: {dotted}: " if dotted else f"{self.path.name}:{line}: "
+        return ConfigError(prefix + message, hint or f"Fix {self.path}; the README documents every key")
+
+
+def _read_yaml(text: str, doc: _Doc) -> Any:
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _plain(loader, node, (), doc)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{doc.path.name}:{mark.line + 1}:{mark.column + 1}" if mark else doc.path.name
+        raise ConfigError(
+            f"{where}: invalid YAML: {exc.problem or exc.context}",
+            "Check the indentation and quoting around that position",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{doc.path.name}: invalid YAML: {exc}", "Check the file's syntax") from None
+    finally:
+        loader.dispose()
+
+
+def _plain(loader: Any, node: Any, keypath: KeyPath, doc: _Doc) -> Any:
+    import yaml
+
+    doc.lines[keypath] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node)
+            if not isinstance(key, str):
+                doc.lines[(*keypath, str(key))] = key_node.start_mark.line + 1
+                raise doc.error((*keypath, str(key)), "keys must be strings")
+            if key in result:
+                doc.lines[(*keypath, key)] = key_node.start_mark.line + 1
+                raise doc.error((*keypath, key), "duplicate key")
+            result[key] = _plain(loader, value_node, (*keypath, key), doc)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(loader, item, (*keypath, i), doc) for i, item in enumerate(node.value)]
+    return loader.construct_object(node)
+
+
+# --------------------------------------------------------------------------- value parsers
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$")
+_UNITS_MS = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "m": 60_000, "h": 3_600_000, None: 1000}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def parse_duration_ms(value: Any) -> int | None:
+    """5s, 500ms, 2min, 1h, or a number of seconds; None when it is not a duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value * 1000) if value >= 0 else None
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return int(float(match.group(1)) * _UNITS_MS[match.group(2)])
+    return None
+
+
+Parser = Callable[[Any, KeyPath, _Doc], Any]
+
+
+def _duration(value: Any, keypath: KeyPath, doc: _Doc) -> int:
+    parsed = parse_duration_ms(value)
+    if parsed is None:
+        raise doc.error(keypath, f"expected a duration like 5s, got {value!r}")
+    return parsed
+
+
+def _bool(value: Any, keypath: KeyPath, doc: _Doc) -> bool:
+    if not isinstance(value, bool):
+        raise doc.error(keypath, f"expected true or false, got {value!r}")
+    return value
+
+
+def _str(value: Any, keypath: KeyPath, doc: _Doc) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise doc.error(keypath, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _name(value: Any, keypath: KeyPath, doc: _Doc) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise doc.error(keypath, f"expected a name (letters, digits, _ and -), got {value!r}")
+    return value
+
+
+def _names(value: Any, keypath: KeyPath, doc: _Doc) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise doc.error(keypath, f"expected a list of names, got {value!r}")
+    return tuple(_name(item, (*keypath, i), doc) for i, item in enumerate(value))
+
+
+def _mapping(value: Any, keypath: KeyPath, doc: _Doc) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        kind = "nothing" if value is None else type(value).__name__
+        raise doc.error(keypath, f"expected a mapping of keys, got {kind}")
+    return value
+
+
+def _check_keys(section: dict[str, Any], known: Mapping[str, Any], keypath: KeyPath, doc: _Doc) -> None:
+    for key in section:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+            raise doc.error((*keypath, key), f"unknown key ({hint})", f"Fix or remove it in {doc.path}")
+
+
+# --------------------------------------------------------------------------- the schema
+
+_ENV_KEYS: dict[str, tuple[str, Parser]] = {
+    "aliases": ("aliases", _names),
+    "url": ("url", _str),
+    "env_file": ("env_file", _str),
+    "database": ("database", _name),
+    "embedded": ("embedded", _bool),
+    "protected": ("protected", _bool),
+    "connect_timeout": ("connect_timeout_ms", _duration),
+    "lock_timeout": ("lock_timeout_ms", _duration),
+    "statement_timeout": ("statement_timeout_ms", _duration),
+    "application_name": ("application_name", _str),
+}
+_TOP_KEYS = ("project", "default_env", "migrations", "environments")
+
+
+def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
+    keypath: KeyPath = ("environments", name)
+    section = _mapping({} if raw is None else raw, keypath, doc)
+    _check_keys(section, _ENV_KEYS, keypath, doc)
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        attribute, parser = _ENV_KEYS[key]
+        values[attribute] = parser(value, (*keypath, key), doc)
+    if "env_file" in values:
+        values["env_file"] = (doc.path.parent / values["env_file"]).resolve()
+    env = Environment(name=name, line=doc.lines.get(keypath, 1), **values)
+    if env.protected and env.embedded:
+        raise doc.error(
+            (*keypath, "embedded"),
+            "a protected environment cannot fall back to the embedded server",
+            "Remove embedded: true, and give the environment a url",
+        )
+    if env.connect_timeout_ms < 1000:
+        raise doc.error((*keypath, "connect_timeout"), "must be at least 1s (libpq counts whole seconds)")
+    return env
+
+
+def parse_config(text: str, path: Path) -> Config:
+    doc = _Doc(path)
+    raw = _read_yaml(text, doc)
+    top = _mapping(raw, (), doc)
+    _check_keys(top, dict.fromkeys(_TOP_KEYS), (), doc)
+    if "environments" not in top:
+        raise doc.error((), "missing 'environments:' section", "Declare at least one environment")
+    envs_raw = _mapping(top["environments"], ("environments",), doc)
+    if not envs_raw:
+        raise doc.error(("environments",), "declares no environment", "Declare at least one environment")
+    environments = {}
+    for name, raw_env in envs_raw.items():
+        _name(name, ("environments", name), doc)
+        environments[name] = _environment(name, raw_env, doc)
+    project = _name(top["project"], ("project",), doc) if "project" in top else _slug(path.parent.name)
+    default_env = _name(top["default_env"], ("default_env",), doc) if "default_env" in top else None
+    migrations = (
+        Path(_str(top["migrations"], ("migrations",), doc)) if "migrations" in top else Path("migrations")
+    )
+    config = Config(
+        path=path,
+        project=project,
+        environments=environments,
+        default_env=default_env,
+        migrations_dir=(path.parent / migrations).resolve(),
+    )
+    _check_aliases(config, doc)
+    if default_env is not None and config.aliases().get(default_env, default_env) not in environments:
+        raise doc.error(("default_env",), f"names no environment (known: {config.describe_environments()})")
+    return config
+
+
+def _check_aliases(config: Config, doc: _Doc) -> None:
+    seen: dict[str, str] = {}
+    for env in config.environments.values():
+        for i, alias in enumerate(env.aliases):
+            keypath: KeyPath = ("environments", env.name, "aliases", i)
+            if alias in config.environments:
+                raise doc.error(keypath, f"'{alias}' is already an environment's name")
+            if alias in seen:
+                raise doc.error(keypath, f"'{alias}' is already an alias of {seen[alias]}")
+            seen[alias] = env.name
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower()
+    return slug or "dbops"
+
+
+# --------------------------------------------------------------------------- ${VAR} interpolation
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(template: str, variables: Mapping[str, str], where: str, env_file: Path | None = None) -> str:
+    """Fill ``${VAR}`` and ``${VAR:-default}``; a missing VAR without default is an error."""
+
+    def fill(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = variables.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        source = f" or in {env_file.name}" if env_file is not None else ""
+        raise ConfigError(f"{where}: variable {name} is not set", f"Set {name} in the environment{source}")
+
+    return _VARIABLE.sub(fill, template)

@@ -1,0 +1,119 @@
+"""RunContext: what every step gets: config, environment, target, connection, flags."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from dbops.errors import ConfigError, DatabaseMissing
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from dbops.config import Config, Environment
+    from dbops.db import Target
+    from dbops.server import EmbeddedServer
+    from dbops.steps.connect import ServerFacts
+
+
+class RunContext:
+    def __init__(self, config: Config, env: Environment, *, force: bool = False) -> None:
+        self.config = config
+        self.env = env
+        self.force = force
+        self._target: Target | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._facts: ServerFacts | None = None
+        self._step_data: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ where to connect
+
+    def embedded_server(self) -> EmbeddedServer:
+        from dbops.server import EmbeddedServer
+
+        return EmbeddedServer(self.config.state_dir / "pg")
+
+    def database_name(self) -> str:
+        return self.env.database or f"{self.config.project}_{self.env.name}"
+
+    def target(self) -> Target:
+        """The environment's database: its URL, or the embedded server (started on demand)."""
+        if self._target is not None:
+            return self._target
+        from dbops.db import Target
+
+        url = self.env.resolved_url(self.config.path)
+        if url:
+            self._target = Target.from_url(url, self.env.database)
+        elif self.env.embedded:
+            state = self.embedded_server().ensure_running()
+            params = {"host": str(state.socket_dir), "port": "5432", "user": "postgres"}
+            self._target = Target(
+                params={**params, "dbname": self.database_name()}, embedded_data=state.data_dir
+            )
+        else:
+            raise self._no_url()
+        return self._target
+
+    def _no_url(self) -> ConfigError:
+        name = self.env.name
+        where = f"{self.config.path.name}:{self.env.line}: environments.{name}"
+        if self.env.protected:
+            return ConfigError(
+                f"{where}: no database URL; a protected environment never uses the embedded server",
+                f"Set url: for {name} in dbops.yaml (e.g. url: ${{DATABASE_URL}}) or its env_file",
+            )
+        return ConfigError(
+            f"{where}: no database URL",
+            "Set url: (or env_file: with DATABASE_URL), or embedded: true to use the built-in server",
+        )
+
+    def target_if_known(self) -> Target | None:
+        return self._target
+
+    # ------------------------------------------------------------------ the connection
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """One autocommit connection for the run, opened on first use."""
+        if self._conn is None or self._conn.closed:
+            from dbops.db import connect, ensure_database
+
+            target = self.target()
+            try:
+                self._conn = connect(target, self.env)
+            except DatabaseMissing:
+                if target.embedded_data is None:
+                    raise
+                ensure_database(target, self.env)
+                self._conn = connect(target, self.env)
+        return self._conn
+
+    def record(self, step: str, data: Any) -> None:
+        """Keep a completed step's data for the steps (and undos) after it."""
+        self._step_data[step] = data
+
+    def step_data(self, step: str) -> Any:
+        return self._step_data.get(step)
+
+    def facts(self) -> ServerFacts:
+        """Who and where we are connected, read once per run."""
+        if self._facts is None:
+            from dbops.steps.connect import read_facts
+
+            self._facts = read_facts(self.connection(), self.target())
+        return self._facts
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # ------------------------------------------------------------------ secrets and debugging
+
+    def scrub(self, text: str) -> str:
+        return self._target.scrub(text) if self._target is not None else text
+
+    def debug(self, text: str) -> None:
+        if os.environ.get("DBOPS_DEBUG"):
+            print(self.scrub(text), file=sys.stderr)

@@ -1,0 +1,218 @@
+"""Connecting to PostgreSQL: targets, redaction, error translation, server facts.
+
+psycopg lives here. A password never leaves a Target except into libpq itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from dbops.errors import ConfigError, ConnectionFailed, DatabaseMissing, DbopsError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from dbops.config import Environment
+
+_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect: libpq keywords (the password among them, never shown)."""
+
+    params: Mapping[str, str]
+    embedded_data: Path | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_url(cls, url: str, database: str | None = None) -> Target:
+        from psycopg.conninfo import conninfo_to_dict
+
+        for scheme in _SCHEMES[2:]:
+            if url.startswith(scheme):
+                url = "postgresql://" + url[len(scheme) :]
+        if not url.startswith(_SCHEMES[:2]):
+            raise ConfigError(
+                f"Not a PostgreSQL URL: {redact_url(url)}",
+                "Use postgresql://user:password@host:5432/database",
+            )
+        try:
+            params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+        except Exception as exc:  # psycopg.ProgrammingError: the message may quote the URL
+            reason = scrub(str(exc).splitlines()[0], _url_secrets(url))
+            raise ConfigError(
+                f"Invalid database URL {redact_url(url)}: {reason}",
+                "Use postgresql://user:password@host:5432/database; percent-encode special characters",
+            ) from None
+        if database:
+            params["dbname"] = database
+        secret = params.get("password")
+        return cls(params=params, secrets=(secret,) if secret else ())
+
+    @property
+    def dbname(self) -> str:
+        return self.params.get("dbname") or self.params.get("user") or "postgres"
+
+    @property
+    def user(self) -> str:
+        return self.params.get("user", "")
+
+    def with_dbname(self, dbname: str) -> Target:
+        return replace(self, params={**self.params, "dbname": dbname})
+
+    def location(self) -> str:
+        """host:port, a socket folder, or 'embedded (<data dir>)'."""
+        if self.embedded_data is not None:
+            return f"embedded ({self.embedded_data})"
+        host = self.params.get("host") or self.params.get("hostaddr") or "localhost"
+        port = self.params.get("port") or "5432"
+        if host.startswith("/"):
+            return f"socket {host} (port {port})"
+        return f"{host}:{port}"
+
+    def display(self) -> str:
+        """A URL safe to print: postgresql://user:***@host:port/db."""
+        user = quote(self.user, safe="") if self.user else ""
+        auth = f"{user}:***@" if "password" in self.params else (f"{user}@" if user else "")
+        host = self.params.get("host", "")
+        where = (
+            f"{host}:{self.params['port']}" if "port" in self.params and not host.startswith("/") else host
+        )
+        if host.startswith("/"):
+            return f"postgresql://{auth}/{self.dbname}?host={host}"
+        return f"postgresql://{auth}{where}/{self.dbname}"
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self.secrets)
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    rest = url.split("://", 1)[-1]
+    userinfo = rest.split("@", 1)[0] if "@" in rest.split("/", 1)[0] else ""
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    return (password,) if password else ()
+
+
+def redact_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (any query password too)."""
+    return scrub(url, _url_secrets(url))
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    from urllib.parse import unquote
+
+    for secret in secrets:
+        for form in {secret, quote(secret, safe=""), unquote(secret)}:
+            if form:
+                text = text.replace(form, "***")
+    return text
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+def session_options(env: Environment) -> str:
+    """Server settings sent in the startup packet, so they hold from the first statement."""
+    settings = []
+    if env.lock_timeout_ms is not None:
+        settings.append(f"-c lock_timeout={env.lock_timeout_ms}")
+    if env.statement_timeout_ms is not None:
+        settings.append(f"-c statement_timeout={env.statement_timeout_ms}")
+    return " ".join(settings)
+
+
+def connect(target: Target, env: Environment, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+    import psycopg
+
+    kwargs: dict[str, Any] = dict(target.params)
+    kwargs.setdefault("connect_timeout", str(max(1, math.ceil(env.connect_timeout_ms / 1000))))
+    kwargs.setdefault("application_name", env.application_name)
+    options = session_options(env)
+    if options:
+        kwargs["options"] = (kwargs.get("options", "") + " " + options).strip()
+    try:
+        return psycopg.connect(autocommit=autocommit, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise connection_error(exc, target, env) from None
+
+
+def connection_error(exc: Exception, target: Target, env: Environment) -> DbopsError:
+    """libpq's words -> one line that says what happened and what to do."""
+    text = target.scrub(str(exc))
+    low = text.lower()
+    where = target.location()
+    db, user = target.dbname, target.user or "(default user)"
+    if "connection refused" in low or ("no such file or directory" in low and "socket" in low):
+        return ConnectionFailed(
+            f"Connection refused at {where}",
+            "Is PostgreSQL running? For local environments set embedded: true "
+            "in dbops.yaml and dbops starts one itself",
+        )
+    if "password authentication failed" in low or "authentication failed" in low:
+        return ConnectionFailed(
+            f"Authentication failed for user '{user}' at {where}",
+            "Check the user and password in the environment's url or env_file",
+        )
+    if "role" in low and "does not exist" in low:
+        return ConnectionFailed(f"Role '{user}' does not exist at {where}", "Check the user in the URL")
+    if "database" in low and "does not exist" in low:
+        return DatabaseMissing(
+            f"Database '{db}' does not exist at {where}",
+            f"Create it (createdb {db}) or fix 'database' in dbops.yaml",
+        )
+    if "could not translate host name" in low or "name or service not known" in low:
+        host = target.params.get("host", "")
+        return ConnectionFailed(f"Unknown host '{host}'", "Check the host name in the environment's url")
+    if "ssl" in low or "no encryption" in low:
+        return ConnectionFailed(
+            f"SSL negotiation failed at {where}: {_first_line(text)}",
+            "Add ?sslmode=require to the URL if the server requires SSL, or sslmode=disable if it has none",
+        )
+    if "timeout expired" in low:
+        return ConnectionFailed(
+            f"Timed out after {env.connect_timeout_ms / 1000:g}s connecting to {where}",
+            "Check the host, the firewall, or raise connect_timeout in dbops.yaml",
+        )
+    return ConnectionFailed(f"Cannot connect to {where}: {_first_line(text)}", "Check the environment's url")
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else text
+
+
+def database_error(exc: Exception, target: Target | None = None) -> DbopsError:
+    """Any other psycopg error during an operation: the server's message, its hint."""
+    diag = getattr(exc, "diag", None)
+    message = _first_line(str(exc)) or type(exc).__name__
+    hint = getattr(diag, "message_hint", None) or "See the PostgreSQL message above"
+    if target is not None:
+        message, hint = target.scrub(message), target.scrub(hint)
+    return DbopsError(f"Database error: {message}", hint)
+
+
+def server_version(conn: psycopg.Connection[Any]) -> str:
+    number = conn.info.server_version
+    major = number // 10000
+    return f"PostgreSQL {major}.{number % 10000}" if major >= 10 else f"PostgreSQL {number}"
+
+
+def ensure_database(target: Target, env: Environment) -> bool:
+    """Create target's database when missing (embedded servers only); True if it was created."""
+    from psycopg import errors, sql
+
+    with connect(target.with_dbname("postgres"), env) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.dbname,)).fetchone()
+        if exists:
+            return False
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.dbname)))
+        except (errors.DuplicateDatabase, errors.UniqueViolation):
+            return False  # another dbops created it at the same moment
+        return True

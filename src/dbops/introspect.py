@@ -1,0 +1,128 @@
+"""Reading the live catalog in a handful of queries, never one per table.
+
+"Application objects" are those in user schemas, not owned by an extension, and not yoyo's
+bookkeeping tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dbops.migrations import YOYO_TABLES
+
+if TYPE_CHECKING:
+    import psycopg
+
+EXACT_COUNT_MAX_BYTES = 8 * 1024 * 1024  # tables up to 8 MB are counted exactly
+LONG_TRANSACTION = "5 minutes"
+
+_USER_SCHEMA = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+"""
+_NOT_EXTENSION = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')"
+_YOYO = "(" + ", ".join(f"'{t}'" for t in YOYO_TABLES) + ")"
+
+_TABLES_SQL = f"""
+SELECT n.nspname, c.relname, c.reltuples::bigint, pg_relation_size(c.oid), pg_total_relation_size(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_USER_SCHEMA}
+  AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {_YOYO}
+ORDER BY n.nspname, c.relname
+"""
+
+_SUMMARY_SQL = f"""
+WITH rel AS (
+  SELECT c.oid, c.relkind, c.relname, n.nspname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE {_USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+), app_table AS (
+  SELECT oid FROM rel WHERE relkind IN ('r', 'p') AND relname NOT IN {_YOYO}
+)
+SELECT
+  (SELECT count(*) FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM app_table)),
+  (SELECT count(*) FROM pg_constraint k WHERE k.contype <> 'n' AND k.conrelid IN (SELECT oid FROM app_table)),
+  (SELECT count(*) FROM rel WHERE relkind IN ('v', 'm')),
+  (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE {_USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="p.oid")}),
+  (SELECT count(*) FROM rel WHERE relkind = 'S'),
+  pg_database_size(current_database()),
+  (SELECT coalesce(array_agg(format('%I.%I', r.nspname, r.relname) ORDER BY 1), '{{}}')
+     FROM pg_index i JOIN rel r ON r.oid = i.indexrelid WHERE NOT i.indisvalid),
+  (SELECT coalesce(array_agg(format('%s on %s', k.conname, k.conrelid::regclass) ORDER BY 1), '{{}}')
+     FROM pg_constraint k WHERE NOT k.convalidated AND k.conrelid IN (SELECT oid FROM app_table)),
+  (SELECT coalesce(array_agg(format('pid %s (%s, since %s)', a.pid, coalesce(nullif(a.application_name, ''),
+          a.usename::text), to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'))
+          ORDER BY a.xact_start), '{{}}')
+     FROM pg_stat_activity a
+     WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+       AND a.xact_start < now() - interval '{LONG_TRANSACTION}')
+"""
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    name: str
+    rows: int | None  # None: never analyzed and too large to count
+    exact: bool
+    total_bytes: int
+
+    @property
+    def qualified(self) -> str:
+        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class CatalogSummary:
+    tables: tuple[TableInfo, ...]
+    indexes: int
+    constraints: int
+    views: int
+    functions: int
+    sequences: int
+    database_bytes: int
+    invalid_indexes: tuple[str, ...]
+    not_valid_constraints: tuple[str, ...]
+    long_transactions: tuple[str, ...]
+
+
+def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
+    raw_tables = conn.execute(_TABLES_SQL).fetchall()
+    counts = _exact_counts(conn, [(s, n) for s, n, _, size, _ in raw_tables if size <= EXACT_COUNT_MAX_BYTES])
+    tables = []
+    for schema, name, reltuples, _, total in raw_tables:
+        exact = counts.get((schema, name))
+        if exact is not None:
+            tables.append(TableInfo(schema, name, exact, True, total))
+        else:
+            tables.append(TableInfo(schema, name, reltuples if reltuples >= 0 else None, False, total))
+    row = conn.execute(_SUMMARY_SQL).fetchone()
+    assert row is not None
+    return CatalogSummary(
+        tables=tuple(tables),
+        indexes=row[0],
+        constraints=row[1],
+        views=row[2],
+        functions=row[3],
+        sequences=row[4],
+        database_bytes=row[5],
+        invalid_indexes=tuple(row[6]),
+        not_valid_constraints=tuple(row[7]),
+        long_transactions=tuple(row[8]),
+    )
+
+
+def _exact_counts(conn: psycopg.Connection[Any], tables: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """count(*) of many small tables in one statement."""
+    if not tables:
+        return {}
+    from psycopg import sql
+
+    parts = [
+        sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), sql.Identifier(schema, name))
+        for i, (schema, name) in enumerate(tables)
+    ]
+    rows = conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
+    return {tables[i]: count for i, count in rows}

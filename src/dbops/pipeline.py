@@ -1,0 +1,171 @@
+"""The pipeline runner and its result objects.
+
+A step does one thing and may return its undo. The runner executes steps in order; when one
+fails (or Ctrl-C arrives) it runs the undos of the completed steps in reverse order and
+reports each of them.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from dbops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNDO_FAILED, DbopsError
+
+if TYPE_CHECKING:
+    from dbops.context import RunContext
+
+StepStatus = Literal["ok", "failed", "interrupted", "not run"]
+
+
+@dataclass(frozen=True)
+class Undo:
+    """How to take back what a completed step did."""
+
+    description: str
+    action: Callable[[], None]
+
+
+@dataclass
+class StepOutcome:
+    """What a step returns: its undo (if any), lines for the report, and data for the operation."""
+
+    undo: Undo | None = None
+    messages: list[str] = field(default_factory=list)
+    data: Any = None
+
+
+class Step(Protocol):
+    name: str
+    description: str
+
+    def run(self, ctx: RunContext) -> StepOutcome: ...
+
+
+@dataclass
+class ErrorInfo:
+    message: str
+    hint: str
+    exit_code: int
+    kind: str
+
+    @classmethod
+    def of(cls, error: DbopsError) -> ErrorInfo:
+        return cls(error.message, error.hint, error.exit_code, type(error).__name__)
+
+
+@dataclass
+class StepResult:
+    name: str
+    description: str
+    status: StepStatus
+    duration_s: float = 0.0
+    messages: list[str] = field(default_factory=list)
+    error: ErrorInfo | None = None
+    data: Any = None
+
+
+@dataclass
+class UndoResult:
+    step: str
+    description: str
+    ok: bool
+    duration_s: float
+    error: ErrorInfo | None = None
+
+
+@dataclass
+class PipelineResult:
+    name: str
+    steps: list[StepResult]
+    undos: list[UndoResult]
+    error: ErrorInfo | None
+    interrupted: bool
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.interrupted
+
+    @property
+    def exit_code(self) -> int:
+        if any(not undo.ok for undo in self.undos):
+            return EXIT_UNDO_FAILED
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return self.error.exit_code if self.error else EXIT_OK
+
+    def data(self, step: str) -> Any:
+        return next((s.data for s in self.steps if s.name == step and s.status == "ok"), None)
+
+
+def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
+    started = time.monotonic()
+    results: list[StepResult] = []
+    done: list[tuple[str, Undo]] = []
+    error: ErrorInfo | None = None
+    interrupted = False
+    for step in steps:
+        if error is not None or interrupted:
+            results.append(StepResult(step.name, step.description, "not run"))
+            continue
+        t0 = time.monotonic()
+        try:
+            outcome = step.run(ctx)
+        except KeyboardInterrupt:
+            interrupted = True
+            results.append(StepResult(step.name, step.description, "interrupted", time.monotonic() - t0))
+            continue
+        except Exception as exc:  # every failure, expected or not, must still run the undos
+            failure = as_dbops_error(exc, ctx)
+            error = ErrorInfo.of(failure)
+            results.append(
+                StepResult(step.name, step.description, "failed", time.monotonic() - t0, error=error)
+            )
+            continue
+        results.append(
+            StepResult(
+                step.name, step.description, "ok", time.monotonic() - t0, outcome.messages, data=outcome.data
+            )
+        )
+        ctx.record(step.name, outcome.data)
+        if outcome.undo is not None:
+            done.append((step.name, outcome.undo))
+    undos = _undo(done, ctx) if (error is not None or interrupted) else []
+    return PipelineResult(name, results, undos, error, interrupted, time.monotonic() - started)
+
+
+def _undo(done: list[tuple[str, Undo]], ctx: RunContext) -> list[UndoResult]:
+    """Reverse order; a failing undo is reported and the others still run."""
+    results = []
+    for step_name, undo in reversed(done):
+        t0 = time.monotonic()
+        try:
+            undo.action()
+        except (Exception, KeyboardInterrupt) as exc:
+            failure = as_dbops_error(exc, ctx) if isinstance(exc, Exception) else DbopsError("interrupted")
+            results.append(
+                UndoResult(step_name, undo.description, False, time.monotonic() - t0, ErrorInfo.of(failure))
+            )
+            continue
+        results.append(UndoResult(step_name, undo.description, True, time.monotonic() - t0))
+    return results
+
+
+def as_dbops_error(exc: Exception, ctx: RunContext | None = None) -> DbopsError:
+    """Expected failures pass through; a database error keeps its message; anything else is a bug."""
+    if isinstance(exc, DbopsError):
+        return exc
+    if type(exc).__module__.startswith("psycopg"):
+        from dbops.db import database_error
+
+        return database_error(exc, ctx.target_if_known() if ctx else None)
+    if ctx is not None:
+        ctx.debug(traceback.format_exc())
+    message = f"Unexpected error: {type(exc).__name__}: {exc}"
+    if ctx is not None:
+        message = ctx.scrub(message)
+    return DbopsError(message, "This is a bug in dbops; DBOPS_DEBUG=1 prints the traceback")

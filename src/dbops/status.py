@@ -1,0 +1,145 @@
+"""The status report: connection, migrations, schema, data, size and health, as in the spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dbops.introspect import CatalogSummary, TableInfo
+from dbops.migrations import MigrationState
+from dbops.output import Line, heading
+from dbops.steps.connect import ServerFacts
+
+CheckResult = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    name: str
+    result: CheckResult
+    detail: str
+
+
+@dataclass(frozen=True)
+class MigrationSummary:
+    folder: str
+    applied: int
+    pending: int
+    last_applied: str | None
+    last_applied_at: str | None
+    pending_ids: tuple[str, ...]
+    missing_files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    environment: str
+    connection: ServerFacts
+    migrations: MigrationSummary
+    catalog: CatalogSummary
+    health: tuple[HealthCheck, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return all(check.result == "ok" for check in self.health)
+
+    @property
+    def largest_table(self) -> TableInfo | None:
+        return max(self.catalog.tables, key=lambda t: t.total_bytes, default=None)
+
+    def warnings(self) -> list[str]:
+        return [f"{c.name}: {c.detail}" for c in self.health if c.result != "ok"]
+
+    def lines(self) -> list[Line]:
+        c, m, cat = self.connection, self.migrations, self.catalog
+        lines: list[Line] = heading("📊 Database Status")
+        lines += [
+            ("ok", "Connection: ✓ Connected"),
+            ("", f"Database: {c.database}"),
+            ("", f"Environment: {self.environment}"),
+            ("", f"Host: {c.location}"),
+            ("", f"Version: {c.version}"),
+            ("key", "Migrations:"),
+            ("", f"  Applied: {m.applied}"),
+            ("warn" if m.pending else "", f"  Pending: {m.pending}"),
+            ("", f"  Last migration: {m.last_applied or '(none)'}"),
+        ]
+        lines += [("warn", f"  Pending: {pid}") for pid in m.pending_ids[:10]]
+        if len(m.pending_ids) > 10:
+            lines.append(("warn", f"  ... and {len(m.pending_ids) - 10} more"))
+        lines += [("warn", f"  Applied but missing from {m.folder}: {mid}") for mid in m.missing_files]
+        lines += [
+            ("key", "Schema:"),
+            ("", f"  Tables: {len(cat.tables)}"),
+            ("", f"  Indexes: {cat.indexes}"),
+            ("", f"  Constraints: {cat.constraints}"),
+            ("", f"  Views: {cat.views}"),
+            ("", f"  Functions: {cat.functions}"),
+            ("", f"  Sequences: {cat.sequences}"),
+            ("key", "Data Summary:"),
+        ]
+        lines += [("", f"  {t.qualified}: {_rows(t)}") for t in cat.tables] or [("dim", "  (no tables)")]
+        lines += [("key", "Size:"), ("", f"  Database: {human_bytes(cat.database_bytes)}")]
+        largest = self.largest_table
+        if largest is not None:
+            lines.append(("", f"  Largest table: {largest.qualified} ({human_bytes(largest.total_bytes)})"))
+        return lines + self._health_lines()
+
+    def _health_lines(self) -> list[Line]:
+        if self.healthy:
+            return [("ok", f"Health: ✓ All checks passed ({len(self.health)})")]
+        lines: list[Line] = [("warn", "Health:")]
+        for check in self.health:
+            mark, style = {"ok": ("✓", "ok"), "warn": ("⚠", "warn"), "fail": ("✗", "fail")}[check.result]
+            lines.append((style, f"  {mark} {check.name}: {check.detail}"))  # type: ignore[arg-type]
+        return lines
+
+
+def health_checks(migrations: MigrationState, catalog: CatalogSummary) -> tuple[HealthCheck, ...]:
+    pending = len(migrations.pending)
+
+    def listing(items: tuple[str, ...]) -> str:
+        return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+    checks = [
+        HealthCheck("connection", "ok", "connected"),
+        HealthCheck(
+            "pending migrations", "warn" if pending else "ok", f"{pending} pending" if pending else "none"
+        ),
+        HealthCheck(
+            "migration files",
+            "warn" if migrations.missing else "ok",
+            f"applied but missing: {listing(migrations.missing)}" if migrations.missing else "all present",
+        ),
+        HealthCheck(
+            "invalid indexes",
+            "fail" if catalog.invalid_indexes else "ok",
+            listing(catalog.invalid_indexes) if catalog.invalid_indexes else "none",
+        ),
+        HealthCheck(
+            "NOT VALID constraints",
+            "warn" if catalog.not_valid_constraints else "ok",
+            listing(catalog.not_valid_constraints) if catalog.not_valid_constraints else "none",
+        ),
+        HealthCheck(
+            "long transactions (> 5 min)",
+            "warn" if catalog.long_transactions else "ok",
+            listing(catalog.long_transactions) if catalog.long_transactions else "none",
+        ),
+    ]
+    return tuple(checks)
+
+
+def _rows(table: TableInfo) -> str:
+    if table.rows is None:
+        return "? records (never analyzed)"
+    return f"{table.rows:,} records" if table.exact else f"~{table.rows:,} records"
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,40 @@
+"""inspect: read migrations, catalog and health into a StatusReport. Undo: none (read-only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dbops.context import RunContext
+from dbops.pipeline import StepOutcome
+
+
+class Inspect:
+    name = "inspect"
+    description = "read migrations, schema, data and health"
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import introspect, migrations
+        from dbops.status import MigrationSummary, StatusReport, health_checks
+
+        conn = ctx.connection()
+        state = migrations.state(conn, ctx.config.migrations_dir)
+        catalog = introspect.summarize(conn)
+        last = state.last_applied
+        summary = MigrationSummary(
+            folder=_relative(state.folder, ctx),
+            applied=len(state.applied),
+            pending=len(state.pending),
+            last_applied=last.id if last else None,
+            last_applied_at=last.applied_at.isoformat() if last else None,
+            pending_ids=tuple(f.id for f in state.pending),
+            missing_files=state.missing,
+        )
+        report = StatusReport(ctx.env.name, ctx.facts(), summary, catalog, health_checks(state, catalog))
+        return StepOutcome(data=report)
+
+
+def _relative(path: Path, ctx: RunContext) -> str:
+    try:
+        return str(path.relative_to(ctx.config.root))
+    except ValueError:
+        return str(path)

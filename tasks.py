@@ -1,0 +1,7 @@
+"""The sample project's Invoke tasks: `invoke db.status`, `invoke db.server --stop`, ..."""
+
+from invoke import Collection
+
+from dbops.tasks import db
+
+ns = Collection(db)
