@@ -7,7 +7,11 @@ from invoke.program import Program
 from dbops import __version__
 
 
-def main() -> None:
+def make_program() -> Program:
     from dbops.tasks import db
 
-    Program(name="dbops", binary="dbops", namespace=db, version=__version__).run()
+    return Program(name="dbops", binary="dbops", namespace=db, version=__version__)
+
+
+def main() -> None:
+    make_program().run()

@@ -26,9 +26,12 @@ _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql
 class Target:
     """Where to connect: libpq keywords (the password among them, never shown)."""
 
-    params: Mapping[str, str]
+    params: Mapping[str, str] = field(repr=False)
     embedded_data: Path | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:
+        return f"Target({self.display()})"
 
     @classmethod
     def from_url(cls, url: str, database: str | None = None) -> Target:

@@ -55,6 +55,7 @@ class EmbeddedServer:
         self.base = base.resolve()
         self.data = self.base / "data"
         self.log = self.base / "server.log"
+        self.marker = self.base / "initialised"  # written only after initdb finished
         self.durable = durable  # tests switch fsync off for speed
 
     # ------------------------------------------------------------------ state
@@ -68,12 +69,12 @@ class EmbeddedServer:
         return Path("/tmp") / f"dbops-{digest}"
 
     def state(self) -> ServerState:
-        version_file = self.data / "PG_VERSION"
-        version = version_file.read_text().strip() if version_file.is_file() else None
+        initialised = self.marker.is_file()
+        version = (self.data / "PG_VERSION").read_text().strip() if initialised else None
         info = _read_pid_file(self.data / "postmaster.pid")
         running = info is not None and info["status"] == "ready" and _alive(int(info["pid"]))
         if not running or info is None:
-            return ServerState(False, self.data, version=version, initialised=version is not None)
+            return ServerState(False, self.data, version=version, initialised=initialised)
         return ServerState(
             True,
             self.data,
@@ -138,6 +139,7 @@ class EmbeddedServer:
         self._run(*args)
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write("\ninclude_if_exists = 'dbops.conf'\n")
+        self.marker.write_text("initdb completed\n")
 
     def _start(self) -> None:
         socket_dir = self.socket_dir

@@ -1,0 +1,143 @@
+"""Test fixtures: a real PostgreSQL for every test that touches a database.
+
+By default the session starts an embedded server (the one users get). When
+DBOPS_TEST_DATABASE_URL is set, the same tests run against that server instead. Either way
+each test gets a fresh database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from dbops.server import EmbeddedServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Cli:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture(scope="session")
+def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A superuser URL of the server the tests use."""
+    configured = os.environ.get("DBOPS_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedServer(tmp_path_factory.mktemp("server") / "pg", durable=False)
+    state = server.ensure_running()
+    yield f"postgresql://postgres@/postgres?host={state.socket_dir}"
+    server.stop()
+
+
+def url_for(admin_url: str, dbname: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(admin_url)
+    params["dbname"] = dbname
+    host = str(params.pop("host", ""))
+    user = params.pop("user", "postgres")
+    password = params.pop("password", None)
+    port = params.pop("port", None)
+    auth = f"{user}:{password}@" if password else f"{user}@"
+    if host.startswith("/"):
+        return f"postgresql://{auth}/{dbname}?host={host}" + (f"&port={port}" if port else "")
+    return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{dbname}"
+
+
+@pytest.fixture
+def database_url(admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for this test."""
+    name = f"dbops_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield url_for(admin_url, name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+def write_config(folder: Path, body: str) -> Path:
+    path = folder / "dbops.yaml"
+    path.write_text(body)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the sample project whose development environment is this test's database."""
+    shutil.copytree(REPO / "migrations", tmp_path / "migrations")
+    write_config(
+        tmp_path,
+        f"""\
+project: sample
+environments:
+  development:
+    aliases: [dev]
+    url: "{database_url}"
+  test:
+    url: "{database_url}"
+  production:
+    protected: true
+    url: ${{DBOPS_TEST_PROD_URL}}
+""",
+    )
+    monkeypatch.chdir(tmp_path)
+    for name in ("DBOPS_ENV", "DBOPS_CONFIG", "TF_BUILD", "GITHUB_ACTIONS", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run `dbops ARGS` in-process through the Invoke Program users get."""
+    from dbops.cli import make_program
+
+    def run(*args: str) -> Cli:
+        try:
+            make_program().run(["dbops", *args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return Cli(code, out, err)
+
+    return run
+
+
+def apply_migrations(url: str, folder: Path) -> None:
+    """Apply migrations with plain yoyo, as a user of yoyo would."""
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    migrations = read_migrations(str(folder))
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(migrations))
+    backend.connection.close()
+
+
+def dbops_bin() -> str:
+    found = shutil.which("dbops", path=str(Path(sys.executable).parent))
+    assert found, "the dbops console script is not installed next to this Python"
+    return found

@@ -1,0 +1,169 @@
+"""status, complete as in the spec, through the dbops Program, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import apply_migrations
+
+
+def test_fresh_database_shows_everything_pending(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("status")
+    assert result.code == 0, result.text
+    out = result.out
+    assert out.startswith("📊 Database Status\n")
+    for line in (
+        "Connection: ✓ Connected",
+        "Environment: development",
+        "  Applied: 0",
+        "  Pending: 7",
+        "  Last migration: (none)",
+        "  Tables: 0",
+        "⚠ pending migrations: 7 pending",
+    ):
+        assert line in out, line
+    assert "Version: PostgreSQL " in out
+    assert "\x1b[" not in out  # not a terminal: plain lines
+
+
+def test_migrated_database(project: Path, cli, database_url: str, db: psycopg.Connection) -> None:  # type: ignore[no-untyped-def]
+    apply_migrations(database_url, project / "migrations")
+    db.execute(
+        "INSERT INTO users (email, password) SELECT 'u' || g || '@x', 'p' FROM generate_series(1, 145) g"
+    )
+    db.execute("INSERT INTO organizations (name, slug) VALUES ('ExFabrica', 'exfabrica')")
+    result = cli("status")
+    assert result.code == 0, result.text
+    out = result.out
+    for line in (
+        "  Applied: 7",
+        "  Pending: 0",
+        "  Last migration: 20251001090600_add_workflow_permissions",
+        "  Tables: 7",
+        "  Views: 0",
+        "  Sequences: 5",
+        "  users: 145 records",
+        "  organizations: 1 records",
+        "  workflows: 0 records",
+        "Health: ✓ All checks passed (6)",
+    ):
+        assert line in out, line
+    assert "_yoyo" not in out and "yoyo_lock" not in out
+    indexes = db.execute(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%'"
+    ).fetchone()
+    assert f"  Indexes: {indexes[0]}\n" in out  # type: ignore[index]
+    assert "  Largest table: users (" in out
+
+
+def test_json_is_one_document(project: Path, cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    apply_migrations(database_url, project / "migrations")
+    result = cli("status", "--json")
+    assert result.code == 0 and result.err == ""
+    doc = json.loads(result.out)
+    assert doc["ok"] is True and doc["operation"] == "status" and doc["environment"] == "development"
+    report = doc["report"]
+    assert report["migrations"]["applied"] == 7 and report["migrations"]["pending"] == 0
+    assert {t["name"] for t in report["catalog"]["tables"]} >= {"users", "workflows", "api_keys"}
+    assert all(c["result"] == "ok" for c in report["health"])
+    assert [s["name"] for s in doc["steps"]] == ["connect", "inspect"]
+
+
+def test_large_tables_are_estimated_small_ones_counted(project: Path, cli, db: psycopg.Connection) -> None:  # type: ignore[no-untyped-def]
+    db.execute("CREATE TABLE big (id int, pad text)")
+    db.execute("INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 60000) g")
+    db.execute("CREATE TABLE small (id int)")
+    db.execute("INSERT INTO small SELECT generate_series(1, 12)")
+    db.execute("ANALYZE big")
+    out = cli("status").out
+    assert "  small: 12 records" in out
+    line = next(line for line in out.splitlines() if line.startswith("  big: "))
+    assert line.startswith("  big: ~")
+    estimate = int(line.split("~")[1].split()[0].replace(",", ""))
+    assert 50_000 <= estimate <= 70_000
+    assert "  Largest table: big (" in out
+
+
+def test_health_checks_find_invalid_indexes_and_not_valid_constraints(
+    project: Path, cli, db: psycopg.Connection
+) -> None:  # type: ignore[no-untyped-def]
+    db.execute("CREATE TABLE dup (email text)")
+    db.execute("INSERT INTO dup VALUES ('a'), ('a')")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute("CREATE UNIQUE INDEX CONCURRENTLY dup_email ON dup (email)")
+    db.execute("ALTER TABLE dup ADD CONSTRAINT email_lower CHECK (email = lower(email)) NOT VALID")
+    result = cli("status")
+    assert result.code == 0
+    assert "  ✗ invalid indexes: public.dup_email" in result.out
+    assert "  ⚠ NOT VALID constraints: email_lower on dup" in result.out
+    gated = cli("status", "--check")
+    assert gated.code == 1
+    assert gated.err.startswith(
+        "Error: status --check: 3 check(s) not passing: pending migrations: 7 pending; "
+    )
+    assert "Traceback" not in gated.text
+
+
+def test_check_gate_passes_when_healthy(project: Path, cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    assert cli("status", "--check").code == 1
+    apply_migrations(database_url, project / "migrations")
+    result = cli("status", "--check")
+    assert result.code == 0, result.text
+
+
+def test_applied_migration_whose_file_is_gone(project: Path, cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    apply_migrations(database_url, project / "migrations")
+    (project / "migrations" / "20251001090600_add_workflow_permissions.sql").unlink()
+    out = cli("status").out
+    assert "  Applied but missing from migrations: 20251001090600_add_workflow_permissions" in out
+    assert "⚠ migration files: applied but missing: 20251001090600_add_workflow_permissions" in out
+
+
+def test_ci_annotations(project: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert "::warning::pending migrations: 7 pending\n" in cli("status").out
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    monkeypatch.setenv("TF_BUILD", "True")
+    result = cli("status", "--json")
+    json.loads(result.out)  # annotations stay off stdout in JSON mode
+    assert "##vso[task.logissue type=warning]pending migrations: 7 pending" in result.err
+    failed = cli("status", "--env", "production")
+    assert "##vso[task.logissue type=error]" in failed.out
+
+
+def test_protected_environment_without_url(project: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DBOPS_TEST_PROD_URL", raising=False)
+    result = cli("status", "--env=production")
+    assert result.code == 2
+    assert result.err.startswith(
+        "Error: dbops.yaml:9: environments.production.url: variable DBOPS_TEST_PROD_URL is not set"
+    )
+    result = cli("status", "--env=staging")
+    assert result.code == 2 and "Known: development (dev), test, production" in result.err
+
+
+def test_env_alias_and_config_flag(
+    project: Path, cli, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    assert "Environment: development" in cli("status", "--env=dev").out
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    assert cli("status").code == 2
+    result = cli("status", "--config", str(project / "dbops.yaml"), "--env", "test")
+    assert result.code == 0 and "Environment: test" in result.out
+
+
+def test_operation_log(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    cli("status")
+    cli("status", "--env=nope")
+    records = [
+        json.loads(line) for line in (project / ".dbops/log/operations.jsonl").read_text().splitlines()
+    ]
+    assert [r["outcome"] for r in records] == ["ok", "usage error"]
+    first = records[0]
+    assert first["operation"] == "status" and first["environment"] == "development"
+    assert first["time"].endswith("Z") and "@" in first["user"] and first["dbops_version"]
+    assert first["duration_s"] > 0
