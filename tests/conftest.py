@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,9 @@ class Cli:
     @property
     def text(self) -> str:
         return self.out + self.err
+
+
+Run = Callable[..., Cli]
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +113,7 @@ environments:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def cli(capsys: pytest.CaptureFixture[str]) -> Run:
     """Run `dbops ARGS` in-process through the Invoke Program users get."""
     from dbops.cli import make_program
 

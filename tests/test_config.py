@@ -13,7 +13,7 @@ from dbops.errors import ConfigError
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+def load(tmp_path: Path, text: str):
     (tmp_path / "dbops.yaml").write_text(text)
     return load_config(str(tmp_path / "dbops.yaml"))
 
@@ -149,7 +149,7 @@ def test_find_config_walks_up_and_honours_overrides(tmp_path: Path, monkeypatch:
     assert find_config(start=deep) == other
     assert find_config(str(tmp_path), start=deep) == tmp_path / "dbops.yaml"
     monkeypatch.delenv("DBOPS_CONFIG")
-    with pytest.raises(ConfigError, match="No dbops.yaml found"):
+    with pytest.raises(ConfigError, match=r"No dbops\.yaml found"):
         find_config(start=Path("/"))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Cli, write_config
+from conftest import Cli, Run, write_config
 from dbops.db import Target, redact_url
 from dbops.server import EmbeddedServer
 
@@ -43,7 +43,7 @@ def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
-def status_with(project: Path, cli, url: str, extra: str = "") -> Cli:  # type: ignore[no-untyped-def]
+def status_with(project: Path, cli: Run, url: str, extra: str = "") -> Cli:
     write_config(project, f'environments:\n  development:\n    url: "{url}"\n{extra}')
     return cli("status")
 
@@ -57,7 +57,7 @@ def assert_one_line_error(result: Cli, message: str, code: int = 1) -> None:
     assert len(lines) == 2
 
 
-def test_connection_refused(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_connection_refused(project: Path, cli: Run) -> None:
     port = free_port()
     result = status_with(project, cli, f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/app")
     assert_one_line_error(result, f"Connection refused at 127.0.0.1:{port}")
@@ -65,7 +65,7 @@ def test_connection_refused(project: Path, cli) -> None:  # type: ignore[no-unty
     assert PASSWORD not in result.text
 
 
-def test_authentication_failed_never_shows_the_password(project: Path, cli, tcp_server: str) -> None:  # type: ignore[no-untyped-def]
+def test_authentication_failed_never_shows_the_password(project: Path, cli: Run, tcp_server: str) -> None:
     result = status_with(project, cli, f"postgresql://app:wrong-{PASSWORD}@{tcp_server}/postgres")
     assert_one_line_error(result, f"Authentication failed for user 'app' at {tcp_server}")
     assert PASSWORD not in result.text
@@ -73,7 +73,7 @@ def test_authentication_failed_never_shows_the_password(project: Path, cli, tcp_
     assert PASSWORD not in log and '"outcome": "failed"' in log
 
 
-def test_right_password_connects_and_is_redacted_everywhere(project: Path, cli, tcp_server: str) -> None:  # type: ignore[no-untyped-def]
+def test_right_password_connects_and_is_redacted_everywhere(project: Path, cli: Run, tcp_server: str) -> None:
     result = status_with(project, cli, f"postgresql://app:{PASSWORD}@{tcp_server}/postgres")
     assert result.code == 0, result.text
     assert f"Host: {tcp_server}" in result.out
@@ -83,14 +83,14 @@ def test_right_password_connects_and_is_redacted_everywhere(project: Path, cli, 
         assert PASSWORD not in text
 
 
-def test_ssl_required_but_not_offered(project: Path, cli, tcp_server: str) -> None:  # type: ignore[no-untyped-def]
+def test_ssl_required_but_not_offered(project: Path, cli: Run, tcp_server: str) -> None:
     result = status_with(project, cli, f"postgresql://app:{PASSWORD}@{tcp_server}/postgres?sslmode=require")
     assert result.code == 1 and "Traceback" not in result.text
     assert result.err.startswith(f"Error: SSL negotiation failed at {tcp_server}")
     assert "sslmode" in result.err and PASSWORD not in result.text
 
 
-def test_database_does_not_exist(project: Path, cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_database_does_not_exist(project: Path, cli: Run, database_url: str) -> None:
     url = database_url.replace("/dbops_t_", "/missing_", 1)
     result = status_with(project, cli, url)
     missing = Target.from_url(url).dbname
@@ -99,12 +99,12 @@ def test_database_does_not_exist(project: Path, cli, database_url: str) -> None:
     assert f"createdb {missing}" in result.err
 
 
-def test_unknown_host(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_host(project: Path, cli: Run) -> None:
     result = status_with(project, cli, "postgresql://app@nonexistent-host.invalid:5432/app")
     assert_one_line_error(result, "Unknown host 'nonexistent-host.invalid'")
 
 
-def test_connect_timeout(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_connect_timeout(project: Path, cli: Run) -> None:
     """A server that accepts the TCP connection but never answers."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -131,6 +131,6 @@ def test_redaction_helpers() -> None:
     assert target.scrub("password s3cret leaked") == "password *** leaked"
 
 
-def test_malformed_url_is_a_config_error(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_url_is_a_config_error(project: Path, cli: Run) -> None:
     result = status_with(project, cli, "mysql://u:pw@h/d")
     assert_one_line_error(result, "Not a PostgreSQL URL: mysql://u:***@h/d", code=2)

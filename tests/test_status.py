@@ -8,10 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import apply_migrations
+from conftest import Run, apply_migrations
 
 
-def test_fresh_database_shows_everything_pending(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_fresh_database_shows_everything_pending(project: Path, cli: Run) -> None:
     result = cli("status")
     assert result.code == 0, result.text
     out = result.out
@@ -30,7 +30,7 @@ def test_fresh_database_shows_everything_pending(project: Path, cli) -> None:  #
     assert "\x1b[" not in out  # not a terminal: plain lines
 
 
-def test_migrated_database(project: Path, cli, database_url: str, db: psycopg.Connection) -> None:  # type: ignore[no-untyped-def]
+def test_migrated_database(project: Path, cli: Run, database_url: str, db: psycopg.Connection) -> None:
     apply_migrations(database_url, project / "migrations")
     db.execute(
         "INSERT INTO users (email, password) SELECT 'u' || g || '@x', 'p' FROM generate_series(1, 145) g"
@@ -60,7 +60,7 @@ def test_migrated_database(project: Path, cli, database_url: str, db: psycopg.Co
     assert "  Largest table: users (" in out
 
 
-def test_json_is_one_document(project: Path, cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_json_is_one_document(project: Path, cli: Run, database_url: str) -> None:
     apply_migrations(database_url, project / "migrations")
     result = cli("status", "--json")
     assert result.code == 0 and result.err == ""
@@ -73,7 +73,9 @@ def test_json_is_one_document(project: Path, cli, database_url: str) -> None:  #
     assert [s["name"] for s in doc["steps"]] == ["connect", "inspect"]
 
 
-def test_large_tables_are_estimated_small_ones_counted(project: Path, cli, db: psycopg.Connection) -> None:  # type: ignore[no-untyped-def]
+def test_large_tables_are_estimated_small_ones_counted(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
     db.execute("CREATE TABLE big (id int, pad text)")
     db.execute("INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 60000) g")
     db.execute("CREATE TABLE small (id int)")
@@ -89,8 +91,8 @@ def test_large_tables_are_estimated_small_ones_counted(project: Path, cli, db: p
 
 
 def test_health_checks_find_invalid_indexes_and_not_valid_constraints(
-    project: Path, cli, db: psycopg.Connection
-) -> None:  # type: ignore[no-untyped-def]
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
     db.execute("CREATE TABLE dup (email text)")
     db.execute("INSERT INTO dup VALUES ('a'), ('a')")
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -108,14 +110,14 @@ def test_health_checks_find_invalid_indexes_and_not_valid_constraints(
     assert "Traceback" not in gated.text
 
 
-def test_check_gate_passes_when_healthy(project: Path, cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_check_gate_passes_when_healthy(project: Path, cli: Run, database_url: str) -> None:
     assert cli("status", "--check").code == 1
     apply_migrations(database_url, project / "migrations")
     result = cli("status", "--check")
     assert result.code == 0, result.text
 
 
-def test_applied_migration_whose_file_is_gone(project: Path, cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_applied_migration_whose_file_is_gone(project: Path, cli: Run, database_url: str) -> None:
     apply_migrations(database_url, project / "migrations")
     (project / "migrations" / "20251001090600_add_workflow_permissions.sql").unlink()
     out = cli("status").out
@@ -123,7 +125,7 @@ def test_applied_migration_whose_file_is_gone(project: Path, cli, database_url: 
     assert "⚠ migration files: applied but missing: 20251001090600_add_workflow_permissions" in out
 
 
-def test_ci_annotations(project: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_ci_annotations(project: Path, cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     assert "::warning::pending migrations: 7 pending\n" in cli("status").out
     monkeypatch.delenv("GITHUB_ACTIONS")
@@ -135,7 +137,7 @@ def test_ci_annotations(project: Path, cli, monkeypatch: pytest.MonkeyPatch) -> 
     assert "##vso[task.logissue type=error]" in failed.out
 
 
-def test_protected_environment_without_url(project: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_protected_environment_without_url(project: Path, cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DBOPS_TEST_PROD_URL", raising=False)
     result = cli("status", "--env=production")
     assert result.code == 2
@@ -147,8 +149,8 @@ def test_protected_environment_without_url(project: Path, cli, monkeypatch: pyte
 
 
 def test_env_alias_and_config_flag(
-    project: Path, cli, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    project: Path, cli: Run, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert "Environment: development" in cli("status", "--env=dev").out
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     assert cli("status").code == 2
@@ -156,7 +158,7 @@ def test_env_alias_and_config_flag(
     assert result.code == 0 and "Environment: test" in result.out
 
 
-def test_operation_log(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_operation_log(project: Path, cli: Run) -> None:
     cli("status")
     cli("status", "--env=nope")
     records = [

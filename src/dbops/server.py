@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class EmbeddedServer:
         self.log = self.base / "server.log"
         self.marker = self.base / "initialised"  # written only after initdb finished
         self.durable = durable  # tests switch fsync off for speed
+        self._lock_fd: int | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -92,7 +94,7 @@ class EmbeddedServer:
         if state.running:
             return state
         with self._lock():
-            state = self.state()  # another dbops may have started it while we waited
+            state = self._wait_while_starting()  # another dbops may have started it meanwhile
             if state.running:
                 return state
             if not state.initialised:
@@ -105,6 +107,17 @@ class EmbeddedServer:
                 f"See {self.log} for the server's own words",
             )
         return state
+
+    def _wait_while_starting(self, timeout: float = 60) -> ServerState:
+        """A postmaster that is alive but not ready yet (its starter was killed): wait for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            info = _read_pid_file(self.data / "postmaster.pid")
+            starting = info is not None and info["status"] != "ready" and _alive(int(info["pid"]))
+            if state.running or not starting or time.monotonic() > deadline:
+                return state
+            time.sleep(0.05)
 
     def stop(self) -> bool:
         """Stop the server; False if it was not running."""
@@ -121,9 +134,11 @@ class EmbeddedServer:
         self.base.mkdir(parents=True, exist_ok=True)
         with open(self.base / "lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self._lock_fd = handle.fileno()
             try:
                 yield
             finally:
+                self._lock_fd = None
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _initdb(self) -> None:
@@ -136,7 +151,8 @@ class EmbeddedServer:
         args += ["--locale=C.UTF-8" if _has_c_utf8() else "--locale=C", "--no-instructions"]
         if not self.durable:
             args.append("--no-sync")
-        self._run(*args)
+        # initdb inherits the lock: if dbops is killed, the next one waits for initdb to end.
+        self._run(*args, hold_lock=True)
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write("\ninclude_if_exists = 'dbops.conf'\n")
         self.marker.write_text("initdb completed\n")
@@ -161,9 +177,10 @@ class EmbeddedServer:
         self._hand_over(self.log)
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
 
-    def _run(self, program: str, *args: str) -> None:
+    def _run(self, program: str, *args: str, hold_lock: bool = False) -> None:
         executable = bin_dir() / program
         user = _service_user()
+        inherit = (self._lock_fd,) if hold_lock and self._lock_fd is not None else ()
         try:
             subprocess.run(
                 [str(executable), *args],
@@ -176,6 +193,7 @@ class EmbeddedServer:
                 cwd=self.base,
                 env={**_child_env(), "LC_ALL": "C"},
                 timeout=120,
+                pass_fds=inherit,
             )
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or exc.stdout or "").strip().splitlines()

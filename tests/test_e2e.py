@@ -1,0 +1,77 @@
+"""End to end: the installed commands in a subprocess, on a fresh copy of the sample project."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, dbops_bin
+from dbops.server import EmbeddedServer
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("sample")
+    for name in ("dbops.yaml", "tasks.py"):
+        shutil.copy(REPO / name, folder / name)
+    for name in ("migrations", "seeds"):
+        shutil.copytree(REPO / name, folder / name)
+    yield folder
+    EmbeddedServer(folder / ".dbops" / "pg").stop()
+
+
+def run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DBOPS_ENV", "DBOPS_CONFIG")}
+    env.pop("TF_BUILD", None)
+    env.pop("GITHUB_ACTIONS", None)
+    program = args[0] if args[0] != "dbops" else dbops_bin()
+    if program == "invoke":
+        program = str(Path(dbops_bin()).with_name("invoke"))
+    return subprocess.run(
+        [program, *args[1:]], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_status_of_the_sample_project(sample: Path) -> None:
+    result = run(sample, "dbops", "status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Database: exfabrica_af_dev" in result.stdout
+    assert "Host: embedded (" in result.stdout
+    assert "  Pending: 7" in result.stdout
+    doc = json.loads(run(sample, "dbops", "status", "--json").stdout)
+    assert doc["ok"] and doc["report"]["migrations"]["pending"] == 7
+    via_invoke = run(sample, "invoke", "db.status", "--env=test")
+    assert via_invoke.returncode == 0, via_invoke.stderr
+    assert "Database: exfabrica_af_test" in via_invoke.stdout
+
+
+def test_every_task_and_flag_is_described(sample: Path) -> None:
+    listing = run(sample, "invoke", "--list").stdout
+    assert "db.status" in listing and "db.server" in listing
+    assert "status" in run(sample, "dbops", "--list").stdout
+    for task in ("status", "server"):
+        help_text = run(sample, "dbops", task, "--help").stdout
+        for line in help_text.split("Options:")[1].strip().splitlines():
+            if line.strip().startswith("-"):
+                assert len(line.split("   ")) > 1 and line.split("   ")[-1].strip(), line
+
+
+def test_malformed_config_is_one_line_without_traceback(sample: Path, tmp_path: Path) -> None:
+    (tmp_path / "dbops.yaml").write_text("environments:\n  development:\n    url: 'unclosed\n")
+    result = run(tmp_path, "dbops", "status")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: dbops.yaml:")
+    assert len(result.stderr.strip().splitlines()) == 2
+
+
+def test_server_stops(sample: Path) -> None:
+    result = run(sample, "dbops", "server", "--stop")
+    assert result.returncode == 0 and "Stopped" in result.stdout
+    assert not EmbeddedServer(sample / ".dbops" / "pg").state().running
