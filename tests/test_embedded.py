@@ -122,3 +122,36 @@ def test_two_commands_at_once_share_one_server(local: Path) -> None:
         assert json.loads(out)["report"]["connection"]["database"] == "app_dev"
     pids = {json.loads(out)["report"]["connection"]["location"] for out, _ in outputs}
     assert len(pids) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs as root to switch to an ordinary user")
+def test_works_as_an_ordinary_user(tmp_path: Path) -> None:
+    """The same embedded server, run by a user who is not root (nobody), in a forked child."""
+    import pwd
+    import shutil
+
+    import psycopg
+
+    from dbops.server import _grant_traverse, bin_dir
+
+    nobody = pwd.getpwnam("nobody")
+    _grant_traverse(bin_dir())  # nobody must reach the wheel's binaries, as root's runs arrange
+    _grant_traverse(tmp_path)
+    shutil.chown(tmp_path, nobody.pw_uid, nobody.pw_gid)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            server = EmbeddedServer(tmp_path / ".dbops" / "pg")
+            state = server.ensure_running()
+            with psycopg.connect(host=str(state.socket_dir), user="postgres", dbname="postgres") as conn:
+                conn.execute("SELECT 1")
+            owned = (tmp_path / ".dbops" / "pg" / "data").stat().st_uid == nobody.pw_uid
+            code = 0 if owned and server.stop() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

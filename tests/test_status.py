@@ -169,3 +169,22 @@ def test_operation_log(project: Path, cli: Run) -> None:
     assert first["operation"] == "status" and first["environment"] == "development"
     assert first["time"].endswith("Z") and "@" in first["user"] and first["dbops_version"]
     assert first["duration_s"] > 0
+
+
+def test_partitioned_tables_count_their_partitions(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    db.execute("CREATE TABLE events (id int, at date) PARTITION BY RANGE (at)")
+    db.execute(
+        "CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')"
+    )
+    db.execute(
+        "CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"
+    )
+    db.execute("INSERT INTO events SELECT g, date '2025-06-01' + g FROM generate_series(1, 300) g")
+    db.execute("CREATE TABLE emptied (id int)")
+    db.execute("INSERT INTO emptied VALUES (1), (2)")
+    db.execute("DELETE FROM emptied")
+    out = cli("status").out
+    assert "  events: 300 records" in out
+    assert "events_2025" not in out  # partitions are part of their table
+    assert "  emptied: 0 records" in out
+    assert "  Tables: 2" in out

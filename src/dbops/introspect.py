@@ -25,8 +25,15 @@ _NOT_EXTENSION = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AN
 _YOYO = "(" + ", ".join(f"'{t}'" for t in YOYO_TABLES) + ")"
 
 _TABLES_SQL = f"""
-SELECT n.nspname, c.relname, c.reltuples::bigint, pg_relation_size(c.oid), pg_total_relation_size(c.oid)
+SELECT n.nspname, c.relname, t.reltuples, t.unanalyzed, t.heap_bytes, t.total_bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (  -- a partitioned table is the sum of its partitions
+  SELECT sum(greatest(p.reltuples, 0))::bigint AS reltuples, bool_or(p.reltuples < 0) AS unanalyzed,
+         sum(pg_relation_size(p.oid))::bigint AS heap_bytes,
+         sum(pg_total_relation_size(p.oid))::bigint AS total_bytes
+  FROM pg_class p
+  WHERE p.oid = c.oid OR (c.relkind = 'p' AND p.oid IN (SELECT relid FROM pg_partition_tree(c.oid)))
+) t
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_USER_SCHEMA}
   AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {_YOYO}
 ORDER BY n.nspname, c.relname
@@ -90,14 +97,15 @@ class CatalogSummary:
 
 def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
     raw_tables = conn.execute(_TABLES_SQL).fetchall()
-    counts = _exact_counts(conn, [(s, n) for s, n, _, size, _ in raw_tables if size <= EXACT_COUNT_MAX_BYTES])
+    # An empty heap holds no row at all: 0 is exact without asking. Small ones are counted.
+    to_count = [(s, n) for s, n, _, _, heap, _ in raw_tables if 0 < heap <= EXACT_COUNT_MAX_BYTES]
+    counts = _exact_counts(conn, to_count)
     tables = []
-    for schema, name, reltuples, _, total in raw_tables:
-        exact = counts.get((schema, name))
-        if exact is not None:
-            tables.append(TableInfo(schema, name, exact, True, total))
+    for schema, name, reltuples, unanalyzed, heap, total in raw_tables:
+        if heap == 0 or (schema, name) in counts:
+            tables.append(TableInfo(schema, name, counts.get((schema, name), 0), True, total))
         else:
-            tables.append(TableInfo(schema, name, reltuples if reltuples >= 0 else None, False, total))
+            tables.append(TableInfo(schema, name, None if unanalyzed else reltuples, False, total))
     row = conn.execute(_SUMMARY_SQL).fetchone()
     assert row is not None
     return CatalogSummary(

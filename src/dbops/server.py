@@ -10,7 +10,6 @@ PostgreSQL refuses to run as root.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
@@ -67,6 +66,8 @@ class EmbeddedServer:
         local = self.base / "run"
         if len(str(local)) + len(f"/.s.PGSQL.{PORT}") <= _SOCKET_MAX:
             return local
+        import hashlib
+
         digest = hashlib.sha256(str(self.base).encode()).hexdigest()[:12]
         return Path("/tmp") / f"dbops-{digest}"
 

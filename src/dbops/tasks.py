@@ -6,6 +6,9 @@ inside the task bodies.
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -23,7 +26,14 @@ def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
 
 
-def _finish(code: int) -> None:
+def _run(operation: str, **options: Any) -> None:
+    """Hand over to the boundary; a non-zero exit code leaves through invoke's Exit."""
+    # invoke switches bytecode writing off for the whole process (meant for the project's
+    # tasks.py); dbops' own modules, imported from here on, are cached as Python would.
+    sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
+    from dbops.boundary import run_operation
+
+    code = run_operation(operation, **options)
     if code:
         raise Exit(code=code)
 
@@ -37,9 +47,7 @@ def status(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, check: bool = False
 ) -> None:
     """Show connection, migrations, schema, data, size and health of the database."""
-    from dbops.boundary import run_operation
-
-    _finish(run_operation("status", env=env, config=config, json=json, check=check))
+    _run("status", env=env, config=config, json=json, check=check)
 
 
 @task(
@@ -57,12 +65,10 @@ def server(
     start: bool = False,
 ) -> None:
     """Show, start or stop the project's embedded PostgreSQL (it stays up between commands)."""
-    from dbops.boundary import run_operation
-
     if stop and start:
         raise Exit("Error: choose one of --start and --stop", code=2)
     action = "stop" if stop else "start" if start else "show"
-    _finish(run_operation("server", env=env, config=config, json=json, action=action))
+    _run("server", env=env, config=config, json=json, action=action)
 
 
 db = Collection("db", status, server)
