@@ -121,7 +121,7 @@ def test_applied_migration_whose_file_is_gone(project: Path, cli: Run, database_
     apply_migrations(database_url, project / "migrations")
     (project / "migrations" / "20251001090600_add_workflow_permissions.sql").unlink()
     out = cli("status").out
-    assert "  Applied but missing from migrations: 20251001090600_add_workflow_permissions" in out
+    assert "  Applied but missing from migrations/: 20251001090600_add_workflow_permissions" in out
     assert "⚠ migration files: applied but missing: 20251001090600_add_workflow_permissions" in out
 
 
@@ -188,3 +188,19 @@ def test_partitioned_tables_count_their_partitions(project: Path, cli: Run, db: 
     assert "events_2025" not in out  # partitions are part of their table
     assert "  emptied: 0 records" in out
     assert "  Tables: 2" in out
+
+
+def test_a_table_locked_by_a_migration_does_not_block_status(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    db.execute("CREATE TABLE busy (id int)")
+    db.execute("INSERT INTO busy SELECT generate_series(1, 50)")
+    db.execute("ANALYZE busy")
+    with psycopg.connect(
+        database_url
+    ) as holder:  # a transaction holding ACCESS EXCLUSIVE, as ALTER TABLE does
+        holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        result = cli("status")
+        holder.rollback()
+    assert result.code == 0, result.text
+    assert "  busy: ~50 records (locked by another session)" in result.out

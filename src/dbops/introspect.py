@@ -24,14 +24,24 @@ _USER_SCHEMA = """
 _NOT_EXTENSION = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')"
 _YOYO = "(" + ", ".join(f"'{t}'" for t in YOYO_TABLES) + ")"
 
+# Sizes need a lock on the table: one held exclusively by another session (a migration, say)
+# is not waited for; its size and row count then come from pg_class's estimates.
 _TABLES_SQL = f"""
-SELECT n.nspname, c.relname, t.reltuples, t.unanalyzed, t.heap_bytes, t.total_bytes
+WITH locked AS MATERIALIZED (
+  SELECT DISTINCT relation FROM pg_locks
+  WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted AND pid <> pg_backend_pid()
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT n.nspname, c.relname, t.reltuples, t.unanalyzed, t.locked, t.heap_bytes, t.total_bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL (  -- a partitioned table is the sum of its partitions
   SELECT sum(greatest(p.reltuples, 0))::bigint AS reltuples, bool_or(p.reltuples < 0) AS unanalyzed,
-         sum(pg_relation_size(p.oid))::bigint AS heap_bytes,
-         sum(pg_total_relation_size(p.oid))::bigint AS total_bytes
-  FROM pg_class p
+         bool_or(k.locked) AS locked,
+         sum(CASE WHEN k.locked THEN p.relpages::bigint * 8192 ELSE pg_relation_size(p.oid) END)::bigint
+           AS heap_bytes,
+         sum(CASE WHEN k.locked THEN p.relpages::bigint * 8192 ELSE pg_total_relation_size(p.oid) END)::bigint
+           AS total_bytes
+  FROM pg_class p CROSS JOIN LATERAL (SELECT p.oid IN (SELECT relation FROM locked) AS locked) k
   WHERE p.oid = c.oid OR (c.relkind = 'p' AND p.oid IN (SELECT relid FROM pg_partition_tree(c.oid)))
 ) t
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_USER_SCHEMA}
@@ -75,6 +85,7 @@ class TableInfo:
     rows: int | None  # None: never analyzed and too large to count
     exact: bool
     total_bytes: int
+    locked: bool = False  # held exclusively by another session: estimates only
 
     @property
     def qualified(self) -> str:
@@ -98,14 +109,18 @@ class CatalogSummary:
 def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
     raw_tables = conn.execute(_TABLES_SQL).fetchall()
     # An empty heap holds no row at all: 0 is exact without asking. Small ones are counted.
-    to_count = [(s, n) for s, n, _, _, heap, _ in raw_tables if 0 < heap <= EXACT_COUNT_MAX_BYTES]
+    to_count = [
+        (s, n)
+        for s, n, _, _, locked, heap, _ in raw_tables
+        if not locked and 0 < heap <= EXACT_COUNT_MAX_BYTES
+    ]
     counts = _exact_counts(conn, to_count)
     tables = []
-    for schema, name, reltuples, unanalyzed, heap, total in raw_tables:
-        if heap == 0 or (schema, name) in counts:
+    for schema, name, reltuples, unanalyzed, locked, heap, total in raw_tables:
+        if not locked and (heap == 0 or (schema, name) in counts):
             tables.append(TableInfo(schema, name, counts.get((schema, name), 0), True, total))
         else:
-            tables.append(TableInfo(schema, name, None if unanalyzed else reltuples, False, total))
+            tables.append(TableInfo(schema, name, None if unanalyzed else reltuples, False, total, locked))
     row = conn.execute(_SUMMARY_SQL).fetchone()
     assert row is not None
     return CatalogSummary(
@@ -123,14 +138,19 @@ def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
 
 
 def _exact_counts(conn: psycopg.Connection[Any], tables: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """count(*) of many small tables in one statement."""
+    """count(*) of many small tables in one statement; estimates instead if one gets locked meanwhile."""
     if not tables:
         return {}
-    from psycopg import sql
+    from psycopg import errors, sql
 
     parts = [
         sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), sql.Identifier(schema, name))
         for i, (schema, name) in enumerate(tables)
     ]
-    rows = conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
+    try:
+        with conn.transaction():
+            conn.execute("SET LOCAL lock_timeout = '2s'")
+            rows = conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
+    except errors.LockNotAvailable:
+        return {}
     return {tables[i]: count for i, count in rows}

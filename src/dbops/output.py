@@ -92,7 +92,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def heading(title: str) -> list[Line]:
-    return [("title", title), ("rule", "=" * max(len(title), 10))]
+    return [("title", title), ("rule", "=" * display_width(title))]
+
+
+def display_width(text: str) -> int:
+    """Terminal cells: emoji and other wide characters take two."""
+    from unicodedata import east_asian_width
+
+    return sum(2 if east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 class Output:

@@ -65,7 +65,7 @@ class StepResult:
     duration_s: float = 0.0
     messages: list[str] = field(default_factory=list)
     error: ErrorInfo | None = None
-    data: Any = None
+    data: Any = field(default=None, repr=False)  # the operation's report carries it
 
 
 @dataclass

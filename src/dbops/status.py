@@ -38,14 +38,21 @@ class StatusReport:
     migrations: MigrationSummary
     catalog: CatalogSummary
     health: tuple[HealthCheck, ...]
+    healthy: bool
+    largest_table: TableInfo | None
 
-    @property
-    def healthy(self) -> bool:
-        return all(check.result == "ok" for check in self.health)
-
-    @property
-    def largest_table(self) -> TableInfo | None:
-        return max(self.catalog.tables, key=lambda t: t.total_bytes, default=None)
+    @classmethod
+    def build(
+        cls,
+        environment: str,
+        connection: ServerFacts,
+        migrations: MigrationSummary,
+        catalog: CatalogSummary,
+        health: tuple[HealthCheck, ...],
+    ) -> StatusReport:
+        healthy = all(check.result == "ok" for check in health)
+        largest = max(catalog.tables, key=lambda t: t.total_bytes, default=None)
+        return cls(environment, connection, migrations, catalog, health, healthy, largest)
 
     def warnings(self) -> list[str]:
         return [f"{c.name}: {c.detail}" for c in self.health if c.result != "ok"]
@@ -64,10 +71,12 @@ class StatusReport:
             ("warn" if m.pending else "", f"  Pending: {m.pending}"),
             ("", f"  Last migration: {m.last_applied or '(none)'}"),
         ]
-        lines += [("warn", f"  Pending: {pid}") for pid in m.pending_ids[:10]]
+        if m.pending_ids:
+            lines.append(("", "  Pending migrations:"))
+        lines += [("dim", f"    - {pid}") for pid in m.pending_ids[:10]]
         if len(m.pending_ids) > 10:
-            lines.append(("warn", f"  ... and {len(m.pending_ids) - 10} more"))
-        lines += [("warn", f"  Applied but missing from {m.folder}: {mid}") for mid in m.missing_files]
+            lines.append(("dim", f"    ... and {len(m.pending_ids) - 10} more"))
+        lines += [("warn", f"  Applied but missing from {m.folder}/: {mid}") for mid in m.missing_files]
         lines += [
             ("key", "Schema:"),
             ("", f"  Tables: {len(cat.tables)}"),
@@ -131,9 +140,10 @@ def health_checks(migrations: MigrationState, catalog: CatalogSummary) -> tuple[
 
 
 def _rows(table: TableInfo) -> str:
+    note = " (locked by another session)" if table.locked else ""
     if table.rows is None:
-        return "? records (never analyzed)"
-    return f"{table.rows:,} records" if table.exact else f"~{table.rows:,} records"
+        return f"? records (never analyzed){note}"
+    return f"{table.rows:,} records" if table.exact else f"~{table.rows:,} records{note}"
 
 
 def human_bytes(size: int) -> str:

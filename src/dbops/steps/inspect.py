@@ -29,7 +29,9 @@ class Inspect:
             pending_ids=tuple(f.id for f in state.pending),
             missing_files=state.missing,
         )
-        report = StatusReport(ctx.env.name, ctx.facts(), summary, catalog, health_checks(state, catalog))
+        report = StatusReport.build(
+            ctx.env.name, ctx.facts(), summary, catalog, health_checks(state, catalog)
+        )
         return StepOutcome(data=report)
 
 
