@@ -121,3 +121,27 @@ def test_interrupt_runs_the_undos_and_exits_130(ctx: RunContext, db: psycopg.Con
     assert [s.status for s in result.steps] == ["ok", "interrupted", "not run"]
     assert [u.ok for u in result.undos] == [True]
     assert tables(db) == set()
+
+
+def test_sigterm_at_the_boundary_undoes_and_exits_130(
+    project: Path, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CI job cancelled mid-operation: SIGTERM is handled as Ctrl-C."""
+    import os
+
+    from dbops import operations
+    from dbops.boundary import run_operation
+
+    def terminated() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def build() -> list[CreateTable | Fail]:
+        return [CreateTable("a"), Fail(terminated), CreateTable("c")]
+
+    monkeypatch.setitem(operations.OPERATIONS, "cancel-me", operations.Operation("cancel-me", build, "none"))
+    previous = signal.getsignal(signal.SIGTERM)
+    assert run_operation("cancel-me") == 130
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert tables(db) == set()
+    err = capsys.readouterr().err
+    assert "Error: Interrupted" in err and "undone" in err

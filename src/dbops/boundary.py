@@ -6,10 +6,20 @@ Every task calls run_operation(). An expected failure becomes one line and a hin
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from dbops.errors import EXIT_INTERRUPTED, DbopsError
+
+if TYPE_CHECKING:
+    from dbops.output import OperationResult
+    from dbops.pipeline import ErrorInfo, PipelineResult
 
 
 def run_operation(
@@ -22,15 +32,29 @@ def run_operation(
     **options: Any,
 ) -> int:
     """Run a built-in operation and render its report; returns the exit code."""
+    from dbops.output import OperationResult, Output
+
+    started = time.monotonic()
+    result = OperationResult(name, environment=env)
+    with _sigterm_as_interrupt():
+        state_dir = _execute(result, env=env, config=config, force=force, options=options)
+    Output(json_mode=json).emit(result)
+    if state_dir is not None:
+        from dbops import oplog
+
+        oplog.append(state_dir, result, time.monotonic() - started)
+    return result.exit_code
+
+
+def _execute(
+    result: OperationResult, *, env: str | None, config: str | None, force: bool, options: dict[str, Any]
+) -> Path | None:
+    """Fill result in; returns the project's state folder once the config is known."""
     from dbops.config import load_config
     from dbops.context import RunContext
     from dbops.operations import build
-    from dbops.output import OperationResult, Output
     from dbops.pipeline import ErrorInfo, run_pipeline
 
-    started = time.monotonic()
-    output = Output(json_mode=json)
-    result = OperationResult(name, environment=env)
     state_dir = None
     ctx: RunContext | None = None
     try:
@@ -39,25 +63,51 @@ def run_operation(
         environment = cfg.environment(env)
         result.environment = environment.name
         ctx = RunContext(cfg, environment, force=force)
-        operation, steps = build(name, options)
-        pipeline = run_pipeline(name, steps, ctx)
+        operation, steps = build(name=result.operation, options=options)
+        pipeline = run_pipeline(result.operation, steps, ctx)
         result.pipeline = pipeline
         result.report = pipeline.data(operation.report_step)
-        result.error = pipeline.error
+        result.error = pipeline.error or _interrupted(pipeline)
         result.exit_code = pipeline.exit_code
-        result.database = ctx.database_name() if ctx.target_if_known() is None else ctx.target().dbname
+        result.database = ctx.target().dbname if ctx.target_if_known() else ctx.database_name()
     except DbopsError as exc:
         result.error = ErrorInfo.of(exc)
         result.exit_code = exc.exit_code
     except KeyboardInterrupt:
-        result.error = ErrorInfo("Interrupted", "Nothing was left half-done", EXIT_INTERRUPTED, "Interrupted")
+        result.error = ErrorInfo(
+            "Interrupted", "Nothing had been changed yet", EXIT_INTERRUPTED, "Interrupted"
+        )
         result.exit_code = EXIT_INTERRUPTED
     finally:
         if ctx is not None:
             ctx.close()
-    output.emit(result)
-    if state_dir is not None:
-        from dbops import oplog
+    return state_dir
 
-        oplog.append(state_dir, result, time.monotonic() - started)
-    return result.exit_code
+
+def _interrupted(pipeline: PipelineResult) -> ErrorInfo | None:
+    from dbops.pipeline import ErrorInfo
+
+    if not pipeline.interrupted:
+        return None
+    if all(undo.ok for undo in pipeline.undos):
+        hint = "What the completed steps changed was undone" if pipeline.undos else "Nothing had been changed"
+    else:
+        hint = "An undo failed: read the report above before running anything else"
+    return ErrorInfo("Interrupted", hint, pipeline.exit_code, "Interrupted")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A CI job cancelled with SIGTERM gets the same treatment as Ctrl-C: undo, then exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
