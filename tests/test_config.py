@@ -107,9 +107,9 @@ def test_url_interpolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         "  a: {url: 'postgresql://u@${PGHOST_T}:${PORT_T:-6543}/app'}\n"
         "  b: {url: 'postgresql://u@${MISSING_T}/app'}\n",
     )
-    assert config.environment("a").resolved_url(config.path) == "postgresql://u@db.internal:6543/app"
+    assert config.environment("a").resolved_url() == "postgresql://u@db.internal:6543/app"
     with pytest.raises(ConfigError) as info:
-        config.environment("b").resolved_url(config.path)
+        config.environment("b").resolved_url()
     assert info.value.message == "dbops.yaml:3: environments.b.url: variable MISSING_T is not set"
 
 
@@ -124,17 +124,19 @@ def test_env_file_belongs_to_its_environment_only(tmp_path: Path, monkeypatch: p
         "environments:\n"
         "  development: {env_file: .env.development}\n"
         "  test: {env_file: .env.test}\n"
-        "  local: {env_file: .env.absent, embedded: true}\n",
+        "  local: {env_file: .env.absent, embedded: true}\n"
+        "  production: {env_file: .env.test, url: '${DATABASE_URL}'}\n",
     )
-    assert (
-        config.environment("dev").resolved_url(config.path)
-        == "postgresql://dev:devpass@localhost:5432/app_dev"
-    )
-    assert config.environment("test").resolved_url(config.path).endswith(":5442/app_test")  # type: ignore[union-attr]
-    assert config.environment("local").resolved_url(config.path) is None  # missing file: embedded fallback
+    assert config.environment("dev").resolved_url() == "postgresql://dev:devpass@localhost:5432/app_dev"
+    assert config.environment("test").resolved_url().endswith(":5442/app_test")  # type: ignore[union-attr]
+    assert config.environment("local").resolved_url() is None  # missing file: embedded fallback
     assert "DATABASE_URL" not in os.environ
     monkeypatch.setenv("DATABASE_URL", "postgresql://ci@ci-db/app")
-    assert config.environment("test").resolved_url(config.path) == "postgresql://ci@ci-db/app"
+    # A DATABASE_URL in the shell never redirects an environment that did not name it ...
+    assert config.environment("test").resolved_url().endswith(":5442/app_test")  # type: ignore[union-attr]
+    assert config.environment("local").resolved_url() is None
+    # ... but an explicit url: ${DATABASE_URL} takes it, over the env_file (CI secrets)
+    assert config.environment("production").resolved_url() == "postgresql://ci@ci-db/app"
 
 
 def test_find_config_walks_up_and_honours_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,3 +169,38 @@ def test_find_config_walks_up_and_honours_overrides(tmp_path: Path, monkeypatch:
 )
 def test_durations(text: object, ms: int | None) -> None:
     assert parse_duration_ms(text) == ms
+
+
+def test_yaml_aliases_merge_keys_and_cycles(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "environments:\n"
+        "  staging: &base {lock_timeout: 3s, protected: true, url: 'postgresql://h/db'}\n"
+        "  production:\n    <<: *base\n    statement_timeout: 1min\n",
+    )
+    prod = config.environment("production")
+    assert prod.lock_timeout_ms == 3000 and prod.statement_timeout_ms == 60_000 and prod.protected
+    assert "alias refers to a node that contains it" in error_of(
+        tmp_path, "environments: &a {development: *a}\n"
+    )
+
+
+def test_out_of_range_values(tmp_path: Path) -> None:
+    assert "expected a duration like 5s, got inf" in error_of(
+        tmp_path, "environments:\n  development: {lock_timeout: .inf}\n"
+    )
+    assert "expected a duration" in error_of(
+        tmp_path, "environments:\n  development: {lock_timeout: 99999999999}\n"
+    )
+
+
+def test_an_environment_named_like_a_builtin_alias_wins(tmp_path: Path) -> None:
+    config = load(tmp_path, "environments:\n  development: {}\n  dev: {}\n")
+    assert config.environment("dev").name == "dev"
+
+
+def test_env_file_that_is_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / ".env.bad").write_bytes(b"DATABASE_URL=postgresql://\xff\xfe/x\n")
+    config = load(tmp_path, "environments:\n  development: {env_file: .env.bad}\n")
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.environment("development").resolved_url()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +86,7 @@ def test_killed_server_is_restarted(local: Path, cli: Run) -> None:
 
 def test_killed_during_first_start_recovers(local: Path) -> None:
     """kill -9 while initdb runs: the next command starts from a clean slate."""
+    base = local / ".dbops" / "pg"
     child = subprocess.Popen(
         [dbops_bin(), "server", "--start"],
         cwd=local,
@@ -93,15 +94,114 @@ def test_killed_during_first_start_recovers(local: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while not (base / "data" / "global").exists():  # initdb is writing the data folder
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.005)
     child.send_signal(signal.SIGKILL)
     child.wait()
-    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    assert not (base / "initialised").exists()  # the kill landed during initdb
     done = subprocess.run(
         [dbops_bin(), "status"], cwd=local, env=env_without_ci(), capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Connection: ✓ Connected" in done.stdout
+
+
+def test_deleting_the_server_folder_or_its_data_starts_afresh(local: Path, cli: Run) -> None:
+    base = local / ".dbops" / "pg"
+    assert cli("status").code == 0
+    assert cli("server", "--stop").code == 0
+    shutil.rmtree(base / "data")  # the marker stays behind
+    assert cli("status").code == 0
+    assert cli("server", "--stop").code == 0
+    shutil.rmtree(base)  # as the error hint says
+    assert cli("status").code == 0
+
+
+def test_a_reused_pid_in_a_stale_pid_file(local: Path, cli: Run) -> None:
+    """After a restart the old postmaster's pid may belong to anything: not a running server."""
+    base = local / ".dbops" / "pg"
+    assert cli("status").code == 0
+    assert cli("server", "--stop").code == 0
+    imposter = subprocess.Popen(["sleep", "60"])
+    try:
+        lines = [
+            str(imposter.pid),
+            str(base / "data"),
+            "1700000000",
+            "5432",
+            str(base / "run"),
+            "",
+            "0 0",
+            "ready",
+        ]
+        (base / "data" / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        assert "State: stopped" in cli("server").out
+        result = cli("status")
+        assert result.code == 0, result.text
+        assert imposter.poll() is None  # untouched
+        assert cli("server", "--stop").code == 0
+        assert imposter.poll() is None
+    finally:
+        imposter.kill()
+        imposter.wait()
+
+
+def test_a_project_path_too_long_for_a_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Run
+) -> None:
+    deep = tmp_path / ("é" * 50)  # 100 bytes in one folder name: too long for sun_path
+    deep.mkdir()
+    write_config(deep, "environments:\n  development: {embedded: true}\n")
+    monkeypatch.chdir(deep)
+    server = EmbeddedServer(deep / ".dbops" / "pg")
+    try:
+        assert str(server.socket_dir).startswith("/tmp/dbops-")
+        result = cli("status")
+        assert result.code == 0, result.text
+    finally:
+        server.stop()
+        shutil.rmtree(server.socket_dir, ignore_errors=True)
+
+
+def test_a_prepared_socket_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Run
+) -> None:
+    """Someone plants a symlink where the /tmp socket folder will be: dbops must not follow it."""
+    deep = tmp_path / ("é" * 50)
+    deep.mkdir()
+    write_config(deep, "environments:\n  development: {embedded: true}\n")
+    monkeypatch.chdir(deep)
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    server = EmbeddedServer(deep / ".dbops" / "pg")
+    server.socket_dir.symlink_to(victim)
+    try:
+        result = cli("status")
+        assert result.code == 1
+        assert "Refusing to use" in result.err and "Traceback" not in result.text
+        assert victim.stat().st_mode & 0o777 == 0o755 and victim.stat().st_uid == os.getuid()
+    finally:
+        server.socket_dir.unlink()
+        server.stop()
+
+
+def test_an_exported_database_url_does_not_redirect_embedded_environments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Run
+) -> None:
+    """Also: a project whose name contains 'role' (libpq's 'role ... does not exist' is matched exactly)."""
+    project = tmp_path / "user_roles"
+    project.mkdir()
+    write_config(project, "environments:\n  test: {embedded: true, env_file: .env.test}\n")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://prod:secret@127.0.0.1:1/prod")
+    try:
+        result = cli("status", "--env=test")
+        assert result.code == 0, result.text
+        assert "Database: user_roles_test" in result.out and "Host: embedded" in result.out
+    finally:
+        EmbeddedServer(project / ".dbops" / "pg").stop()
 
 
 def test_two_commands_at_once_share_one_server(local: Path) -> None:
@@ -114,14 +214,14 @@ def test_two_commands_at_once_share_one_server(local: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(3)
+        for _ in range(4)
     ]
     outputs = [child.communicate(timeout=120) for child in children]
     for child, (out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, out + err
         assert json.loads(out)["report"]["connection"]["database"] == "app_dev"
-    pids = {json.loads(out)["report"]["connection"]["location"] for out, _ in outputs}
-    assert len(pids) == 1
+    log = (local / ".dbops" / "pg" / "server.log").read_text()
+    assert log.count("database system is ready to accept connections") == 1
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs as root to switch to an ordinary user")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import psycopg
@@ -49,7 +50,7 @@ def test_migrated_database(project: Path, cli: Run, database_url: str, db: psyco
         "  users: 145 records",
         "  organizations: 1 records",
         "  workflows: 0 records",
-        "Health: ✓ All checks passed (6)",
+        "Health: ✓ All checks passed (7)",
     ):
         assert line in out, line
     assert "_yoyo" not in out and "yoyo_lock" not in out
@@ -142,7 +143,7 @@ def test_protected_environment_without_url(project: Path, cli: Run, monkeypatch:
     result = cli("status", "--env=production")
     assert result.code == 2
     assert result.err.startswith(
-        "Error: dbops.yaml:9: environments.production.url: variable DBOPS_TEST_PROD_URL is not set"
+        "Error: dbops.yaml:10: environments.production.url: variable DBOPS_TEST_PROD_URL is not set"
     )
     result = cli("status", "--env=staging")
     assert result.code == 2 and "Known: development (dev), test, production" in result.err
@@ -204,3 +205,114 @@ def test_a_table_locked_by_a_migration_does_not_block_status(
         holder.rollback()
     assert result.code == 0, result.text
     assert "  busy: ~50 records (locked by another session)" in result.out
+
+
+def test_a_queued_exclusive_lock_gives_estimates_not_a_hang(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    """A reader holds a table, an ALTER TABLE queues behind it: status must not queue too."""
+    import threading
+
+    db.execute("CREATE TABLE queued (id int)")
+    db.execute("INSERT INTO queued SELECT generate_series(1, 10)")
+    with psycopg.connect(database_url) as reader, psycopg.connect(database_url, autocommit=True) as alter:
+        reader.execute("SELECT count(*) FROM queued")  # holds ACCESS SHARE until rollback
+        blocked = threading.Thread(target=lambda: alter.execute("ALTER TABLE queued ADD COLUMN x int"))
+        blocked.start()
+        deadline = time.monotonic() + 10
+        while not db.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        result = cli("status")
+        reader.rollback()
+        blocked.join()
+    assert result.code == 0, result.text
+    assert "another session is waiting for a table lock: figures are estimates" in result.out
+
+
+def test_a_table_the_user_cannot_read_is_estimated(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    import uuid
+
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        db.execute("CREATE TABLE secret (id int)")
+        db.execute("INSERT INTO secret VALUES (1), (2)")
+        db.execute("CREATE TABLE open_data (id int)")
+        db.execute("INSERT INTO open_data VALUES (1)")
+        db.execute(f"GRANT SELECT ON open_data TO {role}")
+        db.execute("ANALYZE secret")
+        url = database_url.replace("postgres@", f"{role}@", 1).replace("postgres:", f"{role}:", 1)
+        (project / "dbops.yaml").write_text(f'environments:\n  development:\n    url: "{url}"\n')
+        result = cli("status")
+        assert result.code == 0, result.text
+        assert "  open_data: 1 records" in result.out
+        assert "  secret: ~2 records" in result.out
+    finally:
+        db.execute(f"DROP OWNED BY {role}")
+        db.execute(f"DROP ROLE {role}")
+
+
+def test_long_transactions_are_reported(
+    project: Path, cli: Run, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbops import introspect
+
+    monkeypatch.setattr(introspect, "LONG_TRANSACTION", "0 seconds")
+    with psycopg.connect(database_url, application_name="stuck-worker") as stuck:
+        stuck.execute("SELECT 1")  # a transaction left open
+        time.sleep(0.05)
+        out = cli("status").out
+    assert "⚠ long transactions (> 5 min): pid " in out and "(stuck-worker, since " in out
+
+
+def test_a_missing_migrations_folder_fails_the_check(project: Path, cli: Run) -> None:
+    (project / "dbops.yaml").write_text(
+        (project / "dbops.yaml")
+        .read_text()
+        .replace("project: sample", "project: sample\nmigrations: migratons")
+    )
+    result = cli("status", "--check")
+    assert result.code == 1
+    assert "✗ migrations folder: migratons does not exist (check migrations: in dbops.yaml)" in result.out
+
+
+def test_json_with_an_error_is_still_one_document(project: Path, cli: Run) -> None:
+    result = cli("status", "--json", "--env=nowhere")
+    assert result.code == 2 and result.err == ""
+    doc = json.loads(result.out)
+    assert doc["ok"] is False and doc["exit_code"] == 2
+    assert doc["error"]["message"].startswith("Unknown environment 'nowhere'") and doc["error"]["hint"]
+
+
+def test_colour_on_a_terminal_and_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from dbops.output import Output
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    screen = Terminal()
+    Output(stdout=screen).write([("ok", "✓ fine"), ("warn", "⚠ careful")], screen)
+    assert "\x1b[" in screen.getvalue() and "✓ fine" in screen.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = Terminal()
+    Output(stdout=plain).write([("ok", "✓ fine")], plain)
+    assert plain.getvalue() == "✓ fine\n"
+
+
+def test_usage_errors_exit_2_with_a_hint(project: Path, cli: Run) -> None:
+    result = cli("status", "--bogus")
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        "Error: No idea what '--bogus' is!",
+        "Hint: dbops --list shows the tasks, dbops TASK --help their flags",
+    ]
+    assert cli("nosuchtask").code == 2
+    assert "Show connection, migrations" in cli("status", "-h").out

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from dbops.errors import EXIT_INTERRUPTED, DbopsError
+from dbops.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from dbops.output import OperationResult
@@ -28,7 +28,6 @@ def run_operation(
     env: str | None = None,
     config: str | None = None,
     json: bool = False,
-    force: bool = False,
     **options: Any,
 ) -> int:
     """Run a built-in operation and render its report; returns the exit code."""
@@ -37,7 +36,7 @@ def run_operation(
     started = time.monotonic()
     result = OperationResult(name, environment=env)
     with _sigterm_as_interrupt():
-        state_dir = _execute(result, env=env, config=config, force=force, options=options)
+        state_dir = _execute(result, env=env, config=config, options=options)
     Output(json_mode=json).emit(result)
     if state_dir is not None:
         from dbops import oplog
@@ -47,7 +46,7 @@ def run_operation(
 
 
 def _execute(
-    result: OperationResult, *, env: str | None, config: str | None, force: bool, options: dict[str, Any]
+    result: OperationResult, *, env: str | None, config: str | None, options: dict[str, Any]
 ) -> Path | None:
     """Fill result in; returns the project's state folder once the config is known."""
     from dbops.config import load_config
@@ -62,17 +61,20 @@ def _execute(
         state_dir = cfg.state_dir
         environment = cfg.environment(env)
         result.environment = environment.name
-        ctx = RunContext(cfg, environment, force=force)
+        ctx = RunContext(cfg, environment)
         operation, steps = build(name=result.operation, options=options)
         pipeline = run_pipeline(result.operation, steps, ctx)
         result.pipeline = pipeline
-        result.report = pipeline.data(operation.report_step)
+        result.report = ctx.step_data(operation.report_step)
         result.error = pipeline.error or _interrupted(pipeline)
         result.exit_code = pipeline.exit_code
         result.database = ctx.target().dbname if ctx.target_if_known() else ctx.database_name()
-    except DbopsError as exc:
-        result.error = ErrorInfo.of(exc)
-        result.exit_code = exc.exit_code
+    except Exception as exc:  # expected failures, and any bug outside the pipeline: one line, no traceback
+        from dbops.pipeline import as_dbops_error
+
+        failure = as_dbops_error(exc, ctx)
+        result.error = ErrorInfo.of(failure)
+        result.exit_code = failure.exit_code
     except KeyboardInterrupt:
         result.error = ErrorInfo(
             "Interrupted", "Nothing had been changed yet", EXIT_INTERRUPTED, "Interrupted"

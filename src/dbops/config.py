@@ -39,27 +39,40 @@ class Environment:
     statement_timeout_ms: int | None = None
     application_name: str = "dbops"
     line: int = 0
+    source: str = CONFIG_NAME
+    key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
-    def variables(self) -> dict[str, str]:
-        """The process environment layered over this environment's env_file (never os.environ)."""
-        values: dict[str, str] = {}
-        if self.env_file is not None and self.env_file.is_file():
-            from dotenv import dotenv_values
+    def where(self, key: str | None = None) -> str:
+        """file:line: environments.NAME[.key], for messages about this environment."""
+        line = self.key_lines.get(key, self.line) if key else self.line
+        return f"{self.source}:{line}: environments.{self.name}" + (f".{key}" if key else "")
 
-            values.update({k: v for k, v in dotenv_values(self.env_file).items() if v is not None})
-        values.update(os.environ)
-        return values
+    def file_values(self) -> dict[str, str]:
+        """The env_file's variables; a missing file counts as empty."""
+        if self.env_file is None or not self.env_file.is_file():
+            return {}
+        from dotenv import dotenv_values
 
-    def resolved_url(self, config_path: Path) -> str | None:
-        """The connection URL with ``${VAR}`` filled in; None when empty (embedded fallback)."""
-        template = self.url
-        if template is None and self.env_file is not None:
-            template = "${DATABASE_URL:-}" if self.embedded else "${DATABASE_URL}"
-        if template is None:
-            return None
-        where = f"{config_path.name}:{self.line}: environments.{self.name}.url"
-        url = interpolate(template, self.variables(), where, self.env_file)
-        return url or None
+        try:
+            values = dotenv_values(self.env_file, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"environments.{self.name}.env_file: cannot read {self.env_file}: {type(exc).__name__}",
+                "It must be a readable UTF-8 file of NAME=value lines",
+            ) from None
+        return {k: v for k, v in values.items() if v is not None}
+
+    def resolved_url(self) -> str | None:
+        """The connection URL with ``${VAR}`` filled in; None when empty (embedded fallback).
+
+        An explicit ``url:`` takes its variables from the process environment first, then the
+        env_file. Without ``url:``, the URL is the env_file's own DATABASE_URL and nothing else:
+        a DATABASE_URL exported in the shell never redirects an environment that did not ask.
+        """
+        if self.url is None:
+            return self.file_values().get("DATABASE_URL") or None
+        variables = {**self.file_values(), **os.environ}
+        return interpolate(self.url, variables, self.where("url"), self.env_file) or None
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,9 @@ class Config:
         return self.root / ".dbops"
 
     def aliases(self) -> dict[str, str]:
-        table = {a: n for a, n in BUILTIN_ALIASES.items() if n in self.environments}
+        table = {
+            a: n for a, n in BUILTIN_ALIASES.items() if n in self.environments and a not in self.environments
+        }
         for env in self.environments.values():
             table.update({alias: env.name for alias in env.aliases})
         return table
@@ -88,7 +103,8 @@ class Config:
     def environment(self, requested: str | None) -> Environment:
         """--env first, then DBOPS_ENV, then default_env, then development."""
         name = requested or os.environ.get("DBOPS_ENV") or self.default_env or DEFAULT_ENV
-        name = self.aliases().get(name, name)
+        if name not in self.environments:
+            name = self.aliases().get(name, name)
         if name in self.environments:
             return self.environments[name]
         raise ConfigError(
@@ -176,11 +192,15 @@ def _read_yaml(text: str, doc: _Doc) -> Any:
         loader.dispose()
 
 
-def _plain(loader: Any, node: Any, keypath: KeyPath, doc: _Doc) -> Any:
+def _plain(loader: Any, node: Any, keypath: KeyPath, doc: _Doc, seen: frozenset[int] = frozenset()) -> Any:
     import yaml
 
     doc.lines[keypath] = node.start_mark.line + 1
+    if id(node) in seen:
+        raise doc.error(keypath, "an alias refers to a node that contains it")
+    seen = seen | {id(node)}
     if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # YAML merge keys: <<: *defaults
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node)
@@ -190,10 +210,10 @@ def _plain(loader: Any, node: Any, keypath: KeyPath, doc: _Doc) -> Any:
             if key in result:
                 doc.lines[(*keypath, key)] = key_node.start_mark.line + 1
                 raise doc.error((*keypath, key), "duplicate key")
-            result[key] = _plain(loader, value_node, (*keypath, key), doc)
+            result[key] = _plain(loader, value_node, (*keypath, key), doc, seen)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(loader, item, (*keypath, i), doc) for i, item in enumerate(node.value)]
+        return [_plain(loader, item, (*keypath, i), doc, seen) for i, item in enumerate(node.value)]
     return loader.construct_object(node)
 
 
@@ -204,17 +224,21 @@ _UNITS_MS = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "m": 60_000, "h": 3
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
+_MAX_MS = 2_147_483_647  # PostgreSQL's timeouts are an int of milliseconds
+
+
 def parse_duration_ms(value: Any) -> int | None:
     """5s, 500ms, 2min, 1h, or a number of seconds; None when it is not a duration."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value * 1000) if value >= 0 else None
-    if isinstance(value, str):
+    milliseconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        milliseconds = value * 1000
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return int(float(match.group(1)) * _UNITS_MS[match.group(2)])
-    return None
+            milliseconds = float(match.group(1)) * _UNITS_MS[match.group(2)]
+    if milliseconds is None or not 0 <= milliseconds <= _MAX_MS:  # also rejects nan and inf
+        return None
+    return int(milliseconds)
 
 
 Parser = Callable[[Any, KeyPath, _Doc], Any]
@@ -295,7 +319,10 @@ def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
         values[attribute] = parser(value, (*keypath, key), doc)
     if "env_file" in values:
         values["env_file"] = (doc.path.parent / values["env_file"]).resolve()
-    env = Environment(name=name, line=doc.lines.get(keypath, 1), **values)
+    key_lines = {key: doc.lines.get((*keypath, key), 1) for key in section}
+    env = Environment(
+        name=name, line=doc.lines.get(keypath, 1), source=doc.path.name, key_lines=key_lines, **values
+    )
     if env.protected and env.embedded:
         raise doc.error(
             (*keypath, "embedded"),

@@ -18,10 +18,9 @@ if TYPE_CHECKING:
 
 
 class RunContext:
-    def __init__(self, config: Config, env: Environment, *, force: bool = False) -> None:
+    def __init__(self, config: Config, env: Environment) -> None:
         self.config = config
         self.env = env
-        self.force = force
         self._target: Target | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._facts: ServerFacts | None = None
@@ -43,9 +42,9 @@ class RunContext:
             return self._target
         from dbops.db import Target
 
-        url = self.env.resolved_url(self.config.path)
+        url = self.env.resolved_url()
         if url:
-            self._target = Target.from_url(url, self.env.database)
+            self._target = Target.from_url(url, self.env.database, self.env.where("url"))
         elif self.env.embedded:
             state = self.embedded_server().ensure_running()
             params = {"host": str(state.socket_dir), "port": "5432", "user": "postgres"}
@@ -58,7 +57,7 @@ class RunContext:
 
     def _no_url(self) -> ConfigError:
         name = self.env.name
-        where = f"{self.config.path.name}:{self.env.line}: environments.{name}"
+        where = self.env.where()
         if self.env.protected:
             return ConfigError(
                 f"{where}: no database URL; a protected environment never uses the embedded server",

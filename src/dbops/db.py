@@ -6,6 +6,7 @@ psycopg lives here. A password never leaves a Target except into libpq itself.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,25 +35,20 @@ class Target:
         return f"Target({self.display()})"
 
     @classmethod
-    def from_url(cls, url: str, database: str | None = None) -> Target:
+    def from_url(cls, url: str, database: str | None = None, where: str = "database URL") -> Target:
         from psycopg.conninfo import conninfo_to_dict
 
         for scheme in _SCHEMES[2:]:
             if url.startswith(scheme):
                 url = "postgresql://" + url[len(scheme) :]
         if not url.startswith(_SCHEMES[:2]):
-            raise ConfigError(
-                f"Not a PostgreSQL URL: {redact_url(url)}",
-                "Use postgresql://user:password@host:5432/database",
-            )
+            raise ConfigError(f"{where}: not a PostgreSQL URL: {redact_url(url)}", _URL_HINT)
+        _check_url_shape(url, where)
         try:
             params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
-        except Exception as exc:  # psycopg.ProgrammingError: the message may quote the URL
-            reason = scrub(str(exc).splitlines()[0], _url_secrets(url))
-            raise ConfigError(
-                f"Invalid database URL {redact_url(url)}: {reason}",
-                "Use postgresql://user:password@host:5432/database; percent-encode special characters",
-            ) from None
+        except Exception as exc:  # psycopg.ProgrammingError; its text may quote the URL
+            reason = scrub(_first_line(str(exc)), _url_secrets(url))
+            raise ConfigError(f"{where}: invalid URL {redact_url(url)}: {reason}", _URL_HINT) from None
         if database:
             params["dbname"] = database
         secret = params.get("password")
@@ -95,23 +91,43 @@ class Target:
         return scrub(text, self.secrets)
 
 
+_URL_HINT = (
+    "Use postgresql://user:password@host:5432/database and percent-encode special characters "
+    "in the user and password (@ as %40, / as %2F, ? as %3F, # as %23, % as %25)"
+)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def _check_url_shape(url: str, where: str) -> None:
+    """One '@' at most, and only in the authority: else a password is being cut in pieces."""
+    rest = url.split("://", 1)[1]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if rest.count("@") > 1 or ("@" in rest and "@" not in authority):
+        raise ConfigError(
+            f"{where}: the user or password holds a character that must be percent-encoded", _URL_HINT
+        )
+
+
 def _url_secrets(url: str) -> tuple[str, ...]:
+    """The password of a URL's user-info and of a password= query parameter."""
     rest = url.split("://", 1)[-1]
-    userinfo = rest.split("@", 1)[0] if "@" in rest.split("/", 1)[0] else ""
-    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
-    return (password,) if password else ()
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo = authority.rsplit("@", 1)[0] if "@" in authority else ""
+    secrets = [userinfo.split(":", 1)[1]] if ":" in userinfo else []
+    secrets += [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
+    return tuple(s for s in secrets if s)
 
 
 def redact_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (any query password too)."""
-    return scrub(url, _url_secrets(url))
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (a password= query too)."""
+    return _QUERY_PASSWORD.sub(r"\1***", scrub(url, _url_secrets(url)))
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
     from urllib.parse import unquote
 
     for secret in secrets:
-        for form in {secret, quote(secret, safe=""), unquote(secret)}:
+        for form in sorted({secret, quote(secret, safe=""), unquote(secret)}, key=len, reverse=True):
             if form:
                 text = text.replace(form, "***")
     return text
@@ -147,34 +163,35 @@ def connect(target: Target, env: Environment, *, autocommit: bool = True) -> psy
 
 def connection_error(exc: Exception, target: Target, env: Environment) -> DbopsError:
     """libpq's words -> one line that says what happened and what to do."""
-    text = target.scrub(str(exc))
-    low = text.lower()
+    raw = str(exc)
+    low = raw.lower()
+    shown = target.scrub(_first_line(raw))  # libpq's own words appear only where nothing else fits
     where = target.location()
     db, user = target.dbname, target.user or "(default user)"
-    if "connection refused" in low or ("no such file or directory" in low and "socket" in low):
+    if "connection refused" in low or re.search(r'socket "[^"]*" failed: no such file', low):
         return ConnectionFailed(
             f"Connection refused at {where}",
             "Is PostgreSQL running? For local environments set embedded: true "
             "in dbops.yaml and dbops starts one itself",
         )
-    if "password authentication failed" in low or "authentication failed" in low:
+    if re.search(r"(password|authentication) .*failed for user|no password supplied", low):
         return ConnectionFailed(
             f"Authentication failed for user '{user}' at {where}",
             "Check the user and password in the environment's url or env_file",
         )
-    if "role" in low and "does not exist" in low:
+    if re.search(r'fatal: +role "[^"]*" does not exist', low):
         return ConnectionFailed(f"Role '{user}' does not exist at {where}", "Check the user in the URL")
-    if "database" in low and "does not exist" in low:
+    if re.search(r'fatal: +database "[^"]*" does not exist', low):
         return DatabaseMissing(
             f"Database '{db}' does not exist at {where}",
             f"Create it (createdb {db}) or fix 'database' in dbops.yaml",
         )
-    if "could not translate host name" in low or "name or service not known" in low:
+    if "could not translate host name" in low or "failed to resolve host" in low:
         host = target.params.get("host", "")
         return ConnectionFailed(f"Unknown host '{host}'", "Check the host name in the environment's url")
-    if "ssl" in low or "no encryption" in low:
+    if re.search(r"does not support ssl|ssl connection is required|no encryption|ssl error|certificate", low):
         return ConnectionFailed(
-            f"SSL negotiation failed at {where}: {_first_line(text)}",
+            f"SSL negotiation failed at {where}: {shown}",
             "Add ?sslmode=require to the URL if the server requires SSL, or sslmode=disable if it has none",
         )
     if "timeout expired" in low:
@@ -182,7 +199,7 @@ def connection_error(exc: Exception, target: Target, env: Environment) -> DbopsE
             f"Timed out after {env.connect_timeout_ms / 1000:g}s connecting to {where}",
             "Check the host, the firewall, or raise connect_timeout in dbops.yaml",
         )
-    return ConnectionFailed(f"Cannot connect to {where}: {_first_line(text)}", "Check the environment's url")
+    return ConnectionFailed(f"Cannot connect to {where}: {shown}", "Check the environment's url")
 
 
 def _first_line(text: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dbops.errors import UsageError
 from dbops.pipeline import Step
 
 if TYPE_CHECKING:
@@ -30,9 +31,12 @@ def _status(check: bool = False) -> list[Step]:
     return steps
 
 
-def _server(action: Action = "show") -> list[Step]:
+def _server(start: bool = False, stop: bool = False) -> list[Step]:
     from dbops.steps.server import ServerControl
 
+    if start and stop:
+        raise UsageError("Choose one of --start and --stop", "dbops server --help")
+    action: Action = "stop" if stop else "start" if start else "show"
     return [ServerControl(action)]
 
 

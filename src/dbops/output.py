@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
@@ -53,7 +53,6 @@ class OperationResult:
     report: Report | None = None
     error: ErrorInfo | None = None
     exit_code: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -71,7 +70,6 @@ class OperationResult:
             "report": _jsonable(self.report),
             "steps": _jsonable(self.pipeline.steps) if self.pipeline else [],
             "undos": _jsonable(self.pipeline.undos) if self.pipeline else [],
-            **self.meta,
         }
 
 
@@ -116,10 +114,6 @@ class Output:
             self.ci = "github"
         else:
             self.ci = None
-
-    @property
-    def interactive(self) -> bool:
-        return self.color
 
     # ------------------------------------------------------------------ results
 
@@ -180,9 +174,8 @@ def pipeline_lines(result: PipelineResult) -> list[Line]:
     """Only what a report does not already say: a failure, its step, and the undos."""
     lines: list[Line] = []
     failed = [s for s in result.steps if s.status in ("failed", "interrupted")]
-    completed = [s for s in result.steps if s.status == "ok"]
-    if not failed or not (completed or result.undos):
-        return lines  # a first step failing says all it has to say in its error
+    if not failed or not result.undos:
+        return lines  # with nothing undone, the error line says it all
     step = failed[0]
     verb = "was interrupted" if step.status == "interrupted" else "failed"
     lines.append(("fail", f"✗ Step '{step.name}' ({step.description}) {verb}"))

@@ -98,9 +98,6 @@ class PipelineResult:
             return EXIT_INTERRUPTED
         return self.error.exit_code if self.error else EXIT_OK
 
-    def data(self, step: str) -> Any:
-        return next((s.data for s in self.steps if s.name == step and s.status == "ok"), None)
-
 
 def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
     started = time.monotonic()

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,18 +64,18 @@ class EmbeddedServer:
     @property
     def socket_dir(self) -> Path:
         local = self.base / "run"
-        if len(str(local)) + len(f"/.s.PGSQL.{PORT}") <= _SOCKET_MAX:
+        if len(os.fsencode(local / f".s.PGSQL.{PORT}")) <= _SOCKET_MAX:
             return local
         import hashlib
 
-        digest = hashlib.sha256(str(self.base).encode()).hexdigest()[:12]
-        return Path("/tmp") / f"dbops-{digest}"
+        digest = hashlib.sha256(os.fsencode(self.base)).hexdigest()[:12]
+        return Path("/tmp") / f"dbops-{os.geteuid()}-{digest}"
 
     def state(self) -> ServerState:
-        initialised = self.marker.is_file()
+        initialised = self.marker.is_file() and (self.data / "PG_VERSION").is_file()
         version = (self.data / "PG_VERSION").read_text().strip() if initialised else None
         info = _read_pid_file(self.data / "postmaster.pid")
-        running = info is not None and info["status"] == "ready" and _alive(int(info["pid"]))
+        running = info is not None and info["status"] == "ready" and self._is_our_postmaster(int(info["pid"]))
         if not running or info is None:
             return ServerState(False, self.data, version=version, initialised=initialised)
         return ServerState(
@@ -100,6 +100,7 @@ class EmbeddedServer:
                 return state
             if not state.initialised:
                 self._initdb()
+            self._remove_stale_lock_files()
             self._start()
             state = self.state()
         if not state.running:
@@ -109,13 +110,43 @@ class EmbeddedServer:
             )
         return state
 
+    def _is_our_postmaster(self, pid: int) -> bool:
+        """Alive, and (where /proc tells) really the postgres of this data folder, not a reused pid."""
+        if not _alive(pid):
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            return not Path("/proc/self").exists()  # no /proc here: trust the pid
+        except PermissionError:
+            return True
+        return os.fsencode(self.data) in cmdline
+
+    def _remove_stale_lock_files(self) -> None:
+        """Lock files naming a pid that is dead, a zombie or reused make postgres refuse to start.
+
+        Removed only where /proc shows that pid is not this folder's postgres; postgres's own
+        shared-memory check still guards against backends that outlived a killed postmaster.
+        """
+        if not Path("/proc/self").exists():
+            return
+        for lock_file in (self.data / "postmaster.pid", self.socket_dir / f".s.PGSQL.{PORT}.lock"):
+            try:
+                first = lock_file.read_text().split("\n", 1)[0].strip()
+            except (FileNotFoundError, PermissionError):
+                continue
+            if first.lstrip("-").isdigit() and not self._is_our_postmaster(abs(int(first))):
+                lock_file.unlink(missing_ok=True)
+
     def _wait_while_starting(self, timeout: float = 60) -> ServerState:
         """A postmaster that is alive but not ready yet (its starter was killed): wait for it."""
         deadline = time.monotonic() + timeout
         while True:
             state = self.state()
             info = _read_pid_file(self.data / "postmaster.pid")
-            starting = info is not None and info["status"] != "ready" and _alive(int(info["pid"]))
+            starting = (
+                info is not None and info["status"] != "ready" and self._is_our_postmaster(int(info["pid"]))
+            )
             if state.running or not starting or time.monotonic() > deadline:
                 return state
             time.sleep(0.05)
@@ -160,8 +191,7 @@ class EmbeddedServer:
 
     def _start(self) -> None:
         socket_dir = self.socket_dir
-        socket_dir.mkdir(parents=True, exist_ok=True)
-        socket_dir.chmod(0o700)
+        _private_dir(socket_dir)
         self._hand_over(socket_dir)
         settings = {
             "listen_addresses": "''",
@@ -197,14 +227,22 @@ class EmbeddedServer:
                 pass_fds=inherit,
             )
         except subprocess.CalledProcessError as exc:
-            detail = (exc.stderr or exc.stdout or "").strip().splitlines()
+            detail = (exc.stderr or exc.stdout or "").strip().splitlines() + self._log_fatal()
             last = detail[-1] if detail else f"exit code {exc.returncode}"
             raise ServerError(
                 f"Embedded PostgreSQL: {program} failed: {last}",
-                f"See {self.log}; deleting {self.data} starts it afresh (its data is lost)",
+                f"See {self.log}; deleting {self.base} starts it afresh (its data is lost)",
             ) from None
         except subprocess.TimeoutExpired:
             raise ServerError(f"Embedded PostgreSQL: {program} timed out", f"See {self.log}") from None
+
+    def _log_fatal(self) -> list[str]:
+        """The server's own FATAL line from its log, if the last start wrote one."""
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()[-20:]
+        except OSError:
+            return []
+        return [line.split("FATAL:", 1)[1].strip() for line in lines if "FATAL:" in line][-1:]
 
     def _hand_over(self, path: Path) -> None:
         """As root, give a path to the service user and let it reach that path and the binaries."""
@@ -214,6 +252,27 @@ class EmbeddedServer:
         shutil.chown(path, user, user)
         for folder in (self.base, bin_dir()):
             _grant_traverse(folder)
+
+
+def _private_dir(path: Path) -> None:
+    """Create a 0700 folder, refusing one that someone else prepared (a symlink, another owner)."""
+    import stat
+
+    with suppress(FileExistsError):
+        path.mkdir(mode=0o700, parents=True)
+    info = path.lstat()
+    owners = {os.geteuid()}
+    user = _service_user()
+    if user is not None:
+        import pwd
+
+        owners.add(pwd.getpwnam(user).pw_uid)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners:
+        raise ServerError(
+            f"Refusing to use {path} for the server's socket: not a folder of ours",
+            "Remove it, or move the project to a shorter path",
+        )
+    path.chmod(0o700)
 
 
 def _quote(value: str) -> str:

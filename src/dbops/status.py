@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dbops.introspect import CatalogSummary, TableInfo
-from dbops.migrations import MigrationState
 from dbops.output import Line, heading
 from dbops.steps.connect import ServerFacts
 
@@ -23,6 +22,7 @@ class HealthCheck:
 @dataclass(frozen=True)
 class MigrationSummary:
     folder: str
+    folder_exists: bool
     applied: int
     pending: int
     last_applied: str | None
@@ -88,6 +88,8 @@ class StatusReport:
             ("key", "Data Summary:"),
         ]
         lines += [("", f"  {t.qualified}: {_rows(t)}") for t in cat.tables] or [("dim", "  (no tables)")]
+        if cat.estimates_only:
+            lines.append(("warn", "  (another session is waiting for a table lock: figures are estimates)"))
         lines += [("key", "Size:"), ("", f"  Database: {human_bytes(cat.database_bytes)}")]
         largest = self.largest_table
         if largest is not None:
@@ -104,8 +106,8 @@ class StatusReport:
         return lines
 
 
-def health_checks(migrations: MigrationState, catalog: CatalogSummary) -> tuple[HealthCheck, ...]:
-    pending = len(migrations.pending)
+def health_checks(migrations: MigrationSummary, catalog: CatalogSummary) -> tuple[HealthCheck, ...]:
+    pending = migrations.pending
 
     def listing(items: tuple[str, ...]) -> str:
         return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
@@ -113,12 +115,21 @@ def health_checks(migrations: MigrationState, catalog: CatalogSummary) -> tuple[
     checks = [
         HealthCheck("connection", "ok", "connected"),
         HealthCheck(
+            "migrations folder",
+            "ok" if migrations.folder_exists else "fail",
+            "found"
+            if migrations.folder_exists
+            else f"{migrations.folder} does not exist (check migrations: in dbops.yaml)",
+        ),
+        HealthCheck(
             "pending migrations", "warn" if pending else "ok", f"{pending} pending" if pending else "none"
         ),
         HealthCheck(
             "migration files",
-            "warn" if migrations.missing else "ok",
-            f"applied but missing: {listing(migrations.missing)}" if migrations.missing else "all present",
+            "warn" if migrations.missing_files else "ok",
+            f"applied but missing: {listing(migrations.missing_files)}"
+            if migrations.missing_files
+            else "all present",
         ),
         HealthCheck(
             "invalid indexes",

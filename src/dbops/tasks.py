@@ -39,9 +39,10 @@ def _run(operation: str, **options: Any) -> None:
 
 
 @task(
+    auto_shortflags=False,
     help=_help(
         check="Exit 1 when a health check fails or migrations are pending (a CI gate)",
-    )
+    ),
 )
 def status(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, check: bool = False
@@ -51,10 +52,11 @@ def status(
 
 
 @task(
+    auto_shortflags=False,
     help=_help(
         stop="Stop the embedded PostgreSQL",
         start="Start the embedded PostgreSQL without running anything else",
-    )
+    ),
 )
 def server(
     c: Context,
@@ -65,10 +67,7 @@ def server(
     start: bool = False,
 ) -> None:
     """Show, start or stop the project's embedded PostgreSQL (it stays up between commands)."""
-    if stop and start:
-        raise Exit("Error: choose one of --start and --stop", code=2)
-    action = "stop" if stop else "start" if start else "show"
-    _run("server", env=env, config=config, json=json, action=action)
+    _run("server", env=env, config=config, json=json, start=start, stop=stop)
 
 
 db = Collection("db", status, server)

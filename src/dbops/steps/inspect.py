@@ -22,6 +22,7 @@ class Inspect:
         last = state.last_applied
         summary = MigrationSummary(
             folder=_relative(state.folder, ctx),
+            folder_exists=state.folder_exists,
             applied=len(state.applied),
             pending=len(state.pending),
             last_applied=last.id if last else None,
@@ -30,7 +31,7 @@ class Inspect:
             missing_files=state.missing,
         )
         report = StatusReport.build(
-            ctx.env.name, ctx.facts(), summary, catalog, health_checks(state, catalog)
+            ctx.env.name, ctx.facts(), summary, catalog, health_checks(summary, catalog)
         )
         return StepOutcome(data=report)
 

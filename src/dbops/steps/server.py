@@ -54,7 +54,7 @@ class ServerControl:
 
     def __init__(self, action: Action = "show") -> None:
         self.action = action
-        self.description = {"show": "show", "start": "start", "stop": "stop"}[action] + " the embedded server"
+        self.description = f"{action} the embedded server"
 
     def run(self, ctx: RunContext) -> StepOutcome:
         server = ctx.embedded_server()
