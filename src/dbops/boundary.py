@@ -45,6 +45,54 @@ def run_operation(
     return result.exit_code
 
 
+def run_across_environments(
+    name: str,
+    *,
+    config: str | None = None,
+    json: bool = False,
+    include_protected: bool = False,
+    **options: Any,
+) -> int:
+    """--all-environments: one report per environment; non-zero if any of them failed."""
+    from dbops.config import load_config
+    from dbops.output import OperationResult, Output
+    from dbops.pipeline import ErrorInfo
+
+    output = Output(json_mode=json)
+    try:
+        cfg = load_config(config)
+    except Exception as exc:
+        from dbops.pipeline import as_dbops_error
+
+        failure = as_dbops_error(exc)
+        result = OperationResult(name, None, error=ErrorInfo.of(failure), exit_code=failure.exit_code)
+        output.emit(result)
+        return result.exit_code
+    chosen = [e.name for e in cfg.environments.values() if include_protected or not e.protected]
+    results = []
+    for env_name in chosen:
+        started = time.monotonic()
+        result = OperationResult(name, environment=env_name)
+        with _sigterm_as_interrupt():
+            state_dir = _execute(result, env=env_name, config=config, options=options)
+        if not json:
+            output.emit(result)
+        if state_dir is not None:
+            from dbops import oplog
+
+            oplog.append(state_dir, result, time.monotonic() - started)
+        results.append(result)
+        if result.exit_code == EXIT_INTERRUPTED:
+            break
+    skipped = [e.name for e in cfg.environments.values() if e.name not in chosen]
+    code = max((r.exit_code for r in results), default=0)
+    if json:
+        output.emit_many(name, results, skipped)
+    elif skipped:
+        output.note(f"Skipped protected environment(s): {', '.join(skipped)} (add --include-protected)")
+    return code
+
+
 def _execute(
     result: OperationResult, *, env: str | None, config: str | None, options: dict[str, Any]
 ) -> Path | None:
@@ -68,7 +116,7 @@ def _execute(
         result.report = ctx.step_data(operation.report_step)
         result.error = pipeline.error or _interrupted(pipeline)
         result.exit_code = pipeline.exit_code
-        result.database = ctx.target().dbname if ctx.target_if_known() else ctx.database_name()
+        result.database = ctx.database()
     except Exception as exc:  # expected failures, and any bug outside the pipeline: one line, no traceback
         from dbops.pipeline import as_dbops_error
 

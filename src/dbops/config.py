@@ -38,6 +38,7 @@ class Environment:
     lock_timeout_ms: int | None = None
     statement_timeout_ms: int | None = None
     application_name: str = "dbops"
+    lock_wait_ms: int = 60_000
     line: int = 0
     source: str = CONFIG_NAME
     key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
@@ -82,6 +83,7 @@ class Config:
     environments: Mapping[str, Environment]
     default_env: str | None = None
     migrations_dir: Path = field(default_factory=lambda: Path("migrations"))
+    templates_dir: Path | None = None  # a project's own migration templates
 
     @property
     def root(self) -> Path:
@@ -305,8 +307,9 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "lock_timeout": ("lock_timeout_ms", _duration),
     "statement_timeout": ("statement_timeout_ms", _duration),
     "application_name": ("application_name", _str),
+    "lock_wait": ("lock_wait_ms", _duration),
 }
-_TOP_KEYS = ("project", "default_env", "migrations", "environments")
+_TOP_KEYS = ("project", "default_env", "migrations", "templates", "environments")
 
 
 def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
@@ -359,6 +362,9 @@ def parse_config(text: str, path: Path) -> Config:
         environments=environments,
         default_env=default_env,
         migrations_dir=(path.parent / migrations).resolve(),
+        templates_dir=(path.parent / _str(top["templates"], ("templates",), doc)).resolve()
+        if "templates" in top
+        else None,
     )
     _check_aliases(config, doc)
     if default_env is not None and config.aliases().get(default_env, default_env) not in environments:

@@ -34,7 +34,12 @@ class RunContext:
         return EmbeddedServer(self.config.state_dir / "pg")
 
     def database_name(self) -> str:
+        """The embedded server's database for this environment."""
         return self.env.database or f"{self.config.project}_{self.env.name}"
+
+    def database(self) -> str:
+        """The database this run works on, as far as known yet."""
+        return self._target.dbname if self._target is not None else self.env.database or self.database_name()
 
     def target(self) -> Target:
         """The environment's database: its URL, or the embedded server (started on demand)."""

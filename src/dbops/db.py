@@ -65,6 +65,24 @@ class Target:
     def with_dbname(self, dbname: str) -> Target:
         return replace(self, params={**self.params, "dbname": dbname})
 
+    def yoyo_uri(self) -> str:
+        """The URI yoyo's get_backend() takes; in-process only, never shown or passed to a child."""
+        p = self.params
+        auth = quote(p.get("user", ""), safe="")
+        if p.get("password"):
+            auth += ":" + quote(p["password"], safe="")
+        host = p.get("host", "")
+        netloc = f"{auth}@" if auth else ""
+        query = {k: v for k, v in p.items() if k not in ("user", "password", "host", "port", "dbname")}
+        if host.startswith("/"):
+            query = {"host": host, "port": p.get("port", "5432"), **query}
+        elif host:
+            netloc += host + (f":{p['port']}" if p.get("port") else "")
+        params = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in query.items())
+        return f"postgresql+psycopg://{netloc}/{quote(self.dbname, safe='')}" + (
+            f"?{params}" if params else ""
+        )
+
     def location(self) -> str:
         """host:port, a socket folder, or 'embedded (<data dir>)'."""
         if self.embedded_data is not None:
@@ -136,13 +154,25 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------- connecting
 
 
+PROTECTED_LOCK_TIMEOUT_MS = 5_000  # a migration queued behind traffic must not stall it for long
+PROTECTED_STATEMENT_TIMEOUT_MS = 30 * 60_000
+
+
 def session_options(env: Environment) -> str:
-    """Server settings sent in the startup packet, so they hold from the first statement."""
+    """Server settings sent in the startup packet, so they hold from the first statement.
+
+    Protected environments get safe defaults when dbops.yaml sets none.
+    """
+    lock = env.lock_timeout_ms
+    statement = env.statement_timeout_ms
+    if env.protected:
+        lock = PROTECTED_LOCK_TIMEOUT_MS if lock is None else lock
+        statement = PROTECTED_STATEMENT_TIMEOUT_MS if statement is None else statement
     settings = []
-    if env.lock_timeout_ms is not None:
-        settings.append(f"-c lock_timeout={env.lock_timeout_ms}")
-    if env.statement_timeout_ms is not None:
-        settings.append(f"-c statement_timeout={env.statement_timeout_ms}")
+    if lock is not None:
+        settings.append(f"-c lock_timeout={lock}")
+    if statement is not None:
+        settings.append(f"-c statement_timeout={statement}")
     return " ".join(settings)
 
 

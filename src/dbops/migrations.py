@@ -3,10 +3,14 @@
 Reading the folder does not import yoyo: status must stay fast. The rules are yoyo 9's:
 ``*.sql`` and ``*.py`` files, ``<id>.rollback.sql`` belongs to ``<id>``, ``post-apply*`` files
 are hooks, yoyo's own temporary files are skipped, order is a plain string sort of the path.
+
+dbops keeps one table of its own beside yoyo's: the sha256 of each applied migration's files,
+so an edited or deleted file is noticed (yoyo's hash covers only the id).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +20,9 @@ if TYPE_CHECKING:
     import psycopg
 
 YOYO_TABLE = "_yoyo_migration"
-YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock")
+CHECKSUM_TABLE = "_dbops_migration_checksum"
+YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", CHECKSUM_TABLE)
+DELETED = "deleted"  # the checksum recorded when a deleted file was accepted
 _YOYO_TEMP_PREFIX = "_tmp_yoyonew"
 
 
@@ -26,11 +32,23 @@ class MigrationFile:
     path: Path
     rollback: Path | None
 
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return (self.path, self.rollback) if self.rollback else (self.path,)
+
+    def checksum(self) -> str:
+        """sha256 over the migration's files (the rollback script too), as recorded when applied."""
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
 
 @dataclass(frozen=True)
 class AppliedMigration:
     id: str
     applied_at: datetime
+    checksum: str | None  # None: applied without dbops (plain yoyo), nothing recorded yet
 
 
 @dataclass(frozen=True)
@@ -41,15 +59,36 @@ class MigrationState:
     applied: tuple[AppliedMigration, ...]
 
     @property
+    def by_id(self) -> dict[str, MigrationFile]:
+        return {f.id: f for f in self.files}
+
+    @property
     def pending(self) -> tuple[MigrationFile, ...]:
         done = {m.id for m in self.applied}
         return tuple(f for f in self.files if f.id not in done)
 
     @property
     def missing(self) -> tuple[str, ...]:
-        """Applied migrations whose file is no longer in the folder."""
-        present = {f.id for f in self.files}
+        """Applied migrations whose file is no longer in the folder (accepted ones too)."""
+        present = self.by_id
         return tuple(m.id for m in self.applied if m.id not in present)
+
+    @property
+    def edited(self) -> tuple[str, ...]:
+        """Applied migrations whose files differ from the checksum recorded when they were applied."""
+        present = self.by_id
+        return tuple(
+            m.id
+            for m in self.applied
+            if m.id in present
+            and m.checksum not in (None, DELETED)
+            and present[m.id].checksum() != m.checksum
+        )
+
+    @property
+    def unaccepted_missing(self) -> tuple[str, ...]:
+        present = self.by_id
+        return tuple(m.id for m in self.applied if m.id not in present and m.checksum != DELETED)
 
     @property
     def last_applied(self) -> AppliedMigration | None:
@@ -74,13 +113,16 @@ def discover(folder: Path) -> tuple[MigrationFile, ...]:
 
 def applied(conn: psycopg.Connection[Any]) -> tuple[AppliedMigration, ...]:
     """Applied migrations in the order they were applied; none when yoyo's table is absent."""
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (YOYO_TABLE,)).fetchone()
+    row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)", (YOYO_TABLE, CHECKSUM_TABLE)).fetchone()
     if not row or not row[0]:
         return ()
+    checksum = "c.sha256" if row[1] else "NULL"
+    join = f"LEFT JOIN {CHECKSUM_TABLE} c USING (migration_id)" if row[1] else ""
     rows = conn.execute(
-        f"SELECT migration_id, applied_at_utc FROM {YOYO_TABLE} ORDER BY applied_at_utc, migration_id"
+        f"SELECT m.migration_id, m.applied_at_utc, {checksum} FROM {YOYO_TABLE} m {join} "
+        "ORDER BY m.applied_at_utc, m.migration_id"
     ).fetchall()
-    return tuple(AppliedMigration(r[0], r[1]) for r in rows)
+    return tuple(AppliedMigration(r[0], r[1], r[2]) for r in rows)
 
 
 def state(conn: psycopg.Connection[Any], folder: Path) -> MigrationState:

@@ -40,9 +40,56 @@ def _server(start: bool = False, stop: bool = False) -> list[Step]:
     return [ServerControl(action)]
 
 
+def _migrate(
+    dry_run: bool = False, start: str | None = None, end: str | None = None, accept_changes: bool = False
+) -> list[Step]:
+    from dbops.steps.connect import Connect
+    from dbops.steps.migrate import Migrate
+
+    return [Connect(), Migrate(dry_run=dry_run, start=start, end=end, accept=accept_changes)]
+
+
+def _rollback(
+    steps: int = 1, to: str | None = None, dry_run: bool = False, force: bool = False
+) -> list[Step]:
+    from dbops.steps.confirm import Confirm
+    from dbops.steps.connect import Connect
+    from dbops.steps.rollback import Rollback
+
+    rollback = Rollback(steps=steps, to=to, dry_run=dry_run)
+    if dry_run:
+        return [Connect(), rollback]
+    return [Connect(), Confirm("This rolls back applied migrations and their data", force=force), rollback]
+
+
+def _baseline(migration_id: str) -> list[Step]:
+    from dbops.steps.baseline import Baseline
+    from dbops.steps.connect import Connect
+
+    return [Connect(), Baseline(migration_id)]
+
+
+def _repair() -> list[Step]:
+    from dbops.steps.baseline import Repair
+    from dbops.steps.connect import Connect
+
+    return [Connect(), Repair()]
+
+
+def _create(name: str) -> list[Step]:
+    from dbops.steps.create import CreateMigration
+
+    return [CreateMigration(name)]
+
+
 OPERATIONS: dict[str, Operation] = {
     "status": Operation("status", _status, "inspect"),
     "server": Operation("server", _server, "server"),
+    "migrate": Operation("migrate", _migrate, "migrate"),
+    "migrate-rollback": Operation("migrate-rollback", _rollback, "rollback"),
+    "migrate-baseline": Operation("migrate-baseline", _baseline, "baseline"),
+    "migrate-repair": Operation("migrate-repair", _repair, "repair"),
+    "migrate-create": Operation("migrate-create", _create, "create"),
 }
 
 

@@ -97,7 +97,15 @@ def display_width(text: str) -> int:
     """Terminal cells: emoji and other wide characters take two."""
     from unicodedata import east_asian_width
 
-    return sum(2 if east_asian_width(ch) in "WF" else 1 for ch in text)
+    width = 0
+    for ch in text:
+        if ch == "\ufe0f":  # emoji presentation: the character before it takes two cells
+            width += 1
+        elif east_asian_width(ch) in "WF":
+            width += 2
+        elif ord(ch) >= 0x20:
+            width += 1
+    return width
 
 
 class Output:
@@ -129,6 +137,24 @@ class Output:
             if result.error is not None:
                 self.write(error_lines(result.error), self.stderr)
         self.annotate(result)
+
+    def emit_many(self, operation: str, results: Sequence[OperationResult], skipped: Sequence[str]) -> None:
+        """Several environments in one JSON document."""
+        code = max((r.exit_code for r in results), default=0)
+        doc = {
+            "operation": operation,
+            "ok": code == 0,
+            "exit_code": code,
+            "environments": [r.to_json() for r in results],
+            "skipped": list(skipped),
+        }
+        self.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        self.stdout.flush()
+        for result in results:
+            self.annotate(result)
+
+    def note(self, text: str) -> None:
+        self.write([("dim", text)], self.stdout)
 
     def annotate(self, result: OperationResult) -> None:
         if self.ci is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +30,7 @@ class MigrationSummary:
     last_applied_at: str | None
     pending_ids: tuple[str, ...]
     missing_files: tuple[str, ...]
+    edited_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class StatusReport:
         if len(m.pending_ids) > 10:
             lines.append(("dim", f"    ... and {len(m.pending_ids) - 10} more"))
         lines += [("warn", f"  Applied but missing from {m.folder}/: {mid}") for mid in m.missing_files]
+        lines += [("warn", f"  Edited since applied: {mid}") for mid in m.edited_files]
         lines += [
             ("key", "Schema:"),
             ("", f"  Tables: {len(cat.tables)}"),
@@ -148,6 +151,15 @@ def health_checks(migrations: MigrationSummary, catalog: CatalogSummary) -> tupl
         ),
     ]
     return tuple(checks)
+
+
+def _files_check(migrations: MigrationSummary, listing: Callable[[tuple[str, ...]], str]) -> HealthCheck:
+    problems = []
+    if migrations.missing_files:
+        problems.append(f"applied but missing: {listing(migrations.missing_files)}")
+    if migrations.edited_files:
+        problems.append(f"edited since applied: {listing(migrations.edited_files)}")
+    return HealthCheck("migration files", "warn" if problems else "ok", "; ".join(problems) or "all present")
 
 
 def _rows(table: TableInfo) -> str:

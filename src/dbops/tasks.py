@@ -70,4 +70,124 @@ def server(
     _run("server", env=env, config=config, json=json, start=start, stop=stop)
 
 
-db = Collection("db", status, server)
+@task(
+    auto_shortflags=False,
+    help=_help(
+        dry_run="Print the plan and the exact SQL; touch nothing, not even the bookkeeping tables",
+        from_="Apply only pending migrations with an id from this one on (e.g. --from=20251001)",
+        to="Apply only pending migrations up to this id (an id prefix counts)",
+        accept_changes="Accept applied migrations whose files were edited or deleted (as migrate-repair)",
+        all_environments="Run on every environment that is not protected, one report each",
+        include_protected="With --all-environments, include protected environments too",
+    ),
+)
+def migrate(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    dry_run: bool = False,
+    from_: str | None = None,
+    to: str | None = None,
+    accept_changes: bool = False,
+    all_environments: bool = False,
+    include_protected: bool = False,
+) -> None:
+    """Apply pending migrations in dependency order (one transaction each, with its record)."""
+    options = {"dry_run": dry_run, "start": from_, "end": to, "accept_changes": accept_changes}
+    if all_environments:
+        if env:
+            raise Exit("Error: --env and --all-environments exclude each other\nHint: pick one", code=2)
+        _run_across("migrate", config=config, json=json, include_protected=include_protected, **options)
+    elif include_protected:
+        raise Exit(
+            "Error: --include-protected needs --all-environments\nHint: add --all-environments", code=2
+        )
+    else:
+        _run("migrate", env=env, config=config, json=json, **options)
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(
+        steps="How many of the most recently applied migrations to roll back (default 1)",
+        to="Roll back every migration applied after this id, and this one",
+        force="In a protected environment, do not ask for confirmation",
+        dry_run="Print what would be rolled back and the exact SQL; touch nothing",
+    ),
+)
+def migrate_rollback(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    steps: int = 1,
+    to: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Roll back the most recently applied migration (--steps N or --to ID for more)."""
+    _run(
+        "migrate-rollback",
+        env=env,
+        config=config,
+        json=json,
+        steps=steps,
+        to=to,
+        force=force,
+        dry_run=dry_run,
+    )
+
+
+@task(
+    auto_shortflags=False,
+    positional=["name"],
+    help=_help(name="The new migration's name, lowercase snake_case (e.g. add_organizations)"),
+)
+def migrate_create(
+    c: Context, name: str = "", env: str | None = None, json: bool = False, config: str | None = None
+) -> None:
+    """Create migrations/<UTC timestamp>_<name>.sql and its .rollback.sql from templates."""
+    if name in ("", "--help", "-h"):  # invoke hands --help to a positional argument
+        raise Exit(
+            "Usage: dbops migrate-create NAME [--config PATH] [--json]\n"
+            "  NAME: lowercase snake_case, e.g. add_organizations",
+            code=0 if name else 2,
+        )
+    _run("migrate-create", env=env, config=config, json=json, name=name)
+
+
+@task(
+    auto_shortflags=False,
+    positional=["migration_id"],
+    help=_help(
+        migration_id="The last migration to mark as applied (every earlier pending one is marked too)"
+    ),
+)
+def migrate_baseline(
+    c: Context, migration_id: str = "", env: str | None = None, json: bool = False, config: str | None = None
+) -> None:
+    """Adopt an existing database: mark migrations up to ID as applied without running them."""
+    if migration_id in ("", "--help", "-h"):
+        raise Exit("Usage: dbops migrate-baseline ID [--env ENV]", code=0 if migration_id else 2)
+    _run("migrate-baseline", env=env, config=config, json=json, migration_id=migration_id)
+
+
+@task(auto_shortflags=False, help=_help())
+def migrate_repair(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+    """Accept applied migrations whose files were edited or deleted, as they are now."""
+    _run("migrate-repair", env=env, config=config, json=json)
+
+
+def _run_across(operation: str, **options: Any) -> None:
+    sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
+    from dbops.boundary import run_across_environments
+
+    code = run_across_environments(operation, **options)
+    if code:
+        raise Exit(code=code)
+
+
+db = Collection(
+    "db", status, server, migrate, migrate_rollback, migrate_create, migrate_baseline, migrate_repair
+)

@@ -29,6 +29,7 @@ class Inspect:
             last_applied_at=last.applied_at.isoformat() if last else None,
             pending_ids=tuple(f.id for f in state.pending),
             missing_files=state.missing,
+            edited_files=state.edited,
         )
         report = StatusReport.build(
             ctx.env.name, ctx.facts(), summary, catalog, health_checks(summary, catalog)

@@ -1,0 +1,45 @@
+"""confirm: ask before a destructive step where the environment is protected. Undo: none.
+
+Never hangs on a prompt: without a terminal it refuses (exit 3) unless --force was given.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dbops.context import RunContext
+from dbops.errors import PolicyRefused
+from dbops.pipeline import StepOutcome
+
+
+class Confirm:
+    name = "confirm"
+    description = "ask for confirmation"
+
+    def __init__(self, action: str, *, force: bool = False, always: bool = False) -> None:
+        self.action = action
+        self.force = force
+        self.always = always  # ask even where the environment is not protected
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        if not (ctx.env.protected or self.always):
+            return StepOutcome(messages=["not a protected environment: no confirmation needed"])
+        if self.force:
+            return StepOutcome(messages=["confirmed by --force"])
+        database = ctx.database()
+        if not sys.stdin.isatty():
+            raise PolicyRefused(
+                f"{self.action} on {ctx.env.name} ({database}) needs confirmation: no terminal to ask on",
+                "Run it on a terminal, or pass --force if you mean it",
+            )
+        print(f"⚠️ WARNING: {self.action}", file=sys.stderr)
+        print(f"Database: {database}\nEnvironment: {ctx.env.name}", file=sys.stderr)
+        try:
+            answer = input(f"Type the database name ({database}) to continue: ")
+        except EOFError:
+            answer = ""
+        if answer.strip() != database:
+            raise PolicyRefused(
+                "Not confirmed: nothing was changed", "Type the database name exactly to confirm"
+            )
+        return StepOutcome(messages=["confirmed on the terminal"])

@@ -1,0 +1,143 @@
+"""migrate-create: write a new migration and its rollback from Jinja2 templates. Undo: delete them.
+
+A project overrides the templates with its own ``migration.sql.j2`` and
+``migration.rollback.sql.j2`` in the folder named by ``templates:`` in dbops.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dbops.context import RunContext
+from dbops.errors import DbopsError, UsageError
+from dbops.output import Line, heading
+from dbops.pipeline import StepOutcome, Undo
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class CreatedReport:
+    migration: str
+    rollback: str
+    depends: tuple[str, ...]
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def lines(self) -> list[Line]:
+        lines = heading("📝 New Migration")
+        lines += [("ok", f"✓ Created {self.migration}"), ("ok", f"✓ Created {self.rollback}")]
+        if self.depends:
+            lines.append(("dim", f"  depends on {', '.join(self.depends)}"))
+        lines.append(("", "Write the change, then: dbops migrate"))
+        return lines
+
+
+class CreateMigration:
+    name = "create"
+    description = "write a new migration and its rollback"
+
+    def __init__(self, migration_name: str) -> None:
+        if not _NAME.match(migration_name or ""):
+            raise UsageError(
+                f"Migration name {migration_name!r} is not lowercase snake_case",
+                "Use letters, digits and underscores, starting with a letter: dbops migrate-create add_orgs",
+            )
+        self.migration_name = migration_name
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops.migrations import discover
+
+        folder = ctx.config.migrations_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(UTC)
+        migration_id = f"{now:%Y%m%d%H%M%S}_{self.migration_name}"
+        existing = discover(folder)
+        depends = (existing[-1].id,) if existing else ()
+        values = {
+            "id": migration_id,
+            "name": self.migration_name,
+            "title": self.migration_name.replace("_", " ").capitalize(),
+            "created": f"{now:%Y-%m-%d %H:%M:%S}",
+            "depends": depends,
+            "filename": f"{migration_id}.sql",
+        }
+        paths = [folder / f"{migration_id}.sql", folder / f"{migration_id}.rollback.sql"]
+        texts = [
+            self._render(ctx, "migration.sql.j2", values),
+            self._render(ctx, "migration.rollback.sql.j2", values),
+        ]
+        written: list[Path] = []
+        try:
+            for path, text in zip(paths, texts, strict=True):
+                _write_new(path, text)
+                written.append(path)
+        except BaseException:
+            _delete(written)
+            raise
+        root = ctx.config.root
+        report = CreatedReport(_shown(paths[0], root), _shown(paths[1], root), depends)
+        return StepOutcome(undo=Undo("delete the new files", lambda: _delete(paths)), data=report)
+
+    def _render(self, ctx: RunContext, template: str, values: Mapping[str, object]) -> str:
+        import jinja2
+
+        own = ctx.config.templates_dir
+        search = [str(own)] if own is not None else []
+        loader = jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(search), jinja2.PackageLoader("dbops", "templates")]
+        )
+        env = jinja2.Environment(
+            loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+        )
+        try:
+            return env.get_template(template).render(**values)
+        except jinja2.TemplateError as exc:
+            where = getattr(exc, "filename", None) or template
+            line = getattr(exc, "lineno", None)
+            raise DbopsError(
+                f"Template {where}{f':{line}' if line else ''}: {exc}",
+                "Fix the project's migration template, or remove it to use the built-in one",
+                exit_code=2,
+            ) from None
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write atomically and never overwrite: a temporary file, fsync, link to the name, fsync the folder."""
+    fd, temp = tempfile.mkstemp(prefix="_tmp_yoyonew_dbops_", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            raise UsageError(f"{path.name} already exists: not overwriting it", "Pick another name") from None
+    finally:
+        os.unlink(temp)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _delete(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

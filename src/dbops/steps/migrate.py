@@ -1,0 +1,180 @@
+"""migrate: apply pending migrations in dependency order, one connection, one lock.
+
+Undo (when a later step of a pipeline fails): roll back exactly the migrations this run applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from dbops.context import RunContext
+from dbops.errors import DbopsError, UsageError
+from dbops.migration_report import MigrationItem, MigrationReport
+from dbops.migrations import MigrationFile, MigrationState
+from dbops.migrator import MigrationFailed, Migrator
+from dbops.pipeline import StepOutcome, Undo
+from dbops.scripts import Script
+
+
+class ChecksumMismatch(DbopsError):
+    """Applied migrations were edited or deleted since: refuse until the change is accepted."""
+
+    exit_code = 2
+
+
+@dataclass
+class Session:
+    migrator: Migrator
+    state: MigrationState
+
+
+@contextmanager
+def migration_session(ctx: RunContext, *, write: bool) -> Iterator[Session]:
+    """The run's connection, the migration lock (when writing) and the state read under it."""
+    from dbops import migrations
+    from dbops.advisory import migration_lock
+
+    conn = ctx.connection()
+    target = ctx.target()
+    migrator = Migrator(conn, target)
+    if not write:
+        yield Session(migrator, migrations.state(conn, ctx.config.migrations_dir))
+        return
+    with migration_lock(target, ctx.env, ctx.env.lock_wait_ms / 1000):
+        migrator.ensure_bookkeeping()
+        yield Session(migrator, migrations.state(conn, ctx.config.migrations_dir))
+
+
+def new_report(ctx: RunContext, kind: str) -> MigrationReport:
+    return MigrationReport(kind, ctx.env.name, ctx.database())
+
+
+def check_integrity(session: Session, report: MigrationReport, *, accept: bool, write: bool) -> None:
+    """Edited or deleted applied migrations stop everything, unless accepted explicitly."""
+    state = session.state
+    changed = [
+        *(f"{i} (edited)" for i in state.edited),
+        *(f"{i} (deleted)" for i in state.unaccepted_missing),
+    ]
+    if changed and not accept:
+        raise ChecksumMismatch(
+            f"Applied migrations changed since they were applied: {', '.join(changed)}",
+            "Restore the files, or accept them: dbops migrate-repair (or migrate --accept-changes)",
+        )
+    if not write:
+        return
+    files = state.by_id
+    for migration_id in (*state.edited, *state.unaccepted_missing):
+        session.migrator.accept(migration_id, files.get(migration_id))
+        report.notes.append(f"⚠ Accepted the changed migration {migration_id}")
+    for applied in state.applied:  # applied by plain yoyo: take the files as they are now
+        if applied.checksum is None and applied.id in files:
+            session.migrator.accept(applied.id, files[applied.id])
+            report.adopted.append(applied.id)
+
+
+def select_range(
+    pending: tuple[MigrationFile, ...], start: str | None, end: str | None
+) -> list[MigrationFile]:
+    """--from/--to: ids in that range; an id prefix (--to=005) counts as the ids it starts."""
+    return [
+        f
+        for f in pending
+        if (start is None or f.id >= start) and (end is None or f.id <= end or f.id.startswith(end))
+    ]
+
+
+def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
+    from dbops.scripts import load, order
+
+    state = session.state
+    chosen = select_range(state.pending, start, end)
+    scripts = order(list(load(state.files, [f.id for f in chosen]).values()))
+    if start is not None or end is not None:
+        left_out = {f.id for f in state.pending} - {s.id for s in scripts}
+        for script in scripts:
+            skipped = sorted(set(script.depends) & left_out)
+            if skipped:
+                raise UsageError(
+                    f"{script.name} depends on {', '.join(skipped)}, which --from/--to leave out",
+                    "Widen the range to include the dependency",
+                )
+    return scripts
+
+
+class Migrate:
+    name = "migrate"
+    description = "apply pending migrations"
+
+    def __init__(
+        self, *, dry_run: bool = False, start: str | None = None, end: str | None = None, accept: bool = False
+    ) -> None:
+        self.dry_run = dry_run
+        self.start = start
+        self.end = end
+        self.accept = accept
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        started = time.monotonic()
+        report = new_report(ctx, "plan" if self.dry_run else "migrate")
+        ctx.record(self.name, report)  # a failure part-way still reports what was applied
+        applied: list[Script] = []
+        with migration_session(ctx, write=not self.dry_run) as session:
+            check_integrity(session, report, accept=self.accept, write=not self.dry_run)
+            scripts = plan(session, self.start, self.end)
+            if self.dry_run:
+                report.items = [MigrationItem(s.id, s.name, "planned", sql=_sql_of(s)) for s in scripts]
+            for script in [] if self.dry_run else scripts:
+                try:
+                    outcome = session.migrator.apply(script)
+                except MigrationFailed:
+                    report.items.append(MigrationItem(script.id, script.name, "failed"))
+                    report.duration_s = time.monotonic() - started
+                    raise
+                applied.append(script)
+                dropped = ", ".join(outcome.dropped_invalid)
+                note = f"dropped the INVALID index an earlier attempt left: {dropped}"
+                report.items.append(
+                    MigrationItem(
+                        script.id,
+                        script.name,
+                        "applied",
+                        outcome.duration_s,
+                        note=note if outcome.dropped_invalid else None,
+                    )
+                )
+        report.duration_s = time.monotonic() - started
+        report.complete = bool(report.items)
+        undo = None
+        if applied:
+            undo = Undo(
+                f"roll back the {len(applied)} migration(s) this run applied", lambda: _undo(ctx, applied)
+            )
+        return StepOutcome(undo=undo, data=report)
+
+
+def _undo(ctx: RunContext, applied: list[Script]) -> None:
+    missing = [s.name for s in applied if not s.reversible]
+    if missing:
+        raise DbopsError(
+            f"Cannot roll back {', '.join(missing)}: no rollback script", "Restore from a backup"
+        )
+    with migration_session(ctx, write=True) as session:
+        for script in reversed(applied):
+            session.migrator.rollback(script)
+
+
+def _sql_of(script: Script) -> str:
+    if script.is_python:
+        steps = [
+            s.apply
+            if isinstance(s.apply, str)
+            else f"-- Python step: {getattr(s.apply, '__name__', 'callable')}"
+            for s in script.python_steps
+        ]
+        return "\n".join(f"{step};" if not step.startswith("--") else step for step in steps if step)
+    mode = "" if script.transactional else "-- transactional: false (each statement in autocommit)\n"
+    return mode + "\n".join(f"{s.sql.rstrip(';')};" for s in script.statements)

@@ -1,0 +1,93 @@
+"""migrate-rollback: roll back the most recent migrations (--steps N, --to ID). Undo: none.
+
+Refuses a range with a migration that has no rollback script (yoyo would only unmark it and
+leave its objects behind), or that an applied migration outside the range depends on.
+"""
+
+from __future__ import annotations
+
+import time
+
+from dbops.context import RunContext
+from dbops.errors import UsageError
+from dbops.migration_report import MigrationItem
+from dbops.pipeline import StepOutcome
+from dbops.scripts import Script
+from dbops.steps.migrate import Session, check_integrity, migration_session, new_report
+
+
+class Rollback:
+    name = "rollback"
+    description = "roll back applied migrations"
+
+    def __init__(self, *, steps: int = 1, to: str | None = None, dry_run: bool = False) -> None:
+        if steps < 1:
+            raise UsageError("--steps must be at least 1", "dbops migrate-rollback --steps 2")
+        self.steps = steps
+        self.to = to
+        self.dry_run = dry_run
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        started = time.monotonic()
+        report = new_report(ctx, "rollback-plan" if self.dry_run else "rollback")
+        ctx.record(self.name, report)
+        with migration_session(ctx, write=not self.dry_run) as session:
+            check_integrity(session, report, accept=False, write=False)
+            scripts = self._choose(session)
+            if self.dry_run:
+                report.items = [
+                    MigrationItem(
+                        s.id,
+                        s.name,
+                        "planned",
+                        sql="\n".join(f"{x.sql.rstrip(';')};" for x in s.rollback_statements),
+                    )
+                    for s in scripts
+                ]
+            for script in [] if self.dry_run else scripts:
+                outcome = session.migrator.rollback(script)
+                report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
+        report.duration_s = time.monotonic() - started
+        report.complete = bool(report.items)
+        return StepOutcome(data=report)
+
+    def _choose(self, session: Session) -> list[Script]:
+        from dbops.scripts import load
+
+        state = session.state
+        newest_first = [m.id for m in reversed(state.applied)]
+        if self.to is not None:
+            if self.to not in newest_first:
+                raise UsageError(
+                    f"--to {self.to}: no applied migration has that id", "dbops status lists them"
+                )
+            chosen = newest_first[: newest_first.index(self.to) + 1]
+        else:
+            chosen = newest_first[: self.steps]
+        files = state.by_id
+        missing = [i for i in chosen if i not in files]
+        if missing:
+            raise UsageError(
+                f"Cannot roll back {', '.join(missing)}: the file is gone", "Restore the file first"
+            )
+        scripts = load(state.files, chosen)
+        irreversible = [scripts[i].name for i in chosen if not scripts[i].reversible]
+        if irreversible:
+            raise UsageError(
+                f"No rollback script for {', '.join(irreversible)}: refusing to unmark it, objects and all",
+                "Write <id>.rollback.sql (or step(apply, rollback) in Python), or restore from a backup",
+            )
+        self._check_dependents(session, chosen, set(newest_first))
+        return [scripts[i] for i in chosen]
+
+    def _check_dependents(self, session: Session, chosen: list[str], applied: set[str]) -> None:
+        from dbops.scripts import load
+
+        staying = [i for i in applied - set(chosen) if i in session.state.by_id]
+        for script in load(session.state.files, staying).values():
+            needs = sorted(set(script.depends) & set(chosen))
+            if needs:
+                raise UsageError(
+                    f"{script.name} stays applied and depends on {', '.join(needs)}",
+                    "Roll back further (--to), so that dependents go first",
+                )
