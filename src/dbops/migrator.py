@@ -34,6 +34,20 @@ _CONCURRENT_INDEX = re.compile(
 )
 
 
+# yoyo 9's internal schema at version 2 (yoyo/internalmigrations/v2.py and its lock table).
+_YOYO_V2_SCHEMA = (
+    "CREATE TABLE _yoyo_migration (migration_hash VARCHAR(64), migration_id VARCHAR(255),"
+    " applied_at_utc TIMESTAMP, PRIMARY KEY (migration_hash))",
+    "CREATE TABLE _yoyo_log (id VARCHAR(36), migration_hash VARCHAR(64), migration_id VARCHAR(255),"
+    " operation VARCHAR(10), username VARCHAR(255), hostname VARCHAR(255), comment VARCHAR(255),"
+    " created_at_utc TIMESTAMP, PRIMARY KEY (id))",
+    "CREATE TABLE _yoyo_version (version INT NOT NULL PRIMARY KEY, installed_at_utc TIMESTAMP)",
+    "INSERT INTO _yoyo_version VALUES (2, now() AT TIME ZONE 'UTC')",
+    "CREATE TABLE IF NOT EXISTS yoyo_lock (locked INT DEFAULT 1, ctime TIMESTAMP, pid INT NOT NULL,"
+    " PRIMARY KEY (locked))",
+)
+
+
 class MigrationFailed(DbopsError):
     """A migration's statement failed; the message names the file, line and PostgreSQL error."""
 
@@ -62,19 +76,29 @@ class Migrator:
     # ------------------------------------------------------------------ bookkeeping tables
 
     def ensure_bookkeeping(self) -> None:
-        """yoyo's internal schema (made by yoyo itself, so the yoyo CLI agrees) and our checksums."""
+        """yoyo's internal schema (version 2, exactly as yoyo 9 makes it) and our checksums.
+
+        A new database gets all of it in one transaction under our advisory lock: a kill leaves
+        all or nothing, and never the stale row that yoyo's own table lock would leave behind.
+        """
         row = self.conn.execute(
-            "SELECT to_regclass('_yoyo_version'), to_regclass(%s)", (CHECKSUM_TABLE,)
+            "SELECT to_regclass('_yoyo_migration'), to_regclass('_yoyo_version'), to_regclass(%s)",
+            (CHECKSUM_TABLE,),
         ).fetchone()
         assert row is not None
-        if row[0] is None:
-            self._yoyo_internal_schema()
-        if row[1] is None:
-            self.conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {CHECKSUM_TABLE} ("
-                " migration_id varchar(255) PRIMARY KEY, sha256 varchar(64) NOT NULL,"
-                " files text NOT NULL, recorded_at_utc timestamp NOT NULL)"
-            )
+        has_migrations, has_version, has_checksums = (value is not None for value in row)
+        if has_migrations and not has_version:
+            self._yoyo_internal_schema()  # a database from yoyo < 6: let yoyo upgrade it
+        with self.conn.transaction():
+            if not has_migrations:
+                for statement in _YOYO_V2_SCHEMA:
+                    self.conn.execute(statement)
+            if not has_checksums:
+                self.conn.execute(
+                    f"CREATE TABLE {CHECKSUM_TABLE} ("
+                    " migration_id varchar(255) PRIMARY KEY, sha256 varchar(64) NOT NULL,"
+                    " files text NOT NULL, recorded_at_utc timestamp NOT NULL)"
+                )
 
     def _yoyo_internal_schema(self) -> None:
         from yoyo import get_backend

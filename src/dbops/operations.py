@@ -76,10 +76,10 @@ def _repair() -> list[Step]:
     return [Connect(), Repair()]
 
 
-def _create(name: str) -> list[Step]:
+def _create(migration_name: str) -> list[Step]:
     from dbops.steps.create import CreateMigration
 
-    return [CreateMigration(name)]
+    return [CreateMigration(migration_name)]
 
 
 OPERATIONS: dict[str, Operation] = {

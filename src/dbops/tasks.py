@@ -145,16 +145,16 @@ def migrate_rollback(
     help=_help(name="The new migration's name, lowercase snake_case (e.g. add_organizations)"),
 )
 def migrate_create(
-    c: Context, name: str = "", env: str | None = None, json: bool = False, config: str | None = None
+    c: Context, name: str, env: str | None = None, json: bool = False, config: str | None = None
 ) -> None:
     """Create migrations/<UTC timestamp>_<name>.sql and its .rollback.sql from templates."""
-    if name in ("", "--help", "-h"):  # invoke hands --help to a positional argument
+    if name in ("--help", "-h"):  # invoke hands --help to a positional argument
         raise Exit(
             "Usage: dbops migrate-create NAME [--config PATH] [--json]\n"
             "  NAME: lowercase snake_case, e.g. add_organizations",
-            code=0 if name else 2,
+            code=0,
         )
-    _run("migrate-create", env=env, config=config, json=json, name=name)
+    _run("migrate-create", env=env, config=config, json=json, migration_name=name)
 
 
 @task(
@@ -165,11 +165,11 @@ def migrate_create(
     ),
 )
 def migrate_baseline(
-    c: Context, migration_id: str = "", env: str | None = None, json: bool = False, config: str | None = None
+    c: Context, migration_id: str, env: str | None = None, json: bool = False, config: str | None = None
 ) -> None:
     """Adopt an existing database: mark migrations up to ID as applied without running them."""
-    if migration_id in ("", "--help", "-h"):
-        raise Exit("Usage: dbops migrate-baseline ID [--env ENV]", code=0 if migration_id else 2)
+    if migration_id in ("--help", "-h"):
+        raise Exit("Usage: dbops migrate-baseline ID [--env ENV] [--config PATH] [--json]", code=0)
     _run("migrate-baseline", env=env, config=config, json=json, migration_id=migration_id)
 
 

@@ -1,0 +1,542 @@
+"""migrate and friends against a real PostgreSQL, with yoyo's own CLI as the referee."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import Run, dbops_bin, write_config
+
+
+def write_migrations(folder: Path, files: dict[str, str]) -> None:
+    folder.mkdir(exist_ok=True)
+    for name in folder.iterdir():
+        name.unlink()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+
+
+def yoyo_list(url: str, folder: Path) -> dict[str, str]:
+    """What plain yoyo says is applied (A) or not (U)."""
+    yoyo = str(Path(dbops_bin()).with_name("yoyo"))
+    done = subprocess.run(
+        [yoyo, "list", "--database", url.replace("postgresql://", "postgresql+psycopg://", 1), str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [line.split() for line in done.stdout.splitlines() if re.match(r"^[AU]\s", line)]
+    return {row[1]: row[0] for row in rows}
+
+
+BOOKKEEPING = {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "_dbops_migration_checksum"}
+
+
+def all_tables(db: psycopg.Connection) -> set[str]:
+    rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {r[0] for r in rows}
+
+
+def tables(db: psycopg.Connection) -> set[str]:
+    """The application's tables, without yoyo's and dbops' bookkeeping."""
+    return all_tables(db) - BOOKKEEPING
+
+
+def applied_ids(db: psycopg.Connection) -> list[str]:
+    return [
+        r[0]
+        for r in db.execute("SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc").fetchall()
+    ]
+
+
+# ----------------------------------------------------------------------------- applying
+
+
+def test_migrate_applies_and_yoyo_agrees(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    result = cli("migrate")
+    assert result.code == 0, result.text
+    lines = result.out.splitlines()
+    assert lines[0] == "🗃️ Running Database Migrations" and "Pending migrations:" in lines
+    applied = [line for line in lines if line.startswith("✓ ")]
+    assert len(applied) == 7 and re.match(r"✓ 20251001090000_create_users\.sql \(\d+ ms\)$", applied[0])
+    assert re.match(r"All migrations completed successfully! \(\d+\.\ds\)$", lines[-1])
+    assert set(yoyo_list(database_url, project / "migrations").values()) == {"A"}
+    assert {"users", "organizations", "organization_members", "projects", "workflows", "api_keys"} <= tables(
+        db
+    )
+    again = cli("migrate")
+    assert again.code == 0 and "nothing to migrate" in again.out
+    status = cli("status").out
+    assert "  Applied: 7" in status and "  Tables: 7" in status and "Health: ✓ All checks passed" in status
+    log = db.execute("SELECT count(*) FROM _yoyo_log WHERE operation = 'apply'").fetchone()
+    assert log == (7,)
+
+
+def test_failed_migration_names_file_and_line_and_keeps_earlier_ones(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    folder = project / "migrations"
+    write_migrations(
+        folder,
+        {
+            "001_first.sql": "CREATE TABLE first (id int);\n",
+            "002_second.sql": "-- a comment\nCREATE TABLE second (id int);\n\nINSERT INTO second\n  VALUES (1),\n  (oops);\n",
+            "003_third.sql": "CREATE TABLE third (id int);\n",
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 1
+    assert "✓ 001_first.sql (" in result.out and "✗ 002_second.sql failed" in result.out
+    assert "003_third" not in result.out
+    error = result.err.splitlines()[0]
+    assert error == 'Error: Migration 002_second.sql failed at line 6: column "oops" does not exist'
+    assert "Traceback" not in result.text
+    assert tables(db) == {"first"}  # second rolled back entirely, third never started
+    assert yoyo_list(database_url, folder) == {"001_first": "A", "002_second": "U", "003_third": "U"}
+
+
+def test_postgres_hint_is_passed_on(project: Path, cli: Run) -> None:
+    write_migrations(project / "migrations", {"001_fn.sql": "SELECT no_such_function(1, 'x');\n"})
+    result = cli("migrate")
+    assert result.code == 1
+    assert (
+        "Error: Migration 001_fn.sql failed at line 1: function no_such_function(integer, unknown) does not exist"
+        in result.err
+    )
+    assert "Hint: No function matches the given name and argument types" in result.err
+
+
+def test_syntax_error(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    write_migrations(
+        project / "migrations", {"001_bad.sql": "CREATE TABLE ok (id int);\nCREATE TABEL nope (id int);\n"}
+    )
+    result = cli("migrate")
+    assert result.code == 1
+    assert result.err.startswith(
+        'Error: Migration 001_bad.sql failed at line 2: syntax error at or near "TABEL"'
+    )
+    assert tables(db) == set()
+
+
+def test_rows_returned_by_statements_never_reach_stdout(project: Path, cli: Run) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_rows.sql": "CREATE TABLE t (v text);\nSELECT 'row-output-marker' FROM generate_series(1, 3);\n"
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 0 and "row-output-marker" not in result.text
+
+
+def test_non_transactional_failure_reports_what_ran_and_cleans_the_invalid_index(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    folder = project / "migrations"
+    write_migrations(
+        folder,
+        {
+            "001_emails.sql": "CREATE TABLE emails (address text);\nINSERT INTO emails VALUES ('a'), ('a');\n",
+            "002_unique.sql": (
+                "-- transactional: false\n"
+                "CREATE INDEX CONCURRENTLY emails_plain ON emails (address);\n"
+                "CREATE UNIQUE INDEX CONCURRENTLY emails_unique ON emails (address);\n"
+            ),
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 1
+    assert "Migration 002_unique.sql failed at line 3: could not create unique index" in result.err
+    assert "statements that ran and stay: line 2" in result.err
+    assert "INVALID index left behind: emails_unique" in result.err
+    invalid = db.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()
+    assert invalid == (1,)
+    db.execute("DELETE FROM emails WHERE ctid NOT IN (SELECT min(ctid) FROM emails)")
+    db.execute("DROP INDEX emails_plain")
+    retry = cli("migrate")
+    assert retry.code == 0, retry.text
+    assert "dropped the INVALID index an earlier attempt left: emails_unique" in retry.out
+    assert db.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() == (0,)
+
+
+def test_python_migration_and_dependencies(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    folder = project / "migrations"
+    write_migrations(
+        folder,
+        {
+            "001_base.sql": "CREATE TABLE base (id int);\n",
+            "002_seed.py": (
+                "from yoyo import step\n"
+                "__depends__ = {'001_base'}\n"
+                "def fill(conn):\n"
+                "    conn.cursor().execute('INSERT INTO base VALUES (41), (42)')\n"
+                "steps = [step(fill, 'DELETE FROM base'), step('CREATE TABLE extra (id int)', 'DROP TABLE extra')]\n"
+            ),
+        },
+    )
+    assert cli("migrate").code == 0
+    assert db.execute("SELECT sum(id) FROM base").fetchone() == (83,)
+    assert yoyo_list(database_url, folder) == {"001_base": "A", "002_seed": "A"}
+    rolled = cli("migrate-rollback")
+    assert rolled.code == 0, rolled.text
+    assert db.execute("SELECT count(*) FROM base").fetchone() == (0,) and "extra" not in tables(db)
+
+
+def test_session_settings_and_protected_defaults(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_settings.sql": "CREATE TABLE settings AS SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS stmt;\n",
+        },
+    )
+    write_config(
+        project,
+        f'environments:\n  development:\n    url: "{database_url}"\n    lock_timeout: 3s\n'
+        f'  production:\n    protected: true\n    url: "{database_url}"\n',
+    )
+    assert cli("migrate").code == 0
+    assert db.execute("SELECT lock, stmt FROM settings").fetchone() == ("3s", "0")
+    db.execute("DROP TABLE settings")
+    db.execute("DELETE FROM _yoyo_migration")
+    db.execute("DELETE FROM _dbops_migration_checksum")
+    assert cli("migrate", "--env=production").code == 0
+    assert db.execute("SELECT lock, stmt FROM settings").fetchone() == ("5s", "30min")
+
+
+# ----------------------------------------------------------------------------- checksums
+
+
+def test_edited_or_deleted_applied_migrations_stop_migrate(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    folder = project / "migrations"
+    assert cli("migrate").code == 0
+    (folder / "20251001090100_create_organizations.sql").write_text("CREATE TABLE organizations (id int);\n")
+    (folder / "20251001090600_add_workflow_permissions.sql").unlink()
+    (folder / "20251001090600_add_workflow_permissions.rollback.sql").unlink()
+    (folder / "20251101000000_more.sql").write_text("CREATE TABLE more (id int);\n")
+    refused = cli("migrate")
+    assert refused.code == 2
+    assert refused.err.splitlines()[0] == (
+        "Error: Applied migrations changed since they were applied: 20251001090100_create_organizations (edited), "
+        "20251001090600_add_workflow_permissions (deleted)"
+    )
+    assert "more" not in tables(db)
+    status = cli("status").out
+    assert "  Edited since applied: 20251001090100_create_organizations" in status
+    assert "  Applied but missing from migrations/: 20251001090600_add_workflow_permissions" in status
+    repaired = cli("migrate-repair")
+    assert repaired.code == 0 and "✓ 20251001090100_create_organizations.sql" in repaired.out
+    assert "✓ 20251001090600_add_workflow_permissions (deleted)" in repaired.out
+    assert cli("migrate").code == 0 and "more" in tables(db)
+
+
+def test_accept_changes_flag_and_plain_yoyo_migrations_are_adopted(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    from conftest import apply_migrations
+
+    apply_migrations(database_url, project / "migrations")  # applied by yoyo: no checksums yet
+    result = cli("migrate")
+    assert result.code == 0 and "Recorded checksums of 7 migration(s) applied without dbops" in result.out
+    (project / "migrations" / "20251001090000_create_users.sql").write_text("-- edited\n")
+    assert cli("migrate").code == 2
+    accepted = cli("migrate", "--accept-changes")
+    assert (
+        accepted.code == 0 and "⚠ Accepted the changed migration 20251001090000_create_users" in accepted.out
+    )
+    assert cli("migrate").code == 0
+
+
+# ----------------------------------------------------------------------------- dry run and ranges
+
+
+def dump(database_url: str) -> str:
+    from dbops.server import bin_dir
+
+    env = {**os.environ, "PGAPPNAME": "test-dump"}
+    done = subprocess.run(
+        [str(bin_dir() / "pg_dump"), "--no-comments", "-d", database_url],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return "\n".join(
+        line for line in done.stdout.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
+    )
+
+
+def test_dry_run_touches_nothing(project: Path, cli: Run, database_url: str, db: psycopg.Connection) -> None:
+    before = dump(database_url)
+    result = cli("migrate", "--dry-run")
+    assert result.code == 0, result.text
+    assert "Would apply, in this order:" in result.out and "    CREATE TABLE users (" in result.out
+    assert dump(database_url) == before
+    assert all_tables(db) == set()  # not even the bookkeeping tables
+    assert cli("migrate", "--to", "20251001090100").code == 0
+    before = dump(database_url)
+    assert cli("migrate", "--dry-run").code == 0
+    assert cli("migrate-rollback", "--dry-run", "--steps", "2").code == 0
+    assert dump(database_url) == before
+
+
+def test_from_to_ranges_and_dependencies(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    partial = cli("migrate", "--to", "20251001090100")
+    assert partial.code == 0 and partial.out.count("✓ 2025") == 2
+    assert tables(db) - {
+        "_yoyo_migration",
+        "_yoyo_log",
+        "_yoyo_version",
+        "yoyo_lock",
+        "_dbops_migration_checksum",
+    } == {"users", "organizations"}
+    skipping = cli("migrate", "--from", "20251001090300")
+    assert skipping.code == 2
+    assert skipping.err.startswith(
+        "Error: 20251001090300_create_projects.sql depends on 20251001090200_add_user_organization_relation, which --from/--to leave out"
+    )
+    ranged = cli("migrate", "--from", "20251001090200", "--to", "20251001090300")
+    assert ranged.code == 0 and ranged.out.count("✓ 2025") == 2
+
+
+# ----------------------------------------------------------------------------- rollback, baseline, create
+
+
+def test_rollback_last_steps_and_to(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    assert cli("migrate").code == 0
+    one = cli("migrate-rollback")
+    assert one.code == 0 and "✓ 20251001090600_add_workflow_permissions.sql (" in one.out
+    assert "workflow_permissions" not in tables(db)
+    two = cli("migrate-rollback", "--steps", "2")
+    assert two.code == 0 and two.out.count("✓ 2025") == 2
+    to = cli("migrate-rollback", "--to", "20251001090200_add_user_organization_relation")
+    assert to.code == 0 and to.out.count("✓ 2025") == 2
+    assert applied_ids(db) == ["20251001090000_create_users", "20251001090100_create_organizations"]
+    assert (
+        yoyo_list(database_url, project / "migrations")["20251001090200_add_user_organization_relation"]
+        == "U"
+    )
+    assert db.execute("SELECT count(*) FROM _yoyo_log WHERE operation = 'rollback'").fetchone() == (5,)
+
+
+def test_rollback_refuses_without_a_rollback_script(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    assert cli("migrate").code == 0
+    (project / "migrations" / "20251001090600_add_workflow_permissions.rollback.sql").unlink()
+    assert cli("migrate-repair").code == 0  # the rollback file counts as part of the migration
+    result = cli("migrate-rollback")
+    assert result.code == 2
+    assert result.err.startswith("Error: No rollback script for 20251001090600_add_workflow_permissions.sql")
+    assert "workflow_permissions" in tables(db) and len(applied_ids(db)) == 7
+
+
+def test_rollback_in_a_protected_environment(
+    project: Path, cli: Run, database_url: str, monkeypatch: pytest.MonkeyPatch, db: psycopg.Connection
+) -> None:
+    monkeypatch.setenv("DBOPS_TEST_PROD_URL", database_url)
+    assert cli("migrate", "--env=prod" if False else "--env=production").code == 0
+    refused = cli("migrate-rollback", "--env=production")  # pytest's stdin is no terminal
+    assert refused.code == 3
+    assert "needs confirmation: no terminal to ask on" in refused.err and "--force" in refused.err
+    assert len(applied_ids(db)) == 7
+    forced = cli("migrate-rollback", "--env=production", "--force")
+    assert forced.code == 0 and len(applied_ids(db)) == 6
+
+
+def test_baseline_marks_without_running(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    result = cli("migrate-baseline", "20251001090200_add_user_organization_relation")
+    assert result.code == 0 and result.out.count("✓ 2025") == 3
+    assert "users" not in tables(db)  # marked, not run
+    assert (
+        yoyo_list(database_url, project / "migrations")["20251001090200_add_user_organization_relation"]
+        == "A"
+    )
+    assert db.execute("SELECT count(*) FROM _dbops_migration_checksum").fetchone() == (3,)
+    assert cli("migrate-baseline", "nope").code == 2
+
+
+def test_migrate_create(project: Path, cli: Run) -> None:
+    result = cli("migrate-create", "add_approvals")
+    assert result.code == 0, result.text
+    created = sorted(p.name for p in (project / "migrations").glob("*_add_approvals*"))
+    assert len(created) == 2 and re.match(r"^\d{14}_add_approvals\.rollback\.sql$", created[0])
+    assert f"✓ Created migrations/{created[1]}" in result.out
+    text = (project / "migrations" / created[1]).read_text()
+    assert "-- depends: 20251001090600_add_workflow_permissions" in text
+    assert cli("migrate-create", "Add-Approvals").code == 2
+    assert not list((project / "migrations").glob("_tmp*"))
+    status = cli("status").out
+    assert "  Pending: 8" in status
+
+
+def test_migrate_create_uses_project_templates_and_never_overwrites(project: Path, cli: Run) -> None:
+    own = project / "db-templates"
+    own.mkdir()
+    (own / "migration.sql.j2").write_text("-- {{ id }} by our team\nSET lock_timeout = '2s';\n")
+    text = (project / "dbops.yaml").read_text()
+    (project / "dbops.yaml").write_text(
+        text.replace("project: sample", "project: sample\ntemplates: db-templates")
+    )
+    assert cli("migrate-create", "team_style").code == 0
+    made = next((project / "migrations").glob("*_team_style.sql"))
+    assert made.read_text().endswith("by our team\nSET lock_timeout = '2s';\n")
+    from dbops.errors import UsageError
+    from dbops.steps.create import _write_new
+
+    with pytest.raises(UsageError, match="already exists"):
+        _write_new(made, "overwritten?")
+    assert "our team" in made.read_text()
+
+
+# ----------------------------------------------------------------------------- one at a time, and kill -9
+
+
+def run_dbops(project: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DBOPS_ENV", "DBOPS_CONFIG", "DATABASE_URL")}
+    return subprocess.Popen(
+        [dbops_bin(), *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def many_migrations(folder: Path, count: int) -> None:
+    files = {}
+    for i in range(1, count + 1):
+        files[f"{i:03d}_t{i}.sql"] = (
+            f"CREATE TABLE t{i} (id int);\nINSERT INTO t{i} SELECT generate_series(1, 200);\nSELECT pg_sleep(0.005);\n"
+        )
+        files[f"{i:03d}_t{i}.rollback.sql"] = f"DROP TABLE t{i};\n"
+    write_migrations(folder, files)
+
+
+def consistent(db: psycopg.Connection, count: int) -> int:
+    """Every migration is applied and recorded (yoyo row, log row, checksum) or none of it."""
+    have = all_tables(db)
+    if "_yoyo_migration" not in have:
+        assert not {f"t{i}" for i in range(1, count + 1)} & have
+        return 0
+    recorded = set(applied_ids(db))
+    checksums = {r[0] for r in db.execute("SELECT migration_id FROM _dbops_migration_checksum").fetchall()}
+    logged = {
+        r[0] for r in db.execute("SELECT migration_id FROM _yoyo_log WHERE operation = 'apply'").fetchall()
+    }
+    for i in range(1, count + 1):
+        mid = f"{i:03d}_t{i}"
+        exists = f"t{i}" in have
+        assert exists == (mid in recorded) == (mid in checksums) == (mid in logged), mid
+        if exists:
+            assert db.execute(f"SELECT count(*) FROM t{i}").fetchone() == (200,)
+    return len(recorded)
+
+
+def test_four_concurrent_migrate_processes(project: Path, db: psycopg.Connection) -> None:
+    many_migrations(project / "migrations", 12)
+    children = [run_dbops(project, "migrate", "--json") for _ in range(4)]
+    docs = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, out + err
+        docs.append(json.loads(out))
+    applied_counts = sorted(len(d["report"]["items"]) for d in docs)
+    assert sum(applied_counts) == 12  # each migration applied by exactly one process
+    assert consistent(db, 12) == 12
+
+
+def test_a_held_lock_names_its_holder(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    from dbops.advisory import MIGRATION_LOCK
+
+    write_config(project, f'environments:\n  development:\n    url: "{database_url}"\n    lock_wait: 1s\n')
+    with psycopg.connect(database_url, autocommit=True, application_name="other-deployer") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        started = time.monotonic()
+        result = cli("migrate")
+        waited = time.monotonic() - started
+    assert result.code == 1 and waited >= 1
+    assert re.match(
+        r"Error: Another migration run holds the lock on \S+: pid \d+ \(other-deployer\), since \d{4}-\d\d-\d\d ",
+        result.err,
+    )
+    assert "lock_wait" in result.err
+    assert "users" not in tables(db)
+    assert cli("migrate").code == 0  # released with the holder's session
+
+
+def test_kill_9_at_random_moments_leaves_every_migration_whole(project: Path, db: psycopg.Connection) -> None:
+    count = 20
+    many_migrations(project / "migrations", count)
+    rng = random.Random(20261127)
+    kills = 0
+    for _ in range(12):
+        child = run_dbops(project, "migrate")
+        time.sleep(rng.uniform(0.15, 0.6))
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            kills += 1
+        child.communicate()
+        if consistent(db, count) == count:
+            db.execute(
+                "DELETE FROM _yoyo_migration WHERE migration_id > '010_t10'"
+            )  # keep going: undo half by hand
+            db.execute("DELETE FROM _dbops_migration_checksum WHERE migration_id > '010_t10'")
+            db.execute("DELETE FROM _yoyo_log WHERE migration_id > '010_t10'")
+            for i in range(11, count + 1):
+                db.execute(f"DROP TABLE t{i}")
+    assert kills >= 3
+    final = run_dbops(project, "migrate")
+    out, err = final.communicate(timeout=120)
+    assert final.returncode == 0, out + err
+    assert consistent(db, count) == count
+
+
+# ----------------------------------------------------------------------------- all environments
+
+
+def test_all_environments(project: Path, cli: Run, admin_url: str, database_url: str) -> None:
+    import uuid
+
+    from conftest import url_for
+
+    other = f"dbops_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {other}")
+    try:
+        write_config(
+            project,
+            (
+                f'environments:\n  development:\n    url: "{database_url}"\n'
+                f'  test:\n    url: "{url_for(admin_url, other)}"\n'
+                f'  production:\n    protected: true\n    url: "postgresql://nobody@127.0.0.1:1/none"\n'
+            ),
+        )
+        result = cli("migrate", "--all-environments")
+        assert result.code == 0, result.text
+        assert result.out.count("All migrations completed successfully!") == 2
+        assert "Skipped protected environment(s): production" in result.out
+        as_json = json.loads(cli("migrate", "--all-environments", "--json").out)
+        assert [e["environment"] for e in as_json["environments"]] == ["development", "test"]
+        assert as_json["skipped"] == ["production"] and as_json["ok"]
+        failing = cli("migrate", "--all-environments", "--include-protected")
+        assert failing.code == 1 and "Connection refused" in failing.err
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {other} WITH (FORCE)")
