@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,17 @@ class Script:
     depends: tuple[str, ...]
     transactional: bool
     statements: tuple[Statement, ...] = ()
-    rollback_statements: tuple[Statement, ...] = ()
     python_steps: tuple[PythonStep, ...] = field(default=(), repr=False)
+
+    @cached_property
+    def rollback_statements(self) -> tuple[Statement, ...]:
+        """The rollback script, parsed when first needed (applying never needs it)."""
+        if self.file.rollback is None or self.is_python:
+            return ()
+        from yoyo.migrations import read_sql_migration
+
+        _, _, statements = read_sql_migration(str(self.file.rollback))
+        return _locate(_read(self.file.rollback), statements)
 
     @property
     def id(self) -> str:
@@ -137,16 +147,11 @@ def _load_sql(file: MigrationFile) -> Script:
     transactional = directives.get("transactional", "true").strip().lower()
     if transactional not in ("true", "false"):
         raise BadMigration(f"{file.path.name}: -- transactional: must be true or false", "Fix the directive")
-    rollback: tuple[Statement, ...] = ()
-    if file.rollback is not None:
-        _, _, rollback_sql = read_sql_migration(str(file.rollback))
-        rollback = _locate(_read(file.rollback), rollback_sql)
     return Script(
         file=file,
         depends=tuple(d for d in directives.get("depends", "").split() if d),
         transactional=transactional == "true",
         statements=_locate(source, statements),
-        rollback_statements=rollback,
     )
 
 

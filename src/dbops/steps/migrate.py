@@ -122,31 +122,19 @@ class Migrate:
         report = new_report(ctx, "plan" if self.dry_run else "migrate")
         ctx.record(self.name, report)  # a failure part-way still reports what was applied
         applied: list[Script] = []
-        with migration_session(ctx, write=not self.dry_run) as session:
-            check_integrity(session, report, accept=self.accept, write=not self.dry_run)
-            scripts = plan(session, self.start, self.end)
-            if self.dry_run:
-                report.items = [MigrationItem(s.id, s.name, "planned", sql=_sql_of(s)) for s in scripts]
-            for script in [] if self.dry_run else scripts:
-                try:
-                    outcome = session.migrator.apply(script)
-                except MigrationFailed:
-                    report.items.append(MigrationItem(script.id, script.name, "failed"))
-                    report.duration_s = time.monotonic() - started
-                    raise
-                applied.append(script)
-                dropped = ", ".join(outcome.dropped_invalid)
-                note = f"dropped the INVALID index an earlier attempt left: {dropped}"
-                report.items.append(
-                    MigrationItem(
-                        script.id,
-                        script.name,
-                        "applied",
-                        outcome.duration_s,
-                        note=note if outcome.dropped_invalid else None,
-                    )
-                )
-        report.duration_s = time.monotonic() - started
+        try:
+            with migration_session(ctx, write=not self.dry_run) as session:
+                check_integrity(session, report, accept=self.accept, write=not self.dry_run)
+                scripts = plan(session, self.start, self.end)
+                if self.dry_run:
+                    report.items = [MigrationItem(s.id, s.name, "planned", sql=_sql_of(s)) for s in scripts]
+                else:
+                    try:
+                        _apply_all(session, scripts, report, applied)
+                    finally:
+                        session.migrator.flush()
+        finally:
+            report.duration_s = time.monotonic() - started
         report.complete = bool(report.items)
         undo = None
         if applied:
@@ -154,6 +142,22 @@ class Migrate:
                 f"roll back the {len(applied)} migration(s) this run applied", lambda: _undo(ctx, applied)
             )
         return StepOutcome(undo=undo, data=report)
+
+
+def _apply_all(
+    session: Session, scripts: list[Script], report: MigrationReport, applied: list[Script]
+) -> None:
+    for script in scripts:
+        try:
+            outcome = session.migrator.apply(script)
+        except MigrationFailed:
+            report.items.append(MigrationItem(script.id, script.name, "failed"))
+            raise
+        applied.append(script)
+        note = None
+        if outcome.dropped_invalid:
+            note = f"dropped the INVALID index an earlier attempt left: {', '.join(outcome.dropped_invalid)}"
+        report.items.append(MigrationItem(script.id, script.name, "applied", outcome.duration_s, note=note))
 
 
 def _undo(ctx: RunContext, applied: list[Script]) -> None:
