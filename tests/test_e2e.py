@@ -51,11 +51,34 @@ def test_status_of_the_sample_project(sample: Path) -> None:
     assert "Database: exfabrica_af_test" in via_invoke.stdout
 
 
+def test_the_readme_main_job(sample: Path) -> None:
+    """invoke db.migrate && invoke db.status, as the README's first command runs them."""
+    migrated = run(sample, "invoke", "db.migrate")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert (
+        migrated.stdout.count("✓ 2025") == 7 and "All migrations completed successfully!" in migrated.stdout
+    )
+    status = run(sample, "invoke", "db.status")
+    assert status.returncode == 0
+    assert "  Applied: 7" in status.stdout and "  Tables: 7" in status.stdout
+    assert "Health: ✓ All checks passed" in status.stdout
+
+
 def test_every_task_and_flag_is_described(sample: Path) -> None:
     listing = run(sample, "invoke", "--list").stdout
-    assert "db.status" in listing and "db.server" in listing
-    assert "status" in run(sample, "dbops", "--list").stdout
-    for task in ("status", "server"):
+    tasks = (
+        "status",
+        "server",
+        "migrate",
+        "migrate-create",
+        "migrate-rollback",
+        "migrate-baseline",
+        "migrate-repair",
+    )
+    for task in tasks:
+        assert f"db.{task} " in listing
+        assert f"  {task} " in run(sample, "dbops", "--list").stdout
+    for task in ("status", "server", "migrate", "migrate-rollback", "migrate-repair"):
         help_text = run(sample, "dbops", task, "--help").stdout
         for line in help_text.split("Options:")[1].strip().splitlines():
             if line.strip().startswith("-"):
