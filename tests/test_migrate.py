@@ -114,7 +114,7 @@ def test_postgres_hint_is_passed_on(project: Path, cli: Run) -> None:
         "Error: Migration 001_fn.sql failed at line 1: function no_such_function(integer, unknown) does not exist"
         in result.err
     )
-    assert "Hint: No function matches the given name and argument types" in result.err
+    assert "Hint: Nothing of it was applied. No function matches the given name and argument types" in result.err
 
 
 def test_syntax_error(project: Path, cli: Run, db: psycopg.Connection) -> None:

@@ -226,7 +226,7 @@ class Migrator:
         where = script.name if direction == "apply" else (script.file.rollback or script.file.path).name
         message = f"{what} {where} failed at line {line}: {_pg_message(exc)}"
         if script.transactional:
-            return MigrationFailed(message, _pg_hint(exc, script))
+            return MigrationFailed(message, "Nothing of it was applied. " + _pg_hint(exc, script))
         invalid = self._invalid_indexes(script)
         done = ", ".join(f"line {s.line}" for s in ran) or "none"
         hint = f"Not transactional: statements that ran and stay: {done}."
