@@ -114,7 +114,9 @@ def test_postgres_hint_is_passed_on(project: Path, cli: Run) -> None:
         "Error: Migration 001_fn.sql failed at line 1: function no_such_function(integer, unknown) does not exist"
         in result.err
     )
-    assert "Hint: Nothing of it was applied. No function matches the given name and argument types" in result.err
+    assert (
+        "Hint: Nothing of it was applied. No function matches the given name and argument types" in result.err
+    )
 
 
 def test_syntax_error(project: Path, cli: Run, db: psycopg.Connection) -> None:
@@ -156,7 +158,7 @@ def test_non_transactional_failure_reports_what_ran_and_cleans_the_invalid_index
         },
     )
     result = cli("migrate")
-    assert result.code == 1
+    assert result.code == 4  # part of it stays: attention needed
     assert "Migration 002_unique.sql failed at line 3: could not create unique index" in result.err
     assert "statements that ran and stay: line 2" in result.err
     assert "INVALID index left behind: emails_unique" in result.err
@@ -428,23 +430,31 @@ def many_migrations(folder: Path, count: int) -> None:
 
 
 def consistent(db: psycopg.Connection, count: int) -> int:
-    """Every migration is applied and recorded (yoyo row, log row, checksum) or none of it."""
-    have = all_tables(db)
-    if "_yoyo_migration" not in have:
-        assert not {f"t{i}" for i in range(1, count + 1)} & have
-        return 0
-    recorded = set(applied_ids(db))
-    checksums = {r[0] for r in db.execute("SELECT migration_id FROM _dbops_migration_checksum").fetchall()}
-    logged = {
-        r[0] for r in db.execute("SELECT migration_id FROM _yoyo_log WHERE operation = 'apply'").fetchall()
-    }
-    for i in range(1, count + 1):
-        mid = f"{i:03d}_t{i}"
-        exists = f"t{i}" in have
-        assert exists == (mid in recorded) == (mid in checksums) == (mid in logged), mid
-        if exists:
-            assert db.execute(f"SELECT count(*) FROM t{i}").fetchone() == (200,)
-    return len(recorded)
+    """Every migration is applied and recorded (yoyo row, log row, checksum) or none of it.
+
+    Read in one snapshot: a migration committing meanwhile must not look half-done.
+    """
+    with db.transaction():
+        db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        have = all_tables(db)
+        if "_yoyo_migration" not in have:
+            assert not {f"t{i}" for i in range(1, count + 1)} & have
+            return 0
+        recorded = set(applied_ids(db))
+        checksums = {
+            r[0] for r in db.execute("SELECT migration_id FROM _dbops_migration_checksum").fetchall()
+        }
+        logged = {
+            r[0]
+            for r in db.execute("SELECT migration_id FROM _yoyo_log WHERE operation = 'apply'").fetchall()
+        }
+        for i in range(1, count + 1):
+            mid = f"{i:03d}_t{i}"
+            exists = f"t{i}" in have
+            assert exists == (mid in recorded) == (mid in checksums) == (mid in logged), mid
+            if exists:
+                assert db.execute(f"SELECT count(*) FROM t{i}").fetchone() == (200,)
+        return len(recorded)
 
 
 def test_four_concurrent_migrate_processes(project: Path, db: psycopg.Connection) -> None:
@@ -482,30 +492,42 @@ def test_a_held_lock_names_its_holder(
 
 
 def test_kill_9_at_random_moments_leaves_every_migration_whole(project: Path, db: psycopg.Connection) -> None:
+    """Kill while migration k of 20 is running, for many k: each migration is whole or absent."""
     count = 20
     many_migrations(project / "migrations", count)
     rng = random.Random(20261127)
-    kills = 0
-    for _ in range(12):
-        child = run_dbops(project, "migrate")
-        time.sleep(rng.uniform(0.15, 0.6))
-        if child.poll() is None:
-            child.send_signal(signal.SIGKILL)
-            kills += 1
-        child.communicate()
-        if consistent(db, count) == count:
-            db.execute(
-                "DELETE FROM _yoyo_migration WHERE migration_id > '010_t10'"
-            )  # keep going: undo half by hand
-            db.execute("DELETE FROM _dbops_migration_checksum WHERE migration_id > '010_t10'")
-            db.execute("DELETE FROM _yoyo_log WHERE migration_id > '010_t10'")
+    part_way = 0
+    for _ in range(10):
+        before = consistent(db, count)
+        if before == count:  # all done: take the second half back by hand and go on
             for i in range(11, count + 1):
                 db.execute(f"DROP TABLE t{i}")
-    assert kills >= 3
+            for table in ("_yoyo_migration", "_dbops_migration_checksum", "_yoyo_log"):
+                db.execute(f"DELETE FROM {table} WHERE migration_id > '010_t10'")
+            before = consistent(db, count)
+        target = rng.randint(before + 1, min(before + 6, count))
+        child = run_dbops(project, "migrate")
+        deadline = time.monotonic() + 60
+        while consistent(db, count) < target and child.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.004))  # somewhere inside the next migration
+        child.send_signal(signal.SIGKILL)
+        child.communicate()
+        after = consistent(db, count)
+        part_way += before < after < count
+    assert part_way >= 5
     final = run_dbops(project, "migrate")
     out, err = final.communicate(timeout=120)
     assert final.returncode == 0, out + err
     assert consistent(db, count) == count
+    assert set(yoyo_list_for(project, count).values()) == {"A"}
+
+
+def yoyo_list_for(project: Path, count: int) -> dict[str, str]:
+    text = (project / "dbops.yaml").read_text()
+    url = re.search(r'url: "([^"]+)"', text).group(1)  # type: ignore[union-attr]
+    return yoyo_list(url, project / "migrations")
 
 
 # ----------------------------------------------------------------------------- all environments
@@ -540,3 +562,156 @@ def test_all_environments(project: Path, cli: Run, admin_url: str, database_url:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {other} WITH (FORCE)")
+
+
+# ----------------------------------------------------------------------------- what review found
+
+
+def test_transaction_control_in_a_transactional_migration_is_refused(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    write_migrations(
+        project / "migrations",
+        {"001_commit.sql": "CREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n"},
+    )
+    result = cli("migrate")
+    assert result.code == 2
+    assert result.err.startswith("Error: 001_commit.sql:2: COMMIT: a migration runs in one transaction")
+    assert "transactional: false" in result.err and tables(db) == set()
+
+
+def test_session_settings_do_not_leak_into_the_next_migration(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    folder = project / "migrations"
+    write_migrations(
+        folder,
+        {
+            "001_schema.sql": "CREATE SCHEMA app;\nSET search_path = app;\nCREATE TABLE inside (id int);\n",
+            "002_other.sql": "CREATE TABLE other (id int);\n",
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 0, result.text
+    where = dict(
+        db.execute(
+            "SELECT tablename, schemaname FROM pg_tables WHERE tablename IN ('inside', 'other')"
+        ).fetchall()
+    )
+    assert where == {"inside": "app", "other": "public"}  # as yoyo, with a connection per migration, does
+    assert yoyo_list(database_url, folder) == {"001_schema": "A", "002_other": "A"}
+
+
+def test_a_deferred_constraint_failing_at_commit(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_parent.sql": "CREATE TABLE parent (id int PRIMARY KEY);\n",
+            "002_child.sql": (
+                "CREATE TABLE child (parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\n"
+                "INSERT INTO child VALUES (42);\n"
+            ),
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 1
+    assert "✓ 001_parent.sql" in result.out and "✗ 002_child.sql failed" in result.out
+    assert result.err.startswith("Error: Migration 002_child.sql failed at commit: insert or update on table")
+    assert "nothing to migrate" not in result.out and tables(db) == {"parent"}
+
+
+def test_one_error_line_and_the_line_after_a_comment(project: Path, cli: Run) -> None:
+    write_migrations(
+        project / "migrations",
+        {"001_div.sql": "-- first\nCREATE TABLE d (id int);\n\n-- the culprit:\nSELECT 1/0;\n"},
+    )
+    result = cli("migrate")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        "Error: Migration 001_div.sql failed at line 5: division by zero",
+        "Hint: Nothing of it was applied. Fix 001_div.sql and run migrate again",
+    ]
+    write_migrations(project / "migrations", {"001_only.sql": "SELECT 1/0;\n"})
+    assert len(cli("migrate").err.splitlines()) == 2  # nothing from psycopg's pipeline logger
+
+
+def test_a_failing_python_step_names_its_line(project: Path, cli: Run) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_py.py": "from yoyo import step\n\n\ndef go(conn):\n    conn.execute('SELECT 1')\n    raise ValueError('no good')\n\n\nsteps = [step(go)]\n",
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 1
+    assert result.err.startswith("Error: Migration 001_py.py failed at line 6, step 1: no good")
+
+
+def test_a_failing_rollback_is_reported_as_one(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_a.sql": "CREATE TABLE a (id int);\n",
+            "001_a.rollback.sql": "DROP TABLE a;\nDROP TABLE not_there;\n",
+        },
+    )
+    assert cli("migrate").code == 0
+    result = cli("migrate-rollback")
+    assert result.code == 1
+    assert "✗ 001_a.sql failed" in result.out and "Nothing to roll back" not in result.out
+    assert result.err.splitlines() == [
+        'Error: Rollback of 001_a failed at 001_a.rollback.sql:2: table "not_there" does not exist',
+        "Hint: Nothing was rolled back. Fix 001_a.rollback.sql and run migrate-rollback again",
+    ]
+    assert "a" in tables(db)
+
+
+def test_invalid_index_detection_with_comments_and_unnamed_indexes(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_t.sql": "CREATE TABLE t (v int);\nINSERT INTO t VALUES (1), (1);\n",
+            "002_idx.sql": (
+                "-- transactional: false\n"
+                "CREATE INDEX CONCURRENTLY ON t (v);\n"
+                "-- must be unique\n"
+                "CREATE UNIQUE INDEX CONCURRENTLY t_v_unique ON t (v);\n"
+            ),
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 4
+    assert "failed at line 4" in result.err and "INVALID index left behind: t_v_unique" in result.err
+    db.execute("DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t)")
+    for (name,) in db.execute("SELECT indexname FROM pg_indexes WHERE tablename = 't'").fetchall():
+        if name != "t_v_unique":
+            db.execute(f"DROP INDEX {name}")
+    retry = cli("migrate")
+    assert retry.code == 0, retry.text
+    assert "dropped the INVALID index an earlier attempt left: t_v_unique" in retry.out
+
+
+def test_plain_yoyo_apply_after_dbops_finds_nothing_to_do(project: Path, cli: Run, database_url: str) -> None:
+    assert cli("migrate").code == 0
+    yoyo = str(Path(dbops_bin()).with_name("yoyo"))
+    done = subprocess.run(
+        [
+            yoyo,
+            "apply",
+            "--batch",
+            "--database",
+            database_url.replace("postgresql://", "postgresql+psycopg://", 1),
+            str(project / "migrations"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert cli("migrate").out.splitlines()[-1] == "✓ Database is up to date: nothing to migrate"
+
+
+def test_unknown_range_bounds_are_refused(project: Path, cli: Run) -> None:
+    result = cli("migrate", "--from", "2099")
+    assert result.code == 2 and "--from 2099: no migration has that id or starts with it" in result.err

@@ -44,9 +44,37 @@ def migration_lock(target: Target, env: Environment, wait_s: float) -> Iterator[
                 )
             time.sleep(pause)
             pause = min(pause * 2, 0.25)
-        yield
+        with _yoyo_lock_row(conn, max(deadline - time.monotonic(), 0.1)):
+            yield
     finally:
         conn.close()  # releases the lock with the session
+
+
+@contextmanager
+def _yoyo_lock_row(conn: psycopg.Connection[Any], wait_s: float) -> Iterator[None]:
+    """Hold yoyo's own lock row too, uncommitted: a plain `yoyo apply` waits for us meanwhile,
+    and since the row is never committed, a killed dbops leaves no stale row behind."""
+    from psycopg import errors
+
+    if conn.execute("SELECT to_regclass('yoyo_lock')").fetchone() == (None,):
+        yield
+        return
+    with conn.transaction(force_rollback=True):
+        conn.execute(f"SET LOCAL lock_timeout = {int(wait_s * 1000)}")
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO yoyo_lock (locked, ctime, pid)"
+                    " VALUES (1, now() AT TIME ZONE 'UTC', pg_backend_pid())"
+                )
+        except (errors.UniqueViolation, errors.LockNotAvailable):
+            row = conn.execute("SELECT pid, ctime FROM yoyo_lock").fetchone()
+            holder = f"pid {row[0]}, since {row[1]:%Y-%m-%d %H:%M:%S} UTC" if row else "a concurrent run"
+            raise LockBusy(
+                f"yoyo's own lock on this database is held ({holder})",
+                "Wait for that yoyo to finish; if none is running, clear the stale lock: yoyo break-lock",
+            ) from None
+        yield
 
 
 def _holder(conn: psycopg.Connection[Any]) -> str:
@@ -54,7 +82,8 @@ def _holder(conn: psycopg.Connection[Any]) -> str:
         "SELECT a.pid, coalesce(nullif(a.application_name, ''), a.usename::text),"
         " to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')"
         " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE l.locktype = 'advisory' AND l.granted"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
         (MIGRATION_LOCK,),
     ).fetchone()

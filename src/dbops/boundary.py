@@ -139,8 +139,10 @@ def _interrupted(pipeline: PipelineResult) -> ErrorInfo | None:
 
     if not pipeline.interrupted:
         return None
-    if all(undo.ok for undo in pipeline.undos):
-        hint = "What the completed steps changed was undone" if pipeline.undos else "Nothing had been changed"
+    if not pipeline.undos:
+        hint = "The report above shows what was done before the interruption"
+    elif all(undo.ok for undo in pipeline.undos):
+        hint = "What the completed steps changed was undone"
     else:
         hint = "An undo failed: read the report above before running anything else"
     return ErrorInfo("Interrupted", hint, pipeline.exit_code, "Interrupted")

@@ -46,7 +46,7 @@ class MigrationReport:
     adopted: list[str] = field(default_factory=list)  # applied by plain yoyo: checksum recorded now
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
-    complete: bool = False
+    finished: bool = False  # the step ran to its end (else it failed, and its error says why)
 
     def warnings(self) -> list[str]:
         return [n for n in self.notes if n.startswith("⚠")]
@@ -60,7 +60,7 @@ class MigrationReport:
                 ("dim", f"Recorded checksums of {len(self.adopted)} migration(s) applied without dbops")
             )
         if not self.items:
-            return [*lines, ("ok", self._nothing())]
+            return [*lines, ("ok", self._nothing())] if self.finished else lines
         lines.append(("", _LISTS.get(self.kind, "Migrations:")))
         for item in self.items:
             style, mark = _MARKS[item.status]
@@ -71,7 +71,7 @@ class MigrationReport:
                 lines.append(("dim", f"    {item.note}"))
             if item.sql is not None:
                 lines += [("dim", f"    {line}") for line in item.sql.splitlines()]
-        if self.complete:
+        if self.finished:
             lines.append(("ok", f"{_DONE[self.kind]} ({self.duration_s:.1f}s)"))
         return lines
 

@@ -38,10 +38,14 @@ class MigrationFile:
 
     def checksum(self) -> str:
         """sha256 over the migration's files (the rollback script too), as recorded when applied."""
-        digest = hashlib.sha256()
-        for path in self.files:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        return digest.hexdigest()
+        return checksum_of([(path.name, path.read_bytes()) for path in self.files])
+
+
+def checksum_of(files: list[tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256()
+    for name, content in files:
+        digest.update(name.encode() + b"\0" + content + b"\0")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,38 +1,50 @@
 """Applying, rolling back and marking migrations on one connection, records included.
 
 A transactional migration, yoyo's records of it (``_yoyo_migration``, ``_yoyo_log``) and its
-checksum commit in one transaction: a kill at any instant leaves it applied and recorded, or
-neither. A non-transactional one runs statement by statement in autocommit and is recorded
-once all of them ran.
+checksum commit in one transaction, sent in one round trip: a kill at any instant leaves it
+applied and recorded, or neither. A non-transactional one runs statement by statement in
+autocommit and is recorded once all of them ran.
+
+Each migration commits without waiting for its WAL to reach the disk; flush() then waits once
+for all of them. A server crash in between loses whole migrations with their records, never
+one without the other. After each migration the session is reset, so a ``SET search_path``
+in one never leaks into the next (yoyo gives each migration a new connection).
 """
 
 from __future__ import annotations
 
 import getpass
 import hashlib
+import logging
 import re
 import socket
 import time
+import traceback
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dbops.errors import DbopsError
+from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.migrations import CHECKSUM_TABLE, DELETED, YOYO_TABLE, MigrationFile
-from dbops.scripts import PythonStep, Script, Statement
+from dbops.scripts import PythonStep, Script, Statement, code_of
 
 if TYPE_CHECKING:
     import psycopg
 
     from dbops.db import Target
 
+# psycopg logs "error ignored terminating <Pipeline>" when a pipelined statement fails; the
+# failure itself is reported as dbops' own one-line error.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
+_RESET_SESSION = ("RESET ALL", "RESET ROLE")
 _CONCURRENT_INDEX = re.compile(
-    r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(\"[^\"]+\"|[\w.]+)",
+    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?!ON\b)(\"[^\"]+\"|[\w.$]+)\s+ON\b",
     re.IGNORECASE,
 )
-
 
 # yoyo 9's internal schema at version 2 (yoyo/internalmigrations/v2.py and its lock table).
 _YOYO_V2_SCHEMA = (
@@ -48,21 +60,8 @@ _YOYO_V2_SCHEMA = (
 )
 
 
-# Each migration commits atomically without waiting for its WAL to reach the disk; flush() then
-# waits once for all of them. A server crash in between loses whole migrations with their
-# records, never one without the other.
-_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
-
-
 class MigrationFailed(DbopsError):
     """A migration's statement failed; the message names the file, line and PostgreSQL error."""
-
-    def __init__(
-        self, message: str, hint: str, *, ran: Sequence[Statement] = (), invalid: Sequence[str] = ()
-    ):
-        super().__init__(message, hint)
-        self.ran = tuple(ran)
-        self.invalid_indexes = tuple(invalid)
 
 
 @dataclass
@@ -78,6 +77,7 @@ class Migrator:
         self.target = target
         self.user = _user()
         self.host = socket.gethostname()
+        self._tables: dict[str, str] = {}  # bookkeeping table -> its schema-qualified name
 
     # ------------------------------------------------------------------ bookkeeping tables
 
@@ -105,6 +105,20 @@ class Migrator:
                     " migration_id varchar(255) PRIMARY KEY, sha256 varchar(64) NOT NULL,"
                     " files text NOT NULL, recorded_at_utc timestamp NOT NULL)"
                 )
+        self._qualify()
+
+    def _qualify(self) -> None:
+        """Name the bookkeeping tables with their schema: a migration may change search_path."""
+        from psycopg import sql
+
+        for table in (YOYO_TABLE, "_yoyo_log", CHECKSUM_TABLE):
+            row = self.conn.execute(
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.oid = to_regclass(%s)",
+                (table,),
+            ).fetchone()
+            assert row is not None, table
+            self._tables[table] = sql.Identifier(row[0], table).as_string(self.conn)
 
     def _yoyo_internal_schema(self) -> None:
         from yoyo import get_backend
@@ -120,18 +134,21 @@ class Migrator:
     def apply(self, script: Script) -> Outcome:
         started = time.monotonic()
         dropped: list[str] = []
-        if script.transactional and not script.python_steps:
-            self._apply_pipelined(script)
-        elif script.transactional:
-            with self.conn.transaction():
-                self.conn.execute(_NO_FLUSH_WAIT)
+        try:
+            if script.transactional and not script.python_steps:
+                self._apply_pipelined(script)
+            elif script.transactional:
+                with self.conn.transaction():
+                    self.conn.execute(_NO_FLUSH_WAIT)
+                    self._run(script, script.statements, script.python_steps, "apply")
+                    self._record(script.file, script.checksum, "apply")
+            else:
+                dropped = self._drop_invalid_leftovers(script)
                 self._run(script, script.statements, script.python_steps, "apply")
-                self._record(script, "apply")
-        else:
-            dropped = self._drop_invalid_leftovers(script)
-            self._run(script, script.statements, script.python_steps, "apply")
-            with self.conn.transaction():
-                self._record(script, "apply")
+                with self.conn.transaction():
+                    self._record(script.file, script.checksum, "apply")
+        finally:
+            self._reset_session()
         return Outcome(script, time.monotonic() - started, dropped)
 
     def _apply_pipelined(self, script: Script) -> None:
@@ -142,13 +159,46 @@ class Migrator:
                 self.conn.execute(_NO_FLUSH_WAIT)
                 for statement in script.statements:
                     sent.append((statement, self.conn.execute(statement.sql)))
-                self._insert_records(script.file, _yoyo_hash(script.id), "apply")
+                self._record(script.file, script.checksum, "apply")
         except Exception as exc:
-            done = [statement for statement, cursor in sent if cursor.pgresult is not None]
-            failed = next((statement for statement, cursor in sent if cursor.pgresult is None), None)
-            if failed is None:
+            if isinstance(exc, DbopsError) or not type(exc).__module__.startswith("psycopg"):
                 raise
+            failed = next((statement for statement, cursor in sent if cursor.pgresult is None), None)
+            if failed is None:  # every statement ran: the records or the COMMIT failed
+                raise MigrationFailed(
+                    f"Migration {script.name} failed at commit: {_pg_message(exc)}",
+                    "Nothing of it was applied (deferred constraints are checked at commit). "
+                    + _pg_hint(exc, script, "apply"),
+                ) from None
+            done = [statement for statement, cursor in sent if cursor.pgresult is not None]
             raise self._failure(script, failed, exc, done, "apply") from None
+
+    def rollback(self, script: Script) -> Outcome:
+        started = time.monotonic()
+        steps = tuple(reversed(script.python_steps))
+        try:
+            if script.transactional:
+                with self.conn.transaction():
+                    self.conn.execute(_NO_FLUSH_WAIT)
+                    self._run(script, script.rollback_statements, steps, "rollback")
+                    self._unrecord(script)
+            else:
+                self._run(script, script.rollback_statements, steps, "rollback")
+                with self.conn.transaction():
+                    self._unrecord(script)
+        finally:
+            self._reset_session()
+        return Outcome(script, time.monotonic() - started)
+
+    def mark(self, file: MigrationFile) -> None:
+        """Record as applied without running it (baseline)."""
+        with self.conn.transaction():
+            self._record(file, file.checksum(), "mark")
+
+    def accept(self, migration_id: str, file: MigrationFile | None) -> None:
+        """Take the file as it is now (or its deletion) as the applied version."""
+        with self.conn.transaction():
+            self._save_checksum(migration_id, file.checksum() if file else DELETED, file)
 
     def flush(self) -> None:
         """Wait once for the disk: a durable commit flushes every earlier one's WAL too."""
@@ -157,28 +207,10 @@ class Migrator:
         with self.conn.transaction():
             self.conn.execute("SELECT txid_current()")
 
-    def rollback(self, script: Script) -> Outcome:
-        started = time.monotonic()
-        steps = tuple(reversed(script.python_steps))
-        if script.transactional:
-            with self.conn.transaction():
-                self._run(script, script.rollback_statements, steps, "rollback")
-                self._unrecord(script)
-        else:
-            self._run(script, script.rollback_statements, steps, "rollback")
-            with self.conn.transaction():
-                self._unrecord(script)
-        return Outcome(script, time.monotonic() - started)
-
-    def mark(self, file: MigrationFile) -> None:
-        """Record as applied without running it (baseline)."""
-        with self.conn.transaction():
-            self._record_file(file, "mark")
-
-    def accept(self, migration_id: str, file: MigrationFile | None) -> None:
-        """Take the file as it is now (or its deletion) as the applied version."""
-        with self.conn.transaction():
-            self._save_checksum(migration_id, file)
+    def _reset_session(self) -> None:
+        if not self.conn.closed and self.conn.info.transaction_status == 0:
+            for statement in _RESET_SESSION:
+                self.conn.execute(statement)
 
     # ------------------------------------------------------------------ running statements
 
@@ -186,13 +218,19 @@ class Migrator:
         self, script: Script, statements: Sequence[Statement], steps: Sequence[PythonStep], direction: str
     ) -> None:
         ran: list[Statement] = []
+        invalid_before = self._all_invalid() if not script.transactional else set()
         for statement in statements:
             try:
                 self.conn.execute(statement.sql)  # no parameters: sent as written, % and all
             except Exception as exc:
-                raise self._failure(script, statement, exc, ran, direction) from None
+                if not type(exc).__module__.startswith("psycopg"):
+                    raise
+                left = sorted(self._all_invalid() - invalid_before) if not script.transactional else []
+                raise self._failure(script, statement, exc, ran, direction, left) from None
             ran.append(statement)
-        for number, step in enumerate(steps, 1):
+        count = len(steps)
+        for index, step in enumerate(steps):
+            number = count - index if direction == "rollback" else index + 1  # as written in the file
             self._run_python_step(script, number, step, direction)
 
     def _run_python_step(self, script: Script, number: int, step: PythonStep, direction: str) -> None:
@@ -211,93 +249,96 @@ class Migrator:
                 return
             if isinstance(exc, DbopsError):
                 raise
+            line = _line_in(exc, str(script.file.path))
+            what = "Migration" if direction == "apply" else "Rollback of"
+            where = f"line {line}, step {number}" if line else f"step {number}"
             raise MigrationFailed(
-                f"Migration {script.name} failed in step {number}: {_pg_message(exc)}",
-                _pg_hint(exc, script),
+                f"{what} {script.name} failed at {where}: {_pg_message(exc)}",
+                _pg_hint(exc, script, direction),
             ) from None
 
     def _failure(
-        self, script: Script, statement: Statement, exc: Exception, ran: Sequence[Statement], direction: str
+        self,
+        script: Script,
+        statement: Statement,
+        exc: Exception,
+        ran: Sequence[Statement],
+        direction: str,
+        invalid: Sequence[str] = (),
     ) -> MigrationFailed:
-        line = statement.line + _lines_before(
-            statement.sql, getattr(getattr(exc, "diag", None), "statement_position", None)
-        )
-        what = "Migration" if direction == "apply" else "Rollback of"
-        where = script.name if direction == "apply" else (script.file.rollback or script.file.path).name
-        message = f"{what} {where} failed at line {line}: {_pg_message(exc)}"
+        position = getattr(getattr(exc, "diag", None), "statement_position", None)
+        line = statement.line + _lines_before(code_of(statement.sql), position, statement.sql)
+        if direction == "apply":
+            message = f"Migration {script.name} failed at line {line}: {_pg_message(exc)}"
+        else:
+            rollback = script.file.rollback.name if script.file.rollback else script.name
+            message = f"Rollback of {script.id} failed at {rollback}:{line}: {_pg_message(exc)}"
         if script.transactional:
-            return MigrationFailed(message, "Nothing of it was applied. " + _pg_hint(exc, script))
-        invalid = self._invalid_indexes(script)
+            undone = "Nothing of it was applied. " if direction == "apply" else "Nothing was rolled back. "
+            return MigrationFailed(message, undone + _pg_hint(exc, script, direction))
         done = ", ".join(f"line {s.line}" for s in ran) or "none"
         hint = f"Not transactional: statements that ran and stay: {done}."
         if invalid:
             hint += f" INVALID index left behind: {', '.join(invalid)} (dropped before the next attempt)."
-        return MigrationFailed(message, hint + " " + _pg_hint(exc, script), ran=ran, invalid=invalid)
+        failure = MigrationFailed(message, f"{hint} {_pg_hint(exc, script, direction)}")
+        if ran or invalid:
+            failure.exit_code = EXIT_UNDO_FAILED  # part of it stays: attention needed
+        return failure
 
     # ------------------------------------------------------------------ CREATE INDEX CONCURRENTLY leftovers
 
-    def _concurrent_indexes(self, script: Script) -> list[str]:
-        names = []
-        for statement in script.statements:
-            match = _CONCURRENT_INDEX.match(statement.sql)
-            if match:
-                names.append(match.group(1).strip('"'))
-        return names
-
-    def _invalid_indexes(self, script: Script) -> list[str]:
-        names = self._concurrent_indexes(script)
-        if not names:
-            return []
+    def _all_invalid(self) -> set[str]:
         rows = self.conn.execute(
-            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE NOT i.indisvalid AND c.relname = ANY(%s) AND pg_table_is_visible(c.oid)",
-            ([n.split(".")[-1] for n in names],),
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid"
         ).fetchall()
-        return [r[0] for r in rows]
+        return {r[0] for r in rows}
 
     def _drop_invalid_leftovers(self, script: Script) -> list[str]:
+        """INVALID indexes named by this migration's CREATE INDEX CONCURRENTLY: an earlier attempt's."""
         from psycopg import sql
 
-        invalid = self._invalid_indexes(script)
+        named = []
+        for statement in script.statements:
+            match = _CONCURRENT_INDEX.match(code_of(statement.sql))
+            if match:
+                named.append(match.group(1).strip('"').split(".")[-1])
+        invalid = sorted(self._all_invalid() & set(named))
         for name in invalid:
             self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
         return invalid
 
     # ------------------------------------------------------------------ records
 
-    def _record(self, script: Script, operation: str) -> None:
-        self._record_file(script.file, operation)
-
-    def _record_file(self, file: MigrationFile, operation: str) -> None:
-        self._insert_records(file, _yoyo_hash(file.id), operation)
-
-    def _insert_records(self, file: MigrationFile, migration_hash: str, operation: str) -> None:
+    def _record(self, file: MigrationFile, checksum: str, operation: str) -> None:
+        migration_hash = _yoyo_hash(file.id)
         self.conn.execute(
-            f"INSERT INTO {YOYO_TABLE} (migration_hash, migration_id, applied_at_utc) "
+            f"INSERT INTO {self._tables[YOYO_TABLE]} (migration_hash, migration_id, applied_at_utc) "
             "VALUES (%s, %s, clock_timestamp() AT TIME ZONE 'UTC')",
             (migration_hash, file.id),
         )
         self._log(migration_hash, file.id, operation)
-        self._save_checksum(file.id, file)
+        self._save_checksum(file.id, checksum, file)
 
     def _unrecord(self, script: Script) -> None:
         migration_hash = _yoyo_hash(script.id)
-        self.conn.execute(f"DELETE FROM {YOYO_TABLE} WHERE migration_hash = %s", (migration_hash,))
-        self.conn.execute(f"DELETE FROM {CHECKSUM_TABLE} WHERE migration_id = %s", (script.id,))
+        self.conn.execute(
+            f"DELETE FROM {self._tables[YOYO_TABLE]} WHERE migration_hash = %s", (migration_hash,)
+        )
+        self.conn.execute(f"DELETE FROM {self._tables[CHECKSUM_TABLE]} WHERE migration_id = %s", (script.id,))
         self._log(migration_hash, script.id, "rollback")
 
     def _log(self, migration_hash: str, migration_id: str, operation: str) -> None:
         self.conn.execute(
-            "INSERT INTO _yoyo_log (id, migration_hash, migration_id, operation, username, hostname, comment,"
-            " created_at_utc) VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp() AT TIME ZONE 'UTC')",
+            f"INSERT INTO {self._tables['_yoyo_log']} (id, migration_hash, migration_id, operation, username,"
+            " hostname, comment, created_at_utc)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp() AT TIME ZONE 'UTC')",
             (str(uuid.uuid1()), migration_hash, migration_id, operation, self.user, self.host, "dbops"),
         )
 
-    def _save_checksum(self, migration_id: str, file: MigrationFile | None) -> None:
-        checksum = file.checksum() if file else DELETED
+    def _save_checksum(self, migration_id: str, checksum: str, file: MigrationFile | None) -> None:
         files = ",".join(p.name for p in file.files) if file else ""
         self.conn.execute(
-            f"INSERT INTO {CHECKSUM_TABLE} (migration_id, sha256, files, recorded_at_utc) "
+            f"INSERT INTO {self._tables[CHECKSUM_TABLE]} (migration_id, sha256, files, recorded_at_utc) "
             "VALUES (%s, %s, %s, clock_timestamp() AT TIME ZONE 'UTC') "
             "ON CONFLICT (migration_id) DO UPDATE SET sha256 = EXCLUDED.sha256, files = EXCLUDED.files, "
             "recorded_at_utc = EXCLUDED.recorded_at_utc",
@@ -310,13 +351,20 @@ def _yoyo_hash(migration_id: str) -> str:
     return hashlib.sha256(migration_id.encode()).hexdigest()
 
 
-def _lines_before(sql: str, position: Any) -> int:
-    """PostgreSQL's error position (1-based character) -> lines into the statement."""
+def _lines_before(code: str, position: Any, sql: str) -> int:
+    """PostgreSQL's error position (1-based, in the statement as sent) -> lines past the code's start."""
     try:
         index = int(position) - 1
     except (TypeError, ValueError):
         return 0
-    return sql.count("\n", 0, max(index, 0))
+    offset = len(sql) - len(code)  # the comments before the code
+    return max(sql.count("\n", 0, max(index, 0)) - sql.count("\n", 0, offset), 0)
+
+
+def _line_in(exc: Exception, path: str) -> int | None:
+    """The line of the migration file where a Python step raised."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    return frames[-1].lineno if frames else None
 
 
 def _pg_message(exc: Exception) -> str:
@@ -325,12 +373,14 @@ def _pg_message(exc: Exception) -> str:
     return primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _pg_hint(exc: Exception, script: Script) -> str:
+def _pg_hint(exc: Exception, script: Script, direction: str) -> str:
     diag = getattr(exc, "diag", None)
-    hint = getattr(diag, "message_hint", None)
-    detail = getattr(diag, "message_detail", None)
-    parts = [p for p in (hint, detail) if p]
-    parts.append(f"Fix {script.name} and run migrate again")
+    parts = [p for p in (getattr(diag, "message_hint", None), getattr(diag, "message_detail", None)) if p]
+    if direction == "apply":
+        parts.append(f"Fix {script.name} and run migrate again")
+    else:
+        rollback = script.file.rollback.name if script.file.rollback else script.name
+        parts.append(f"Fix {rollback} and run migrate-rollback again")
     return "; ".join(parts)
 
 

@@ -8,6 +8,7 @@ their steps are flattened into apply/rollback pairs that dbops runs on its own c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dbops.errors import DbopsError
-from dbops.migrations import MigrationFile
+from dbops.migrations import MigrationFile, checksum_of
 
 
 class BadMigration(DbopsError):
@@ -31,7 +32,7 @@ class Statement:
 
     @property
     def summary(self) -> str:
-        first = " ".join(self.sql.split())
+        first = " ".join(code_of(self.sql).rstrip().rstrip(";").split())
         return first if len(first) <= 70 else first[:67] + "..."
 
 
@@ -49,16 +50,15 @@ class Script:
     transactional: bool
     statements: tuple[Statement, ...] = ()
     python_steps: tuple[PythonStep, ...] = field(default=(), repr=False)
+    checksum: str = ""  # of the bytes that were parsed: what runs is what gets recorded
 
     @cached_property
     def rollback_statements(self) -> tuple[Statement, ...]:
         """The rollback script, parsed when first needed (applying never needs it)."""
         if self.file.rollback is None or self.is_python:
             return ()
-        from yoyo.migrations import read_sql_migration
-
-        _, _, statements = read_sql_migration(str(self.file.rollback))
-        return _locate(_read(self.file.rollback), statements)
+        text = _decode(self.file.rollback, _read_bytes(self.file.rollback))
+        return _locate(text, _split(text)[1])
 
     @property
     def id(self) -> str:
@@ -132,37 +132,86 @@ def order(scripts: Sequence[Script], known: dict[str, Script] | None = None) -> 
 # --------------------------------------------------------------------------- SQL
 
 
-def _read(path: Path) -> str:
+_TRANSACTION_CONTROL = re.compile(
+    r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b)|PREPARE\s+TRANSACTION)\b",
+    re.IGNORECASE,
+)
+_LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadMigration(f"Cannot read {path.name}: {exc}", "Migrations are UTF-8 text files") from None
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadMigration(
+            f"Cannot read {path.name}: {exc.strerror}", "Check the file's permissions"
+        ) from None
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """As yoyo reads it: UTF-8, universal newlines."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadMigration(
+            f"{path.name}: not UTF-8 ({exc.reason} at byte {exc.start})", "Save it as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _split(text: str) -> tuple[dict[str, str], list[str]]:
+    """yoyo's read_sql_migration, on text we already hold (so what runs is what we hash)."""
+    import sqlparse
+    from yoyo.migrations import parse_metadata_from_sql_comments
+
+    statements = sqlparse.split(text)
+    directives: dict[str, str] = {}
+    if statements:
+        directives, _, statements[0] = parse_metadata_from_sql_comments(statements[0])
+    return directives, [s for s in statements if s.strip()]
 
 
 def _load_sql(file: MigrationFile) -> Script:
-    from yoyo.migrations import read_sql_migration
-
-    source = _read(file.path)
-    directives, _, statements = read_sql_migration(str(file.path))
+    raw = _read_bytes(file.path)
+    source = _decode(file.path, raw)
+    directives, statements = _split(source)
     transactional = directives.get("transactional", "true").strip().lower()
     if transactional not in ("true", "false"):
         raise BadMigration(f"{file.path.name}: -- transactional: must be true or false", "Fix the directive")
+    located = _locate(source, statements)
+    if transactional == "true":
+        for statement in located:
+            if _TRANSACTION_CONTROL.match(code_of(statement.sql)):
+                raise BadMigration(
+                    f"{file.path.name}:{statement.line}: {statement.summary}: a migration runs in one "
+                    "transaction with its record, and may not end or start one itself",
+                    "Remove it, or add -- transactional: false to the leading comment block",
+                )
+    parts = [(file.path.name, raw)]
+    if file.rollback is not None:
+        parts.append((file.rollback.name, _read_bytes(file.rollback)))
     return Script(
         file=file,
         depends=tuple(d for d in directives.get("depends", "").split() if d),
         transactional=transactional == "true",
-        statements=_locate(source, statements),
+        statements=located,
+        checksum=checksum_of(parts),
     )
 
 
+def code_of(sql: str) -> str:
+    """The statement without its leading whitespace and comments."""
+    return sql[_LEADING_NOISE.match(sql).end() :]  # type: ignore[union-attr]
+
+
 def _locate(source: str, statements: Sequence[str]) -> tuple[Statement, ...]:
-    """Each statement with the line it starts on, found in order in the file's text."""
+    """Each statement with the line its code starts on (after any comment above it)."""
     located = []
-    cursor = 0
+    cursor = _LEADING_NOISE.match(source).end()  # type: ignore[union-attr]
     for sql in statements:
         text = sql.strip()
         found = source.find(text, cursor)
-        start = found if found >= 0 else cursor
+        start = (found if found >= 0 else cursor) + (len(text) - len(code_of(text)))
         located.append(Statement(text, source.count("\n", 0, start) + 1))
         if found >= 0:
             cursor = found + len(text)
@@ -197,6 +246,7 @@ def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
         depends=depends,
         transactional=bool(migration.use_transactions),
         python_steps=tuple(_flatten(migration.steps or [])),
+        checksum=checksum_of([(file.path.name, _read_bytes(file.path))]),
     )
 
 

@@ -8,7 +8,8 @@ from dbops.context import RunContext
 from dbops.errors import UsageError
 from dbops.migration_report import MigrationItem
 from dbops.pipeline import StepOutcome
-from dbops.steps.migrate import check_integrity, migration_session, new_report
+from dbops.scripts import load, order
+from dbops.steps.migrate import migration_session, new_report, record_checksums
 
 
 class Baseline:
@@ -25,15 +26,18 @@ class Baseline:
         report = new_report(ctx, "baseline")
         ctx.record(self.name, report)
         with migration_session(ctx, write=True) as session:
-            files = session.state.files
-            if self.up_to not in {f.id for f in files}:
-                raise UsageError(f"No migration with id {self.up_to}", "dbops status lists the pending ones")
-            for file in session.state.pending:
-                if file.id <= self.up_to:
-                    session.migrator.mark(file)
-                    report.items.append(MigrationItem(file.id, file.path.name, "marked"))
+            state = session.state
+            if self.up_to not in state.by_id:
+                raise UsageError(f"No migration with id {self.up_to}", "dbops status lists them")
+            # Up to ID in the order migrate would apply them: dependencies first, then file order.
+            ordered = [s.id for s in order(list(load(state.files, [f.id for f in state.pending]).values()))]
+            pending = {f.id: f for f in state.pending}
+            chosen = ordered[: ordered.index(self.up_to) + 1] if self.up_to in pending else []
+            for migration_id in chosen:
+                session.migrator.mark(pending[migration_id])
+                report.items.append(MigrationItem(migration_id, pending[migration_id].path.name, "marked"))
         report.duration_s = time.monotonic() - started
-        report.complete = bool(report.items)
+        report.finished = True
         return StepOutcome(data=report)
 
 
@@ -49,13 +53,11 @@ class Repair:
         ctx.record(self.name, report)
         with migration_session(ctx, write=True) as session:
             state = session.state
-            changed = [*state.edited, *state.unaccepted_missing]
-            check_integrity(session, report, accept=True, write=True)
-            report.notes = [n for n in report.notes if not n.startswith("⚠ Accepted")]
+            changed = record_checksums(session, report)
             for migration_id in changed:
                 file = state.by_id.get(migration_id)
                 name = file.path.name if file else f"{migration_id} (deleted)"
                 report.items.append(MigrationItem(migration_id, name, "accepted"))
         report.duration_s = time.monotonic() - started
-        report.complete = bool(report.items)
+        report.finished = True
         return StepOutcome(data=report)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from dbops.context import RunContext
 from dbops.errors import DbopsError, UsageError
 from dbops.migration_report import MigrationItem, MigrationReport
 from dbops.migrations import MigrationFile, MigrationState
-from dbops.migrator import MigrationFailed, Migrator
+from dbops.migrator import Migrator
 from dbops.pipeline import StepOutcome, Undo
 from dbops.scripts import Script
 
@@ -52,9 +52,8 @@ def new_report(ctx: RunContext, kind: str) -> MigrationReport:
     return MigrationReport(kind, ctx.env.name, ctx.database())
 
 
-def check_integrity(session: Session, report: MigrationReport, *, accept: bool, write: bool) -> None:
+def check_integrity(state: MigrationState, *, accept: bool) -> None:
     """Edited or deleted applied migrations stop everything, unless accepted explicitly."""
-    state = session.state
     changed = [
         *(f"{i} (edited)" for i in state.edited),
         *(f"{i} (deleted)" for i in state.unaccepted_missing),
@@ -64,22 +63,31 @@ def check_integrity(session: Session, report: MigrationReport, *, accept: bool, 
             f"Applied migrations changed since they were applied: {', '.join(changed)}",
             "Restore the files, or accept them: dbops migrate-repair (or migrate --accept-changes)",
         )
-    if not write:
-        return
+
+
+def record_checksums(session: Session, report: MigrationReport) -> list[str]:
+    """Accept changed files (when asked) and adopt migrations yoyo applied; returns the accepted."""
+    state = session.state
     files = state.by_id
-    for migration_id in (*state.edited, *state.unaccepted_missing):
+    accepted = [*state.edited, *state.unaccepted_missing]
+    for migration_id in accepted:
         session.migrator.accept(migration_id, files.get(migration_id))
-        report.notes.append(f"⚠ Accepted the changed migration {migration_id}")
     for applied in state.applied:  # applied by plain yoyo: take the files as they are now
         if applied.checksum is None and applied.id in files:
             session.migrator.accept(applied.id, files[applied.id])
             report.adopted.append(applied.id)
+    return accepted
 
 
 def select_range(
-    pending: tuple[MigrationFile, ...], start: str | None, end: str | None
+    pending: tuple[MigrationFile, ...], known: set[str], start: str | None, end: str | None
 ) -> list[MigrationFile]:
     """--from/--to: ids in that range; an id prefix (--to=005) counts as the ids it starts."""
+    for flag, bound in (("--from", start), ("--to", end)):
+        if bound is not None and not any(i == bound or i.startswith(bound) for i in known):
+            raise UsageError(
+                f"{flag} {bound}: no migration has that id or starts with it", "dbops status lists them"
+            )
     return [
         f
         for f in pending
@@ -91,7 +99,7 @@ def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
     from dbops.scripts import load, order
 
     state = session.state
-    chosen = select_range(state.pending, start, end)
+    chosen = select_range(state.pending, set(state.by_id), start, end)
     scripts = order(list(load(state.files, [f.id for f in chosen]).values()))
     if start is not None or end is not None:
         left_out = {f.id for f in state.pending} - {s.id for s in scripts}
@@ -124,18 +132,17 @@ class Migrate:
         applied: list[Script] = []
         try:
             with migration_session(ctx, write=not self.dry_run) as session:
-                check_integrity(session, report, accept=self.accept, write=not self.dry_run)
-                scripts = plan(session, self.start, self.end)
+                check_integrity(session.state, accept=self.accept)
+                scripts = plan(session, self.start, self.end)  # refusals come before any write
                 if self.dry_run:
                     report.items = [MigrationItem(s.id, s.name, "planned", sql=_sql_of(s)) for s in scripts]
                 else:
-                    try:
-                        _apply_all(session, scripts, report, applied)
-                    finally:
-                        session.migrator.flush()
+                    accepted = record_checksums(session, report)
+                    report.notes += [f"⚠ Accepted the changed migration {i}" for i in accepted]
+                    _apply_all(session, scripts, report, applied)
         finally:
             report.duration_s = time.monotonic() - started
-        report.complete = bool(report.items)
+        report.finished = True
         undo = None
         if applied:
             undo = Undo(
@@ -147,17 +154,27 @@ class Migrate:
 def _apply_all(
     session: Session, scripts: list[Script], report: MigrationReport, applied: list[Script]
 ) -> None:
-    for script in scripts:
-        try:
-            outcome = session.migrator.apply(script)
-        except MigrationFailed:
-            report.items.append(MigrationItem(script.id, script.name, "failed"))
-            raise
-        applied.append(script)
-        note = None
-        if outcome.dropped_invalid:
-            note = f"dropped the INVALID index an earlier attempt left: {', '.join(outcome.dropped_invalid)}"
-        report.items.append(MigrationItem(script.id, script.name, "applied", outcome.duration_s, note=note))
+    try:
+        for script in scripts:
+            try:
+                outcome = session.migrator.apply(script)
+            except BaseException:
+                report.items.append(MigrationItem(script.id, script.name, "failed"))
+                raise
+            applied.append(script)
+            note = None
+            if outcome.dropped_invalid:
+                note = (
+                    f"dropped the INVALID index an earlier attempt left: {', '.join(outcome.dropped_invalid)}"
+                )
+            report.items.append(
+                MigrationItem(script.id, script.name, "applied", outcome.duration_s, note=note)
+            )
+    except BaseException:
+        with suppress(Exception):  # durability of what did commit; never hide the failure itself
+            session.migrator.flush()
+        raise
+    session.migrator.flush()
 
 
 def _undo(ctx: RunContext, applied: list[Script]) -> None:

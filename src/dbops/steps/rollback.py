@@ -7,13 +7,20 @@ leave its objects behind), or that an applied migration outside the range depend
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 
 from dbops.context import RunContext
 from dbops.errors import UsageError
-from dbops.migration_report import MigrationItem
+from dbops.migration_report import MigrationItem, MigrationReport
 from dbops.pipeline import StepOutcome
 from dbops.scripts import Script
 from dbops.steps.migrate import Session, check_integrity, migration_session, new_report
+
+
+def _rollback_sql(script: Script) -> str:
+    if script.is_python:
+        return "\n".join(f"-- Python step {i}: rollback" for i in range(len(script.python_steps), 0, -1))
+    return "\n".join(f"{x.sql.rstrip(';')};" for x in script.rollback_statements)
 
 
 class Rollback:
@@ -31,25 +38,33 @@ class Rollback:
         started = time.monotonic()
         report = new_report(ctx, "rollback-plan" if self.dry_run else "rollback")
         ctx.record(self.name, report)
-        with migration_session(ctx, write=not self.dry_run) as session:
-            check_integrity(session, report, accept=False, write=False)
-            scripts = self._choose(session)
-            if self.dry_run:
-                report.items = [
-                    MigrationItem(
-                        s.id,
-                        s.name,
-                        "planned",
-                        sql="\n".join(f"{x.sql.rstrip(';')};" for x in s.rollback_statements),
-                    )
-                    for s in scripts
-                ]
-            for script in [] if self.dry_run else scripts:
-                outcome = session.migrator.rollback(script)
-                report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
-        report.duration_s = time.monotonic() - started
-        report.complete = bool(report.items)
+        try:
+            with migration_session(ctx, write=not self.dry_run) as session:
+                check_integrity(session.state, accept=False)
+                scripts = self._choose(session)
+                if self.dry_run:
+                    report.items = [
+                        MigrationItem(s.id, s.name, "planned", sql=_rollback_sql(s)) for s in scripts
+                    ]
+                else:
+                    self._roll_back(session, scripts, report)
+        finally:
+            report.duration_s = time.monotonic() - started
+        report.finished = True
         return StepOutcome(data=report)
+
+    def _roll_back(self, session: Session, scripts: list[Script], report: MigrationReport) -> None:
+        try:
+            for script in scripts:
+                try:
+                    outcome = session.migrator.rollback(script)
+                except BaseException:
+                    report.items.append(MigrationItem(script.id, script.name, "failed"))
+                    raise
+                report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
+        finally:
+            with suppress(Exception):
+                session.migrator.flush()
 
     def _choose(self, session: Session) -> list[Script]:
         from dbops.scripts import load
