@@ -39,6 +39,7 @@ class Environment:
     statement_timeout_ms: int | None = None
     application_name: str = "dbops"
     lock_wait_ms: int = 60_000
+    allow_seed: bool | None = None  # default: seeding is allowed unless the environment is protected
     line: int = 0
     source: str = CONFIG_NAME
     key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
@@ -84,6 +85,7 @@ class Config:
     default_env: str | None = None
     migrations_dir: Path = field(default_factory=lambda: Path("migrations"))
     templates_dir: Path | None = None  # a project's own migration templates
+    seeds_dir: Path = field(default_factory=lambda: Path("seeds"))
 
     @property
     def root(self) -> Path:
@@ -308,8 +310,9 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "statement_timeout": ("statement_timeout_ms", _duration),
     "application_name": ("application_name", _str),
     "lock_wait": ("lock_wait_ms", _duration),
+    "allow_seed": ("allow_seed", _bool),
 }
-_TOP_KEYS = ("project", "default_env", "migrations", "templates", "environments")
+_TOP_KEYS = ("project", "default_env", "migrations", "seeds", "templates", "environments")
 
 
 def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
@@ -362,6 +365,9 @@ def parse_config(text: str, path: Path) -> Config:
         environments=environments,
         default_env=default_env,
         migrations_dir=(path.parent / migrations).resolve(),
+        seeds_dir=(
+            path.parent / (_str(top["seeds"], ("seeds",), doc) if "seeds" in top else "seeds")
+        ).resolve(),
         templates_dir=(path.parent / _str(top["templates"], ("templates",), doc)).resolve()
         if "templates" in top
         else None,

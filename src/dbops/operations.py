@@ -76,6 +76,13 @@ def _repair() -> list[Step]:
     return [Connect(), Repair()]
 
 
+def _seed(clear: bool = False) -> list[Step]:
+    from dbops.steps.connect import Connect
+    from dbops.steps.seed import Seed
+
+    return [Connect(), Seed(clear=clear)]
+
+
 def _create(migration_name: str) -> list[Step]:
     from dbops.steps.create import CreateMigration
 
@@ -90,6 +97,7 @@ OPERATIONS: dict[str, Operation] = {
     "migrate-baseline": Operation("migrate-baseline", _baseline, "baseline"),
     "migrate-repair": Operation("migrate-repair", _repair, "repair"),
     "migrate-create": Operation("migrate-create", _create, "create"),
+    "seed": Operation("seed", _seed, "seed"),
 }
 
 

@@ -199,6 +199,12 @@ def _load_sql(file: MigrationFile) -> Script:
     )
 
 
+def split_sql(text: str) -> tuple[Statement, ...]:
+    """SQL text -> its statements, each with the line it starts on (as migrations are split)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _locate(text, _split(text)[1])
+
+
 def code_of(sql: str) -> str:
     """The statement without its leading whitespace and comments."""
     return sql[_LEADING_NOISE.match(sql).end() :]  # type: ignore[union-attr]

@@ -179,6 +179,17 @@ def migrate_repair(c: Context, env: str | None = None, json: bool = False, confi
     _run("migrate-repair", env=env, config=config, json=json)
 
 
+@task(
+    auto_shortflags=False,
+    help=_help(clear="First delete the rows of the seeded tables (children first), then seed afresh"),
+)
+def seed(
+    c: Context, env: str | None = None, json: bool = False, config: str | None = None, clear: bool = False
+) -> None:
+    """Load seeds/ (SQL templates, YAML, CSV, Python) in foreign-key order, in one transaction."""
+    _run("seed", env=env, config=config, json=json, clear=clear)
+
+
 def _run_across(operation: str, **options: Any) -> None:
     sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
     from dbops.boundary import run_across_environments
@@ -189,5 +200,5 @@ def _run_across(operation: str, **options: Any) -> None:
 
 
 db = Collection(
-    "db", status, server, migrate, migrate_rollback, migrate_create, migrate_baseline, migrate_repair
+    "db", status, server, migrate, migrate_rollback, migrate_create, migrate_baseline, migrate_repair, seed
 )

@@ -1,0 +1,451 @@
+"""Loading seed data: foreign-key order, upserts, COPY, sequences, all in the caller's transaction.
+
+Order: the YAML and CSV tables in foreign-key order (parents first, as pg_constraint says),
+then the SQL templates, then the Python seeds, each in file order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbops.errors import DbopsError
+from dbops.seeds import BadSeed, Rows, SeedFile
+
+if TYPE_CHECKING:
+    import psycopg
+
+_CHUNK = 1000
+_KEY_DETAIL = re.compile(r"Key \((.+?)\)=\((.*)\)")
+_COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
+
+
+class SeedFailed(DbopsError):
+    """A seed row or statement failed; nothing of the seed stays."""
+
+
+@dataclass
+class TableResult:
+    table: str
+    declared: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Account:
+    login: str
+    password: str
+
+
+class Seeder:
+    def __init__(self, conn: psycopg.Connection[Any], root: Path, context: dict[str, Any]) -> None:
+        self.conn = conn
+        self.root = root
+        self.context = context
+        self.results: dict[str, TableResult] = {}
+        self.accounts: list[Account] = []
+
+    # ------------------------------------------------------------------ the whole seed
+
+    def load(self, files: Sequence[SeedFile], *, clear: bool) -> None:
+        tables = [rows for f in files for rows in f.tables]
+        order = self._fk_order(tables)
+        if clear:
+            self._clear([t for t in reversed(order)])
+        for table in order:
+            for rows in (r for r in tables if r.table == table):
+                self._load_rows(rows, next(f for f in files if f.path == rows.file))
+        for file in (f for f in files if f.kind == "sql"):
+            self._run_sql(file)
+        for file in (f for f in files if f.kind == "py"):
+            self._run_python(file)
+        self._fix_sequences(order)
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    # ------------------------------------------------------------------ foreign-key order
+
+    def _fk_order(self, tables: Sequence[Rows]) -> list[str]:
+        names: list[str] = []
+        for rows in tables:
+            if rows.table not in names:
+                names.append(rows.table)
+        oids = {}
+        for name in names:
+            found = self.conn.execute("SELECT to_regclass(%s)::oid", (name,)).fetchone()
+            if found is None or found[0] is None:
+                rows = next(r for r in tables if r.table == name)
+                raise BadSeed(
+                    f"{self._shown(rows.file)}:{rows.line}: table {name} does not exist",
+                    "Migrate first (dbops migrate), or fix the table name",
+                )
+            oids[found[0]] = name
+        edges = self.conn.execute(
+            "SELECT conrelid::oid, confrelid::oid, condeferrable FROM pg_constraint"
+            " WHERE contype = 'f' AND conrelid = ANY(%s) AND confrelid = ANY(%s) AND conrelid <> confrelid",
+            (list(oids), list(oids)),
+        ).fetchall()
+        parents: dict[str, set[str]] = {n: set() for n in names}
+        deferrable: dict[tuple[str, str], bool] = {}
+        for child, parent, can_defer in edges:
+            parents[oids[child]].add(oids[parent])
+            deferrable[(oids[child], oids[parent])] = (
+                deferrable.get((oids[child], oids[parent]), True) and can_defer
+            )
+        return self._topological(names, parents, deferrable)
+
+    def _topological(
+        self, names: list[str], parents: dict[str, set[str]], deferrable: dict[tuple[str, str], bool]
+    ) -> list[str]:
+        placed: list[str] = []
+        visiting: list[str] = []
+        deferred = False
+
+        def visit(name: str) -> None:
+            nonlocal deferred
+            if name in placed:
+                return
+            if name in visiting:
+                cycle = [*visiting[visiting.index(name) :], name]
+                pairs = list(pairwise(cycle))
+                if all(deferrable.get(pair, False) for pair in pairs):
+                    deferred = True  # checked at commit, once every row is in
+                    return
+                raise BadSeed(
+                    f"Seeded tables reference each other in a cycle: {' -> '.join(cycle)}",
+                    "Make one of those foreign keys DEFERRABLE, or seed one side in a later step",
+                )
+            visiting.append(name)
+            for parent in sorted(parents[name]):
+                visit(parent)
+            visiting.pop()
+            if name not in placed:
+                placed.append(name)
+
+        for name in names:
+            visit(name)
+        if deferred:
+            self.conn.execute("SET CONSTRAINTS ALL DEFERRED")
+        return placed
+
+    def _clear(self, tables: Iterable[str]) -> None:
+        from psycopg import sql
+
+        for table in tables:
+            self.conn.execute(sql.SQL("DELETE FROM {}").format(_ident(table)))
+
+    # ------------------------------------------------------------------ YAML and CSV rows
+
+    def _load_rows(self, rows: Rows, file: SeedFile) -> None:
+        result = self.results.setdefault(rows.table, TableResult(rows.table))
+        shown = self._shown(rows.file)
+        if shown not in result.files:
+            result.files.append(shown)
+        if file.kind == "csv":
+            self._load_csv(rows, file, result)
+            return
+        key = rows.key or self._primary_key(rows.table)
+        if not rows.rows:
+            return
+        if not key or any(k not in row for row in rows.rows for k in key):
+            named = ", ".join(key) or "no primary key"
+            raise BadSeed(
+                f"{shown}:{rows.line}: {rows.table}: every row needs its key ({named})",
+                "Give each row its primary key, or declare a natural key: key: email",
+            )
+        prepared = [self._prepare(rows, row) for row in rows.rows]
+        result.declared += len(prepared)
+        for start in range(0, len(prepared), _CHUNK):
+            chunk = prepared[start : start + _CHUNK]
+            self._upsert(rows, key, chunk, start, result)
+        if rows.accounts:
+            login, password = rows.accounts
+            self.accounts += [Account(str(r[login]), str(r[password])) for r in rows.rows]
+
+    def _prepare(self, rows: Rows, row: dict[str, Any]) -> dict[str, Any]:
+        prepared = {k: _adapt(v) for k, v in row.items()}
+        for column, method in rows.hashed.items():
+            if prepared.get(column) is not None:
+                salt = f"{rows.table}:{[row.get(k) for k in rows.key]}"
+                prepared[column] = hash_secret(str(prepared[column]), salt, method)
+        return prepared
+
+    def _upsert(
+        self, rows: Rows, key: tuple[str, ...], chunk: list[dict[str, Any]], offset: int, result: TableResult
+    ) -> None:
+        from psycopg import errors, sql
+
+        columns = list(dict.fromkeys(c for row in chunk for c in row))
+        update = _on_conflict(key, [c for c in columns if c not in key])
+        values = sql.SQL(", ").join(
+            sql.SQL("({})").format(
+                sql.SQL(", ").join(sql.Placeholder() if c in row else sql.DEFAULT for c in columns)
+            )
+            for row in chunk
+        )
+        query = sql.SQL("INSERT INTO {} AS t ({}) VALUES {} {} RETURNING (xmax = 0)").format(
+            _ident(rows.table), _names(columns), values, update
+        )
+        params = [row[c] for row in chunk for c in columns if c in row]
+        try:
+            with self.conn.transaction():
+                created = [r[0] for r in self.conn.execute(query, params).fetchall()]
+        except errors.Error as exc:
+            raise self._row_failure(rows, key, chunk, offset, exc) from None
+        result.created += sum(created)
+        result.updated += len(created) - sum(created)
+        result.unchanged += len(chunk) - len(created)
+
+    def _row_failure(
+        self, rows: Rows, key: tuple[str, ...], chunk: list[dict[str, Any]], offset: int, exc: Exception
+    ) -> SeedFailed:
+        """Find the row: each one alone, in a savepoint that is always rolled back."""
+        from psycopg import errors, sql
+
+        culprit, error = None, exc
+        for index, row in enumerate(chunk):
+            columns = list(row)
+            probe = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING").format(
+                _ident(rows.table),
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+                sql.SQL(", ").join(map(sql.Identifier, key)),
+            )
+            try:
+                with self.conn.transaction(force_rollback=True):
+                    self.conn.execute(probe, list(row.values()))
+            except errors.Error as found:
+                culprit, error = offset + index, found
+                break
+        where = self._shown(rows.file)
+        if culprit is not None:
+            where += f":{rows.lines[culprit]} (row {culprit + 1})"
+        return SeedFailed(f"{where}: {rows.table}: {_describe(error)}", _hint(error))
+
+    def _load_csv(self, rows: Rows, file: SeedFile, result: TableResult) -> None:
+        from psycopg import errors, sql
+
+        header = file.text.splitlines()[0] if file.text else ""
+        columns = [c.strip().strip('"') for c in header.split(",") if c.strip()]
+        if not columns:
+            raise BadSeed(
+                f"{self._shown(rows.file)}:1: the CSV file has no header row", "Name the columns in line 1"
+            )
+        key = self._primary_key(rows.table)
+        empty = self.conn.execute(
+            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_ident(rows.table))
+        ).fetchone()
+        direct = bool(empty and empty[0])
+        target = _ident(rows.table)
+        if not direct:
+            if not key or not set(key) <= set(columns):
+                raise BadSeed(
+                    f"{self._shown(rows.file)}:1: {rows.table}: re-seeding needs the primary key columns",
+                    "Add the key columns to the CSV, or use --clear",
+                )
+            self.conn.execute(
+                sql.SQL("CREATE TEMP TABLE _dbops_seed ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0").format(
+                    sql.SQL(", ").join(map(sql.Identifier, columns)), target
+                )
+            )
+            target = sql.Identifier("_dbops_seed")
+        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
+            target, sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cursor:
+                with cursor.copy(copy) as copy_in:
+                    copy_in.write(file.text.encode())
+                loaded = cursor.rowcount
+                if not direct:
+                    merge = sql.SQL(
+                        "INSERT INTO {} AS t ({}) SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
+                    )
+                    update = _on_conflict(key, [c for c in columns if c not in key])
+                    names = _names(columns)
+                    merged = cursor.execute(merge.format(_ident(rows.table), names, names, update)).fetchall()
+                    self.conn.execute("DROP TABLE _dbops_seed")
+        except errors.Error as exc:
+            context = getattr(getattr(exc, "diag", None), "context", None) or ""
+            line = _COPY_LINE.search(context)
+            where = self._shown(rows.file) + (
+                f":{line.group(1)} (row {int(line.group(1)) - 1})" if line else ""
+            )
+            raise SeedFailed(f"{where}: {rows.table}: {_describe(exc)}", _hint(exc)) from None
+        result.declared += loaded
+        if direct:
+            result.created += loaded
+        else:
+            created = sum(r[0] for r in merged)
+            result.created += created
+            result.updated += len(merged) - created
+            result.unchanged += loaded - len(merged)
+
+    # ------------------------------------------------------------------ SQL and Python seeds
+
+    def _run_sql(self, file: SeedFile) -> None:
+        from dbops.scripts import split_sql
+
+        text = self._render(file)
+        for statement in split_sql(text):
+            try:
+                with self.conn.transaction():
+                    self.conn.execute(statement.sql)
+            except Exception as exc:
+                if not type(exc).__module__.startswith("psycopg"):
+                    raise
+                raise SeedFailed(
+                    f"{self._shown(file.path)}:{statement.line}: {_describe(exc)}", _hint(exc)
+                ) from None
+
+    def _render(self, file: SeedFile) -> str:
+        import jinja2
+
+        env = jinja2.Environment(
+            undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+        )
+        env.filters["password_hash"] = lambda value, salt="": hash_secret(str(value), str(salt) or str(value))
+        env.filters["sha256"] = lambda value: hashlib.sha256(str(value).encode()).hexdigest()
+        env.filters["literal"] = _sql_literal
+        try:
+            return env.from_string(file.text).render(**self.context)
+        except jinja2.TemplateError as exc:
+            line = getattr(exc, "lineno", None)
+            raise BadSeed(
+                f"{self._shown(file.path)}{f':{line}' if line else ''}: template: {exc}",
+                "Fix the Jinja2 template",
+            ) from None
+
+    def _run_python(self, file: SeedFile) -> None:
+        spec = importlib.util.spec_from_file_location(f"dbops_seed_{file.path.stem}", file.path)
+        if spec is None or spec.loader is None:
+            raise BadSeed(f"Cannot load {self._shown(file.path)}", "A Python seed defines seed(db)")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+            seed = getattr(module, "seed", None)
+            if not callable(seed):
+                raise BadSeed(f"{self._shown(file.path)}: defines no seed(db) function", "def seed(db): ...")
+            with self.conn.transaction():
+                seed(self.conn)
+        except DbopsError:
+            raise
+        except Exception as exc:
+            import traceback
+
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(file.path)]
+            line = f":{frames[-1].lineno}" if frames else ""
+            raise SeedFailed(
+                f"{self._shown(file.path)}{line}: {_describe(exc)}",
+                _hint(exc) if hasattr(exc, "diag") else "Fix the seed function",
+            ) from None
+
+    # ------------------------------------------------------------------ after loading
+
+    def _primary_key(self, table: str) -> tuple[str, ...]:
+        rows = self.conn.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary"
+            " ORDER BY array_position(i.indkey, a.attnum)",
+            (table,),
+        ).fetchall()
+        return tuple(r[0] for r in rows)
+
+    def _fix_sequences(self, tables: Iterable[str]) -> None:
+        """Owned sequences (serial, identity) move past the ids the seed inserted."""
+        from psycopg import sql
+
+        for table in tables:
+            columns = self.conn.execute(
+                "SELECT a.attname, pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a"
+                " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+                " AND pg_get_serial_sequence(%s, a.attname) IS NOT NULL",
+                (table, table, table),
+            ).fetchall()
+            for column, sequence in columns:
+                self.conn.execute(
+                    sql.SQL("SELECT setval({}, coalesce(max({}), 0) + 1, false) FROM {}").format(
+                        sql.Literal(sequence), sql.Identifier(column), _ident(table)
+                    )
+                )
+
+
+def hash_secret(secret: str, salt: str, method: str = "scrypt") -> str:
+    """scrypt with a salt derived from the row, so re-seeding writes the same hash (idempotent);
+    sha256 (hex, unsalted) for high-entropy secrets such as API keys."""
+    if method == "sha256":
+        return hashlib.sha256(secret.encode()).hexdigest()
+    if method != "scrypt":
+        raise BadSeed(f"Unknown hash method {method!r}", "Use hash: {column: scrypt} or {column: sha256}")
+    salt_bytes = hashlib.sha256(salt.encode()).digest()[:16]
+    digest = hashlib.scrypt(secret.encode(), salt=salt_bytes, n=2**14, r=8, p=1, dklen=32)
+    return f"scrypt$16384$8$1${salt_bytes.hex()}${digest.hex()}"
+
+
+def _names(columns: Sequence[str]) -> Any:
+    from psycopg import sql
+
+    return sql.SQL(", ").join(map(sql.Identifier, columns))
+
+
+def _on_conflict(key: Sequence[str], others: Sequence[str]) -> Any:
+    """Upsert by key; rows whose other columns are already equal are left alone (not updated)."""
+    from psycopg import sql
+
+    if not others:
+        return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(_names(key))
+    return sql.SQL("ON CONFLICT ({}) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
+        _names(key),
+        sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others),
+        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in others),
+        sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in others),
+    )
+
+
+def _ident(table: str) -> Any:
+    from psycopg import sql
+
+    return sql.Identifier(*table.split(".", 1))
+
+
+def _adapt(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value)
+    return value
+
+
+def _sql_literal(value: Any) -> str:
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def _describe(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(exc).strip().splitlines()[0]
+    detail = getattr(diag, "message_detail", None) or ""
+    key = _KEY_DETAIL.search(detail)
+    if key:
+        return f"{message}: {key.group(1)}={key.group(2)}"
+    column = getattr(diag, "column_name", None)
+    return f"{message} (column {column})" if column else message
+
+
+def _hint(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    hint = getattr(diag, "message_hint", None)
+    return (hint + "; " if hint else "") + "Nothing of the seed was kept: fix it and run seed again"

@@ -1,0 +1,140 @@
+"""seed: load seeds/ (and seeds/<environment>/) in one transaction. Undo: none (it never committed
+when a later part failed; once committed, --clear and a re-seed restore it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dbops.context import RunContext
+from dbops.errors import DbopsError, PolicyRefused
+from dbops.output import Line, heading
+from dbops.pipeline import StepOutcome
+from dbops.seeder import Account, TableResult
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass
+class SeedReport:
+    environment: str
+    database: str
+    files: list[str] = field(default_factory=list)
+    tables: list[TableResult] = field(default_factory=list)
+    accounts: list[Account] = field(default_factory=list)
+    cleared: bool = False
+    duration_s: float = 0.0
+    finished: bool = False
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def lines(self) -> list[Line]:
+        lines = heading("🌱 Seeding Database")
+        lines += [("", f"Environment: {self.environment}"), ("", f"Database: {self.database}")]
+        if self.cleared:
+            lines.append(("dim", "Cleared the seeded tables first (--clear)"))
+        if not self.finished:
+            return lines
+        if not self.files:
+            return [*lines, ("ok", "Nothing to seed: no seed files")]
+        lines.append(("", "Seeding data:"))
+        for table in self.tables:
+            lines.append(("ok", f"✓ {_title(table.table)}: {_counts(table)}"))
+        lines.append(("ok", f"Database seeded successfully! ({self.duration_s:.1f}s)"))
+        if self.accounts:
+            lines.append(("", "Test Accounts:"))
+            lines += [("", f"- {a.login} / {a.password}") for a in self.accounts]
+        return lines
+
+
+def _title(table: str) -> str:
+    name = table.split(".")[-1].replace("_", " ").title()
+    return name.replace("Api ", "API ")
+
+
+def _counts(table: TableResult) -> str:
+    if table.created == table.declared:
+        return f"{table.created:,} records created"
+    parts = [
+        f"{n:,} {word}"
+        for n, word in (
+            (table.created, "created"),
+            (table.updated, "updated"),
+            (table.unchanged, "unchanged"),
+        )
+        if n
+    ]
+    return ", ".join(parts) or "0 records"
+
+
+class Seed:
+    name = "seed"
+    description = "load the seed data"
+
+    def __init__(self, *, clear: bool = False) -> None:
+        self.clear = clear
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import migrations, seeds
+        from dbops.seeder import Seeder
+
+        started = time.monotonic()
+        env = ctx.env
+        if env.protected and not env.allow_seed:
+            raise PolicyRefused(
+                f"Seeding is refused in the protected environment {env.name}",
+                f"Set allow_seed: true for {env.name} in dbops.yaml if it really takes seed data",
+            )
+        report = SeedReport(env.name, ctx.database(), cleared=self.clear)
+        ctx.record(self.name, report)
+        conn = ctx.connection()
+        pending = migrations.state(conn, ctx.config.migrations_dir).pending
+        if pending:
+            raise DbopsError(
+                f"{len(pending)} migration(s) pending: seed data needs the schema they make",
+                "Run dbops migrate first",
+            )
+        root = ctx.config.root
+        paths = seeds.discover(ctx.config.seeds_dir, env.name, tuple(ctx.config.environments))
+        files = [seeds.read(path) for path in paths]
+        report.files = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths]
+        seeder = Seeder(
+            conn,
+            root,
+            {
+                "env": env.name,
+                "environment": env.name,
+                "database": ctx.database(),
+                "protected": env.protected,
+            },
+        )
+        with conn.transaction():  # all or nothing
+            seeder.load(files, clear=self.clear)
+            _verify(conn, seeder.results.values())
+        report.tables = list(seeder.results.values())
+        report.accounts = seeder.accounts
+        report.duration_s = time.monotonic() - started
+        report.finished = True
+        return StepOutcome(data=report)
+
+
+def _verify(conn: psycopg.Connection[Any], results: Iterable[TableResult]) -> None:
+    """Every declared row is in its table (and was counted once)."""
+    from psycopg import sql
+
+    for table in results:
+        seen = table.created + table.updated + table.unchanged
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.table.split(".", 1)))
+        row = conn.execute(query).fetchone()
+        present = row[0] if row else 0
+        if seen != table.declared or present < table.declared:
+            counts = f"{table.declared} declared, {seen} loaded, {present} found"
+            raise DbopsError(
+                f"Seed check failed for {table.table}: {counts}",
+                "Duplicate keys within the seed files? Each row's key must be unique",
+            )
