@@ -186,20 +186,9 @@ class Seeder:
     def _upsert(
         self, rows: Rows, key: tuple[str, ...], chunk: list[dict[str, Any]], offset: int, result: TableResult
     ) -> None:
-        from psycopg import errors, sql
+        from psycopg import errors
 
-        columns = list(dict.fromkeys(c for row in chunk for c in row))
-        update = _on_conflict(key, [c for c in columns if c not in key])
-        values = sql.SQL(", ").join(
-            sql.SQL("({})").format(
-                sql.SQL(", ").join(sql.Placeholder() if c in row else sql.DEFAULT for c in columns)
-            )
-            for row in chunk
-        )
-        query = sql.SQL("INSERT INTO {} AS t ({}) VALUES {} {} RETURNING (xmax = 0)").format(
-            _ident(rows.table), _names(columns), values, update
-        )
-        params = [row[c] for row in chunk for c in columns if c in row]
+        query, params = _upsert_query(rows.table, key, chunk)
         try:
             with self.conn.transaction():
                 created = [r[0] for r in self.conn.execute(query, params).fetchall()]
@@ -212,24 +201,21 @@ class Seeder:
     def _row_failure(
         self, rows: Rows, key: tuple[str, ...], chunk: list[dict[str, Any]], offset: int, exc: Exception
     ) -> SeedFailed:
-        """Find the row: each one alone, in a savepoint that is always rolled back."""
-        from psycopg import errors, sql
+        """Find the row: the chunk again, one row at a time, in a savepoint that is rolled back."""
+        from psycopg import errors
 
         culprit, error = None, exc
-        for index, row in enumerate(chunk):
-            columns = list(row)
-            probe = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING").format(
-                _ident(rows.table),
-                sql.SQL(", ").join(map(sql.Identifier, columns)),
-                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-                sql.SQL(", ").join(map(sql.Identifier, key)),
-            )
-            try:
-                with self.conn.transaction(force_rollback=True):
-                    self.conn.execute(probe, list(row.values()))
-            except errors.Error as found:
-                culprit, error = offset + index, found
-                break
+        try:
+            with self.conn.transaction(force_rollback=True):
+                for index, row in enumerate(chunk):
+                    query, params = _upsert_query(rows.table, key, [row])
+                    try:
+                        self.conn.execute(query, params)
+                    except errors.Error as found:
+                        culprit, error = offset + index, found
+                        raise
+        except errors.Error:
+            pass
         where = self._shown(rows.file)
         if culprit is not None:
             where += f":{rows.lines[culprit]} (row {culprit + 1})"
@@ -393,6 +379,24 @@ def hash_secret(secret: str, salt: str, method: str = "scrypt") -> str:
     salt_bytes = hashlib.sha256(salt.encode()).digest()[:16]
     digest = hashlib.scrypt(secret.encode(), salt=salt_bytes, n=2**14, r=8, p=1, dklen=32)
     return f"scrypt$16384$8$1${salt_bytes.hex()}${digest.hex()}"
+
+
+def _upsert_query(table: str, key: Sequence[str], rows: list[dict[str, Any]]) -> tuple[Any, list[Any]]:
+    """INSERT ... VALUES (...), ... ON CONFLICT (key) ...; a column a row lacks gets its DEFAULT."""
+    from psycopg import sql
+
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    values = sql.SQL(", ").join(
+        sql.SQL("({})").format(
+            sql.SQL(", ").join(sql.Placeholder() if c in row else sql.DEFAULT for c in columns)
+        )
+        for row in rows
+    )
+    update = _on_conflict(key, [c for c in columns if c not in key])
+    query = sql.SQL("INSERT INTO {} AS t ({}) VALUES {} {} RETURNING (xmax = 0)").format(
+        _ident(table), _names(columns), values, update
+    )
+    return query, [row[c] for row in rows for c in columns if c in row]
 
 
 def _names(columns: Sequence[str]) -> Any:

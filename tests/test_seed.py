@@ -1,0 +1,247 @@
+"""seed against a real PostgreSQL: order, idempotence, all-or-nothing, sequences, environments."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import REPO, Run, write_config
+
+
+def write_seeds(folder: Path, files: dict[str, str]) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture
+def migrated(project: Path, cli: Run) -> Path:
+    """The sample project, migrated, with its sample seeds."""
+    shutil.copytree(REPO / "seeds", project / "seeds")
+    assert cli("migrate").code == 0
+    return project
+
+
+def count(db: psycopg.Connection, table: str) -> int:
+    row = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_sample_seed_as_in_the_spec(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    result = cli("seed")
+    assert result.code == 0, result.text
+    lines = result.out.splitlines()
+    assert lines[0] == "🌱 Seeding Database"
+    for line in (
+        "✓ Users: 10 records created",
+        "✓ Organizations: 3 records created",
+        "✓ Projects: 15 records created",
+        "✓ Workflows: 23 records created",
+        "✓ API Keys: 5 records created",
+        "Test Accounts:",
+        "- admin@exfabrica.com / Admin123!",
+        "- user@exfabrica.com / User123!",
+    ):
+        assert line in lines, line
+    password = db.execute("SELECT password FROM users WHERE email = 'admin@exfabrica.com'").fetchone()
+    assert password is not None and password[0].startswith("scrypt$") and "Admin123!" not in password[0]
+    key = db.execute("SELECT key_hash FROM api_keys WHERE prefix = 'efk_live_ci1'").fetchone()
+    assert key is not None and len(key[0]) == 64
+    assert count(db, "workflow_permissions") == 69  # the development-only SQL seed ran
+
+
+def test_reseeding_changes_nothing(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    assert cli("seed").code == 0
+    before = db.execute("SELECT md5(string_agg(u::text, ',' ORDER BY id)) FROM users u").fetchone()
+    again = cli("seed")
+    assert again.code == 0
+    assert "✓ Users: 10 unchanged" in again.out and "✓ Workflows: 23 unchanged" in again.out
+    assert db.execute("SELECT md5(string_agg(u::text, ',' ORDER BY id)) FROM users u").fetchone() == before
+    assert count(db, "users") == 10 and count(db, "workflow_permissions") == 69
+
+
+def test_sequences_move_past_seeded_ids(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    assert cli("seed").code == 0
+    row = db.execute("INSERT INTO users (email, password) VALUES ('new@x', 'p') RETURNING id").fetchone()
+    assert row == (11,)
+    assert db.execute("INSERT INTO workflows (project_id, name) VALUES (1, 'n') RETURNING id").fetchone() == (
+        24,
+    )
+
+
+def test_clear_replants(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    assert cli("seed").code == 0
+    db.execute("UPDATE organizations SET name = 'Renamed' WHERE id = 1")
+    db.execute("INSERT INTO organizations (name, slug) VALUES ('Extra', 'extra')")
+    result = cli("seed", "--clear")
+    assert result.code == 0, result.text
+    assert "Cleared the seeded tables first (--clear)" in result.out
+    assert "✓ Organizations: 3 records created" in result.out
+    assert count(db, "organizations") == 3
+    assert db.execute("SELECT name FROM organizations WHERE id = 1").fetchone() == ("ExFabrica",)
+
+
+def test_a_failing_row_in_the_middle_leaves_nothing(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    rows = "".join(f"  - {{id: {i}, name: Org {i}, slug: org-{i}}}\n" for i in range(1, 7))
+    rows += "  - {id: 7, name: Dup, slug: org-3}\n" + "".join(
+        f"  - {{id: {i}, name: Org {i}, slug: org-{i}}}\n" for i in range(8, 10)
+    )
+    write_seeds(migrated / "seeds", {"01_orgs.yaml": "# organizations\norganizations:\n" + rows})
+    result = cli("seed")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == (
+        "Error: seeds/01_orgs.yaml:9 (row 7): organizations: duplicate key value violates unique constraint "
+        '"organizations_slug_key": slug=org-3'
+    )
+    assert "Traceback" not in result.text
+    assert count(db, "organizations") == 0
+
+
+def test_foreign_key_order_across_files_not_file_names(
+    migrated: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    write_seeds(
+        migrated / "seeds",
+        {
+            "a_projects.yaml": "projects:\n  - {id: 1, organization_id: 1, name: P}\n",
+            "b_members.yaml": "organization_members:\n  - {organization_id: 1, user_id: 1}\n",
+            "c_users.yaml": "users:\n  - {id: 1, email: u@x, password: p}\n",
+            "z_orgs.yaml": "organizations:\n  - {id: 1, name: O, slug: o}\n",
+        },
+    )
+    result = cli("seed")
+    assert result.code == 0, result.text
+    order = [line.split(":")[0] for line in result.out.splitlines() if line.startswith("✓ ")]
+    assert order.index("✓ Organizations") < order.index("✓ Projects")
+    assert order.index("✓ Users") < order.index("✓ Organization Members")
+
+
+def test_a_cycle_is_refused_by_name_unless_deferrable(
+    migrated: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    db.execute("CREATE TABLE hens (id int PRIMARY KEY, egg_id int)")
+    db.execute("CREATE TABLE eggs (id int PRIMARY KEY, hen_id int REFERENCES hens)")
+    db.execute("ALTER TABLE hens ADD FOREIGN KEY (egg_id) REFERENCES eggs")
+    write_seeds(
+        migrated / "seeds", {"farm.yaml": "hens:\n  - {id: 1, egg_id: 1}\neggs:\n  - {id: 1, hen_id: 1}\n"}
+    )
+    refused = cli("seed")
+    assert refused.code == 2
+    assert "Seeded tables reference each other in a cycle: " in refused.err and "hens" in refused.err
+    db.execute("ALTER TABLE hens DROP CONSTRAINT hens_egg_id_fkey")
+    db.execute("ALTER TABLE eggs DROP CONSTRAINT eggs_hen_id_fkey")
+    db.execute("ALTER TABLE hens ADD FOREIGN KEY (egg_id) REFERENCES eggs DEFERRABLE")
+    db.execute("ALTER TABLE eggs ADD FOREIGN KEY (hen_id) REFERENCES hens DEFERRABLE")
+    result = cli("seed")
+    assert result.code == 0, result.text
+    assert count(db, "hens") == 1 and count(db, "eggs") == 1
+
+
+def test_self_reference_in_row_order(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    db.execute("CREATE TABLE staff (id int PRIMARY KEY, manager_id int REFERENCES staff)")
+    write_seeds(
+        migrated / "seeds",
+        {"staff.yaml": "staff:\n  - {id: 1, manager_id: null}\n  - {id: 2, manager_id: 1}\n"},
+    )
+    assert cli("seed").code == 0 and count(db, "staff") == 2
+
+
+def test_per_environment_folders_templates_and_python(
+    migrated: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    write_config(
+        migrated,
+        f'environments:\n  development:\n    url: "{database_url}"\n  test:\n    url: "{database_url}"\n',
+    )
+    write_seeds(
+        migrated / "seeds",
+        {
+            "01_orgs.yaml": "organizations:\n  - {id: 1, name: Shared, slug: shared}\n",
+            "test/02_organizations.csv": "id,name,slug\n2,Test only,test-only\n",
+            "development/02_orgs.sql": (
+                "{% for i in range(2, 5) %}\n"
+                "INSERT INTO organizations (id, name, slug) VALUES ({{ i }}, {{ ('Dev ' ~ env ~ ' ' ~ i) | literal }}, 'dev-{{ i }}');\n"
+                "{% endfor %}\n"
+            ),
+            "development/03_custom.py": (
+                "def seed(db):\n"
+                "    db.execute(\"INSERT INTO users (email, password) VALUES ('py@x', 'p')\")\n"
+            ),
+        },
+    )
+    assert cli("seed", "--env=test").code == 0
+    assert [r[0] for r in db.execute("SELECT slug FROM organizations ORDER BY id").fetchall()] == [
+        "shared",
+        "test-only",
+    ]
+    db.execute("DELETE FROM organizations")
+    result = cli("seed", "--env=development")
+    assert result.code == 0, result.text
+    names = [r[0] for r in db.execute("SELECT name FROM organizations ORDER BY id").fetchall()]
+    assert names == ["Shared", "Dev development 2", "Dev development 3", "Dev development 4"]
+    assert db.execute("SELECT count(*) FROM users WHERE email = 'py@x'").fetchone() == (1,)
+
+
+def test_failures_in_sql_python_and_csv_seeds_name_the_line(
+    migrated: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    write_seeds(
+        migrated / "seeds",
+        {"01.sql": "INSERT INTO organizations (id, name, slug) VALUES (1, 'A', 'a');\n\nSELECT 1/0;\n"},
+    )
+    result = cli("seed")
+    assert result.code == 1 and result.err.startswith("Error: seeds/01.sql:3: division by zero")
+    assert count(db, "organizations") == 0
+    write_seeds(migrated / "seeds", {"01.py": "def seed(db):\n    x = 1\n    raise RuntimeError('boom')\n"})
+    assert cli("seed").err.startswith("Error: seeds/01.py:3: boom")
+    write_seeds(migrated / "seeds", {"01_organizations.csv": "id,name,slug\n1,A,a\n2,B\n"})
+    csv = cli("seed")
+    assert csv.code == 1 and csv.err.startswith(
+        "Error: seeds/01_organizations.csv:3 (row 2): organizations: missing data for column"
+    )
+    write_seeds(migrated / "seeds", {"01.yaml": "organizations:\n  - {id: 1, name: A, slug: a\n"})
+    bad = cli("seed")
+    assert bad.code == 2 and bad.err.startswith("Error: 01.yaml:3:1: invalid YAML")
+
+
+def test_refusals(migrated: Path, cli: Run, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBOPS_TEST_PROD_URL", database_url)
+    refused = cli("seed", "--env=production")
+    assert refused.code == 3
+    assert (
+        "Seeding is refused in the protected environment production" in refused.err
+        and "allow_seed" in refused.err
+    )
+    (migrated / "migrations" / "20991231000000_later.sql").write_text("CREATE TABLE later (id int);\n")
+    pending = cli("seed")
+    assert pending.code == 1 and "1 migration(s) pending" in pending.err
+
+
+def test_csv_reseed_upserts_by_primary_key(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    write_seeds(migrated / "seeds", {"01_organizations.csv": "id,name,slug\n1,A,a\n2,B,b\n"})
+    first = cli("seed")
+    assert first.code == 0 and "✓ Organizations: 2 records created" in first.out
+    (migrated / "seeds" / "01_organizations.csv").write_text("id,name,slug\n1,A,a\n2,B2,b\n3,C,c\n")
+    second = cli("seed")
+    assert second.code == 0, second.text
+    assert "✓ Organizations: 1 created, 1 updated, 1 unchanged" in second.out
+    assert count(db, "organizations") == 3
+
+
+def test_json_report(migrated: Path, cli: Run) -> None:
+    doc = json.loads(cli("seed", "--json").out)
+    assert doc["ok"] and doc["report"]["accounts"][0] == {
+        "login": "admin@exfabrica.com",
+        "password": "Admin123!",
+    }
+    tables = {t["table"]: t for t in doc["report"]["tables"]}
+    assert tables["workflows"]["declared"] == 23 and tables["workflows"]["created"] == 23
