@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 from dbops.context import RunContext
 from dbops.errors import UsageError
 from dbops.migration_report import MigrationItem
 from dbops.pipeline import StepOutcome
 from dbops.scripts import load, order
-from dbops.steps.migrate import migration_session, new_report, record_checksums
+from dbops.steps.migrate import migration_run, record_checksums
 
 
 class Baseline:
@@ -22,10 +20,7 @@ class Baseline:
         self.up_to = up_to
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        started = time.monotonic()
-        report = new_report(ctx, "baseline")
-        ctx.record(self.name, report)
-        with migration_session(ctx, write=True) as session:
+        with migration_run(ctx, self.name, "baseline", write=True) as (report, session):
             state = session.state
             if self.up_to not in state.by_id:
                 raise UsageError(f"No migration with id {self.up_to}", "dbops status lists them")
@@ -36,8 +31,6 @@ class Baseline:
             for migration_id in chosen:
                 session.migrator.mark(pending[migration_id])
                 report.items.append(MigrationItem(migration_id, pending[migration_id].path.name, "marked"))
-        report.duration_s = time.monotonic() - started
-        report.finished = True
         return StepOutcome(data=report)
 
 
@@ -48,16 +41,11 @@ class Repair:
     description = "accept changed migration files"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        started = time.monotonic()
-        report = new_report(ctx, "repair")
-        ctx.record(self.name, report)
-        with migration_session(ctx, write=True) as session:
+        with migration_run(ctx, self.name, "repair", write=True) as (report, session):
             state = session.state
             changed = record_checksums(session, report)
             for migration_id in changed:
                 file = state.by_id.get(migration_id)
                 name = file.path.name if file else f"{migration_id} (deleted)"
                 report.items.append(MigrationItem(migration_id, name, "accepted"))
-        report.duration_s = time.monotonic() - started
-        report.finished = True
         return StepOutcome(data=report)

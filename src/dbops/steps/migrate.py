@@ -48,8 +48,20 @@ def migration_session(ctx: RunContext, *, write: bool) -> Iterator[Session]:
         yield Session(migrator, migrations.state(conn, ctx.config.migrations_dir))
 
 
-def new_report(ctx: RunContext, kind: str) -> MigrationReport:
-    return MigrationReport(kind, ctx.env.name, ctx.database())
+@contextmanager
+def migration_run(
+    ctx: RunContext, step: str, kind: str, *, write: bool
+) -> Iterator[tuple[MigrationReport, Session]]:
+    """A migration step's report (kept for the run even if the step fails) and its session."""
+    started = time.monotonic()
+    report = MigrationReport(kind, ctx.env.name, ctx.database())
+    ctx.record(step, report)  # a failure part-way still reports what was done
+    try:
+        with migration_session(ctx, write=write) as session:
+            yield report, session
+    finally:
+        report.duration_s = time.monotonic() - started
+    report.finished = True
 
 
 def check_integrity(state: MigrationState, *, accept: bool) -> None:
@@ -126,23 +138,17 @@ class Migrate:
         self.accept = accept
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        started = time.monotonic()
-        report = new_report(ctx, "plan" if self.dry_run else "migrate")
-        ctx.record(self.name, report)  # a failure part-way still reports what was applied
         applied: list[Script] = []
-        try:
-            with migration_session(ctx, write=not self.dry_run) as session:
-                check_integrity(session.state, accept=self.accept)
-                scripts = plan(session, self.start, self.end)  # refusals come before any write
-                if self.dry_run:
-                    report.items = [MigrationItem(s.id, s.name, "planned", sql=_sql_of(s)) for s in scripts]
-                else:
-                    accepted = record_checksums(session, report)
-                    report.notes += [f"⚠ Accepted the changed migration {i}" for i in accepted]
-                    _apply_all(session, scripts, report, applied)
-        finally:
-            report.duration_s = time.monotonic() - started
-        report.finished = True
+        kind = "plan" if self.dry_run else "migrate"
+        with migration_run(ctx, self.name, kind, write=not self.dry_run) as (report, session):
+            check_integrity(session.state, accept=self.accept)
+            scripts = plan(session, self.start, self.end)  # refusals come before any write
+            if self.dry_run:
+                report.items = [MigrationItem(s.id, s.name, "planned", sql=_sql_of(s)) for s in scripts]
+            else:
+                accepted = record_checksums(session, report)
+                report.notes += [f"⚠ Accepted the changed migration {i}" for i in accepted]
+                _apply_all(session, scripts, report, applied)
         undo = None
         if applied:
             undo = Undo(

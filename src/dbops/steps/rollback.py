@@ -6,7 +6,6 @@ leave its objects behind), or that an applied migration outside the range depend
 
 from __future__ import annotations
 
-import time
 from contextlib import suppress
 
 from dbops.context import RunContext
@@ -14,7 +13,7 @@ from dbops.errors import UsageError
 from dbops.migration_report import MigrationItem, MigrationReport
 from dbops.pipeline import StepOutcome
 from dbops.scripts import Script
-from dbops.steps.migrate import Session, check_integrity, migration_session, new_report
+from dbops.steps.migrate import Session, check_integrity, migration_run
 
 
 def _rollback_sql(script: Script) -> str:
@@ -35,22 +34,14 @@ class Rollback:
         self.dry_run = dry_run
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        started = time.monotonic()
-        report = new_report(ctx, "rollback-plan" if self.dry_run else "rollback")
-        ctx.record(self.name, report)
-        try:
-            with migration_session(ctx, write=not self.dry_run) as session:
-                check_integrity(session.state, accept=False)
-                scripts = self._choose(session)
-                if self.dry_run:
-                    report.items = [
-                        MigrationItem(s.id, s.name, "planned", sql=_rollback_sql(s)) for s in scripts
-                    ]
-                else:
-                    self._roll_back(session, scripts, report)
-        finally:
-            report.duration_s = time.monotonic() - started
-        report.finished = True
+        kind = "rollback-plan" if self.dry_run else "rollback"
+        with migration_run(ctx, self.name, kind, write=not self.dry_run) as (report, session):
+            check_integrity(session.state, accept=False)
+            scripts = self._choose(session)
+            if self.dry_run:
+                report.items = [MigrationItem(s.id, s.name, "planned", sql=_rollback_sql(s)) for s in scripts]
+            else:
+                self._roll_back(session, scripts, report)
         return StepOutcome(data=report)
 
     def _roll_back(self, session: Session, scripts: list[Script], report: MigrationReport) -> None:
