@@ -6,6 +6,7 @@ then the SQL templates, then the Python seeds, each in file order.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import importlib.util
 import re
@@ -38,6 +39,7 @@ class TableResult:
     updated: int = 0
     unchanged: int = 0
     files: list[str] = field(default_factory=list)
+    counted_by_copy: bool = field(default=False, repr=False)  # COPY's own row count already checks it
 
 
 @dataclass
@@ -224,8 +226,8 @@ class Seeder:
     def _load_csv(self, rows: Rows, file: SeedFile, result: TableResult) -> None:
         from psycopg import errors, sql
 
-        header = file.text.splitlines()[0] if file.text else ""
-        columns = [c.strip().strip('"') for c in header.split(",") if c.strip()]
+        header = _first_line(rows.file)
+        columns = [c.strip() for c in next(csv.reader([header]), []) if c.strip()]
         if not columns:
             raise BadSeed(
                 f"{self._shown(rows.file)}:1: the CSV file has no header row", "Name the columns in line 1"
@@ -253,8 +255,9 @@ class Seeder:
         )
         try:
             with self.conn.transaction(), self.conn.cursor() as cursor:
-                with cursor.copy(copy) as copy_in:
-                    copy_in.write(file.text.encode())
+                with cursor.copy(copy) as copy_in, rows.file.open("rb") as source:
+                    while block := source.read(1 << 20):
+                        copy_in.write(block)
                 loaded = cursor.rowcount
                 if not direct:
                     merge = sql.SQL(
@@ -274,6 +277,7 @@ class Seeder:
         result.declared += loaded
         if direct:
             result.created += loaded
+            result.counted_by_copy = True
         else:
             created = sum(r[0] for r in merged)
             result.created += created
@@ -397,6 +401,16 @@ def _upsert_query(table: str, key: Sequence[str], rows: list[dict[str, Any]]) ->
         _ident(table), _names(columns), values, update
     )
     return query, [row[c] for row in rows for c in columns if c in row]
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return handle.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadSeed(
+            f"Cannot read {path.name}: {exc}", "CSV seeds are UTF-8 text with a header row"
+        ) from None
 
 
 def _names(columns: Sequence[str]) -> Any:

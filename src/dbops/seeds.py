@@ -69,14 +69,14 @@ def discover(folder: Path, environment: str, environments: tuple[str, ...]) -> l
 
 def read(path: Path) -> SeedFile:
     kind = {".yml": "yaml"}.get(path.suffix, path.suffix.lstrip("."))
+    if kind == "csv":  # streamed to COPY as it is, when it loads
+        return SeedFile(path, kind, [Rows(_CSV_PREFIX.sub("", path.stem), path, 1)])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadSeed(f"Cannot read {path.name}: {exc}", "Seed files are UTF-8 text") from None
     if kind == "yaml":
         return SeedFile(path, kind, _yaml_tables(path, text))
-    if kind == "csv":
-        return SeedFile(path, kind, [Rows(_CSV_PREFIX.sub("", path.stem), path, 1)], text)
     return SeedFile(path, kind, [], text)
 
 

@@ -128,6 +128,8 @@ def _verify(conn: psycopg.Connection[Any], results: Iterable[TableResult]) -> No
     from psycopg import sql
 
     for table in results:
+        if table.counted_by_copy and table.declared == table.created:
+            continue  # loaded by COPY into an empty table: its row count is the check
         seen = table.created + table.updated + table.unchanged
         query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.table.split(".", 1)))
         row = conn.execute(query).fetchone()
