@@ -245,3 +245,35 @@ def test_json_report(migrated: Path, cli: Run) -> None:
     }
     tables = {t["table"]: t for t in doc["report"]["tables"]}
     assert tables["workflows"]["declared"] == 23 and tables["workflows"]["created"] == 23
+
+
+def test_progress_is_reported_per_table(migrated: Path, database_url: str, db: psycopg.Connection) -> None:
+    """What the terminal's progress bar is fed: rows of YAML tables, bytes of CSV files."""
+    from dbops import seeds
+    from dbops.seeder import Seeder
+    from dbops.steps.seed import _progress_bar
+
+    rows = "".join(f"  - {{id: {i}, name: Org {i}, slug: org-{i}}}\n" for i in range(1, 2501))
+    write_seeds(
+        migrated / "seeds",
+        {
+            "01_organizations.yaml": "organizations:\n" + rows,
+            "02_users.csv": "id,email,password\n" + "".join(f"{i},u{i}@x,p\n" for i in range(1, 101)),
+        },
+    )
+    calls: list[tuple[str, int, int]] = []
+    files = [seeds.read(p) for p in seeds.discover(migrated / "seeds", "development", ())]
+    with db.transaction():
+        Seeder(db, migrated, {}, lambda *call: calls.append(call)).load(files, clear=False)
+    assert [c for c in calls if c[0] == "organizations"] == [
+        ("organizations", 1000, 2500),
+        ("organizations", 2000, 2500),
+        ("organizations", 2500, 2500),
+    ]
+    size = (migrated / "seeds" / "02_users.csv").stat().st_size
+    assert [c for c in calls if c[0] == "users"] == [("users", size, size)]
+    with _progress_bar(True) as advance:  # the bar itself, drawn to a non-terminal: it must not fail
+        assert advance is not None
+        advance("organizations", 10, 20)
+    with _progress_bar(False) as nothing:
+        assert nothing is None

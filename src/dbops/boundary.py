@@ -35,9 +35,10 @@ def run_operation(
 
     started = time.monotonic()
     result = OperationResult(name, environment=env)
+    output = Output(json_mode=json)
     with _sigterm_as_interrupt():
-        state_dir = _execute(result, env=env, config=config, options=options)
-    Output(json_mode=json).emit(result)
+        state_dir = _execute(result, env=env, config=config, options=options, interactive=output.color)
+    output.emit(result)
     if state_dir is not None:
         from dbops import oplog
 
@@ -94,7 +95,12 @@ def run_across_environments(
 
 
 def _execute(
-    result: OperationResult, *, env: str | None, config: str | None, options: dict[str, Any]
+    result: OperationResult,
+    *,
+    env: str | None,
+    config: str | None,
+    options: dict[str, Any],
+    interactive: bool = False,
 ) -> Path | None:
     """Fill result in; returns the project's state folder once the config is known."""
     from dbops.config import load_config
@@ -109,7 +115,7 @@ def _execute(
         state_dir = cfg.state_dir
         environment = cfg.environment(env)
         result.environment = environment.name
-        ctx = RunContext(cfg, environment)
+        ctx = RunContext(cfg, environment, interactive=interactive)
         operation, steps = build(name=result.operation, options=options)
         pipeline = run_pipeline(result.operation, steps, ctx)
         result.pipeline = pipeline

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 
 class RunContext:
-    def __init__(self, config: Config, env: Environment) -> None:
+    def __init__(self, config: Config, env: Environment, *, interactive: bool = False) -> None:
         self.config = config
         self.env = env
+        self.interactive = interactive  # a person at a terminal: progress bars are welcome
         self._target: Target | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._facts: ServerFacts | None = None

@@ -10,7 +10,7 @@ import csv
 import hashlib
 import importlib.util
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -48,11 +48,21 @@ class Account:
     password: str
 
 
+Progress = Callable[[str, int, int], None]  # (table, done, total) in rows, or bytes for CSV
+
+
 class Seeder:
-    def __init__(self, conn: psycopg.Connection[Any], root: Path, context: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        root: Path,
+        context: dict[str, Any],
+        progress: Progress | None = None,
+    ) -> None:
         self.conn = conn
         self.root = root
         self.context = context
+        self.progress = progress
         self.results: dict[str, TableResult] = {}
         self.accounts: list[Account] = []
 
@@ -173,6 +183,8 @@ class Seeder:
         for start in range(0, len(prepared), _CHUNK):
             chunk = prepared[start : start + _CHUNK]
             self._upsert(rows, key, chunk, start, result)
+            if self.progress:
+                self.progress(rows.table, start + len(chunk), len(prepared))
         if rows.accounts:
             login, password = rows.accounts
             self.accounts += [Account(str(r[login]), str(r[password])) for r in rows.rows]
@@ -255,9 +267,13 @@ class Seeder:
         )
         try:
             with self.conn.transaction(), self.conn.cursor() as cursor:
+                size, sent = rows.file.stat().st_size, 0
                 with cursor.copy(copy) as copy_in, rows.file.open("rb") as source:
                     while block := source.read(1 << 20):
                         copy_in.write(block)
+                        sent += len(block)
+                        if self.progress:
+                            self.progress(rows.table, sent, size)
                 loaded = cursor.rowcount
                 if not direct:
                     merge = sql.SQL(

@@ -5,7 +5,8 @@ when a later part failed; once committed, --clear and a re-seed restore it).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from dbops.context import RunContext
 from dbops.errors import DbopsError, PolicyRefused
 from dbops.output import Line, heading
 from dbops.pipeline import StepOutcome
-from dbops.seeder import Account, TableResult
+from dbops.seeder import Account, Progress, TableResult
 
 if TYPE_CHECKING:
     import psycopg
@@ -121,6 +122,30 @@ class Seed:
         report.duration_s = time.monotonic() - started
         report.finished = True
         return StepOutcome(data=report)
+
+
+PROGRESS_FROM_BYTES = 1 << 20  # seed files of a megabyte or more show a progress bar on a terminal
+
+
+@contextmanager
+def _progress_bar(show: bool) -> Iterator[Progress | None]:
+    """A transient rich progress bar, one task per table; nothing when not on a terminal."""
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
+
+    tasks: dict[str, Any] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Bar(*columns, transient=True) as bar:
+
+        def advance(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(f"Seeding {table}", total=total)
+            bar.update(tasks[table], completed=done, total=total)
+
+        yield advance
 
 
 def _verify(conn: psycopg.Connection[Any], results: Iterable[TableResult]) -> None:
