@@ -96,6 +96,10 @@ class Config:
         """Where dbops keeps its own files (embedded server, operation log); gitignored."""
         return self.root / ".dbops"
 
+    def shown(self, path: Path) -> str:
+        """A path as messages show it: relative to the project when inside it."""
+        return shown(path, self.root)
+
     def aliases(self) -> dict[str, str]:
         table = {
             a: n for a, n in BUILTIN_ALIASES.items() if n in self.environments and a not in self.environments
@@ -123,6 +127,11 @@ class Config:
             own = sorted(a for a, n in aliases.items() if n == env_name)
             parts.append(f"{env_name} ({', '.join(own)})" if own else env_name)
         return ", ".join(parts)
+
+
+def shown(path: Path, root: Path) -> str:
+    """A path relative to root when it lies inside it, else as it is."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 # --------------------------------------------------------------------------- finding the file

@@ -16,6 +16,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dbops.config import shown
 from dbops.errors import DbopsError
 from dbops.seeds import BadSeed, Rows, SeedFile
 
@@ -83,10 +84,7 @@ class Seeder:
         self._fix_sequences(order)
 
     def _shown(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.root))
-        except ValueError:
-            return str(path)
+        return shown(path, self.root)
 
     # ------------------------------------------------------------------ foreign-key order
 

@@ -82,8 +82,7 @@ class CreateMigration:
         except BaseException:
             _delete(written)
             raise
-        root = ctx.config.root
-        report = CreatedReport(_shown(paths[0], root), _shown(paths[1], root), depends)
+        report = CreatedReport(ctx.config.shown(paths[0]), ctx.config.shown(paths[1]), depends)
         return StepOutcome(undo=Undo("delete the new files", lambda: _delete(paths)), data=report)
 
     def _render(self, ctx: RunContext, template: str, values: Mapping[str, object]) -> str:
@@ -134,10 +133,3 @@ def _write_new(path: Path, text: str) -> None:
 def _delete(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)

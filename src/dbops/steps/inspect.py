@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dbops.context import RunContext
 from dbops.pipeline import StepOutcome
 
@@ -21,7 +19,7 @@ class Inspect:
         catalog = introspect.summarize(conn)
         last = state.last_applied
         summary = MigrationSummary(
-            folder=_relative(state.folder, ctx),
+            folder=ctx.config.shown(state.folder),
             folder_exists=state.folder_exists,
             applied=len(state.applied),
             pending=len(state.pending),
@@ -35,10 +33,3 @@ class Inspect:
             ctx.env.name, ctx.facts(), summary, catalog, health_checks(summary, catalog)
         )
         return StepOutcome(data=report)
-
-
-def _relative(path: Path, ctx: RunContext) -> str:
-    try:
-        return str(path.relative_to(ctx.config.root))
-    except ValueError:
-        return str(path)

@@ -103,7 +103,7 @@ class Seed:
         root = ctx.config.root
         paths = seeds.discover(ctx.config.seeds_dir, env.name, tuple(ctx.config.environments))
         files = [seeds.read(path) for path in paths]
-        report.files = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths]
+        report.files = [ctx.config.shown(p) for p in paths]
         seeder = Seeder(
             conn,
             root,
