@@ -277,3 +277,24 @@ def test_progress_is_reported_per_table(migrated: Path, database_url: str, db: p
         advance("organizations", 10, 20)
     with _progress_bar(False) as nothing:
         assert nothing is None
+
+
+def test_a_row_that_omits_a_column_keeps_its_value(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    """Upserts set only the columns a row names: never back to the default, never to NULL."""
+    write_seeds(
+        migrated / "seeds",
+        {
+            "users.yaml": (
+                "users:\n  key: email\n  rows:\n"
+                "    - {email: a@x, password: p, role: admin}\n"
+                "    - {email: b@x, password: p}\n"
+                "    - {email: c@x, password: p, role: viewer}\n"
+            ),
+        },
+    )
+    assert cli("seed").code == 0
+    db.execute("UPDATE users SET role = 'admin' WHERE email = 'b@x'")
+    again = cli("seed")
+    assert again.code == 0 and "✓ Users: 3 unchanged" in again.out
+    roles = dict(db.execute("SELECT email, role FROM users").fetchall())
+    assert roles == {"a@x": "admin", "b@x": "admin", "c@x": "viewer"}

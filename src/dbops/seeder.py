@@ -176,10 +176,9 @@ class Seeder:
                 f"{shown}:{rows.line}: {rows.table}: every row needs its key ({named})",
                 "Give each row its primary key, or declare a natural key: key: email",
             )
-        prepared = [self._prepare(rows, row) for row in rows.rows]
+        prepared = [self._prepare(rows, key, row) for row in rows.rows]
         result.declared += len(prepared)
-        for start in range(0, len(prepared), _CHUNK):
-            chunk = prepared[start : start + _CHUNK]
+        for start, chunk in _chunks(prepared):
             self._upsert(rows, key, chunk, start, result)
             if self.progress:
                 self.progress(rows.table, start + len(chunk), len(prepared))
@@ -187,11 +186,11 @@ class Seeder:
             login, password = rows.accounts
             self.accounts += [Account(str(r[login]), str(r[password])) for r in rows.rows]
 
-    def _prepare(self, rows: Rows, row: dict[str, Any]) -> dict[str, Any]:
+    def _prepare(self, rows: Rows, key: tuple[str, ...], row: dict[str, Any]) -> dict[str, Any]:
         prepared = {k: _adapt(v) for k, v in row.items()}
         for column, method in rows.hashed.items():
             if prepared.get(column) is not None:
-                salt = f"{rows.table}:{[row.get(k) for k in rows.key]}"
+                salt = f"{rows.table}:{[row.get(k) for k in key]}"  # stable per row, different across rows
                 prepared[column] = hash_secret(str(prepared[column]), salt, method)
         return prepared
 
@@ -399,6 +398,19 @@ def hash_secret(secret: str, salt: str, method: str = "scrypt") -> str:
     return f"scrypt$16384$8$1${salt_bytes.hex()}${digest.hex()}"
 
 
+def _chunks(rows: list[dict[str, Any]]) -> Iterable[tuple[int, list[dict[str, Any]]]]:
+    """Runs of consecutive rows with the same columns, in file order, at most _CHUNK long: an
+    upsert then sets only the columns a row names, and never resets the others to defaults."""
+    start = 0
+    while start < len(rows):
+        columns = rows[start].keys()
+        end = start + 1
+        while end < len(rows) and end - start < _CHUNK and rows[end].keys() == columns:
+            end += 1
+        yield start, rows[start:end]
+        start = end
+
+
 def _upsert_query(table: str, key: Sequence[str], rows: list[dict[str, Any]]) -> tuple[Any, list[Any]]:
     """INSERT ... VALUES (...), ... ON CONFLICT (key) ...; a column a row lacks gets its DEFAULT."""
     from psycopg import sql
@@ -414,7 +426,7 @@ def _upsert_query(table: str, key: Sequence[str], rows: list[dict[str, Any]]) ->
     query = sql.SQL("INSERT INTO {} AS t ({}) VALUES {} {} RETURNING (xmax = 0)").format(
         _ident(table), _names(columns), values, update
     )
-    return query, [row[c] for row in rows for c in columns if c in row]
+    return query, [row[c] for row in rows for c in columns]
 
 
 def _first_line(path: Path) -> str:
