@@ -210,7 +210,7 @@ def test_failures_in_sql_python_and_csv_seeds_name_the_line(
     )
     write_seeds(migrated / "seeds", {"01.yaml": "organizations:\n  - {id: 1, name: A, slug: a\n"})
     bad = cli("seed")
-    assert bad.code == 2 and bad.err.startswith("Error: 01.yaml:3:1: invalid YAML")
+    assert bad.code == 2 and bad.err.startswith("Error: seeds/01.yaml:3:1: invalid YAML")
 
 
 def test_refusals(migrated: Path, cli: Run, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,7 +262,7 @@ def test_progress_is_reported_per_table(migrated: Path, database_url: str, db: p
         },
     )
     calls: list[tuple[str, int, int]] = []
-    files = [seeds.read(p) for p in seeds.discover(migrated / "seeds", "development", ())]
+    files = [seeds.read(p) for p in seeds.discover(migrated / "seeds", "development")]
     with db.transaction():
         Seeder(db, migrated, {}, lambda *call: calls.append(call)).load(files, clear=False)
     assert [c for c in calls if c[0] == "organizations"] == [
@@ -298,3 +298,101 @@ def test_a_row_that_omits_a_column_keeps_its_value(migrated: Path, cli: Run, db:
     assert again.code == 0 and "✓ Users: 3 unchanged" in again.out
     roles = dict(db.execute("SELECT email, role FROM users").fetchall())
     assert roles == {"a@x": "admin", "b@x": "admin", "c@x": "viewer"}
+
+
+def test_the_terminal_gets_a_progress_bar(migrated: Path, cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+
+    from dbops import output
+    from dbops.steps import seed as seed_step
+
+    shown: list[bool] = []
+    calls: list[tuple[str, int, int]] = []
+
+    @contextmanager
+    def recorder(show: bool):  # type: ignore[no-untyped-def]
+        shown.append(show)
+        yield (lambda *call: calls.append(call)) if show else None
+
+    monkeypatch.setattr(seed_step, "_progress_bar", recorder)
+    monkeypatch.setattr(seed_step, "PROGRESS_FROM_BYTES", 0)
+    monkeypatch.setattr(output, "_is_tty", lambda stream: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert cli("seed").code == 0
+    assert shown == [True] and ("workflows", 23, 23) in calls
+    assert cli("seed", "--json").code == 0 and shown[-1] is False  # never with --json
+
+
+def test_what_review_found(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    db.execute('CREATE TABLE "Docs" (id int PRIMARY KEY, body json, at_ jsonb, note text)')
+    db.execute("CREATE TABLE always (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)")
+    db.execute("CREATE TABLE counters (id serial PRIMARY KEY, v text)")
+    write_seeds(
+        migrated / "seeds",
+        {
+            "01_docs.yaml": (
+                "Docs:\n"
+                "  - {id: 1, body: {a: 1}, at_: {when: 2025-01-02}, note: x}\n"
+                "always:\n  - {id: 7, v: a}\n"
+            ),
+            "02.sql": 'INSERT INTO counters (id, v) VALUES (41, {{ none | literal }}), (42, {{ "it\'s" | literal }}) ON CONFLICT (id) DO NOTHING;\n',
+        },
+    )
+    first = cli("seed")
+    assert first.code == 0, first.text
+    again = cli("seed")
+    assert again.code == 0 and "✓ Docs: 1 unchanged" in again.out  # json compared as text
+    assert db.execute('SELECT at_ FROM "Docs"').fetchone() == ({"when": "2025-01-02"},)
+    assert db.execute("SELECT v FROM counters ORDER BY id").fetchall() == [(None,), ("it's",)]
+    assert db.execute("INSERT INTO counters (v) VALUES ('next') RETURNING id").fetchone() == (
+        43,
+    )  # SQL-seeded too
+    assert db.execute("INSERT INTO always (v) VALUES ('next') RETURNING id").fetchone() == (8,)
+    db.execute("SELECT setval('counters_id_seq', 500)")
+    assert cli("seed").code == 0
+    assert db.execute("SELECT last_value FROM counters_id_seq").fetchone() == (500,)  # never moved back
+
+
+def test_bad_seed_files_are_refused_clearly(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    cases = {
+        "a.yaml": (
+            "organizations:\n  - {id: 1, name: A, slug: a}\norganizations:\n  - {id: 2, name: B, slug: b}\n",
+            "seeds/a.yaml:3: organizations appears twice in this file",
+        ),
+        "b.yaml": (
+            "organizations:\n  hash: pw\n  rows: []\n",
+            "seeds/b.yaml:2: organizations: hash: a mapping",
+        ),
+        "c.yaml": (
+            "organizations:\n  key: 5\n  rows: []\n",
+            "seeds/c.yaml:2: organizations: key: a column name",
+        ),
+        "d.sql": (
+            "INSERT INTO organizations (id, name, slug) VALUES (1, 'a', 'a');\nCOMMIT;\n",
+            "seeds/d.sql:2: COMMIT: one transaction",
+        ),
+        "e.sql": ("SELECT {{ 1 / 0 }};\n", "seeds/e.sql:1: template: ZeroDivisionError"),
+        "f.py": ("import sys\n\ndef seed(db):\n    sys.exit(3)\n", "seeds/f.py:4: 3"),
+    }
+    for name, (text, message) in cases.items():
+        write_seeds(migrated / "seeds", {name: text})
+        result = cli("seed")
+        assert result.code in (1, 2), (name, result.text)
+        assert result.err.startswith(f"Error: {message}"), (name, result.err)
+        assert "Traceback" not in result.text and count(db, "organizations") == 0
+
+
+def test_duplicate_keys_across_files_are_refused(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    write_seeds(
+        migrated / "seeds",
+        {
+            "01.yaml": "organizations:\n  - {id: 1, name: A, slug: a}\n  - {id: 2, name: B, slug: b}\n",
+            "02.yaml": "organizations:\n  - {id: 1, name: C, slug: c}\n",
+        },
+    )
+    result = cli("seed")
+    assert result.code == 2
+    assert result.err.startswith(
+        "Error: seeds/02.yaml:2: organizations: id=1 is already seeded at seeds/01.yaml:2"
+    )
+    assert count(db, "organizations") == 0

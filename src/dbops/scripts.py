@@ -132,7 +132,7 @@ def order(scripts: Sequence[Script], known: dict[str, Script] | None = None) -> 
 # --------------------------------------------------------------------------- SQL
 
 
-_TRANSACTION_CONTROL = re.compile(
+TRANSACTION_CONTROL = re.compile(
     r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b)|PREPARE\s+TRANSACTION)\b",
     re.IGNORECASE,
 )
@@ -181,7 +181,7 @@ def _load_sql(file: MigrationFile) -> Script:
     located = _locate(source, statements)
     if transactional == "true":
         for statement in located:
-            if _TRANSACTION_CONTROL.match(code_of(statement.sql)):
+            if TRANSACTION_CONTROL.match(code_of(statement.sql)):
                 raise BadMigration(
                     f"{file.path.name}:{statement.line}: {statement.summary}: a migration runs in one "
                     "transaction with its record, and may not end or start one itself",

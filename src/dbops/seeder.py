@@ -66,22 +66,28 @@ class Seeder:
         self.progress = progress
         self.results: dict[str, TableResult] = {}
         self.accounts: list[Account] = []
+        self._keys: dict[str, dict[tuple[str, ...], str]] = {}
 
     # ------------------------------------------------------------------ the whole seed
 
     def load(self, files: Sequence[SeedFile], *, clear: bool) -> None:
+        owners = {id(rows): file for file in files for rows in file.tables}
         tables = [rows for f in files for rows in f.tables]
         order = self._fk_order(tables)
         if clear:
             self._clear([t for t in reversed(order)])
         for table in order:
             for rows in (r for r in tables if r.table == table):
-                self._load_rows(rows, next(f for f in files if f.path == rows.file))
+                self._load_rows(rows, owners[id(rows)])
         for file in (f for f in files if f.kind == "sql"):
             self._run_sql(file)
         for file in (f for f in files if f.kind == "py"):
             self._run_python(file)
-        self._fix_sequences(order)
+        self._fix_sequences()
+
+    def _regclass(self, table: str) -> str:
+        """The table name as to_regclass() must see it: quoted, so Users stays Users."""
+        return str(_ident(table).as_string(self.conn))
 
     def _shown(self, path: Path) -> str:
         return shown(path, self.root)
@@ -95,7 +101,7 @@ class Seeder:
                 names.append(rows.table)
         oids = {}
         for name in names:
-            found = self.conn.execute("SELECT to_regclass(%s)::oid", (name,)).fetchone()
+            found = self.conn.execute("SELECT to_regclass(%s)::oid", (self._regclass(name),)).fetchone()
             if found is None or found[0] is None:
                 rows = next(r for r in tables if r.table == name)
                 raise BadSeed(
@@ -176,6 +182,7 @@ class Seeder:
                 f"{shown}:{rows.line}: {rows.table}: every row needs its key ({named})",
                 "Give each row its primary key, or declare a natural key: key: email",
             )
+        self._refuse_duplicates(rows, key)
         prepared = [self._prepare(rows, key, row) for row in rows.rows]
         result.declared += len(prepared)
         for start, chunk in _chunks(prepared):
@@ -185,6 +192,20 @@ class Seeder:
         if rows.accounts:
             login, password = rows.accounts
             self.accounts += [Account(str(r[login]), str(r[password])) for r in rows.rows]
+
+    def _refuse_duplicates(self, rows: Rows, key: tuple[str, ...]) -> None:
+        """One row per key across every file: else the last would silently win."""
+        seen = self._keys.setdefault(rows.table, {})
+        for row, line in zip(rows.rows, rows.lines, strict=True):
+            value = tuple(str(row[k]) for k in key)
+            if value in seen:
+                first = seen[value]
+                shown = ", ".join(f"{k}={v}" for k, v in zip(key, value, strict=True))
+                raise BadSeed(
+                    f"{self._shown(rows.file)}:{line}: {rows.table}: {shown} is already seeded at {first}",
+                    "Each row's key must be unique across the seed files; remove one of them",
+                )
+            seen[value] = f"{self._shown(rows.file)}:{line}"
 
     def _prepare(self, rows: Rows, key: tuple[str, ...], row: dict[str, Any]) -> dict[str, Any]:
         prepared = {k: _adapt(v) for k, v in row.items()}
@@ -199,7 +220,7 @@ class Seeder:
     ) -> None:
         from psycopg import errors
 
-        query, params = _upsert_query(rows.table, key, chunk)
+        query, params = _upsert_query(rows.table, key, chunk, self._always_identity(rows.table))
         try:
             with self.conn.transaction():
                 created = [r[0] for r in self.conn.execute(query, params).fetchall()]
@@ -219,7 +240,7 @@ class Seeder:
         try:
             with self.conn.transaction(force_rollback=True):
                 for index, row in enumerate(chunk):
-                    query, params = _upsert_query(rows.table, key, [row])
+                    query, params = _upsert_query(rows.table, key, [row], self._always_identity(rows.table))
                     try:
                         self.conn.execute(query, params)
                     except errors.Error as found:
@@ -273,8 +294,11 @@ class Seeder:
                             self.progress(rows.table, sent, size)
                 loaded = cursor.rowcount
                 if not direct:
+                    override = " OVERRIDING SYSTEM VALUE" if self._always_identity(rows.table) else ""
                     merge = sql.SQL(
-                        "INSERT INTO {} AS t ({}) SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
+                        "INSERT INTO {} AS t ({})"
+                        + override
+                        + " SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
                     )
                     update = _on_conflict(key, [c for c in columns if c not in key])
                     names = _names(columns)
@@ -300,35 +324,45 @@ class Seeder:
     # ------------------------------------------------------------------ SQL and Python seeds
 
     def _run_sql(self, file: SeedFile) -> None:
-        from dbops.scripts import split_sql
+        from psycopg import Error
+
+        from dbops.scripts import TRANSACTION_CONTROL, code_of, split_sql
 
         text = self._render(file)
         for statement in split_sql(text):
+            if TRANSACTION_CONTROL.match(code_of(statement.sql)):
+                raise BadSeed(
+                    f"{self._shown(file.path)}:{statement.line}: {statement.summary}: one transaction",
+                    "Remove it: a seed may not commit or roll back part of itself",
+                )
             try:
                 with self.conn.transaction():
                     self.conn.execute(statement.sql)
-            except Exception as exc:
-                if not type(exc).__module__.startswith("psycopg"):
-                    raise
+            except Error as exc:
                 raise SeedFailed(
                     f"{self._shown(file.path)}:{statement.line}: {_describe(exc)}", _hint(exc)
                 ) from None
 
     def _render(self, file: SeedFile) -> str:
         import jinja2
+        from psycopg import sql
 
         env = jinja2.Environment(
             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
         )
         env.filters["password_hash"] = lambda value, salt="": hash_secret(str(value), str(salt) or str(value))
         env.filters["sha256"] = lambda value: hashlib.sha256(str(value).encode()).hexdigest()
-        env.filters["literal"] = _sql_literal
+        env.filters["literal"] = lambda value: sql.Literal(value).as_string(self.conn)
         try:
             return env.from_string(file.text).render(**self.context)
-        except jinja2.TemplateError as exc:
-            line = getattr(exc, "lineno", None)
+        except Exception as exc:  # syntax errors, undefined names, and errors while rendering
+            import traceback
+
+            frames = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<template>"]
+            line = getattr(exc, "lineno", None) or (frames[-1] if frames else None)
+            where = f"{self._shown(file.path)}{f':{line}' if line else ''}"
             raise BadSeed(
-                f"{self._shown(file.path)}{f':{line}' if line else ''}: template: {exc}",
+                f"{where}: template: {type(exc).__name__}: {exc}",
                 "Fix the Jinja2 template",
             ) from None
 
@@ -346,44 +380,65 @@ class Seeder:
                 seed(self.conn)
         except DbopsError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a seed is a failure, not our exit code
             import traceback
 
             frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(file.path)]
             line = f":{frames[-1].lineno}" if frames else ""
             raise SeedFailed(
                 f"{self._shown(file.path)}{line}: {_describe(exc)}",
-                _hint(exc) if hasattr(exc, "diag") else "Fix the seed function",
+                _hint(exc)
+                if isinstance(exc, Exception) and hasattr(exc, "diag")
+                else "Fix the seed function",
             ) from None
 
     # ------------------------------------------------------------------ after loading
+
+    def _always_identity(self, table: str) -> bool:
+        row = self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attidentity = 'a')",
+            (self._regclass(table),),
+        ).fetchone()
+        return bool(row and row[0])
 
     def _primary_key(self, table: str) -> tuple[str, ...]:
         rows = self.conn.execute(
             "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
             " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary"
             " ORDER BY array_position(i.indkey, a.attnum)",
-            (table,),
+            (self._regclass(table),),
         ).fetchall()
         return tuple(r[0] for r in rows)
 
-    def _fix_sequences(self, tables: Iterable[str]) -> None:
-        """Owned sequences (serial, identity) move past the ids the seed inserted."""
+    def _fix_sequences(self) -> None:
+        """Owned sequences (serial, identity) move past the largest id now in their column, forward
+        only: the application's next insert must not collide with a seeded row."""
         from psycopg import sql
 
-        for table in tables:
-            columns = self.conn.execute(
-                "SELECT a.attname, pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a"
-                " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
-                " AND pg_get_serial_sequence(%s, a.attname) IS NOT NULL",
-                (table, table, table),
-            ).fetchall()
-            for column, sequence in columns:
-                self.conn.execute(
-                    sql.SQL("SELECT setval({}, coalesce(max({}), 0) + 1, false) FROM {}").format(
-                        sql.Literal(sequence), sql.Identifier(column), _ident(table)
-                    )
+        owned = self.conn.execute(
+            "SELECT s.oid::regclass::text, t.oid::regclass::text, a.attname"
+            " FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
+            " JOIN pg_sequence q ON q.seqrelid = s.oid AND q.seqincrement > 0"
+            " JOIN pg_class t ON t.oid = d.refobjid"
+            " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid"
+            " JOIN pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')"
+            " AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        for sequence, table, column in owned:
+            self.conn.execute(
+                sql.SQL(
+                    "SELECT setval({seq}, m) FROM (SELECT max({col}) AS m FROM {table}) x, {seq_rel} s"
+                    " WHERE m IS NOT NULL AND m >= s.last_value + CASE WHEN s.is_called THEN 1 ELSE 0 END"
+                ).format(
+                    seq=sql.Literal(sequence),
+                    col=sql.Identifier(column),
+                    table=sql.SQL(table),
+                    seq_rel=sql.SQL(sequence),
                 )
+            )
 
 
 def hash_secret(secret: str, salt: str, method: str = "scrypt") -> str:
@@ -411,20 +466,19 @@ def _chunks(rows: list[dict[str, Any]]) -> Iterable[tuple[int, list[dict[str, An
         start = end
 
 
-def _upsert_query(table: str, key: Sequence[str], rows: list[dict[str, Any]]) -> tuple[Any, list[Any]]:
-    """INSERT ... VALUES (...), ... ON CONFLICT (key) ...; a column a row lacks gets its DEFAULT."""
+def _upsert_query(
+    table: str, key: Sequence[str], rows: list[dict[str, Any]], overriding: bool = False
+) -> tuple[Any, list[Any]]:
+    """INSERT ... VALUES (...), ... ON CONFLICT (key) ...; the rows share their columns."""
     from psycopg import sql
 
-    columns = list(dict.fromkeys(c for row in rows for c in row))
-    values = sql.SQL(", ").join(
-        sql.SQL("({})").format(
-            sql.SQL(", ").join(sql.Placeholder() if c in row else sql.DEFAULT for c in columns)
-        )
-        for row in rows
-    )
+    columns = list(rows[0])
+    row_values = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+    values = sql.SQL(", ").join([row_values] * len(rows))
     update = _on_conflict(key, [c for c in columns if c not in key])
-    query = sql.SQL("INSERT INTO {} AS t ({}) VALUES {} {} RETURNING (xmax = 0)").format(
-        _ident(table), _names(columns), values, update
+    override = sql.SQL(" OVERRIDING SYSTEM VALUE" if overriding else "")  # GENERATED ALWAYS ids
+    query = sql.SQL("INSERT INTO {} AS t ({}){} VALUES {} {} RETURNING (xmax = 0)").format(
+        _ident(table), _names(columns), override, values, update
     )
     return query, [row[c] for row in rows for c in columns]
 
@@ -454,8 +508,9 @@ def _on_conflict(key: Sequence[str], others: Sequence[str]) -> Any:
     return sql.SQL("ON CONFLICT ({}) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
         _names(key),
         sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others),
-        sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in others),
-        sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in others),
+        # compared as text: json, xml and point have no equality operator
+        sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in others),
+        sql.SQL(", ").join(sql.SQL("EXCLUDED.{}::text").format(sql.Identifier(c)) for c in others),
     )
 
 
@@ -469,16 +524,18 @@ def _adapt(value: Any) -> Any:
     if isinstance(value, dict | list):
         from psycopg.types.json import Jsonb
 
-        return Jsonb(value)
+        return Jsonb(value, dumps=_json_dumps)
     return value
 
 
-def _sql_literal(value: Any) -> str:
-    text = str(value).replace("'", "''")
-    return f"'{text}'"
+def _json_dumps(value: Any) -> str:
+    """YAML gives dates and times inside mappings too: JSON has them as ISO strings."""
+    import json
+
+    return json.dumps(value, default=lambda o: o.isoformat() if hasattr(o, "isoformat") else str(o))
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: BaseException) -> str:
     diag = getattr(exc, "diag", None)
     message = getattr(diag, "message_primary", None) or str(exc).strip().splitlines()[0]
     detail = getattr(diag, "message_detail", None) or ""
@@ -489,7 +546,7 @@ def _describe(exc: Exception) -> str:
     return f"{message} (column {column})" if column else message
 
 
-def _hint(exc: Exception) -> str:
+def _hint(exc: BaseException) -> str:
     diag = getattr(exc, "diag", None)
     hint = getattr(diag, "message_hint", None)
     return (hint + "; " if hint else "") + "Nothing of the seed was kept: fix it and run seed again"

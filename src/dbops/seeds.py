@@ -56,34 +56,34 @@ class SeedFile:
     text: str = ""
 
 
-def discover(folder: Path, environment: str, environments: tuple[str, ...]) -> list[Path]:
+def discover(folder: Path, environment: str) -> list[Path]:
     """Common files first, then the environment's own folder; file-name order within each."""
     if not folder.is_dir():
         return []
     common = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SEED_KINDS)
     own = folder / environment
     extra = sorted(p for p in own.iterdir() if p.is_file() and p.suffix in SEED_KINDS) if own.is_dir() else []
-    del environments  # other environments' folders are simply not read
     return [*common, *extra]
 
 
-def read(path: Path) -> SeedFile:
+def read(path: Path, shown: str | None = None) -> SeedFile:
+    """shown: the path as messages name it (relative to the project)."""
     kind = {".yml": "yaml"}.get(path.suffix, path.suffix.lstrip("."))
     if kind == "csv":  # streamed to COPY as it is, when it loads
         return SeedFile(path, kind, [Rows(_CSV_PREFIX.sub("", path.stem), path, 1)])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadSeed(f"Cannot read {path.name}: {exc}", "Seed files are UTF-8 text") from None
+        raise BadSeed(f"Cannot read {shown or path.name}: {exc}", "Seed files are UTF-8 text") from None
     if kind == "yaml":
-        return SeedFile(path, kind, _yaml_tables(path, text))
+        return SeedFile(path, kind, _yaml_tables(path, text, shown or path.name))
     return SeedFile(path, kind, [], text)
 
 
 # --------------------------------------------------------------------------- YAML
 
 
-def _yaml_tables(path: Path, text: str) -> list[Rows]:
+def _yaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
     import yaml
 
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -93,26 +93,28 @@ def _yaml_tables(path: Path, text: str) -> list[Rows]:
         if root is None:
             return []
         if not isinstance(root, yaml.MappingNode):
-            raise _bad(path, root, "expected a mapping of table names to rows")
+            raise _bad(shown, root, "expected a mapping of table names to rows")
         loader.flatten_mapping(root)
-        tables = []
+        tables: list[Rows] = []
         for key_node, value_node in root.value:
             name = loader.construct_object(key_node)
             if not isinstance(name, str):
-                raise _bad(path, key_node, "table names must be strings")
+                raise _bad(shown, key_node, "table names must be strings")
             if name.startswith("_"):
                 continue  # reserved for notes
-            tables.append(_table(loader, path, name, key_node, value_node))
+            if any(t.table == name for t in tables):
+                raise _bad(shown, key_node, f"{name} appears twice in this file; put its rows together")
+            tables.append(_table(loader, path, shown, name, key_node, value_node))
         return tables
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
         raise BadSeed(f"{where}: invalid YAML: {exc.problem or exc.context}", "Fix the YAML syntax") from None
     finally:
         loader.dispose()
 
 
-def _table(loader: Any, path: Path, name: str, key_node: Any, node: Any) -> Rows:
+def _table(loader: Any, path: Path, shown: str, name: str, key_node: Any, node: Any) -> Rows:
     import yaml
 
     rows = Rows(name, path, key_node.start_mark.line + 1)
@@ -120,34 +122,44 @@ def _table(loader: Any, path: Path, name: str, key_node: Any, node: Any) -> Rows
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         options = {loader.construct_object(k): v for k, v in node.value}
-        unknown = sorted(set(options) - set(_TABLE_OPTIONS))
+        unknown = sorted(set(options) - set(_TABLE_OPTIONS), key=str)
         if unknown:
             raise _bad(
-                path, node, f"{name}: unknown option {unknown[0]!r} (known: {', '.join(_TABLE_OPTIONS)})"
+                shown, node, f"{name}: unknown option {unknown[0]!r} (known: {', '.join(_TABLE_OPTIONS)})"
             )
         rows_node = options.get("rows")
         if "key" in options:
             key = loader.construct_object(options["key"], deep=True)
-            rows.key = tuple([key] if isinstance(key, str) else key)
+            key = [key] if isinstance(key, str) else key
+            if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
+                raise _bad(shown, options["key"], f"{name}: key: a column name or a list of them")
+            rows.key = tuple(key)
         if "hash" in options:
-            rows.hashed = dict(loader.construct_object(options["hash"], deep=True))
+            hashed = loader.construct_object(options["hash"], deep=True)
+            if not isinstance(hashed, dict) or not all(m in ("scrypt", "sha256") for m in hashed.values()):
+                raise _bad(shown, options["hash"], f"{name}: hash: a mapping of column to scrypt or sha256")
+            rows.hashed = {str(k): str(v) for k, v in hashed.items()}
         if "accounts" in options:
             accounts = loader.construct_object(options["accounts"], deep=True)
-            rows.accounts = (accounts["login"], accounts["password"])
+            if not isinstance(accounts, dict) or not {"login", "password"} <= set(accounts):
+                raise _bad(
+                    shown, options["accounts"], f"{name}: accounts: {{login: column, password: column}}"
+                )
+            rows.accounts = (str(accounts["login"]), str(accounts["password"]))
     if rows_node is None:
         return rows
     if not isinstance(rows_node, yaml.SequenceNode):
-        raise _bad(path, rows_node, f"{name}: expected a list of rows")
+        raise _bad(shown, rows_node, f"{name}: expected a list of rows")
     for item in rows_node.value:
         row = loader.construct_object(item, deep=True)
         if not isinstance(row, dict) or not all(isinstance(k, str) for k in row):
-            raise _bad(path, item, f"{name}: each row must be a mapping of column names to values")
+            raise _bad(shown, item, f"{name}: each row must be a mapping of column names to values")
+        if rows.accounts and not set(rows.accounts) <= set(row):
+            raise _bad(shown, item, f"{name}: the row lacks the accounts: columns {', '.join(rows.accounts)}")
         rows.rows.append(row)
         rows.lines.append(item.start_mark.line + 1)
     return rows
 
 
-def _bad(path: Path, node: Any, message: str) -> BadSeed:
-    return BadSeed(
-        f"{path.name}:{node.start_mark.line + 1}: {message}", "See the seeds section of the README"
-    )
+def _bad(shown: str, node: Any, message: str) -> BadSeed:
+    return BadSeed(f"{shown}:{node.start_mark.line + 1}: {message}", "See the seeds section of the README")

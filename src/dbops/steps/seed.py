@@ -5,7 +5,7 @@ when a later part failed; once committed, --clear and a re-seed restore it).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ from dbops.pipeline import StepOutcome
 from dbops.seeder import Account, Progress, TableResult
 
 if TYPE_CHECKING:
-    import psycopg
+    pass
 
 
 @dataclass
@@ -101,22 +101,15 @@ class Seed:
                 "Run dbops migrate first",
             )
         root = ctx.config.root
-        paths = seeds.discover(ctx.config.seeds_dir, env.name, tuple(ctx.config.environments))
-        files = [seeds.read(path) for path in paths]
+        paths = seeds.discover(ctx.config.seeds_dir, env.name)
+        files = [seeds.read(path, ctx.config.shown(path)) for path in paths]
         report.files = [ctx.config.shown(p) for p in paths]
-        seeder = Seeder(
-            conn,
-            root,
-            {
-                "env": env.name,
-                "environment": env.name,
-                "database": ctx.database(),
-                "protected": env.protected,
-            },
-        )
-        with conn.transaction():  # all or nothing
-            seeder.load(files, clear=self.clear)
-            _verify(conn, seeder.results.values())
+        context = {"env": env.name, "database": ctx.database(), "protected": env.protected}
+        large = sum(p.stat().st_size for p in paths) >= PROGRESS_FROM_BYTES
+        with _progress_bar(ctx.interactive and large) as progress:
+            seeder = Seeder(conn, root, context, progress)
+            with conn.transaction():  # all or nothing
+                seeder.load(files, clear=self.clear)
         report.tables = list(seeder.results.values())
         report.accounts = seeder.accounts
         report.duration_s = time.monotonic() - started
@@ -146,22 +139,3 @@ def _progress_bar(show: bool) -> Iterator[Progress | None]:
             bar.update(tasks[table], completed=done, total=total)
 
         yield advance
-
-
-def _verify(conn: psycopg.Connection[Any], results: Iterable[TableResult]) -> None:
-    """Every declared row is in its table (and was counted once)."""
-    from psycopg import sql
-
-    for table in results:
-        if table.counted_by_copy and table.declared == table.created:
-            continue  # loaded by COPY into an empty table: its row count is the check
-        seen = table.created + table.updated + table.unchanged
-        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.table.split(".", 1)))
-        row = conn.execute(query).fetchone()
-        present = row[0] if row else 0
-        if seen != table.declared or present < table.declared:
-            counts = f"{table.declared} declared, {seen} loaded, {present} found"
-            raise DbopsError(
-                f"Seed check failed for {table.table}: {counts}",
-                "Duplicate keys within the seed files? Each row's key must be unique",
-            )
