@@ -396,3 +396,24 @@ def test_duplicate_keys_across_files_are_refused(migrated: Path, cli: Run, db: p
         "Error: seeds/02.yaml:2: organizations: id=1 is already seeded at seeds/01.yaml:2"
     )
     assert count(db, "organizations") == 0
+
+
+def test_the_check_after_loading_catches_rows_that_vanished(
+    migrated: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    """A trigger that silently drops rows: the counts by key no longer match what the files declare."""
+    db.execute(
+        "CREATE FUNCTION drop_b() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.slug = 'b' THEN RETURN NULL; END IF; RETURN NEW; END $$"
+    )
+    db.execute("CREATE TRIGGER drop_b BEFORE INSERT ON organizations FOR EACH ROW EXECUTE FUNCTION drop_b()")
+    write_seeds(
+        migrated / "seeds",
+        {"01.yaml": "organizations:\n  - {id: 1, name: A, slug: a}\n  - {id: 2, name: B, slug: b}\n"},
+    )
+    result = cli("seed")
+    assert result.code == 1
+    assert result.err.startswith(
+        "Error: Seed check failed for organizations: 2 rows declared, 1 found by their key"
+    )
+    assert count(db, "organizations") == 0

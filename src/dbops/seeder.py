@@ -66,7 +66,8 @@ class Seeder:
         self.progress = progress
         self.results: dict[str, TableResult] = {}
         self.accounts: list[Account] = []
-        self._keys: dict[str, dict[tuple[str, ...], str]] = {}
+        self._keys: dict[str, dict[tuple[str, ...], str]] = {}  # table -> key values -> file:line
+        self._key_columns: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ the whole seed
 
@@ -88,6 +89,31 @@ class Seeder:
     def _regclass(self, table: str) -> str:
         """The table name as to_regclass() must see it: quoted, so Users stays Users."""
         return str(_ident(table).as_string(self.conn))
+
+    def verify(self) -> None:
+        """Every row the YAML files declared is in its table now, found by its key."""
+        from psycopg import sql
+
+        for table, keys in self._keys.items():
+            columns = self._key_columns[table]
+            names = [f"k{i}" for i in range(len(columns))]
+            query = sql.SQL("SELECT count(*) FROM {} t JOIN unnest({}) AS s({}) ON {}").format(
+                _ident(table),
+                sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in columns),
+                sql.SQL(", ").join(map(sql.Identifier, names)),
+                sql.SQL(" AND ").join(
+                    sql.SQL("t.{}::text = s.{}").format(sql.Identifier(c), sql.Identifier(n))
+                    for c, n in zip(columns, names, strict=True)
+                ),
+            )
+            values = [[key[i] for key in keys] for i in range(len(columns))]
+            row = self.conn.execute(query, values).fetchone()
+            found = row[0] if row else 0
+            if found != len(keys):
+                raise SeedFailed(
+                    f"Seed check failed for {table}: {len(keys)} rows declared, {found} found by their key",
+                    "A trigger or rule may have dropped or changed rows; nothing of the seed was kept",
+                )
 
     def _shown(self, path: Path) -> str:
         return shown(path, self.root)
@@ -195,6 +221,7 @@ class Seeder:
 
     def _refuse_duplicates(self, rows: Rows, key: tuple[str, ...]) -> None:
         """One row per key across every file: else the last would silently win."""
+        self._key_columns[rows.table] = key
         seen = self._keys.setdefault(rows.table, {})
         for row, line in zip(rows.rows, rows.lines, strict=True):
             value = tuple(str(row[k]) for k in key)

@@ -110,6 +110,7 @@ class Seed:
             seeder = Seeder(conn, root, context, progress)
             with conn.transaction():  # all or nothing
                 seeder.load(files, clear=self.clear)
+                seeder.verify()
         report.tables = list(seeder.results.values())
         report.accounts = seeder.accounts
         report.duration_s = time.monotonic() - started
