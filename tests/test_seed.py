@@ -417,3 +417,20 @@ def test_the_check_after_loading_catches_rows_that_vanished(
         "Error: Seed check failed for organizations: 2 rows declared, 1 found by their key"
     )
     assert count(db, "organizations") == 0
+
+
+def test_clear_blocked_bom_and_a_committing_python_seed(
+    migrated: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    write_seeds(migrated / "seeds", {"01_organizations.csv": "\ufeffid,name,slug\n1,A,a\n"})
+    assert cli("seed").code == 0  # the BOM is not part of the first column's name
+    db.execute("CREATE TABLE audits (organization_id bigint REFERENCES organizations)")  # no CASCADE
+    db.execute("INSERT INTO audits VALUES (1)")
+    blocked = cli("seed", "--clear")
+    assert blocked.code == 1
+    assert blocked.err.startswith("Error: --clear cannot empty organizations: update or delete on table")
+    assert "clear that one first" in blocked.err and count(db, "organizations") == 1
+    write_seeds(migrated / "seeds", {"01.py": "def seed(db):\n    db.execute('COMMIT')\n"})
+    committed = cli("seed")
+    assert committed.code == 4
+    assert committed.err.startswith("Error: seeds/01.py: seed(db) ended the transaction (COMMIT or ROLLBACK)")

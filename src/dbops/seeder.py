@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbops.config import shown
-from dbops.errors import DbopsError
+from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.seeds import BadSeed, Rows, SeedFile
 
 if TYPE_CHECKING:
@@ -184,10 +184,19 @@ class Seeder:
         return placed
 
     def _clear(self, tables: Iterable[str]) -> None:
-        from psycopg import sql
+        from psycopg import errors, sql
 
         for table in tables:
-            self.conn.execute(sql.SQL("DELETE FROM {}").format(_ident(table)))
+            try:
+                with self.conn.transaction():
+                    self.conn.execute(sql.SQL("DELETE FROM {}").format(_ident(table)))
+            except errors.ForeignKeyViolation as exc:
+                detail = getattr(exc.diag, "message_detail", None) or ""
+                raise SeedFailed(
+                    f"--clear cannot empty {table}: {_describe(exc)}",
+                    f"{detail + ' ' if detail else ''}A table no seed file fills still refers to it; "
+                    "clear that one first (or seed it too)",
+                ) from None
 
     # ------------------------------------------------------------------ YAML and CSV rows
 
@@ -283,7 +292,7 @@ class Seeder:
     def _load_csv(self, rows: Rows, file: SeedFile, result: TableResult) -> None:
         from psycopg import errors, sql
 
-        header = _first_line(rows.file)
+        header = _first_line(rows.file).lstrip("\ufeff")  # a UTF-8 BOM is not part of the first name
         columns = [c.strip() for c in next(csv.reader([header]), []) if c.strip()]
         if not columns:
             raise BadSeed(
@@ -394,6 +403,8 @@ class Seeder:
             ) from None
 
     def _run_python(self, file: SeedFile) -> None:
+        from psycopg.pq import TransactionStatus
+
         spec = importlib.util.spec_from_file_location(f"dbops_seed_{file.path.stem}", file.path)
         if spec is None or spec.loader is None:
             raise BadSeed(f"Cannot load {self._shown(file.path)}", "A Python seed defines seed(db)")
@@ -405,6 +416,12 @@ class Seeder:
                 raise BadSeed(f"{self._shown(file.path)}: defines no seed(db) function", "def seed(db): ...")
             with self.conn.transaction():
                 seed(self.conn)
+                if self.conn.info.transaction_status != TransactionStatus.INTRANS:
+                    raise SeedFailed(
+                        f"{self._shown(file.path)}: seed(db) ended the transaction (COMMIT or ROLLBACK)",
+                        "A seed is one transaction: remove the commit; what ran before it may have been kept",
+                        exit_code=EXIT_UNDO_FAILED,
+                    )
         except DbopsError:
             raise
         except (Exception, SystemExit) as exc:  # sys.exit() in a seed is a failure, not our exit code
