@@ -242,6 +242,11 @@ def test_edited_or_deleted_applied_migrations_stop_migrate(
     status = cli("status").out
     assert "  Edited since applied: 20251001090100_create_organizations" in status
     assert "  Applied but missing from migrations/: 20251001090600_add_workflow_permissions" in status
+    assert (
+        "⚠ migration files: applied but missing: 20251001090600_add_workflow_permissions; edited since applied: 20251001090100_create_organizations"
+        in status
+    )
+    assert cli("status", "--check").code == 1
     repaired = cli("migrate-repair")
     assert repaired.code == 0 and "✓ 20251001090100_create_organizations.sql" in repaired.out
     assert "✓ 20251001090600_add_workflow_permissions (deleted)" in repaired.out

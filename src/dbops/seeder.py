@@ -40,7 +40,6 @@ class TableResult:
     updated: int = 0
     unchanged: int = 0
     files: list[str] = field(default_factory=list)
-    counted_by_copy: bool = field(default=False, repr=False)  # COPY's own row count already checks it
 
 
 @dataclass
@@ -350,7 +349,6 @@ class Seeder:
         result.declared += loaded
         if direct:
             result.created += loaded
-            result.counted_by_copy = True
         else:
             created = sum(r[0] for r in merged)
             result.created += created

@@ -127,13 +127,7 @@ def health_checks(migrations: MigrationSummary, catalog: CatalogSummary) -> tupl
         HealthCheck(
             "pending migrations", "warn" if pending else "ok", f"{pending} pending" if pending else "none"
         ),
-        HealthCheck(
-            "migration files",
-            "warn" if migrations.missing_files else "ok",
-            f"applied but missing: {listing(migrations.missing_files)}"
-            if migrations.missing_files
-            else "all present",
-        ),
+        _files_check(migrations, listing),
         HealthCheck(
             "invalid indexes",
             "fail" if catalog.invalid_indexes else "ok",
