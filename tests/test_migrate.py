@@ -83,7 +83,7 @@ def test_migrate_applies_and_yoyo_agrees(
     assert log == (7,)
 
 
-def test_failed_migration_names_file_and_line_and_keeps_earlier_ones(
+def test_failed_migration_names_file_and_line_and_rolls_back_earlier_ones(
     project: Path, cli: Run, database_url: str, db: psycopg.Connection
 ) -> None:
     folder = project / "migrations"
@@ -91,6 +91,7 @@ def test_failed_migration_names_file_and_line_and_keeps_earlier_ones(
         folder,
         {
             "001_first.sql": "CREATE TABLE first (id int);\n",
+            "001_first.rollback.sql": "DROP TABLE first;\n",
             "002_second.sql": "-- a comment\nCREATE TABLE second (id int);\n\nINSERT INTO second\n  VALUES (1),\n  (oops);\n",
             "003_third.sql": "CREATE TABLE third (id int);\n",
         },
@@ -102,8 +103,31 @@ def test_failed_migration_names_file_and_line_and_keeps_earlier_ones(
     error = result.err.splitlines()[0]
     assert error == 'Error: Migration 002_second.sql failed at line 6: column "oops" does not exist'
     assert "Traceback" not in result.text
-    assert tables(db) == {"first"}  # second rolled back entirely, third never started
-    assert yoyo_list(database_url, folder) == {"001_first": "A", "002_second": "U", "003_third": "U"}
+    assert "Undo, in reverse order:\n  ✓ 2. migrate: roll back the migrations this run applied" in result.out
+    assert tables(db) == set()  # second rolled back entirely, first undone, third never started
+    assert yoyo_list(database_url, folder) == {"001_first": "U", "002_second": "U", "003_third": "U"}
+
+
+def test_an_earlier_migration_without_rollback_script_stays_and_says_so(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    write_migrations(
+        project / "migrations",
+        {"001_first.sql": "CREATE TABLE first (id int);\n", "002_second.sql": "SELECT 1/0;\n"},
+    )
+    result = cli("migrate")
+    assert result.code == 4
+    assert (
+        "✗ 2. migrate: roll back the migrations this run applied: Cannot roll back 001_first.sql"
+        in result.out
+    )
+    assert result.err.splitlines() == [
+        "Error: Migration 002_second.sql failed at line 1: division by zero",
+        "Hint: Nothing of it was applied. Fix 002_second.sql and run migrate again. Undo of step 2 (migrate)"
+        " did not complete, attention needed: Restore the database from a backup, or write the rollback"
+        " script and run dbops migrate-rollback --steps 1",
+    ]
+    assert tables(db) == {"first"}
 
 
 def test_postgres_hint_is_passed_on(project: Path, cli: Run) -> None:
@@ -612,6 +636,7 @@ def test_a_deferred_constraint_failing_at_commit(project: Path, cli: Run, db: ps
         project / "migrations",
         {
             "001_parent.sql": "CREATE TABLE parent (id int PRIMARY KEY);\n",
+            "001_parent.rollback.sql": "DROP TABLE parent;\n",
             "002_child.sql": (
                 "CREATE TABLE child (parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\n"
                 "INSERT INTO child VALUES (42);\n"
@@ -622,7 +647,7 @@ def test_a_deferred_constraint_failing_at_commit(project: Path, cli: Run, db: ps
     assert result.code == 1
     assert "✓ 001_parent.sql" in result.out and "✗ 002_child.sql failed" in result.out
     assert result.err.startswith("Error: Migration 002_child.sql failed at commit: insert or update on table")
-    assert "nothing to migrate" not in result.out and tables(db) == {"parent"}
+    assert "nothing to migrate" not in result.out and tables(db) == set()
 
 
 def test_one_error_line_and_the_line_after_a_comment(project: Path, cli: Run) -> None:

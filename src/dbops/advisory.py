@@ -29,7 +29,11 @@ class LockBusy(DbopsError):
 
 
 @contextmanager
-def migration_lock(target: Target, env: Environment, wait_s: float) -> Iterator[None]:
+def migration_lock(
+    target: Target, env: Environment, wait_s: float, *, yoyo_row: bool = True
+) -> Iterator[None]:
+    """Hold the advisory lock, and yoyo's lock row too unless yoyo_row is False (for a run
+    that drops yoyo's tables: the row held uncommitted would block that forever)."""
     from dbops.db import connect
 
     conn = connect(target, env)
@@ -44,6 +48,9 @@ def migration_lock(target: Target, env: Environment, wait_s: float) -> Iterator[
                 )
             time.sleep(pause)
             pause = min(pause * 2, 0.25)
+        if not yoyo_row:
+            yield
+            return
         with _yoyo_lock_row(conn, max(deadline - time.monotonic(), 0.1)):
             yield
     finally:

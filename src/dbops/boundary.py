@@ -105,8 +105,8 @@ def _execute(
     """Fill result in; returns the project's state folder once the config is known."""
     from dbops.config import load_config
     from dbops.context import RunContext
-    from dbops.operations import build
     from dbops.pipeline import ErrorInfo, run_pipeline
+    from dbops.pipelines import prepare
 
     state_dir = None
     ctx: RunContext | None = None
@@ -116,11 +116,11 @@ def _execute(
         environment = cfg.environment(env)
         result.environment = environment.name
         ctx = RunContext(cfg, environment, interactive=interactive)
-        operation, steps = build(name=result.operation, options=options)
-        pipeline = run_pipeline(result.operation, steps, ctx)
+        prepared = prepare(result.operation, options, ctx)
+        pipeline = run_pipeline(result.operation, prepared.steps, ctx)
         result.pipeline = pipeline
-        result.report = ctx.step_data(operation.report_step)
-        result.error = pipeline.error or _interrupted(pipeline)
+        result.report = prepared.report(ctx, pipeline)
+        result.error = _interrupted(pipeline) if pipeline.interrupted else _failed(pipeline)
         result.exit_code = pipeline.exit_code
         result.database = ctx.database()
     except Exception as exc:  # expected failures, and any bug outside the pipeline: one line, no traceback
@@ -140,18 +140,33 @@ def _execute(
     return state_dir
 
 
-def _interrupted(pipeline: PipelineResult) -> ErrorInfo | None:
+def _interrupted(pipeline: PipelineResult) -> ErrorInfo:
     from dbops.pipeline import ErrorInfo
 
-    if not pipeline.interrupted:
-        return None
     if not pipeline.undos:
         hint = "The report above shows what was done before the interruption"
     elif all(undo.ok for undo in pipeline.undos):
-        hint = "What the completed steps changed was undone"
+        hint = "What the steps had changed was undone"
     else:
-        hint = "An undo failed: read the report above before running anything else"
+        hint = _undo_failed(pipeline)
     return ErrorInfo("Interrupted", hint, pipeline.exit_code, "Interrupted")
+
+
+def _failed(pipeline: PipelineResult) -> ErrorInfo | None:
+    """The failing step's error; when an undo failed too, its hint says what to do next."""
+    from dbops.pipeline import ErrorInfo
+
+    error = pipeline.error
+    if error is None or all(undo.ok for undo in pipeline.undos):
+        return error
+    hint = f"{error.hint.rstrip('.')}. {_undo_failed(pipeline)}" if error.hint else _undo_failed(pipeline)
+    return ErrorInfo(error.message, hint, pipeline.exit_code, error.kind)
+
+
+def _undo_failed(pipeline: PipelineResult) -> str:
+    failed = next(undo for undo in pipeline.undos if not undo.ok)
+    advice = failed.error.hint if failed.error and failed.error.hint else "read the report above"
+    return f"Undo of step {failed.number} ({failed.step}) did not complete, attention needed: {advice}"
 
 
 @contextmanager

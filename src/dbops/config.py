@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ class Environment:
     application_name: str = "dbops"
     lock_wait_ms: int = 60_000
     allow_seed: bool | None = None  # default: seeding is allowed unless the environment is protected
+    allow_reset: bool | None = None  # default: reset is allowed unless the environment is protected
+    allow_force: bool = True  # whether --force may skip a confirmation here
+    confirm: str | None = None  # "name" (type the database name) or "yes"; default: name if protected
     line: int = 0
     source: str = CONFIG_NAME
     key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
@@ -78,6 +81,25 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class StepCall:
+    """One step of a declared pipeline, with its arguments (checked against the step registry)."""
+
+    name: str
+    args: Mapping[str, Any]
+    where: str  # file:line: key path, for messages
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A named pipeline from ``pipelines:``: a task of its own (dbops NAME, invoke db.NAME)."""
+
+    name: str
+    description: str
+    steps: tuple[StepCall, ...]
+    where: str
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     project: str
@@ -86,6 +108,7 @@ class Config:
     migrations_dir: Path = field(default_factory=lambda: Path("migrations"))
     templates_dir: Path | None = None  # a project's own migration templates
     seeds_dir: Path = field(default_factory=lambda: Path("seeds"))
+    pipelines: Mapping[str, Pipeline] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -305,6 +328,12 @@ def _check_keys(section: dict[str, Any], known: Mapping[str, Any], keypath: KeyP
             raise doc.error((*keypath, key), f"unknown key ({hint})", f"Fix or remove it in {doc.path}")
 
 
+def _confirm(value: Any, keypath: KeyPath, doc: _Doc) -> str:
+    if value not in ("name", "yes"):
+        raise doc.error(keypath, f"expected name (type the database name) or yes, got {value!r}")
+    return str(value)
+
+
 # --------------------------------------------------------------------------- the schema
 
 _ENV_KEYS: dict[str, tuple[str, Parser]] = {
@@ -320,8 +349,11 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "application_name": ("application_name", _str),
     "lock_wait": ("lock_wait_ms", _duration),
     "allow_seed": ("allow_seed", _bool),
+    "allow_reset": ("allow_reset", _bool),
+    "allow_force": ("allow_force", _bool),
+    "confirm": ("confirm", _confirm),
 }
-_TOP_KEYS = ("project", "default_env", "migrations", "seeds", "templates", "environments")
+_TOP_KEYS = ("project", "default_env", "migrations", "seeds", "templates", "environments", "pipelines")
 
 
 def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
@@ -382,6 +414,8 @@ def parse_config(text: str, path: Path) -> Config:
         else None,
     )
     _check_aliases(config, doc)
+    if "pipelines" in top:
+        config = replace(config, pipelines=_pipelines(top["pipelines"], doc))
     if default_env is not None and config.aliases().get(default_env, default_env) not in environments:
         raise doc.error(("default_env",), f"names no environment (known: {config.describe_environments()})")
     return config
@@ -397,6 +431,79 @@ def _check_aliases(config: Config, doc: _Doc) -> None:
             if alias in seen:
                 raise doc.error(keypath, f"'{alias}' is already an alias of {seen[alias]}")
             seen[alias] = env.name
+
+
+# --------------------------------------------------------------------------- pipelines
+
+
+def _pipelines(raw: Any, doc: _Doc) -> dict[str, Pipeline]:
+    """``NAME: [step, {step: {arg: value}}]``, or ``NAME: {description: ..., steps: [...]}``."""
+    from dbops.operations import OPERATIONS
+
+    taken = {*OPERATIONS, "run"}
+    pipelines = {}
+    for name, body in _mapping(raw, ("pipelines",), doc).items():
+        keypath: KeyPath = ("pipelines", name)
+        _name(name, keypath, doc)
+        if name.replace("_", "-") in taken:
+            raise doc.error(keypath, f"'{name}' is a built-in task's name", "Name the pipeline otherwise")
+        description = None
+        steps_path = keypath
+        if isinstance(body, dict):
+            _check_keys(body, dict.fromkeys(("description", "steps")), keypath, doc)
+            if "description" in body:
+                description = _str(body["description"], (*keypath, "description"), doc)
+            steps_path = (*keypath, "steps")
+            body = body.get("steps")
+        if not isinstance(body, list) or not body:
+            raise doc.error(steps_path, "expected a list of steps, e.g. [migrate, {seed: {clear: true}}]")
+        calls = tuple(_step_call(item, (*steps_path, i), doc) for i, item in enumerate(body))
+        description = description or "Pipeline: " + " → ".join(c.name for c in calls)
+        pipelines[name] = Pipeline(name, description, calls, _where(doc, keypath))
+    return pipelines
+
+
+def _step_call(item: Any, keypath: KeyPath, doc: _Doc) -> StepCall:
+    from dbops.steps.registry import STEPS
+
+    args: dict[str, Any] = {}
+    if isinstance(item, dict) and len(item) == 1:
+        name, raw_args = next(iter(item.items()))
+        args = _mapping({} if raw_args is None else raw_args, (*keypath, name), doc)
+    elif isinstance(item, str):
+        name = item
+    else:
+        raise doc.error(keypath, f"expected a step name or {{step: {{argument: value}}}}, got {item!r}")
+    if name not in STEPS:
+        close = difflib.get_close_matches(name, list(STEPS), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"known steps: {', '.join(STEPS)}"
+        raise doc.error(
+            keypath, f"unknown step '{name}' ({hint})", "The README lists the steps and their arguments"
+        )
+    kind = STEPS[name]
+    if args and not kind.args:
+        raise doc.error((*keypath, name, next(iter(args))), f"unknown argument: step '{name}' takes none")
+    _check_keys(args, kind.args, (*keypath, name), doc)
+    checked = {
+        key: _argument(value, kind.args[key], (*keypath, name, key), doc) for key, value in args.items()
+    }
+    return StepCall(name, checked, _where(doc, keypath))
+
+
+def _argument(value: Any, expected: type, keypath: KeyPath, doc: _Doc) -> Any:
+    if expected is bool:
+        return _bool(value, keypath, doc)
+    if expected is int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise doc.error(keypath, f"expected a whole number of at least 1, got {value!r}")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):  # an id such as 20251001090200
+        return str(value)
+    return _str(value, keypath, doc)
+
+
+def _where(doc: _Doc, keypath: KeyPath) -> str:
+    return f"{doc.path.name}:{doc.lines.get(keypath, 1)}: {'.'.join(str(p) for p in keypath)}"
 
 
 def _slug(name: str) -> str:

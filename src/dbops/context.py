@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from dbops.config import Config, Environment
     from dbops.db import Target
+    from dbops.pipeline import Undo
     from dbops.server import EmbeddedServer
     from dbops.steps.connect import ServerFacts
 
@@ -26,6 +27,8 @@ class RunContext:
         self._conn: psycopg.Connection[Any] | None = None
         self._facts: ServerFacts | None = None
         self._step_data: dict[str, Any] = {}
+        self._step: tuple[str, int] = ("", 0)  # the running step's name and position
+        self.undos: list[tuple[str, int, Undo]] = []  # registered so far, in order
 
     # ------------------------------------------------------------------ where to connect
 
@@ -93,6 +96,19 @@ class RunContext:
                 ensure_database(target, self.env)
                 self._conn = connect(target, self.env)
         return self._conn
+
+    def begin_step(self, name: str, number: int) -> None:
+        """The runner starts a step: its data so far is forgotten, its undos are its own."""
+        self._step = (name, number)
+        self._step_data.pop(name, None)
+
+    def add_undo(self, undo: Undo) -> None:
+        """Register how to take back what the running step has changed so far.
+
+        Call it as soon as something is changed, not at the end: if the step then fails or is
+        interrupted, its own partial work is undone too, in the same reverse chain.
+        """
+        self.undos.append((*self._step, undo))
 
     def record(self, step: str, data: Any) -> None:
         """Keep a completed step's data for the steps (and undos) after it."""

@@ -1,10 +1,13 @@
-"""The built-in operations, each a pipeline of steps plus the step whose data is its report."""
+"""The built-in operations, each a pipeline of steps plus the step whose data is its report.
+
+dbops.pipelines.prepare() puts the safety guard in front of the steps that need it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dbops.errors import UsageError
 from dbops.pipeline import Step
@@ -17,7 +20,7 @@ if TYPE_CHECKING:
 class Operation:
     name: str
     build: Callable[..., list[Step]]
-    report_step: str
+    report_step: str | None  # None: the pipeline's own report, of every step
 
 
 def _status(check: bool = False) -> list[Step]:
@@ -49,17 +52,11 @@ def _migrate(
     return [Connect(), Migrate(dry_run=dry_run, start=start, end=end, accept=accept_changes)]
 
 
-def _rollback(
-    steps: int = 1, to: str | None = None, dry_run: bool = False, force: bool = False
-) -> list[Step]:
-    from dbops.steps.confirm import Confirm
+def _rollback(steps: int = 1, to: str | None = None, dry_run: bool = False) -> list[Step]:
     from dbops.steps.connect import Connect
     from dbops.steps.rollback import Rollback
 
-    rollback = Rollback(steps=steps, to=to, dry_run=dry_run)
-    if dry_run:
-        return [Connect(), rollback]
-    return [Connect(), Confirm("This rolls back applied migrations and their data", force=force), rollback]
+    return [Connect(), Rollback(steps=steps, to=to, dry_run=dry_run)]
 
 
 def _baseline(migration_id: str) -> list[Step]:
@@ -83,6 +80,15 @@ def _seed(clear: bool = False) -> list[Step]:
     return [Connect(), Seed(clear=clear)]
 
 
+def _reset(seed: bool = False) -> list[Step]:
+    from dbops.steps.connect import Connect
+    from dbops.steps.drop import DropSchema
+    from dbops.steps.migrate import Migrate
+    from dbops.steps.seed import Seed
+
+    return [Connect(), DropSchema(), Migrate(), *([Seed()] if seed else [])]
+
+
 def _create(migration_name: str) -> list[Step]:
     from dbops.steps.create import CreateMigration
 
@@ -98,9 +104,5 @@ OPERATIONS: dict[str, Operation] = {
     "migrate-repair": Operation("migrate-repair", _repair, "repair"),
     "migrate-create": Operation("migrate-create", _create, "create"),
     "seed": Operation("seed", _seed, "seed"),
+    "reset": Operation("reset", _reset, None),
 }
-
-
-def build(name: str, options: dict[str, Any]) -> tuple[Operation, list[Step]]:
-    operation = OPERATIONS[name]
-    return operation, operation.build(**options)

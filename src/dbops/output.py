@@ -203,16 +203,17 @@ def pipeline_lines(result: PipelineResult) -> list[Line]:
     if not failed or not result.undos:
         return lines  # with nothing undone, the error line says it all
     step = failed[0]
+    number = result.steps.index(step) + 1
     verb = "was interrupted" if step.status == "interrupted" else "failed"
-    lines.append(("fail", f"✗ Step '{step.name}' ({step.description}) {verb}"))
-    if result.undos:
-        lines.append(("", "Undo, in reverse order:"))
-        for undo in result.undos:
-            if undo.ok:
-                lines.append(("ok", f"  ✓ {undo.step}: {undo.description}"))
-            else:
-                reason = undo.error.message if undo.error else "failed"
-                lines.append(("fail", f"  ✗ {undo.step}: {undo.description}: {reason}"))
+    lines.append(("fail", f"✗ Step {number} '{step.name}' ({step.description}) {verb}"))
+    lines.append(("", "Undo, in reverse order:"))
+    for undo in result.undos:
+        if undo.ok:
+            note = f" ({undo.note})" if undo.note else ""
+            lines.append(("ok", f"  ✓ {undo.number}. {undo.step}: {undo.description}{note}"))
+        else:
+            reason = undo.error.message if undo.error else "failed"
+            lines.append(("fail", f"  ✗ {undo.number}. {undo.step}: {undo.description}: {reason}"))
     return lines
 
 

@@ -1,8 +1,10 @@
 """The pipeline runner and its result objects.
 
 A step does one thing and may return its undo. The runner executes steps in order; when one
-fails (or Ctrl-C arrives) it runs the undos of the completed steps in reverse order and
-reports each of them.
+fails (or Ctrl-C arrives) it runs the undos registered so far in reverse order and reports
+each of them. A step registers an undo either by returning it (StepOutcome.undo) or, as soon
+as it has changed something, with ctx.add_undo(): then a step that fails part-way also takes
+back its own partial work (a migrate that applied two of three migrations rolls back those two).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ StepStatus = Literal["ok", "failed", "interrupted", "not run"]
 
 @dataclass(frozen=True)
 class Undo:
-    """How to take back what a completed step did."""
+    """How to take back what a step did. The action may return a note on what it did."""
 
     description: str
-    action: Callable[[], None]
+    action: Callable[[], str | None]
 
 
 @dataclass
@@ -71,10 +73,12 @@ class StepResult:
 @dataclass
 class UndoResult:
     step: str
+    number: int  # the step's position in the pipeline, from 1
     description: str
     ok: bool
     duration_s: float
     error: ErrorInfo | None = None
+    note: str | None = None
 
 
 @dataclass
@@ -102,25 +106,41 @@ class PipelineResult:
 def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
     started = time.monotonic()
     results: list[StepResult] = []
-    done: list[tuple[str, Undo]] = []
     error: ErrorInfo | None = None
     interrupted = False
-    for step in steps:
+    ctx.undos.clear()
+    for number, step in enumerate(steps, 1):
         if error is not None or interrupted:
             results.append(StepResult(step.name, step.description, "not run"))
             continue
+        ctx.begin_step(step.name, number)
         t0 = time.monotonic()
         try:
             outcome = step.run(ctx)
         except KeyboardInterrupt:
             interrupted = True
-            results.append(StepResult(step.name, step.description, "interrupted", time.monotonic() - t0))
+            results.append(
+                StepResult(
+                    step.name,
+                    step.description,
+                    "interrupted",
+                    time.monotonic() - t0,
+                    data=ctx.step_data(step.name),
+                )
+            )
             continue
         except Exception as exc:  # every failure, expected or not, must still run the undos
             failure = as_dbops_error(exc, ctx)
             error = ErrorInfo.of(failure)
             results.append(
-                StepResult(step.name, step.description, "failed", time.monotonic() - t0, error=error)
+                StepResult(
+                    step.name,
+                    step.description,
+                    "failed",
+                    time.monotonic() - t0,
+                    error=error,
+                    data=ctx.step_data(step.name),  # what it reported before failing
+                )
             )
             continue
         results.append(
@@ -130,25 +150,28 @@ def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineR
         )
         ctx.record(step.name, outcome.data)
         if outcome.undo is not None:
-            done.append((step.name, outcome.undo))
-    undos = _undo(done, ctx) if (error is not None or interrupted) else []
+            ctx.add_undo(outcome.undo)
+    undos = _undo(ctx) if (error is not None or interrupted) else []
     return PipelineResult(name, results, undos, error, interrupted, time.monotonic() - started)
 
 
-def _undo(done: list[tuple[str, Undo]], ctx: RunContext) -> list[UndoResult]:
+def _undo(ctx: RunContext) -> list[UndoResult]:
     """Reverse order; a failing undo is reported and the others still run."""
     results = []
-    for step_name, undo in reversed(done):
+    for step_name, number, undo in reversed(ctx.undos):
         t0 = time.monotonic()
         try:
-            undo.action()
+            note = undo.action()
         except (Exception, KeyboardInterrupt) as exc:
             failure = as_dbops_error(exc, ctx) if isinstance(exc, Exception) else DbopsError("interrupted")
+            took = time.monotonic() - t0
             results.append(
-                UndoResult(step_name, undo.description, False, time.monotonic() - t0, ErrorInfo.of(failure))
+                UndoResult(step_name, number, undo.description, False, took, ErrorInfo.of(failure))
             )
             continue
-        results.append(UndoResult(step_name, undo.description, True, time.monotonic() - t0))
+        results.append(
+            UndoResult(step_name, number, undo.description, True, time.monotonic() - t0, note=note)
+        )
     return results
 
 

@@ -1,7 +1,8 @@
 """The Invoke collection ``db``: thin typed tasks over dbops.boundary.
 
 Importing this module must stay cheap (``invoke --list``): everything else is imported
-inside the task bodies.
+inside the task bodies. The one exception is dbops.yaml itself, read once here so that each
+pipeline it declares becomes a task of its own.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
-from invoke.tasks import task
+from invoke.tasks import Task, task
 
 COMMON_HELP = {
     "env": "Environment from dbops.yaml (or an alias such as dev/prod). Default: $DBOPS_ENV, "
@@ -95,16 +96,7 @@ def migrate(
 ) -> None:
     """Apply pending migrations in dependency order (one transaction each, with its record)."""
     options = {"dry_run": dry_run, "start": from_, "end": to, "accept_changes": accept_changes}
-    if all_environments:
-        if env:
-            raise Exit("Error: --env and --all-environments exclude each other\nHint: pick one", code=2)
-        _run_across("migrate", config=config, json=json, include_protected=include_protected, **options)
-    elif include_protected:
-        raise Exit(
-            "Error: --include-protected needs --all-environments\nHint: add --all-environments", code=2
-        )
-    else:
-        _run("migrate", env=env, config=config, json=json, **options)
+    _dispatch("migrate", env, all_environments, include_protected, config=config, json=json, **options)
 
 
 @task(
@@ -190,6 +182,107 @@ def seed(
     _run("seed", env=env, config=config, json=json, clear=clear)
 
 
+@task(
+    auto_shortflags=False,
+    help=_help(
+        force="Do not ask for confirmation (where the environment's policy accepts --force)",
+        seed="Load the seed data afterwards",
+        dry_run="Print the steps and the undo each would register; touch nothing",
+    ),
+)
+def reset(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    force: bool = False,
+    seed: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Drop every object of the application's schemas, then migrate from scratch (--seed: and seed)."""
+    _run("reset", env=env, config=config, json=json, force=force, seed=seed, dry_run=dry_run)
+
+
+PIPELINE_HELP = _help(
+    force="Do not ask for confirmation (where the environment's policy accepts --force)",
+    dry_run="Print the steps and the undo each would register; touch nothing",
+    all_environments="Run on every environment that is not protected, one report each",
+    include_protected="With --all-environments, include protected environments too",
+)
+
+
+@task(auto_shortflags=False, positional=["name"], help={**PIPELINE_HELP, "name": "The pipeline's name"})
+def run(
+    c: Context,
+    name: str,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    all_environments: bool = False,
+    include_protected: bool = False,
+) -> None:
+    """Run a pipeline declared under pipelines: in dbops.yaml (each is also a task of its own)."""
+    if name in ("--help", "-h"):
+        raise Exit("Usage: dbops run NAME [--env ENV] [--dry-run] [--force] [--config PATH] [--json]", code=0)
+    _dispatch(
+        name, env, all_environments, include_protected, config=config, json=json, force=force, dry_run=dry_run
+    )
+
+
+def _pipeline_task(name: str, description: str) -> Task[Any]:
+    def pipeline(
+        c: Context,
+        env: str | None = None,
+        json: bool = False,
+        config: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        all_environments: bool = False,
+        include_protected: bool = False,
+    ) -> None:
+        options = {"config": config, "json": json, "force": force, "dry_run": dry_run}
+        _dispatch(name, env, all_environments, include_protected, **options)
+
+    pipeline.__doc__ = description
+    return Task(pipeline, name=name, auto_shortflags=False, help=PIPELINE_HELP)
+
+
+def _declared_pipelines() -> list[Task[Any]]:
+    """A task per pipeline of the dbops.yaml that commands find. None when that file is missing
+    or broken: the built-in tasks still list, and the first one run says what is wrong."""
+    global PIPELINES_ERROR
+    from dbops.config import load_config
+    from dbops.errors import DbopsError
+
+    try:
+        config = load_config()
+    except DbopsError as exc:
+        PIPELINES_ERROR = exc.message
+        return []
+    return [_pipeline_task(p.name, p.description) for p in config.pipelines.values()]
+
+
+PIPELINES_ERROR: str | None = None  # why the project's pipelines could not be read, if so
+
+
+def _dispatch(
+    name: str, env: str | None, all_environments: bool, include_protected: bool, **options: Any
+) -> None:
+    """One environment, or --all-environments."""
+    if all_environments:
+        if env:
+            raise Exit("Error: --env and --all-environments exclude each other\nHint: pick one", code=2)
+        _run_across(name, include_protected=include_protected, **options)
+    elif include_protected:
+        raise Exit(
+            "Error: --include-protected needs --all-environments\nHint: add --all-environments", code=2
+        )
+    else:
+        _run(name, env=env, **options)
+
+
 def _run_across(operation: str, **options: Any) -> None:
     sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
     from dbops.boundary import run_across_environments
@@ -200,5 +293,16 @@ def _run_across(operation: str, **options: Any) -> None:
 
 
 db = Collection(
-    "db", status, server, migrate, migrate_rollback, migrate_create, migrate_baseline, migrate_repair, seed
+    "db",
+    status,
+    server,
+    migrate,
+    migrate_rollback,
+    migrate_create,
+    migrate_baseline,
+    migrate_repair,
+    seed,
+    reset,
+    run,
+    *_declared_pipelines(),
 )

@@ -1,12 +1,13 @@
 """migrate: apply pending migrations in dependency order, one connection, one lock.
 
-Undo (when a later step of a pipeline fails): roll back exactly the migrations this run applied.
+Undo (when it fails part-way, or a later step of the pipeline fails): roll back exactly the
+migrations this run applied, newest first.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -139,6 +140,12 @@ class Migrate:
 
     def run(self, ctx: RunContext) -> StepOutcome:
         applied: list[Script] = []
+
+        def committed(script: Script) -> None:
+            if not applied:  # from the first one on, a failure (even of this step) rolls them back
+                ctx.add_undo(Undo("roll back the migrations this run applied", lambda: _undo(ctx, applied)))
+            applied.append(script)
+
         kind = "plan" if self.dry_run else "migrate"
         with migration_run(ctx, self.name, kind, write=not self.dry_run) as (report, session):
             check_integrity(session.state, accept=self.accept)
@@ -148,17 +155,12 @@ class Migrate:
             else:
                 accepted = record_checksums(session, report)
                 report.notes += [f"⚠ Accepted the changed migration {i}" for i in accepted]
-                _apply_all(session, scripts, report, applied)
-        undo = None
-        if applied:
-            undo = Undo(
-                f"roll back the {len(applied)} migration(s) this run applied", lambda: _undo(ctx, applied)
-            )
-        return StepOutcome(undo=undo, data=report)
+                _apply_all(session, scripts, report, committed)
+        return StepOutcome(data=report)
 
 
 def _apply_all(
-    session: Session, scripts: list[Script], report: MigrationReport, applied: list[Script]
+    session: Session, scripts: list[Script], report: MigrationReport, committed: Callable[[Script], None]
 ) -> None:
     try:
         for script in scripts:
@@ -167,7 +169,7 @@ def _apply_all(
             except BaseException:
                 report.items.append(MigrationItem(script.id, script.name, "failed"))
                 raise
-            applied.append(script)
+            committed(script)
             note = None
             if outcome.dropped_invalid:
                 note = (
@@ -183,15 +185,20 @@ def _apply_all(
     session.migrator.flush()
 
 
-def _undo(ctx: RunContext, applied: list[Script]) -> None:
+def _undo(ctx: RunContext, applied: list[Script]) -> str:
     missing = [s.name for s in applied if not s.reversible]
     if missing:
         raise DbopsError(
-            f"Cannot roll back {', '.join(missing)}: no rollback script", "Restore from a backup"
+            f"Cannot roll back {', '.join(missing)}: no rollback script, so the {len(applied)} "
+            f"migration(s) this run applied stay applied",
+            "Restore the database from a backup, or write the rollback script and run "
+            f"dbops migrate-rollback --steps {len(applied)}",
         )
     with migration_session(ctx, write=True) as session:
         for script in reversed(applied):
             session.migrator.rollback(script)
+        session.migrator.flush()
+    return f"rolled back {', '.join(s.id for s in reversed(applied))}"
 
 
 def _sql_of(script: Script) -> str:

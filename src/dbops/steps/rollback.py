@@ -1,4 +1,8 @@
-"""migrate-rollback: roll back the most recent migrations (--steps N, --to ID). Undo: none.
+"""migrate-rollback: roll back the most recent migrations (--steps N, --to ID).
+
+Undo (when it fails part-way, or a later step of the pipeline fails): apply again the
+migrations it rolled back, oldest first. That restores the schema, not the rows the rolled
+back objects held.
 
 Refuses a range with a migration that has no rollback script (yoyo would only unmark it and
 leave its objects behind), or that an applied migration outside the range depends on.
@@ -11,9 +15,9 @@ from contextlib import suppress
 from dbops.context import RunContext
 from dbops.errors import UsageError
 from dbops.migration_report import MigrationItem, MigrationReport
-from dbops.pipeline import StepOutcome
+from dbops.pipeline import StepOutcome, Undo
 from dbops.scripts import Script
-from dbops.steps.migrate import Session, check_integrity, migration_run
+from dbops.steps.migrate import Session, check_integrity, migration_run, migration_session
 
 
 def _rollback_sql(script: Script) -> str:
@@ -41,10 +45,13 @@ class Rollback:
             if self.dry_run:
                 report.items = [MigrationItem(s.id, s.name, "planned", sql=_rollback_sql(s)) for s in scripts]
             else:
-                self._roll_back(session, scripts, report)
+                self._roll_back(ctx, session, scripts, report)
         return StepOutcome(data=report)
 
-    def _roll_back(self, session: Session, scripts: list[Script], report: MigrationReport) -> None:
+    def _roll_back(
+        self, ctx: RunContext, session: Session, scripts: list[Script], report: MigrationReport
+    ) -> None:
+        done: list[Script] = []
         try:
             for script in scripts:
                 try:
@@ -52,6 +59,9 @@ class Rollback:
                 except BaseException:
                     report.items.append(MigrationItem(script.id, script.name, "failed"))
                     raise
+                if not done:
+                    ctx.add_undo(Undo(REAPPLY, lambda: _reapply(ctx, done)))
+                done.append(script)
                 report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
         finally:
             with suppress(Exception):
@@ -97,3 +107,14 @@ class Rollback:
                     f"{script.name} stays applied and depends on {', '.join(needs)}",
                     "Roll back further (--to), so that dependents go first",
                 )
+
+
+REAPPLY = "apply again the migrations it rolled back (the schema comes back, not their rows)"
+
+
+def _reapply(ctx: RunContext, rolled_back: list[Script]) -> str:
+    with migration_session(ctx, write=True) as session:
+        for script in reversed(rolled_back):
+            session.migrator.apply(script)
+        session.migrator.flush()
+    return f"applied again {', '.join(s.id for s in reversed(rolled_back))}"

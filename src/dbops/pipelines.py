@@ -1,0 +1,124 @@
+"""From an operation's name to the steps that run: built-in operations and declared pipelines.
+
+Both are lists of steps. prepare() builds the list, puts the safety guard in front of
+anything that changes the database (dbops.safety), and turns --dry-run of a pipeline into
+its plan: the steps, and the undo each one would register, without touching anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dbops.errors import ConfigError, UsageError
+from dbops.pipeline import PipelineResult, StepOutcome
+
+if TYPE_CHECKING:
+    from dbops.context import RunContext
+    from dbops.output import Report
+    from dbops.pipeline import Step
+
+RESET_TITLE = "🔄 Resetting Database"
+
+
+@dataclass
+class Prepared:
+    steps: list[Step]
+    report_step: str | None  # whose data is the report; None: the pipeline's own report
+    title: str = ""
+    description: str = ""
+
+    def report(self, ctx: RunContext, result: PipelineResult) -> Report | None:
+        if self.report_step is not None:
+            report: Report | None = ctx.step_data(self.report_step)
+            return report
+        from dbops.pipeline_report import PipelineReport
+
+        return PipelineReport.of(
+            self.title,
+            result.name,
+            self.description,
+            ctx.env.name,
+            ctx.database(),
+            result.steps,
+            result.duration_s,
+        )
+
+
+def prepare(name: str, options: dict[str, Any], ctx: RunContext) -> Prepared:
+    from dbops.operations import OPERATIONS
+    from dbops.safety import Policy, arm
+
+    options = dict(options)
+    force = bool(options.pop("force", False))
+    operation = OPERATIONS.get(name)
+    if operation is not None and operation.report_step is not None:  # reports like the spec's
+        steps = operation.build(**options)
+        if options.get("dry_run"):  # its own dry run: the exact SQL, nothing changed
+            return Prepared(steps, operation.report_step)
+        return Prepared(arm(steps, Policy.of(ctx.env), force=force), operation.report_step)
+    dry_run = bool(options.pop("dry_run", False))
+    if operation is not None:
+        prepared = Prepared(operation.build(**options), None, RESET_TITLE)
+    else:
+        prepared = _declared(name, ctx)
+    prepared.steps = arm(prepared.steps, Policy.of(ctx.env), force=force)
+    if dry_run:
+        return Prepared([ShowPlan(name, prepared)], "plan")
+    return prepared
+
+
+def _declared(name: str, ctx: RunContext) -> Prepared:
+    from dbops.steps.connect import Connect
+    from dbops.steps.registry import STEPS
+
+    pipeline = ctx.config.pipelines.get(name)
+    if pipeline is None:
+        known = ", ".join(ctx.config.pipelines) or "none"
+        raise UsageError(
+            f"No pipeline named '{name}' in {ctx.config.shown(ctx.config.path)} (declared: {known})",
+            "Declare it under pipelines: in dbops.yaml; dbops --list shows the tasks",
+        )
+    steps: list[Step] = [Connect()]
+    for call in pipeline.steps:
+        steps += STEPS[call.name].build(call.args)
+    return Prepared(steps, None, f"🔗 Pipeline: {name}", pipeline.description)
+
+
+class ShowPlan:
+    """--dry-run of a pipeline: what would run and how each step would be undone."""
+
+    name = "plan"
+    description = "show the plan"
+
+    def __init__(self, pipeline: str, prepared: Prepared) -> None:
+        self.pipeline = pipeline
+        self.prepared = prepared
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops.pipeline_report import PlannedStep, PlanReport
+        from dbops.steps.registry import UNDO_OF
+
+        planned = [
+            PlannedStep(n, step.name, step.description, UNDO_OF.get(step.name, "none"))
+            for n, step in enumerate(self.prepared.steps, 1)
+        ]
+        report = PlanReport(
+            self.pipeline, self.prepared.description, ctx.env.name, _database_name(ctx), planned
+        )
+        return StepOutcome(data=report)
+
+
+def _database_name(ctx: RunContext) -> str:
+    """The database, as far as the configuration tells without connecting (or starting a server)."""
+    if ctx.env.database:
+        return ctx.env.database
+    try:
+        url = ctx.env.resolved_url()
+    except ConfigError:
+        return "(from the URL, once it is set)"
+    if url:
+        from dbops.db import Target
+
+        return Target.from_url(url).dbname
+    return ctx.database_name()

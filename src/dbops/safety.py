@@ -1,0 +1,165 @@
+"""Safety policies per environment, and the guard step: the one check point that applies them.
+
+What ``protected: true`` implies, each key settable on its own in dbops.yaml:
+
+- ``confirm: name``: confirming a destructive operation means typing the database name
+  (elsewhere ``yes``: answer yes/no);
+- ``allow_reset: false`` and ``allow_seed: false``: reset and seed are refused.
+
+``allow_force`` (default true) says whether ``--force`` is accepted at all.
+
+Which operations need a confirmation: reset everywhere; rollback and restore where the
+environment is protected. The guard runs right after connecting and before any step that
+changes something, so every refusal comes before any change. It never waits at a prompt
+without a terminal: without --force it refuses, exit 3, naming the flag.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dbops.errors import PolicyRefused
+from dbops.pipeline import StepOutcome
+
+if TYPE_CHECKING:
+    from dbops.config import Environment
+    from dbops.context import RunContext
+    from dbops.pipeline import Step
+
+# a step's name -> the policy action it counts as
+ACTIONS = {"drop": "reset", "rollback": "rollback", "restore": "restore", "seed": "seed"}
+WARNINGS = {
+    "reset": "This will delete ALL data in the database!",
+    "rollback": "This rolls back applied migrations, and the data of what they created!",
+    "restore": "This will replace all current data!",
+}
+
+_NOUN = {"reset": "Reset", "seed": "Seeding"}
+_PAST = {"reset": "reset", "seed": "seeded"}
+
+
+@dataclass(frozen=True)
+class Policy:
+    environment: str
+    protected: bool
+    confirm: str  # "name" or "yes"
+    allow_force: bool
+    allow_reset: bool
+    allow_seed: bool
+
+    @classmethod
+    def of(cls, env: Environment) -> Policy:
+        def default(value: bool | None) -> bool:
+            return (not env.protected) if value is None else value
+
+        return cls(
+            environment=env.name,
+            protected=env.protected,
+            confirm=env.confirm or ("name" if env.protected else "yes"),
+            allow_force=env.allow_force,
+            allow_reset=default(env.allow_reset),
+            allow_seed=default(env.allow_seed),
+        )
+
+    def needs_confirmation(self, action: str) -> bool:
+        return action == "reset" or (self.protected and action in ("rollback", "restore"))
+
+    def refusal(self, actions: Sequence[str], force: bool) -> PolicyRefused | None:
+        """The first rule these actions break here, if any."""
+        env = self.environment
+        for action, allowed in (("reset", self.allow_reset), ("seed", self.allow_seed)):
+            if action in actions and not allowed:
+                where = (
+                    f"the protected environment {env}"
+                    if self.protected
+                    else f"the environment {env} (allow_{action}: false)"
+                )
+                return PolicyRefused(
+                    f"{_NOUN[action]} is refused in {where}",
+                    f"Set allow_{action}: true for {env} in dbops.yaml if it really may be {_PAST[action]}",
+                )
+        if force and not self.allow_force:
+            return PolicyRefused(
+                f"--force is not accepted in the environment {env} (allow_force: false)",
+                "Run it on a terminal without --force, and confirm when asked",
+            )
+        return None
+
+
+class Guard:
+    """Apply the policy to what the pipeline will do: refuse, or confirm once for all of it."""
+
+    name = "guard"
+
+    def __init__(self, policy: Policy, actions: Sequence[str], *, force: bool) -> None:
+        self.policy = policy
+        self.actions = list(dict.fromkeys(actions))
+        self.force = force
+        self.to_confirm = [a for a in self.actions if policy.needs_confirmation(a)]
+        self.description = self._describe()
+
+    def _describe(self) -> str:
+        refusal = self.policy.refusal(self.actions, self.force)
+        if refusal is not None:
+            return f"refuse: {refusal.message}"
+        if not self.to_confirm:
+            return f"check the safety policy of {self.policy.environment}: nothing to confirm"
+        if self.force:
+            return "confirmation given by --force"
+        how = "type the database name" if self.policy.confirm == "name" else "answer yes"
+        return f"ask for confirmation of {', '.join(self.to_confirm)}: {how}"
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        refusal = self.policy.refusal(self.actions, self.force)
+        if refusal is not None:
+            raise refusal
+        if not self.to_confirm:
+            return StepOutcome(messages=[f"allowed by the policy of {self.policy.environment}"])
+        if self.force:
+            return StepOutcome(messages=["confirmed by --force"])
+        database = ctx.database()
+        if not sys.stdin.isatty():
+            flag = (
+                "or pass --force if you mean it"
+                if self.policy.allow_force
+                else f"--force is not accepted in {self.policy.environment} (allow_force: false)"
+            )
+            raise PolicyRefused(
+                f"{' and '.join(self.to_confirm).capitalize()} on {ctx.env.name} ({database}) "
+                "needs confirmation: no terminal to ask on",
+                f"Run it on a terminal, {flag}",
+            )
+        self._ask(ctx.env.name, database)
+        return StepOutcome(messages=["confirmed on the terminal"])
+
+    def _ask(self, environment: str, database: str) -> None:
+        for action in self.to_confirm:
+            print(f"⚠️ WARNING: {WARNINGS[action]}", file=sys.stderr)
+        print(f"Database: {database}\nEnvironment: {environment}", file=sys.stderr)
+        if self.policy.confirm == "name":
+            answer, expected = _prompt(f"Type the database name ({database}) to continue: "), database
+        else:
+            answer, expected = _prompt("Are you sure you want to continue? (yes/no): ").lower(), "yes"
+        if answer != expected:
+            hint = "Type the database name exactly" if expected == database else "Answer yes"
+            raise PolicyRefused("Not confirmed: nothing was changed", f"{hint} to go ahead")
+
+
+def _prompt(question: str) -> str:
+    """Ask on stderr (stdout carries the report, or the JSON document) and read one line."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
+
+
+def arm(steps: list[Step], policy: Policy, *, force: bool) -> list[Step]:
+    """Put the guard right after connecting (before anything that changes the database)."""
+    actions = [ACTIONS[s.name] for s in steps if s.name in ACTIONS]
+    if not actions and not force:
+        return steps
+    guard = Guard(policy, actions, force=force)
+    at = 1 if steps and steps[0].name == "connect" else 0
+    return [*steps[:at], guard, *steps[at:]]

@@ -1,0 +1,92 @@
+"""The steps a pipeline in dbops.yaml may name and their arguments; what each step's undo does.
+
+Light on purpose: config.py checks every pipeline against this table when dbops.yaml is
+loaded, so no step module is imported here; an entry builds its steps only when a pipeline
+runs. A new step plugs in with one entry in STEPS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dbops.pipeline import Step
+
+Args = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StepKind:
+    name: str
+    summary: str  # what it does
+    args: Mapping[str, type]  # argument -> bool, int or str
+    build: Callable[[Args], list[Step]]
+
+    def describe(self, args: Args) -> str:
+        given = ", ".join(f"{k}: {_yaml(v)}" for k, v in args.items())
+        return f"{self.summary} ({given})" if given else self.summary
+
+
+def _yaml(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _migrate(args: Args) -> list[Step]:
+    from dbops.steps.migrate import Migrate
+
+    return [Migrate(start=args.get("from"), end=args.get("to"), accept=args.get("accept_changes", False))]
+
+
+def _rollback(args: Args) -> list[Step]:
+    from dbops.steps.rollback import Rollback
+
+    return [Rollback(steps=args.get("steps", 1), to=args.get("to"))]
+
+
+def _seed(args: Args) -> list[Step]:
+    from dbops.steps.seed import Seed
+
+    return [Seed(clear=args.get("clear", False))]
+
+
+def _reset(args: Args) -> list[Step]:
+    from dbops.steps.drop import DropSchema
+    from dbops.steps.migrate import Migrate
+
+    return [DropSchema(), Migrate()]
+
+
+def _status(args: Args) -> list[Step]:
+    from dbops.steps.gate import HealthGate
+    from dbops.steps.inspect import Inspect
+
+    return [Inspect(), HealthGate("inspect")] if args.get("check") else [Inspect()]
+
+
+STEPS: dict[str, StepKind] = {
+    kind.name: kind
+    for kind in (
+        StepKind(
+            "migrate", "apply pending migrations", {"from": str, "to": str, "accept_changes": bool}, _migrate
+        ),
+        StepKind("rollback", "roll back the most recent migrations", {"steps": int, "to": str}, _rollback),
+        StepKind("seed", "load the seed data", {"clear": bool}, _seed),
+        StepKind("reset", "drop every object of the application's schemas, then migrate", {}, _reset),
+        StepKind("status", "show migrations, schema, data and health", {"check": bool}, _status),
+    )
+}
+
+# What the undo of each step (by its name in the report) does, as --dry-run and the README say.
+READS_ONLY = "none: it only reads"
+UNDO_OF = {
+    "connect": READS_ONLY,
+    "guard": "none: it changes nothing",
+    "drop": "none: what it drops is gone (a backup before it is the way back)",
+    "migrate": "roll back the migrations it applied, newest first (also when it fails part-way)",
+    "rollback": "apply again the migrations it rolled back (the schema comes back, not their rows)",
+    "seed": "none: its one transaction never commits when it fails; once committed, the rows stay",
+    "inspect": READS_ONLY,
+    "check": READS_ONLY,
+}
