@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -74,11 +75,17 @@ def test_every_task_and_flag_is_described(sample: Path) -> None:
         "migrate-rollback",
         "migrate-baseline",
         "migrate-repair",
+        "reset",
+        "run",
+        "fresh",
+        "deploy",
+        "test-setup",
     )
     for task in tasks:
         assert f"db.{task} " in listing
         assert f"  {task} " in run(sample, "dbops", "--list").stdout
-    for task in ("status", "server", "migrate", "migrate-rollback", "migrate-repair"):
+    assert re.search(r"db\.fresh +Development workflow: reset the database", listing), listing
+    for task in ("status", "server", "migrate", "migrate-rollback", "migrate-repair", "reset", "deploy"):
         help_text = run(sample, "dbops", task, "--help").stdout
         for line in help_text.split("Options:")[1].strip().splitlines():
             if line.strip().startswith("-"):

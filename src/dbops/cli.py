@@ -26,13 +26,25 @@ class DbopsProgram(Program):
         try:
             super().parse_tasks()
         except ParseError as exc:
-            raise Exit(f"Error: {exc}\n{_USAGE_HINT}", code=2) from None
+            raise Exit(f"Error: {exc}\n{_config_problem() or _USAGE_HINT}", code=2) from None
+
+
+def _config_problem() -> str | None:
+    """Why dbops.yaml's pipelines are not tasks, if it does not load (an unknown task may be one)."""
+    from dbops.config import load_config
+    from dbops.errors import DbopsError
+
+    try:
+        load_config()
+    except DbopsError as exc:
+        return f"Hint: dbops.yaml does not load, so its pipelines are not tasks: {exc.message}"
+    return None
 
 
 def make_program() -> Program:
-    from dbops.tasks import db
+    from dbops.tasks import collection
 
-    return DbopsProgram(name="dbops", binary="dbops", namespace=db, version=__version__)
+    return DbopsProgram(name="dbops", binary="dbops", namespace=collection(), version=__version__)
 
 
 def main() -> None:

@@ -252,19 +252,14 @@ def _pipeline_task(name: str, description: str) -> Task[Any]:
 def _declared_pipelines() -> list[Task[Any]]:
     """A task per pipeline of the dbops.yaml that commands find. None when that file is missing
     or broken: the built-in tasks still list, and the first one run says what is wrong."""
-    global PIPELINES_ERROR
     from dbops.config import load_config
     from dbops.errors import DbopsError
 
     try:
         config = load_config()
-    except DbopsError as exc:
-        PIPELINES_ERROR = exc.message
+    except DbopsError:
         return []
     return [_pipeline_task(p.name, p.description) for p in config.pipelines.values()]
-
-
-PIPELINES_ERROR: str | None = None  # why the project's pipelines could not be read, if so
 
 
 def _dispatch(
@@ -292,17 +287,12 @@ def _run_across(operation: str, **options: Any) -> None:
         raise Exit(code=code)
 
 
-db = Collection(
-    "db",
-    status,
-    server,
-    migrate,
-    migrate_rollback,
-    migrate_create,
-    migrate_baseline,
-    migrate_repair,
-    seed,
-    reset,
-    run,
-    *_declared_pipelines(),
-)
+BUILT_IN = (status, server, migrate, migrate_rollback, migrate_create, migrate_baseline, migrate_repair, seed)
+
+
+def collection() -> Collection:
+    """The built-in tasks, and one per pipeline declared in the project's dbops.yaml."""
+    return Collection("db", *BUILT_IN, reset, run, *_declared_pipelines())
+
+
+db = collection()

@@ -38,6 +38,9 @@ SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'view' WHEN 'S' THEN 's
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition
   AND {_USER_SCHEMA} AND {_OWN.format(oid="c.oid")}
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d  -- a serial's or identity's sequence goes with its table
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
 UNION ALL
 SELECT 'function', n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        format('DROP ROUTINE IF EXISTS %s CASCADE', p.oid::regprocedure)
@@ -145,7 +148,9 @@ def _plan(conn: psycopg.Connection[Any], report: DropReport) -> list[str]:
             continue
         objects = sorted(by_kind[kind])
         statements += [s for _, _, s in objects]
-        report.dropped[kind] = [_shown(schema, name) for schema, name, _ in objects]
+        report.dropped[kind] = [
+            name if kind == "schema" else _shown(schema, name) for schema, name, _ in objects
+        ]
     return statements
 
 

@@ -1,0 +1,94 @@
+"""reset: drop every object of the application's schemas, migrate from scratch, seed on request."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import psycopg
+
+from conftest import REPO, Run
+
+EXTRAS = """
+CREATE SCHEMA app;
+CREATE TABLE app.notes (id serial PRIMARY KEY, user_id bigint REFERENCES public.users);
+CREATE VIEW active_users AS SELECT * FROM users WHERE role <> 'viewer';
+CREATE MATERIALIZED VIEW user_count AS SELECT count(*) FROM users;
+CREATE TYPE mood AS ENUM ('ok', 'meh');
+CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');
+CREATE TYPE pair AS (a int, b int);
+CREATE SEQUENCE tickets;
+CREATE FUNCTION shout(t text) RETURNS text LANGUAGE sql AS 'SELECT upper(t)';
+CREATE PROCEDURE noop() LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION by_user(u users) RETURNS text LANGUAGE sql AS 'SELECT u.email';
+"""
+
+OBJECTS = """
+SELECT c.relkind::text || ':' || n.nspname || '.' || c.relname FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+  AND c.relkind IN ('r', 'v', 'm', 'S')
+UNION ALL SELECT 'f:' || proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public'
+UNION ALL SELECT 't:' || typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND t.typname = 'pair')
+UNION ALL SELECT 'n:' || nspname FROM pg_namespace WHERE nspname = 'app'
+"""
+
+
+def objects(db: psycopg.Connection) -> set[str]:
+    return {r[0] for r in db.execute(OBJECTS)}
+
+
+def test_reset_drops_everything_and_migrates_afresh(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    assert cli("migrate").code == 0
+    fresh = objects(db)
+    db.execute("INSERT INTO users (email, password) VALUES ('gone@example.com', 'x')")
+    db.execute(EXTRAS)
+    assert len(objects(db)) > len(fresh)
+
+    result = cli("reset", "--force")
+    assert result.code == 0, result.text
+    out = result.out
+    assert out.startswith("🔄 Resetting Database\n")
+    assert "✓ Views: 2 (active_users, user_count)" in out
+    assert "✓ Tables: 8 (app.notes, api_keys, organization_members, workflow_permissions," in out
+    assert out.index("organization_members") < out.index("organizations,")  # children first
+    assert "✓ Migration records (yoyo's and dbops' tables): 5" in out
+    assert "✓ Sequences: 1 (tickets)" in out
+    assert "✓ Functions and procedures: 3 (by_user(u users), noop(), shout(t text))" in out
+    assert "✓ Types: 4 (email, mood, pair, workflow_status)" in out
+    assert "✓ Schemas: 1 (app)" in out
+    assert "All migrations completed successfully!" in out and "Pipeline reset completed successfully!" in out
+    assert objects(db) == fresh
+    assert db.execute("SELECT count(*) FROM users").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM _yoyo_migration").fetchone() == (7,)
+
+
+def test_reset_on_an_empty_database_then_seed(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    shutil.copytree(REPO / "seeds", project / "seeds")
+    result = cli("reset", "--force", "--seed")
+    assert result.code == 0, result.text
+    assert "Nothing to drop: the database holds no application object" in result.out
+    assert "✓ Users: 10 records created" in result.out
+    doc = json.loads(cli("reset", "--force", "--seed", "--json").out)
+    assert [s["name"] for s in doc["steps"]] == ["connect", "guard", "drop", "migrate", "seed"]
+    drop = doc["report"]["steps"][2]["report"]
+    assert drop["dropped"]["table"][-1] == "users" and drop["finished"]
+    assert db.execute("SELECT count(*) FROM users").fetchone() == (10,)
+
+
+def test_a_failing_migrate_after_the_drop_is_rolled_back(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    assert cli("migrate").code == 0
+    (project / "migrations" / "20251002000000_broken.sql").write_text("SELECT 1/0;\n")
+    result = cli("reset", "--force")
+    assert result.code == 1
+    assert "✗ Step 4 'migrate' (apply pending migrations) failed" in result.out
+    assert (
+        "  ✓ 4. migrate: roll back the migrations this run applied (rolled back 20251001090600" in result.out
+    )
+    tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert "users" not in tables  # the drop is not undone: a backup before it is the way back
