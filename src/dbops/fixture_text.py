@@ -182,7 +182,7 @@ class _Scalars:
 
         self._resolvers = yaml.SafeLoader.yaml_implicit_resolvers
         self._constructor = yaml.SafeLoader("")
-        self._constructors: dict[str, Callable[..., Any]] = yaml.SafeLoader.yaml_constructors
+        self._constructors: dict[str | None, Callable[..., Any]] = yaml.SafeLoader.yaml_constructors
         self._node = yaml.ScalarNode
         self._cache: dict[str, Any] = {}
         self._specials: dict[frozenset[str], re.Pattern[str]] = {}

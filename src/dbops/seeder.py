@@ -108,8 +108,7 @@ class Seeder:
             names = [f"k{i}" for i in range(len(columns))]
             query = sql.SQL(
                 "SELECT count(*) FROM unnest({}) AS s({}) WHERE EXISTS (SELECT FROM {} t WHERE {})"
-            )
-            query = query.format(
+            ).format(
                 sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in columns),
                 sql.SQL(", ").join(map(sql.Identifier, names)),
                 _ident(table),
