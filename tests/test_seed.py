@@ -434,3 +434,56 @@ def test_clear_blocked_bom_and_a_committing_python_seed(
     committed = cli("seed")
     assert committed.code == 4
     assert committed.err.startswith("Error: seeds/01.py: seed(db) ended the transaction (COMMIT or ROLLBACK)")
+
+
+def org_rows(count: int, slug: dict[int, str] | None = None) -> str:
+    """Generated block-style rows, the shape large exported fixtures have (3 lines a row)."""
+    slug = slug or {}
+    return "".join(
+        f"  - id: {i}\n    name: Org {i}\n    slug: {slug.get(i, f'org-{i}')}\n" for i in range(1, count + 1)
+    )
+
+
+def test_a_large_fixture_loads_through_copy_and_reseeds(
+    migrated: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    write_seeds(migrated / "seeds", {"01_orgs.yaml": "organizations:\n" + org_rows(3000)})
+    result = cli("seed")
+    assert result.code == 0, result.text
+    assert "✓ Organizations: 3,000 records created" in result.out
+    assert count(db, "organizations") == 3000
+    write_seeds(
+        migrated / "seeds", {"01_orgs.yaml": "organizations:\n" + org_rows(3000, {7: "renamed", 9: "'yes'"})}
+    )
+    result = cli("seed")
+    assert result.code == 0, result.text
+    assert "✓ Organizations: 2 updated, 2,998 unchanged" in result.out
+    assert db.execute("SELECT slug FROM organizations WHERE id IN (7, 9) ORDER BY id").fetchall() == [
+        ("renamed",),
+        ("yes",),  # quoted: a string, where plain yes would be the boolean true
+    ]
+    assert db.execute("SELECT nextval('organizations_id_seq')").fetchone() == (3001,)
+
+
+def test_a_bad_row_of_a_large_fixture_is_named_and_nothing_stays(
+    migrated: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    # rejected while copying (too long for varchar(100)), then while merging (a unique slug)
+    write_seeds(migrated / "seeds", {"01_orgs.yaml": "organizations:\n" + org_rows(2500, {2001: "x" * 101})})
+    result = cli("seed")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == (
+        "Error: seeds/01_orgs.yaml:6002 (row 2001): organizations: value too long for type character varying(100)"
+    )
+    assert count(db, "organizations") == 0
+    write_seeds(migrated / "seeds", {"01_orgs.yaml": "organizations:\n" + org_rows(2500)})
+    assert cli("seed").code == 0
+    write_seeds(migrated / "seeds", {"01_orgs.yaml": "organizations:\n" + org_rows(2500, {2400: "org-5"})})
+    result = cli("seed")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == (
+        "Error: seeds/01_orgs.yaml:7199 (row 2400): organizations: duplicate key value violates unique "
+        'constraint "organizations_slug_key": slug=org-5'
+    )
+    assert "Traceback" not in result.text
+    assert db.execute("SELECT slug FROM organizations WHERE id = 2400").fetchone() == ("org-2400",)

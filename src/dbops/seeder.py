@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,8 @@ from dbops.seeds import BadSeed, Rows, SeedFile
 if TYPE_CHECKING:
     import psycopg
 
-_CHUNK = 1000
+_CHUNK = 1000  # rows per INSERT statement
+_COPY_FROM = 2000  # a run of rows this long goes through COPY
 _KEY_DETAIL = re.compile(r"Key \((.+?)\)=\((.*)\)")
 _COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
 
@@ -65,7 +67,7 @@ class Seeder:
         self.progress = progress
         self.results: dict[str, TableResult] = {}
         self.accounts: list[Account] = []
-        self._keys: dict[str, dict[tuple[str, ...], str]] = {}  # table -> key values -> file:line
+        self._keys: dict[str, dict[tuple[str, ...], tuple[str, int]]] = {}  # key values -> file, line
         self._key_columns: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ the whole seed
@@ -90,23 +92,35 @@ class Seeder:
         return str(_ident(table).as_string(self.conn))
 
     def verify(self) -> None:
-        """Every row the YAML files declared is in its table now, found by its key."""
+        """Every row the YAML files declared is in its table now, found by its key (the declared
+        values cast to the key columns' types, so the primary key's index finds them)."""
         from psycopg import sql
 
         for table, keys in self._keys.items():
             columns = self._key_columns[table]
+            types = dict(
+                self.conn.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                    " WHERE attrelid = to_regclass(%s) AND attname = ANY(%s)",
+                    (self._regclass(table), list(columns)),
+                ).fetchall()
+            )
             names = [f"k{i}" for i in range(len(columns))]
-            query = sql.SQL("SELECT count(*) FROM {} t JOIN unnest({}) AS s({}) ON {}").format(
-                _ident(table),
+            query = sql.SQL(
+                "SELECT count(*) FROM unnest({}) AS s({}) WHERE EXISTS (SELECT FROM {} t WHERE {})"
+            ).format(
                 sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in columns),
                 sql.SQL(", ").join(map(sql.Identifier, names)),
+                _ident(table),
                 sql.SQL(" AND ").join(
-                    sql.SQL("t.{}::text = s.{}").format(sql.Identifier(c), sql.Identifier(n))
+                    sql.SQL("t.{} = CAST(s.{} AS {})").format(
+                        sql.Identifier(c), sql.Identifier(n), sql.SQL(types.get(c, "text"))
+                    )
                     for c, n in zip(columns, names, strict=True)
                 ),
             )
             values = [[key[i] for key in keys] for i in range(len(columns))]
-            row = self.conn.execute(query, values).fetchone()
+            row = self.conn.execute(query, values, binary=True).fetchone()
             found = row[0] if row else 0
             if found != len(keys):
                 raise SeedFailed(
@@ -217,12 +231,22 @@ class Seeder:
                 "Give each row its primary key, or declare a natural key: key: email",
             )
         self._refuse_duplicates(rows, key)
-        prepared = [self._prepare(rows, key, row) for row in rows.rows]
+        prepared = rows.rows
+        if rows.hashed or (
+            not rows.scalars_only
+            and any(isinstance(v, dict | list) for row in prepared for v in row.values())
+        ):
+            prepared = [self._prepare(rows, key, row) for row in prepared]
         result.declared += len(prepared)
-        for start, chunk in _chunks(prepared):
-            self._upsert(rows, key, chunk, start, result)
-            if self.progress:
-                self.progress(rows.table, start + len(chunk), len(prepared))
+        for start, run in _runs(prepared):
+            if len(run) >= _COPY_FROM:
+                self._copy_rows(rows, key, run, start, result)
+                continue
+            for offset in range(0, len(run), _CHUNK):
+                chunk = run[offset : offset + _CHUNK]
+                self._upsert(rows, key, chunk, start + offset, result)
+                if self.progress:
+                    self.progress(rows.table, start + offset + len(chunk), len(prepared))
         if rows.accounts:
             login, password = rows.accounts
             self.accounts += [Account(str(r[login]), str(r[password])) for r in rows.rows]
@@ -231,16 +255,22 @@ class Seeder:
         """One row per key across every file: else the last would silently win."""
         self._key_columns[rows.table] = key
         seen = self._keys.setdefault(rows.table, {})
-        for row, line in zip(rows.rows, rows.lines, strict=True):
-            value = tuple(str(row[k]) for k in key)
+        where = self._shown(rows.file)
+        pick = itemgetter(*key)
+        keys = [tuple(map(str, v)) if len(key) > 1 else (str(v),) for v in map(pick, rows.rows)]
+        mine = {value: (where, line) for value, line in zip(keys, rows.lines, strict=True)}
+        if len(mine) == len(keys) and not mine.keys() & seen.keys():
+            seen.update(mine)
+            return
+        for value, line in zip(keys, rows.lines, strict=True):  # the first row seen twice
             if value in seen:
-                first = seen[value]
                 shown = ", ".join(f"{k}={v}" for k, v in zip(key, value, strict=True))
+                first = "{}:{}".format(*seen[value])
                 raise BadSeed(
-                    f"{self._shown(rows.file)}:{line}: {rows.table}: {shown} is already seeded at {first}",
+                    f"{where}:{line}: {rows.table}: {shown} is already seeded at {first}",
                     "Each row's key must be unique across the seed files; remove one of them",
                 )
-            seen[value] = f"{self._shown(rows.file)}:{line}"
+            seen[value] = (where, line)
 
     def _prepare(self, rows: Rows, key: tuple[str, ...], row: dict[str, Any]) -> dict[str, Any]:
         prepared = {k: _adapt(v) for k, v in row.items()}
@@ -264,6 +294,62 @@ class Seeder:
         result.created += sum(created)
         result.updated += len(created) - sum(created)
         result.unchanged += len(chunk) - len(created)
+
+    def _copy_rows(
+        self, rows: Rows, key: tuple[str, ...], run: list[dict[str, Any]], offset: int, result: TableResult
+    ) -> None:
+        """A long run of rows with the same columns: COPY (into a scratch table and merged with the
+        same upsert, unless the table is still empty), as fast as a CSV file."""
+        from psycopg import errors, sql
+
+        columns = list(run[0])
+        empty = self.conn.execute(
+            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_ident(rows.table))
+        ).fetchone()
+        direct = bool(empty and empty[0])
+        target = _ident(rows.table) if direct else sql.Identifier("_dbops_seed")
+        values = map(itemgetter(*columns), run) if len(columns) > 1 else ((r[columns[0]],) for r in run)
+        copied = False
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cursor:
+                if not direct:
+                    cursor.execute(
+                        sql.SQL(
+                            "CREATE TEMP TABLE _dbops_seed ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0"
+                        ).format(_names(columns), _ident(rows.table))
+                    )
+                with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, _names(columns))) as copy:
+                    for done, row in enumerate(values, 1):
+                        copy.write_row(row)
+                        if self.progress and (done % _CHUNK == 0 or done == len(run)):
+                            self.progress(rows.table, offset + done, offset + len(run))
+                copied = True
+                if direct:
+                    result.created += len(run)
+                    return
+                merged = cursor.execute(
+                    sql.SQL(
+                        "INSERT INTO {} AS t ({}){} SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
+                    ).format(
+                        _ident(rows.table),
+                        _names(columns),
+                        sql.SQL(" OVERRIDING SYSTEM VALUE" if self._always_identity(rows.table) else ""),
+                        _names(columns),
+                        _on_conflict(key, [c for c in columns if c not in key]),
+                    )
+                ).fetchall()
+                cursor.execute("DROP TABLE _dbops_seed")
+        except errors.Error as exc:
+            line = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
+            if copied or line is None:  # the merge failed: find the row one at a time
+                raise self._row_failure(rows, key, run, offset, exc) from None
+            index = offset + int(line.group(1)) - 1
+            where = f"{self._shown(rows.file)}:{rows.lines[index]} (row {index + 1})"
+            raise SeedFailed(f"{where}: {rows.table}: {_describe(exc)}", _hint(exc)) from None
+        created = sum(r[0] for r in merged)
+        result.created += created
+        result.updated += len(merged) - created
+        result.unchanged += len(run) - len(merged)
 
     def _row_failure(
         self, rows: Rows, key: tuple[str, ...], chunk: list[dict[str, Any]], offset: int, exc: Exception
@@ -495,14 +581,14 @@ def hash_secret(secret: str, salt: str, method: str = "scrypt") -> str:
     return f"scrypt$16384$8$1${salt_bytes.hex()}${digest.hex()}"
 
 
-def _chunks(rows: list[dict[str, Any]]) -> Iterable[tuple[int, list[dict[str, Any]]]]:
-    """Runs of consecutive rows with the same columns, in file order, at most _CHUNK long: an
-    upsert then sets only the columns a row names, and never resets the others to defaults."""
+def _runs(rows: list[dict[str, Any]]) -> Iterable[tuple[int, list[dict[str, Any]]]]:
+    """Runs of consecutive rows with the same columns, in file order: an upsert then sets only
+    the columns a row names, and never resets the others to defaults."""
     start = 0
     while start < len(rows):
         columns = rows[start].keys()
         end = start + 1
-        while end < len(rows) and end - start < _CHUNK and rows[end].keys() == columns:
+        while end < len(rows) and rows[end].keys() == columns:
             end += 1
         yield start, rows[start:end]
         start = end

@@ -46,6 +46,7 @@ class Rows:
     key: tuple[str, ...] = ()
     hashed: dict[str, str] = field(default_factory=dict)
     accounts: tuple[str, str] | None = None  # (login column, password column)
+    scalars_only: bool = False  # no value is a mapping or a list (known without looking)
 
 
 @dataclass
@@ -84,6 +85,36 @@ def read(path: Path, shown: str | None = None) -> SeedFile:
 
 
 def _yaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
+    """Large fixtures of the usual shape are read by fixture_text; anything else by PyYAML."""
+    from dbops import fixture_text
+
+    fast = fixture_text.split(text)
+    if fast is None:
+        return _pyyaml_tables(path, text, shown)
+    tables: list[Rows] = []
+    for table in fast:
+        if table.name.startswith("_"):
+            continue
+        if any(t.table == table.name for t in tables):
+            raise BadSeed(
+                f"{shown}:{table.line}: {table.name} appears twice in this file; put its rows together",
+                "See the seeds section of the README",
+            )
+        rows = (
+            _pyyaml_tables(path, table.head, shown)[0] if table.head else Rows(table.name, path, table.line)
+        )
+        if rows.accounts and table.rows and not set(rows.accounts) <= set(table.rows[0]):
+            raise BadSeed(
+                f"{shown}:{table.lines[0]}: {table.name}: the row lacks the accounts: columns "
+                + ", ".join(rows.accounts),
+                "See the seeds section of the README",
+            )
+        rows.rows, rows.lines, rows.scalars_only = table.rows, table.lines, True
+        tables.append(rows)
+    return tables
+
+
+def _pyyaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
     import yaml
 
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -109,6 +109,7 @@ class Seed:
         with _progress_bar(ctx.interactive and large) as progress:
             seeder = Seeder(conn, root, context, progress)
             with conn.transaction():  # all or nothing
+                conn.execute("SET LOCAL jit = off")  # compiling bulk statements costs more than it saves
                 seeder.load(files, clear=self.clear)
                 seeder.verify()
         report.tables = list(seeder.results.values())

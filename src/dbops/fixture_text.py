@@ -1,0 +1,253 @@
+"""A fast reader for the common shape of large YAML fixtures, with PyYAML's exact results.
+
+PyYAML's C loader still builds a Python node per scalar and reads about 7k rows/s of
+block-style YAML. Large fixtures, though, are nearly always exported or generated: every row
+of a table names the same columns in the same order, one plain or simply quoted scalar per
+line::
+
+    users:
+      - id: 1
+        email: user1@example.com
+        active: true
+
+For such a table one regular expression, built from its first row, matches every row in C;
+each plain scalar then goes through PyYAML's own implicit resolvers and constructors (YAML
+1.1: ``yes``/``no``/``on``/``off`` are booleans, ``~`` is null, ``2025-01-01`` a date,
+``0o17``/``017`` octal, ``1_000`` an int ...), so the values are exactly those PyYAML gives.
+
+Anything outside that shape (flow rows, anchors and aliases, merge keys, tags, block or
+escaped scalars, comments inside a table, rows with other columns) makes ``split`` answer
+None, and the caller reads the file with PyYAML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+# A scalar on one line: double-quoted without escapes, single-quoted, or plain (not starting
+# with an indicator, no ": " or " #" inside, no trailing blank). The quotes stay in the match.
+_SCALAR = (
+    r"\"[^\"\\\n]*\""
+    r"|'(?:[^'\n]|'')*'"
+    r"|(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s])[^\n:#]*(?:(?::[^\s]|(?<=[^\s])#)[^\n:#]*)*(?<![ \t])"
+)
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
+_TABLE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_.$]*):[ \t]*\n")
+_ROW_LINE = re.compile(r"( *)(- +)(" + _KEY.pattern + r"):(?: (?:" + _SCALAR + r"))?\n")
+_NEXT_LINE = re.compile(r"( +)(" + _KEY.pattern + r"):(?: (?:" + _SCALAR + r"))?\n")
+_NEXT_TABLE = re.compile(r"\n[^\s#-]")  # a top-level key (rows may start in column 0)
+_BLANK_OR_COMMENT = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
+
+
+_QUOTED = re.compile(r"^[\"']", re.M)
+_INTEGERS = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\n-?(?:0|[1-9][0-9]*))*")
+
+
+class OutsideShape(Exception):
+    """The text is not of the shape this reader knows; PyYAML reads it."""
+
+
+@dataclass
+class TableText:
+    """One top-level key: its options text (for PyYAML) and its rows, already read."""
+
+    name: str
+    line: int  # of the table name
+    head: str  # its options as YAML text, padded to their real lines; "" for a bare list
+    rows: list[dict[str, Any]]
+    lines: list[int]
+
+
+def split(text: str) -> list[TableText] | None:
+    """The tables of a fixture file, or None when PyYAML must read it."""
+    import yaml.reader
+
+    if not text.endswith("\n"):
+        text += "\n"
+    if text.startswith("\ufeff") or "\r" in text or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return None
+    try:
+        return list(_tables(text, _Scalars()))
+    except OutsideShape:
+        return None
+
+
+def _tables(text: str, scalars: _Scalars) -> Any:
+    pos = _BLANK_OR_COMMENT.match(text, 0).end()  # type: ignore[union-attr]
+    while pos < len(text):
+        header = _TABLE_LINE.match(text, pos)
+        if header is None:
+            raise OutsideShape
+        name, line = header.group(1), text.count("\n", 0, pos) + 1
+        if not isinstance(scalars.plain(name), str):
+            raise OutsideShape  # e.g. "yes:" is the boolean True for PyYAML
+        end = _table_end(text, header.end())
+        body = text[header.end() : end]
+        head, rows_at = _head(body)
+        first_row_line = line + 1 + body.count("\n", 0, rows_at)
+        rows, lines = _rows(body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars)
+        if head:
+            head = "\n" * (line - 1) + header.group(0) + head
+        yield TableText(name, line, head, rows, lines)
+        pos = _BLANK_OR_COMMENT.match(text, end).end()  # type: ignore[union-attr]
+
+
+def _table_end(text: str, start: int) -> int:
+    """The next line that starts in column 0 with a key (not a blank, comment or "- ")."""
+    found = _NEXT_TABLE.search(text, start - 1)
+    end = found.start() + 1 if found else len(text)
+    # blank and comment lines just before the next table belong to neither
+    while True:
+        previous = text.rfind("\n", start, end - 1)
+        line = text[previous + 1 : end]
+        if previous < start or (line.strip() and not line.lstrip().startswith("#")):
+            return end
+        end = previous + 1
+
+
+def _head(body: str) -> tuple[str, int]:
+    """Split a table's body into its options (for PyYAML) and where its rows start."""
+    if _ROW_LINE.match(body):
+        return "", 0
+    rows = re.compile(r"^( +)rows:[ \t]*\n", re.M).search(body)
+    if rows is None:
+        raise OutsideShape
+    head = body[: rows.start()]
+    if not all(re.fullmatch(r"( +)[A-Za-z_]+:[^\n]*|[ \t]*(#[^\n]*)?", ln) for ln in head.splitlines()):
+        raise OutsideShape  # options span lines: PyYAML reads the whole file
+    indent = len(rows.group(1))
+    if any(len(ln) - len(ln.lstrip(" ")) != indent for ln in head.splitlines() if ln.strip()):
+        raise OutsideShape
+    return head, rows.end()
+
+
+def _rows(body: str, first_line: int, scalars: _Scalars) -> tuple[list[dict[str, Any]], list[int]]:
+    if body == "\n":
+        return [], []
+    pattern, columns = _row_pattern(body)
+    found = pattern.findall(body)
+    if not found:
+        raise OutsideShape
+    if len(columns) == 1:
+        found = [(value,) for value in found]
+    # Each match is whole lines (anchored at a line start, ending with a newline, values are
+    # single-line): they cover the body exactly when they hold all of its lines.
+    if len(found) * len(columns) != body.count("\n"):
+        raise OutsideShape
+    converted = [scalars.column(column) for column in zip(*found, strict=True)]
+    keys = [scalars.key(c) for c in columns]
+    rows = list(map(dict, map(partial(zip, keys), zip(*converted, strict=True))))
+    step = len(columns)
+    return rows, list(range(first_line, first_line + step * len(rows), step))
+
+
+def _row_pattern(body: str) -> tuple[re.Pattern[str], list[str]]:
+    """The first row's layout, as a pattern every row must match; and its columns."""
+    first = _ROW_LINE.match(body)
+    if first is None:
+        raise OutsideShape
+    indent, dash = first.group(1), first.group(2)
+    columns = [first.group(3)]
+    pos = first.end()
+    inner = indent + " " * len(dash)
+    while (more := _NEXT_LINE.match(body, pos)) and more.group(1) == inner:
+        columns.append(more.group(2))
+        pos = more.end()
+    if len(set(columns)) != len(columns):
+        raise OutsideShape  # PyYAML keeps the last of a repeated key
+    value = r"(?: (" + _SCALAR + r"))?\n"
+    parts = [re.escape(f"{indent}{dash}{columns[0]}:") + value]
+    parts += [re.escape(f"{inner}{c}:") + value for c in columns[1:]]
+    return re.compile("^" + "".join(parts), re.M), columns
+
+
+class _Scalars:
+    """PyYAML SafeLoader's scalar semantics: implicit resolvers, then the tag's constructor."""
+
+    _DIRECT = ("tag:yaml.org,2002:str",)
+    _KNOWN = (
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+        "tag:yaml.org,2002:null",
+        "tag:yaml.org,2002:timestamp",
+    )
+
+    def __init__(self) -> None:
+        import yaml
+
+        self._resolvers = yaml.SafeLoader.yaml_implicit_resolvers
+        self._constructor = yaml.SafeLoader("")
+        self._constructors: dict[str | None, Callable[..., Any]] = yaml.SafeLoader.yaml_constructors
+        self._node = yaml.ScalarNode
+        self._cache: dict[str, Any] = {}
+        self._specials: dict[frozenset[str], re.Pattern[str]] = {}
+
+    def column(self, texts: tuple[str, ...]) -> list[Any]:
+        """A column's values: one regular expression tells when none of them needs a resolver."""
+        joined = "\n".join(texts)
+        if not self._special({text[:1] for text in texts}).search(joined):
+            if not _QUOTED.search(joined):
+                return list(texts)
+            return [self.value(text) for text in texts]
+        if _INTEGERS.fullmatch(joined):
+            return list(map(int, texts))
+        distinct = set(texts)
+        if len(distinct) * 4 <= len(texts):
+            known = {text: self.value(text) for text in distinct}
+            return [known[text] for text in texts]
+        return [self.value(text) for text in texts]
+
+    def _special(self, firsts: set[str]) -> re.Pattern[str]:
+        """The implicit resolvers for scalars starting with these characters, at once, one
+        scalar per line: no match means every one of them is a string."""
+        patterns = {regexp.pattern for first in firsts for _, regexp in self._resolvers.get(first, [])}
+        key = frozenset(patterns)
+        if key not in self._specials:
+            union = "|".join(f"(?:{p})" for p in sorted(patterns)) or r"(?!)"
+            self._specials[key] = re.compile(union, re.M | re.X)
+        return self._specials[key]
+
+    def value(self, text: str) -> Any:
+        if not text:
+            return None
+        first = text[0]
+        if first == '"':
+            return text[1:-1]
+        if first == "'":
+            return text[1:-1].replace("''", "'")
+        if first not in self._resolvers:
+            return text
+        if text.isdigit() and text.isascii() and (first != "0" or len(text) == 1):
+            return int(text)
+        return self.plain(text)
+
+    def key(self, text: str) -> str:
+        value = self.plain(text)
+        if not isinstance(value, str):
+            raise OutsideShape
+        return value
+
+    def plain(self, text: str) -> Any:
+        try:
+            return self._cache[text]
+        except KeyError:
+            pass
+        tag = "tag:yaml.org,2002:str"
+        for candidate, regexp in self._resolvers.get(text[:1], []):
+            if regexp.match(text):
+                tag = candidate
+                break
+        if tag == "tag:yaml.org,2002:str":
+            value: Any = text
+        elif tag in self._KNOWN:
+            value = self._constructors[tag](self._constructor, self._node(tag, text))
+        else:
+            raise OutsideShape  # "<<", "=", ... as values: PyYAML decides
+        if len(self._cache) < 10_000:
+            self._cache[text] = value
+        return value

@@ -1,0 +1,120 @@
+"""fixture_text reads the usual shape of large YAML fixtures exactly as PyYAML does, and hands
+everything else back to PyYAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dbops import fixture_text, seeds
+
+# YAML 1.1 as PyYAML resolves it: each of these must come out exactly as yaml.safe_load says.
+SCALARS = [
+    "yes", "No", "on", "OFF", "y", "n", "~", "null", "NULL", "true", "False", "0", "012", "0o17",
+    "0x1F", "0b101", "1_000", "-5", "+3", "190:20:30", "1.5", "1e3", "1.0e+3", "6.8523015e+5",
+    ".inf", "-.Inf", "2025-01-01", "2025-01-01 10:00:00", "2001-12-14t21:59:43.10-05:00", "abc",
+    "a b", "a:b", "http://x.y/z?q=1#top", "a#b", "-x", "?x", ":x", "'q'", "'it''s'", '"dq"',
+    '""', "''", "é ü 日本", "O'Reilly", "x,y", "x]", "00", "09", "1__0", "-0", "trUe",
+]  # fmt: skip
+
+
+def both(text: str) -> tuple[object, object]:
+    tables = fixture_text.split(text)
+    assert tables is not None, "expected the fast reader to take this text"
+    return {t.name: t.rows for t in tables}, yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("scalar", SCALARS)
+def test_each_scalar_resolves_as_pyyaml_does(scalar: str) -> None:
+    text = f"t:\n  - id: 1\n    v: {scalar}\n  - id: 2\n    v: {scalar}\n"
+    fast, slow = both(text)
+    assert repr(fast) == repr(slow)  # repr: 1 == True and 0.0 == False must not pass for equal
+
+
+def test_a_whole_column_of_mixed_scalars() -> None:
+    text = "t:\n" + "".join(f"  - id: {i}\n    v: {s}\n    w: x{i}\n" for i, s in enumerate(SCALARS))
+    fast, slow = both(text)
+    assert repr(fast) == repr(slow)
+
+
+def test_layout_that_the_fast_reader_takes() -> None:
+    text = (
+        "# generated\n\n"
+        "organizations:\n"
+        "  key: slug\n"
+        "  rows:\n"
+        "    -   id: 1\n"
+        "        slug: a\n"
+        "    -   id: 2\n"
+        "        slug:\n"
+        "\n# next\n"
+        "_notes:\n"
+        "- note: ignored\n"
+        "users:\n"
+        "- id: 1\n"
+        "- id: 2\n"
+    )
+    tables = fixture_text.split(text)
+    assert tables is not None
+    orgs = tables[0]
+    assert (orgs.name, orgs.line, orgs.rows, orgs.lines) == (
+        "organizations",
+        3,
+        [{"id": 1, "slug": "a"}, {"id": 2, "slug": None}],
+        [6, 8],
+    )
+    assert yaml.safe_load(orgs.head) == {"organizations": {"key": "slug"}}
+    assert orgs.head.count("\n") == 4  # padded: PyYAML's errors in options keep their line
+    assert [t.name for t in tables] == ["organizations", "_notes", "users"]
+    assert tables[2].lines == [15, 16]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "t:\n  - {id: 1}\n",  # flow
+        "t:\n  - &a\n    id: 1\n  - *a\n",  # anchor and alias
+        "base: &b\n  role: x\nt:\n  - <<: *b\n    id: 1\n",  # merge key
+        "t:\n  - id: 1\n    v: !!str 5\n",  # tag
+        "t:\n  - id: 1\n    v: |\n      block\n",  # block scalar
+        "t:\n  - id: 1\n    v: two\n      lines\n",  # continued plain scalar
+        't:\n  - id: 1\n    v: "esc\\n"\n',  # escapes
+        "t:\n  - id: 1\n    v: x # comment\n",
+        "t:\n  - id: 1\n    v: trailing \n  - id: 2\n    v: x\n",
+        "t:\n  - id: 1\n    v: =\n",  # the value tag: PyYAML decides
+        "t:\n  - id: 1\n    # comment inside\n  - id: 2\n",
+        "t:\n  - id: 1\n    a: 1\n  - id: 2\n    b: 1\n",  # other columns
+        "t:\n  - id: 1\n    id: 2\n",  # a repeated key
+        "t:\n  - on: 1\n",  # a column named by a boolean
+        "yes:\n  - id: 1\n",  # a table named by a boolean
+        "t:\r\n  - id: 1\r\n",
+        "---\nt:\n  - id: 1\n",
+        "t:\n  - id: 1\n    v: a: b\n",  # invalid YAML: PyYAML says so
+        "t:\n  key: id\n  accounts:\n    login: a\n  rows:\n    - id: 1\n",  # options on several lines
+    ],
+)
+def test_other_shapes_go_to_pyyaml(text: str) -> None:
+    assert fixture_text.split(text) is None
+
+
+def test_seed_files_read_the_same_either_way(tmp_path: Path) -> None:
+    """seeds.read: the fast reader for the usual shape, PyYAML for anchors and merge keys."""
+    fast = tmp_path / "fast.yaml"
+    fast.write_text(
+        "users:\n  key: email\n  rows:\n    - email: a@x\n      admin: yes\n    - email: b@x\n      admin: no\n"
+    )
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(
+        "_defaults: &d {admin: no}\nusers:\n  key: email\n  rows:\n"
+        "    - {<<: *d, email: a@x, admin: yes}\n    - {<<: *d, email: b@x}\n"
+    )
+    read = [seeds.read(p).tables[0] for p in (fast, slow)]
+    for rows in read:
+        assert (rows.table, rows.key, rows.rows) == (
+            "users",
+            ("email",),
+            [{"email": "a@x", "admin": True}, {"email": "b@x", "admin": False}],
+        )
+    assert read[0].lines == [4, 6] and read[1].lines == [5, 6]
