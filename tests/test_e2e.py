@@ -31,11 +31,18 @@ def run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DBOPS_ENV", "DBOPS_CONFIG")}
     env.pop("TF_BUILD", None)
     env.pop("GITHUB_ACTIONS", None)
+    env["PATH"] = f"{Path(dbops_bin()).parent}{os.pathsep}{env.get('PATH', '')}"  # as in an activated venv
     program = args[0] if args[0] != "dbops" else dbops_bin()
     if program == "invoke":
         program = str(Path(dbops_bin()).with_name("invoke"))
     return subprocess.run(
-        [program, *args[1:]], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        [program, *args[1:]],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,  # no terminal, as in CI
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -105,3 +112,32 @@ def test_server_stops(sample: Path) -> None:
     result = run(sample, "dbops", "server", "--stop")
     assert result.returncode == 0 and "Stopped" in result.stdout
     assert not EmbeddedServer(sample / ".dbops" / "pg").state().running
+
+
+def readme_block(after: str) -> list[str]:
+    """The lines of the README's console block that follow the line `after`."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(after + "\n") + len(after) + 1
+    return text[start : text.index("```", start)].splitlines()
+
+
+def test_the_readme_pipelines_and_the_makefile(sample: Path) -> None:
+    plan = run(sample, "dbops", "fresh", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.splitlines() == readme_block("$ dbops fresh --dry-run")
+    refused = run(sample, "dbops", "reset")
+    assert refused.returncode == 3
+    assert refused.stderr.splitlines() == [
+        "Error: Reset on development (exfabrica_af_dev) needs confirmation: no terminal to ask on",
+        "Hint: Run it on a terminal, or pass --force if you mean it",
+    ]
+    fresh = run(sample, "invoke", "db.fresh", "--force")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "Pipeline fresh completed successfully!" in fresh.stdout
+    assert "✓ Users: 10 records created" in fresh.stdout
+    deploy = run(sample, "dbops", "deploy")
+    assert deploy.returncode == 0 and "Health: ✓ All checks passed" in deploy.stdout
+    make = run(sample, "make", "-f", str(REPO / "examples" / "Makefile"), "test-db", "deploy-plan")
+    assert make.returncode == 0, make.stdout + make.stderr
+    assert "Pipeline test-setup completed successfully!" in make.stdout
+    assert "🧭 Pipeline Plan: deploy (dry run: nothing is changed)" in make.stdout

@@ -84,6 +84,13 @@ def test_a_wrong_pipeline_names_its_key_path(project: Path, pipelines: str, mess
     assert error.startswith("dbops.yaml:1") and message in error, error
 
 
+def test_no_pipeline_can_shadow_a_built_in_task() -> None:
+    from dbops.config import BUILT_IN_TASKS
+    from dbops.tasks import BUILT_IN, reset, run
+
+    assert {t.name.replace("_", "-") for t in (*BUILT_IN, reset, run)} == BUILT_IN_TASKS
+
+
 def test_pipelines_load_typed(project: Path) -> None:
     declare(
         project,
@@ -182,6 +189,21 @@ def test_an_undo_that_fails_exits_4_and_says_what_next(
         in hint
     )
     assert snapshot(db)[1]  # the migrations stay applied, as the report says
+
+
+def test_a_rollback_step_is_undone_by_applying_again(started: Path, cli: Run, db: psycopg.Connection) -> None:
+    assert cli("migrate").code == 0
+    bad_seed(started)
+    declare(started, "  back: [{rollback: {steps: 2}}, seed]\n")
+    before = snapshot(db)
+    result = cli("back")
+    assert result.code == 1
+    assert (
+        "  ✓ 3. rollback: apply again the migrations it rolled back (the schema comes back, not their rows)"
+        " (applied again 20251001090500_create_api_keys, 20251001090600_add_workflow_permissions)"
+        in result.out
+    )
+    assert snapshot(db) == before  # their tables were empty: nothing was lost
 
 
 def test_all_environments(project: Path, cli: Run) -> None:

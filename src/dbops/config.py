@@ -435,17 +435,30 @@ def _check_aliases(config: Config, doc: _Doc) -> None:
 
 # --------------------------------------------------------------------------- pipelines
 
+# The tasks of the db collection (dbops.tasks): a pipeline cannot take one of their names.
+BUILT_IN_TASKS = frozenset(
+    (
+        "status",
+        "server",
+        "migrate",
+        "migrate-rollback",
+        "migrate-create",
+        "migrate-baseline",
+        "migrate-repair",
+        "seed",
+        "reset",
+        "run",
+    )
+)
+
 
 def _pipelines(raw: Any, doc: _Doc) -> dict[str, Pipeline]:
     """``NAME: [step, {step: {arg: value}}]``, or ``NAME: {description: ..., steps: [...]}``."""
-    from dbops.operations import OPERATIONS
-
-    taken = {*OPERATIONS, "run"}
     pipelines = {}
     for name, body in _mapping(raw, ("pipelines",), doc).items():
         keypath: KeyPath = ("pipelines", name)
         _name(name, keypath, doc)
-        if name.replace("_", "-") in taken:
+        if name.replace("_", "-") in BUILT_IN_TASKS:
             raise doc.error(keypath, f"'{name}' is a built-in task's name", "Name the pipeline otherwise")
         description = None
         steps_path = keypath

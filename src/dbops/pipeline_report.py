@@ -61,13 +61,17 @@ class PipelineReport:
         lines += [("", ""), ("", "Steps:")]
         for step in self.steps:
             style, mark = _MARKS[step.status]
-            timing = f" ({step.duration_s:.1f}s)" if step.status != "not run" else ""
+            timing = f" ({_took(step.duration_s)})" if step.status != "not run" else ""
             status = "" if step.status == "ok" else f" {step.status}"
             said = f": {'; '.join(step.messages)}" if step.messages else ""
             lines.append((style, f"{mark} {step.number}. {step.step}{status}{timing}{said}"))
         if self.ok:
             lines.append(("ok", f"Pipeline {self.pipeline} completed successfully! ({self.duration_s:.1f}s)"))
         return lines
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f}s"
 
 
 def _reports(data: Any) -> bool:

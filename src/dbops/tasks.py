@@ -199,7 +199,7 @@ def reset(
     seed: bool = False,
     dry_run: bool = False,
 ) -> None:
-    """Drop every object of the application's schemas, then migrate from scratch (--seed: and seed)."""
+    """Drop every object of the application's schemas and migrate from scratch; --seed seeds too."""
     _run("reset", env=env, config=config, json=json, force=force, seed=seed, dry_run=dry_run)
 
 

@@ -1,5 +1,8 @@
 """seed: load seeds/ (and seeds/<environment>/) in one transaction. Undo: none (it never committed
 when a later part failed; once committed, --clear and a re-seed restore it).
+
+Whether an environment takes seed data (allow_seed) is the guard's to check, before any step
+of the pipeline runs (dbops.safety).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbops.context import RunContext
-from dbops.errors import DbopsError, PolicyRefused
+from dbops.errors import DbopsError
 from dbops.output import Line, heading
 from dbops.pipeline import StepOutcome
 from dbops.seeder import Account, Progress, TableResult
@@ -86,11 +89,6 @@ class Seed:
 
         started = time.monotonic()
         env = ctx.env
-        if env.protected and not env.allow_seed:
-            raise PolicyRefused(
-                f"Seeding is refused in the protected environment {env.name}",
-                f"Set allow_seed: true for {env.name} in dbops.yaml if it really takes seed data",
-            )
         report = SeedReport(env.name, ctx.database(), cleared=self.clear)
         ctx.record(self.name, report)
         conn = ctx.connection()
