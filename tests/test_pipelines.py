@@ -76,6 +76,7 @@ def config_error(project: Path, pipelines: str) -> str:
         ("  fresh:\n    steps: []\n", "pipelines.fresh.steps: expected a list of steps"),
         ("  fresh:\n    step: [reset]\n", "pipelines.fresh.step: unknown key (did you mean 'steps'?)"),
         ("  migrate: [migrate]\n", "pipelines.migrate: 'migrate' is a built-in task's name"),
+        ("  my_fresh: [reset]\n", "pipelines.my_fresh: a pipeline's name is a task's: write my-fresh"),
         ("  up: [{rollback: {steps: 0}}]\n", "pipelines.up.0.rollback.steps: expected a whole number"),
     ],
 )

@@ -458,7 +458,9 @@ def _pipelines(raw: Any, doc: _Doc) -> dict[str, Pipeline]:
     for name, body in _mapping(raw, ("pipelines",), doc).items():
         keypath: KeyPath = ("pipelines", name)
         _name(name, keypath, doc)
-        if name.replace("_", "-") in BUILT_IN_TASKS:
+        if "_" in name:  # Invoke shows task names with dashes: one spelling everywhere
+            raise doc.error(keypath, f"a pipeline's name is a task's: write {name.replace('_', '-')}")
+        if name in BUILT_IN_TASKS:
             raise doc.error(keypath, f"'{name}' is a built-in task's name", "Name the pipeline otherwise")
         description = None
         steps_path = keypath

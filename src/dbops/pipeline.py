@@ -106,53 +106,44 @@ class PipelineResult:
 def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
     started = time.monotonic()
     results: list[StepResult] = []
-    error: ErrorInfo | None = None
-    interrupted = False
     ctx.undos.clear()
-    for number, step in enumerate(steps, 1):
-        if error is not None or interrupted:
-            results.append(StepResult(step.name, step.description, "not run"))
-            continue
-        ctx.begin_step(step.name, number)
-        t0 = time.monotonic()
-        try:
-            outcome = step.run(ctx)
-        except KeyboardInterrupt:
-            interrupted = True
-            results.append(
-                StepResult(
-                    step.name,
-                    step.description,
-                    "interrupted",
-                    time.monotonic() - t0,
-                    data=ctx.step_data(step.name),
-                )
-            )
-            continue
-        except Exception as exc:  # every failure, expected or not, must still run the undos
-            failure = as_dbops_error(exc, ctx)
-            error = ErrorInfo.of(failure)
-            results.append(
-                StepResult(
-                    step.name,
-                    step.description,
-                    "failed",
-                    time.monotonic() - t0,
-                    error=error,
-                    data=ctx.step_data(step.name),  # what it reported before failing
-                )
-            )
-            continue
-        results.append(
-            StepResult(
-                step.name, step.description, "ok", time.monotonic() - t0, outcome.messages, data=outcome.data
-            )
-        )
-        ctx.record(step.name, outcome.data)
-        if outcome.undo is not None:
-            ctx.add_undo(outcome.undo)
+    try:
+        for number, step in enumerate(steps, 1):
+            ctx.begin_step(step.name, number)
+            results.append(_run_step(step, ctx))
+            if results[-1].status != "ok":
+                break
+    except KeyboardInterrupt:  # between two steps: as if during the next one, before it began
+        if len(results) < len(steps):
+            upcoming = steps[len(results)]
+            results.append(StepResult(upcoming.name, upcoming.description, "interrupted"))
+    last = results[-1] if results else None
+    interrupted = last is not None and last.status == "interrupted"
+    error = last.error if last is not None else None
+    results += [StepResult(s.name, s.description, "not run") for s in steps[len(results) :]]
     undos = _undo(ctx) if (error is not None or interrupted) else []
     return PipelineResult(name, results, undos, error, interrupted, time.monotonic() - started)
+
+
+def _run_step(step: Step, ctx: RunContext) -> StepResult:
+    t0 = time.monotonic()
+    try:
+        outcome = step.run(ctx)
+    except KeyboardInterrupt:
+        took = time.monotonic() - t0
+        return StepResult(step.name, step.description, "interrupted", took, data=ctx.step_data(step.name))
+    except Exception as exc:  # every failure, expected or not, must still run the undos
+        error = ErrorInfo.of(as_dbops_error(exc, ctx))
+        took = time.monotonic() - t0
+        # with what it reported before failing
+        return StepResult(
+            step.name, step.description, "failed", took, error=error, data=ctx.step_data(step.name)
+        )
+    if outcome.undo is not None:
+        ctx.add_undo(outcome.undo)
+    ctx.record(step.name, outcome.data)
+    took = time.monotonic() - t0
+    return StepResult(step.name, step.description, "ok", took, outcome.messages, data=outcome.data)
 
 
 def _undo(ctx: RunContext) -> list[UndoResult]:
