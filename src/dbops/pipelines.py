@@ -62,7 +62,7 @@ def prepare(name: str, options: dict[str, Any], ctx: RunContext) -> Prepared:
         prepared = Prepared(operation.build(**options), None, RESET_TITLE)
     else:
         prepared = _declared(name, ctx)
-    prepared.steps = arm(prepared.steps, Policy.of(ctx.env), force=force)
+    prepared.steps = arm(prepared.steps, Policy.of(ctx.env), force=force, dry_run=dry_run)
     if dry_run:
         return Prepared([ShowPlan(name, prepared)], "plan")
     return prepared

@@ -1,4 +1,4 @@
-"""Safety policies per environment, and the guard step: the one check point that applies them.
+"""Safety policies per environment, and the one check point that applies them.
 
 What ``protected: true`` implies, each key settable on its own in dbops.yaml:
 
@@ -9,9 +9,10 @@ What ``protected: true`` implies, each key settable on its own in dbops.yaml:
 ``allow_force`` (default true) says whether ``--force`` is accepted at all.
 
 Which operations need a confirmation: reset everywhere; rollback and restore where the
-environment is protected. The guard runs right after connecting and before any step that
-changes something, so every refusal comes before any change. It never waits at a prompt
-without a terminal: without --force it refuses, exit 3, naming the flag.
+environment is protected. arm() applies the policy to a pipeline's steps as a whole before
+it starts: what the policy forbids is refused then, and a guard step that asks for one
+confirmation goes right after connecting, before any step that changes something. The guard
+never waits at a prompt without a terminal: without --force it refuses, exit 3, naming the flag.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class Policy:
 
 
 class Guard:
-    """Apply the policy to what the pipeline will do: refuse, or confirm once for all of it."""
+    """Confirm once for all that the pipeline will do, where the policy asks for it."""
 
     name = "guard"
 
@@ -113,9 +114,6 @@ class Guard:
         return f"ask for confirmation of {', '.join(self.to_confirm)}: {how}"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        refusal = self.policy.refusal(self.actions, self.force)
-        if refusal is not None:
-            raise refusal
         if not self.to_confirm:
             return StepOutcome(messages=[f"allowed by the policy of {self.policy.environment}"])
         if self.force:
@@ -155,11 +153,16 @@ def _prompt(question: str) -> str:
     return sys.stdin.readline().strip()
 
 
-def arm(steps: list[Step], policy: Policy, *, force: bool) -> list[Step]:
-    """Put the guard right after connecting (before anything that changes the database)."""
+def arm(steps: list[Step], policy: Policy, *, force: bool, dry_run: bool = False) -> list[Step]:
+    """Refuse now what the policy forbids (before even connecting); else put the guard right
+    after connecting, before anything that changes the database. A dry run refuses nothing:
+    its plan shows the refusal."""
     actions = [ACTIONS[s.name] for s in steps if s.name in ACTIONS]
     if not actions and not force:
         return steps
+    refusal = policy.refusal(actions, force)
+    if refusal is not None and not dry_run:
+        raise refusal
     guard = Guard(policy, actions, force=force)
     at = 1 if steps and steps[0].name == "connect" else 0
     return [*steps[:at], guard, *steps[at:]]
