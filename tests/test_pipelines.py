@@ -130,12 +130,12 @@ def test_dry_run_prints_the_plan_and_touches_nothing(project: Path, cli: Run, db
     assert result.code == 0, result.text
     lines = result.out.splitlines()
     assert lines[0] == "🧭 Pipeline Plan: fresh (dry run: nothing is changed)"
-    assert "2. guard: ask for confirmation of reset: answer yes" in lines
+    assert "2. confirm: ask for confirmation of reset: answer yes" in lines
     assert "3. drop: drop every object of the application's schemas" in lines
     assert "   undo: roll back the migrations it applied, newest first (also when it fails part-way)" in lines
     assert snapshot(db) == before
     doc = json.loads(cli("fresh", "--dry-run", "--json").out)
-    assert [s["step"] for s in doc["report"]["steps"]] == ["connect", "guard", "drop", "migrate", "seed"]
+    assert [s["step"] for s in doc["report"]["steps"]] == ["connect", "confirm", "drop", "migrate", "seed"]
 
 
 def test_the_third_step_fails_and_the_undos_run_in_reverse_order(
@@ -149,14 +149,13 @@ def test_the_third_step_fails_and_the_undos_run_in_reverse_order(
     result = cli("broken")
     assert result.code == 1, result.text
     out = result.out
-    # connect, then the guard (seed is subject to the policy), then the three declared steps
-    assert "✗ Step 5 'seed' (load the seed data) failed" in out
+    assert "✗ Step 4 'seed' (load the seed data) failed" in out  # connect is the first
     undo = out[out.index("Undo, in reverse order:") :].splitlines()
     assert undo[1].startswith(
-        "  ✓ 4. migrate: roll back the migrations this run applied (rolled back 20251001090600"
+        "  ✓ 3. migrate: roll back the migrations this run applied (rolled back 20251001090600"
     )
     assert undo[2].startswith(
-        "  ✓ 3. migrate: roll back the migrations this run applied (rolled back " + RELATION
+        "  ✓ 2. migrate: roll back the migrations this run applied (rolled back " + RELATION
     )
     assert undo[2].endswith("20251001090100_create_organizations)")  # not the one applied before
     assert (
@@ -166,9 +165,9 @@ def test_the_third_step_fails_and_the_undos_run_in_reverse_order(
     assert snapshot(db) == before
 
     doc = json.loads(cli("broken", "--json").out)
-    assert doc["exit_code"] == 1 and [u["number"] for u in doc["undos"]] == [4, 3]
-    assert [s["status"] for s in doc["steps"]] == ["ok", "ok", "ok", "ok", "failed"]
-    assert doc["steps"][4]["error"]["message"] == doc["error"]["message"]
+    assert doc["exit_code"] == 1 and [u["number"] for u in doc["undos"]] == [3, 2]
+    assert [s["status"] for s in doc["steps"]] == ["ok", "ok", "ok", "failed"]
+    assert doc["steps"][3]["error"]["message"] == doc["error"]["message"]
     assert snapshot(db) == before
 
 
@@ -181,12 +180,12 @@ def test_an_undo_that_fails_exits_4_and_says_what_next(
     result = cli("broken")
     assert result.code == 4
     assert (
-        f"  ✗ 3. migrate: roll back the migrations this run applied: Cannot roll back {USERS}.sql"
+        f"  ✗ 2. migrate: roll back the migrations this run applied: Cannot roll back {USERS}.sql"
         in result.out
     )
     hint = result.err.splitlines()[1]
     assert (
-        "Undo of step 3 (migrate) did not complete, attention needed: Restore the database from a backup"
+        "Undo of step 2 (migrate) did not complete, attention needed: Restore the database from a backup"
         in hint
     )
     assert snapshot(db)[1]  # the migrations stay applied, as the report says
@@ -200,7 +199,7 @@ def test_a_rollback_step_is_undone_by_applying_again(started: Path, cli: Run, db
     result = cli("back")
     assert result.code == 1
     assert (
-        "  ✓ 3. rollback: apply again the migrations it rolled back (the schema comes back, not their rows)"
+        "  ✓ 2. rollback: apply again the migrations it rolled back (the schema comes back, not their rows)"
         " (applied again 20251001090500_create_api_keys, 20251001090600_add_workflow_permissions)"
         in result.out
     )

@@ -73,7 +73,7 @@ def test_reset_on_an_empty_database_then_seed(project: Path, cli: Run, db: psyco
     assert "Nothing to drop: the database holds no application object" in result.out
     assert "✓ Users: 10 records created" in result.out
     doc = json.loads(cli("reset", "--force", "--seed", "--json").out)
-    assert [s["name"] for s in doc["steps"]] == ["connect", "guard", "drop", "migrate", "seed"]
+    assert [s["name"] for s in doc["steps"]] == ["connect", "confirm", "drop", "migrate", "seed"]
     drop = doc["report"]["steps"][2]["report"]
     assert drop["dropped"]["table"][-1] == "users" and drop["finished"]
     assert db.execute("SELECT count(*) FROM users").fetchone() == (10,)

@@ -8,10 +8,11 @@ What ``protected: true`` implies, each key settable on its own in dbops.yaml:
 
 ``allow_force`` (default true) says whether ``--force`` is accepted at all.
 
-Which operations need a confirmation: reset everywhere; rollback and restore where the
+Which operations need a confirmation: reset and restore everywhere; rollback where the
 environment is protected. arm() applies the policy to a pipeline's steps as a whole before
 it starts: what the policy forbids is refused then, and a guard step that asks for one
-confirmation goes right after connecting, before any step that changes something. The guard
+confirmation goes after connecting (and the steps that only read), before the first step
+that changes something. The guard
 never waits at a prompt without a terminal: without --force it refuses, exit 3, naming the flag.
 """
 
@@ -66,7 +67,7 @@ class Policy:
         )
 
     def needs_confirmation(self, action: str) -> bool:
-        return action == "reset" or (self.protected and action in ("rollback", "restore"))
+        return action in ("reset", "restore") or (self.protected and action == "rollback")
 
     def refusal(self, actions: Sequence[str], force: bool) -> PolicyRefused | None:
         """The first rule these actions break here, if any."""
@@ -93,7 +94,7 @@ class Policy:
 class Guard:
     """Confirm once for all that the pipeline will do, where the policy asks for it."""
 
-    name = "guard"
+    name = "confirm"
 
     def __init__(self, policy: Policy, actions: Sequence[str], *, force: bool) -> None:
         self.policy = policy
@@ -106,16 +107,12 @@ class Guard:
         refusal = self.policy.refusal(self.actions, self.force)
         if refusal is not None:
             return f"refuse: {refusal.message}"
-        if not self.to_confirm:
-            return f"check the safety policy of {self.policy.environment}: nothing to confirm"
         if self.force:
             return "confirmation given by --force"
         how = "type the database name" if self.policy.confirm == "name" else "answer yes"
         return f"ask for confirmation of {', '.join(self.to_confirm)}: {how}"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        if not self.to_confirm:
-            return StepOutcome(messages=[f"allowed by the policy of {self.policy.environment}"])
         if self.force:
             return StepOutcome(messages=["confirmed by --force"])
         database = ctx.database()
@@ -143,7 +140,7 @@ class Guard:
             answer, expected = _prompt("Are you sure you want to continue? (yes/no): ").lower(), "yes"
         if answer != expected:
             hint = "Type the database name exactly" if expected == database else "Answer yes"
-            raise PolicyRefused("Not confirmed: nothing was changed", f"{hint} to go ahead")
+            raise PolicyRefused("Not confirmed: nothing was changed", f"{hint} to confirm")
 
 
 def _prompt(question: str) -> str:
@@ -154,15 +151,17 @@ def _prompt(question: str) -> str:
 
 
 def arm(steps: list[Step], policy: Policy, *, force: bool, dry_run: bool = False) -> list[Step]:
-    """Refuse now what the policy forbids (before even connecting); else put the guard right
-    after connecting, before anything that changes the database. A dry run refuses nothing:
-    its plan shows the refusal."""
+    """Refuse now what the policy forbids (before even connecting); else put the guard after
+    connecting and the steps that only read, before anything that changes the database. A dry
+    run refuses nothing: its plan shows the refusal."""
+    from dbops.steps.registry import reads_only
+
     actions = [ACTIONS[s.name] for s in steps if s.name in ACTIONS]
-    if not actions and not force:
-        return steps
     refusal = policy.refusal(actions, force)
     if refusal is not None and not dry_run:
         raise refusal
     guard = Guard(policy, actions, force=force)
-    at = 1 if steps and steps[0].name == "connect" else 0
+    if not guard.to_confirm and refusal is None:
+        return steps
+    at = next((i for i, step in enumerate(steps) if not reads_only(step.name)), len(steps))
     return [*steps[:at], guard, *steps[at:]]

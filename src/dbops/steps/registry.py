@@ -82,7 +82,7 @@ STEPS: dict[str, StepKind] = {
 READS_ONLY = "none: it only reads"
 UNDO_OF = {
     "connect": READS_ONLY,
-    "guard": "none: it changes nothing",
+    "confirm": "none: it changes nothing",
     "drop": "none: what it drops is gone (a backup before it is the way back)",
     "migrate": "roll back the migrations it applied, newest first (also when it fails part-way)",
     "rollback": "apply again the migrations it rolled back (the schema comes back, not their rows)",
@@ -90,3 +90,8 @@ UNDO_OF = {
     "inspect": READS_ONLY,
     "check": READS_ONLY,
 }
+
+
+def reads_only(step: str) -> bool:
+    """Whether a step (by its name in the report) only reads: a confirmation may come after it."""
+    return UNDO_OF.get(step) == READS_ONLY
