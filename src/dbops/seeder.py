@@ -23,6 +23,7 @@ from dbops.seeds import BadSeed, Rows, SeedFile
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import Copy
 
 _CHUNK = 1000  # rows per INSERT statement
 _COPY_FROM = 2000  # a run of rows this long goes through COPY
@@ -333,56 +334,81 @@ class Seeder:
         offset: int,
         result: TableResult,
     ) -> None:
-        """A long run of rows with the same columns: COPY (into a scratch table and merged with the
-        same upsert, unless the table is still empty), as fast as a CSV file."""
-        from psycopg import errors, sql
+        """A long run of rows with the same columns, through COPY as fast as a CSV file."""
+        from psycopg import errors
 
-        empty = self.conn.execute(
-            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_ident(rows.table))
-        ).fetchone()
-        direct = bool(empty and empty[0])
-        target = _ident(rows.table) if direct else sql.Identifier("_dbops_seed")
-        copied = False
+        def feed(copy: Copy) -> None:
+            for done, row in enumerate(run, 1):
+                copy.write_row(row)
+                if self.progress and (done % _CHUNK == 0 or done == len(run)):
+                    self.progress(rows.table, offset + done, offset + len(run))
+
         try:
-            with self.conn.transaction(), self.conn.cursor() as cursor:
-                if not direct:
-                    cursor.execute(
-                        sql.SQL(
-                            "CREATE TEMP TABLE _dbops_seed ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0"
-                        ).format(_names(columns), _ident(rows.table))
-                    )
-                with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, _names(columns))) as copy:
-                    for done, row in enumerate(run, 1):
-                        copy.write_row(row)
-                        if self.progress and (done % _CHUNK == 0 or done == len(run)):
-                            self.progress(rows.table, offset + done, offset + len(run))
-                copied = True
-                if direct:
-                    result.created += len(run)
-                    return
-                merged = cursor.execute(
-                    sql.SQL(
-                        "INSERT INTO {} AS t ({}){} SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
-                    ).format(
-                        _ident(rows.table),
-                        _names(columns),
-                        sql.SQL(" OVERRIDING SYSTEM VALUE" if self._always_identity(rows.table) else ""),
-                        _names(columns),
-                        _on_conflict(key, [c for c in columns if c not in key]),
-                    )
-                ).fetchall()
-                cursor.execute("DROP TABLE _dbops_seed")
+            self._copy_in(rows.table, key, columns, self._is_empty(rows.table), feed, "", result)
         except errors.Error as exc:
             line = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
-            if copied or line is None:  # the merge failed: find the row one at a time
+            if line is None:  # the merge failed: find the row
                 raise self._row_failure(rows, key, columns, run, offset, exc) from None
             index = offset + int(line.group(1)) - 1
             where = f"{self._shown(rows.file)}:{rows.lines[index]} (row {index + 1})"
             raise SeedFailed(f"{where}: {rows.table}: {_describe(exc)}", _hint(exc)) from None
+
+    def _is_empty(self, table: str) -> bool:
+        from psycopg import sql
+
+        row = self.conn.execute(
+            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_ident(table))
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _copy_in(
+        self,
+        table: str,
+        key: Sequence[str],
+        columns: list[str],
+        direct: bool,
+        feed: Callable[[Copy], None],
+        options: str,
+        result: TableResult,
+    ) -> int:
+        """COPY into the table while it is empty (direct), else into a scratch table merged with
+        the same upsert as the other rows; counts what was created, updated and left alone.
+        Returns how many rows were copied."""
+        from psycopg import sql
+
+        target = _ident(table) if direct else sql.Identifier("_dbops_seed")
+        with self.conn.transaction(), self.conn.cursor() as cursor:
+            if not direct:
+                cursor.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE _dbops_seed ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0"
+                    ).format(_names(columns), _ident(table))
+                )
+            copy = sql.SQL("COPY {} ({}) FROM STDIN" + options).format(target, _names(columns))
+            with cursor.copy(copy) as copy_in:
+                feed(copy_in)
+            loaded = cursor.rowcount
+            if direct:
+                result.created += loaded
+                return loaded
+            override = sql.SQL(" OVERRIDING SYSTEM VALUE" if self._always_identity(table) else "")
+            merged = cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} AS t ({}){} SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
+                ).format(
+                    _ident(table),
+                    _names(columns),
+                    override,
+                    _names(columns),
+                    _on_conflict(key, [c for c in columns if c not in key]),
+                )
+            ).fetchall()
+            cursor.execute("DROP TABLE _dbops_seed")
         created = sum(r[0] for r in merged)
         result.created += created
         result.updated += len(merged) - created
-        result.unchanged += len(run) - len(merged)
+        result.unchanged += loaded - len(merged)
+        return loaded
 
     def _row_failure(
         self,
@@ -423,7 +449,7 @@ class Seeder:
         return SeedFailed(f"{where}: {rows.table}: {_describe(error)}", _hint(error))
 
     def _load_csv(self, rows: Rows, file: SeedFile, result: TableResult) -> None:
-        from psycopg import errors, sql
+        from psycopg import errors
 
         header = _first_line(rows.file).lstrip("\ufeff")  # a UTF-8 BOM is not part of the first name
         columns = [c.strip() for c in next(csv.reader([header]), []) if c.strip()]
@@ -432,62 +458,31 @@ class Seeder:
                 f"{self._shown(rows.file)}:1: the CSV file has no header row", "Name the columns in line 1"
             )
         key = self._primary_key(rows.table)
-        empty = self.conn.execute(
-            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_ident(rows.table))
-        ).fetchone()
-        direct = bool(empty and empty[0])
-        target = _ident(rows.table)
-        if not direct:
-            if not key or not set(key) <= set(columns):
-                raise BadSeed(
-                    f"{self._shown(rows.file)}:1: {rows.table}: re-seeding needs the primary key columns",
-                    "Add the key columns to the CSV, or use --clear",
-                )
-            self.conn.execute(
-                sql.SQL("CREATE TEMP TABLE _dbops_seed ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0").format(
-                    sql.SQL(", ").join(map(sql.Identifier, columns)), target
-                )
+        direct = self._is_empty(rows.table)
+        if not direct and (not key or not set(key) <= set(columns)):
+            raise BadSeed(
+                f"{self._shown(rows.file)}:1: {rows.table}: re-seeding needs the primary key columns",
+                "Add the key columns to the CSV, or use --clear",
             )
-            target = sql.Identifier("_dbops_seed")
-        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
-            target, sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
+
+        def feed(copy: Copy) -> None:
+            size, sent = rows.file.stat().st_size, 0
+            with rows.file.open("rb") as source:
+                while block := source.read(1 << 20):
+                    copy.write(block)
+                    sent += len(block)
+                    if self.progress:
+                        self.progress(rows.table, sent, size)
+
         try:
-            with self.conn.transaction(), self.conn.cursor() as cursor:
-                size, sent = rows.file.stat().st_size, 0
-                with cursor.copy(copy) as copy_in, rows.file.open("rb") as source:
-                    while block := source.read(1 << 20):
-                        copy_in.write(block)
-                        sent += len(block)
-                        if self.progress:
-                            self.progress(rows.table, sent, size)
-                loaded = cursor.rowcount
-                if not direct:
-                    override = " OVERRIDING SYSTEM VALUE" if self._always_identity(rows.table) else ""
-                    merge = sql.SQL(
-                        "INSERT INTO {} AS t ({})"
-                        + override
-                        + " SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
-                    )
-                    update = _on_conflict(key, [c for c in columns if c not in key])
-                    names = _names(columns)
-                    merged = cursor.execute(merge.format(_ident(rows.table), names, names, update)).fetchall()
-                    self.conn.execute("DROP TABLE _dbops_seed")
+            options = " WITH (FORMAT csv, HEADER true)"
+            result.declared += self._copy_in(rows.table, key, columns, direct, feed, options, result)
         except errors.Error as exc:
-            context = getattr(getattr(exc, "diag", None), "context", None) or ""
-            line = _COPY_LINE.search(context)
+            line = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
             where = self._shown(rows.file) + (
                 f":{line.group(1)} (row {int(line.group(1)) - 1})" if line else ""
             )
             raise SeedFailed(f"{where}: {rows.table}: {_describe(exc)}", _hint(exc)) from None
-        result.declared += loaded
-        if direct:
-            result.created += loaded
-        else:
-            created = sum(r[0] for r in merged)
-            result.created += created
-            result.updated += len(merged) - created
-            result.unchanged += loaded - len(merged)
 
     # ------------------------------------------------------------------ SQL and Python seeds
 
