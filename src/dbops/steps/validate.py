@@ -1,0 +1,80 @@
+"""validate: the live schema against the one the migrations (or models) define, migration
+integrity, and a lint of pending migrations. Undo: none (it only reads, and its scratch
+database is always dropped).
+"""
+
+from __future__ import annotations
+
+import time
+
+from dbops.context import RunContext
+from dbops.errors import ConfigError, DbopsError
+from dbops.pipeline import StepOutcome
+from dbops.validate_report import ValidateReport
+
+
+class ValidationFailed(DbopsError):
+    """The live schema differs from the expected one (errors, or warnings with --strict)."""
+
+
+class Validate:
+    name = "validate"
+    description = "compare the schema with the migrations"
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import expected, migrations
+        from dbops.compare import compare
+        from dbops.lint import lint, session_lock_timeout_ms
+        from dbops.scripts import load, order
+        from dbops.snapshot import read_schema
+
+        started = time.monotonic()
+        report = ValidateReport(ctx.env.name, ctx.database(), strict=self.strict)
+        ctx.record(self.name, report)
+        conn = ctx.connection()
+        state = migrations.state(conn, ctx.config.migrations_dir)
+        if not state.folder_exists and not ctx.config.models:
+            raise ConfigError(
+                f"Migrations folder {ctx.config.shown(state.folder)} does not exist",
+                "Check migrations: in dbops.yaml",
+            )
+        report.applied = len(state.applied)
+        report.pending = [f.id for f in state.pending]
+        report.edited = list(state.edited)
+        report.deleted = list(state.unaccepted_missing)
+        scripts = order(list(load(state.files).values()))
+        pending = set(report.pending)
+        report.lint = lint(
+            [s for s in scripts if s.id in pending],
+            lock_timeout_ms=session_lock_timeout_ms(ctx.env),
+            shown=ctx.config.shown,
+        )
+        wanted, report.expected = expected.build(ctx, scripts)
+        report.differences = compare(wanted, read_schema(conn))
+        report.duration_s = time.monotonic() - started
+        report.finished = True
+        if report.failed:
+            raise _failure(report)
+        return StepOutcome(data=report)
+
+
+def _failure(report: ValidateReport) -> ValidationFailed:
+    errors, warnings = len(report.errors()), len(report.warnings())
+    source = report.expected.source if report.expected else "migrations"
+    what = f"{errors} error(s), {warnings} warning(s)" + ("" if errors else " (--strict)")
+    if report.edited or report.deleted:
+        hint = "Restore the changed migration files, or accept them: dbops migrate-repair"
+    else:
+        tables = [d.table or d.name for d in report.differences if d.kind in ("table", "column") or d.table]
+        name = tables[0].replace(".", "_") if tables else "schema"
+        hint = f"Create a corrective migration: dbops migrate-create fix_{name}_schema"
+        if report.pending:
+            hint = (
+                f"{len(report.pending)} migration(s) pending: dbops migrate applies them. Otherwise: "
+                + hint[0].lower()
+                + hint[1:]
+            )
+    return ValidationFailed(f"Schema does not match the {source}: {what}", hint)
