@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from dbops.snapshot import Column, Constraint, Index, Schema, Sequence, Table, View
 
@@ -130,7 +130,11 @@ def _default(column: Column) -> str:
 def _same_default(expected: Column, actual: Column) -> bool:
     if expected.is_serial and actual.is_serial:  # serial: its own sequence, whatever its name
         return True
-    return _same_expression(expected.default, actual.default)
+    if _same_expression(expected.default, actual.default):
+        return True
+    if expected.type != actual.type and expected.default and actual.default:  # reported as the type
+        return _uncast(expected.default) == _uncast(actual.default)
+    return False
 
 
 _TYPE_NAMES = (
@@ -383,25 +387,71 @@ def _same_sql(a: str, b: str) -> bool:
     return a == b or canonical(a) == canonical(b)
 
 
-@lru_cache(maxsize=4096)
-def canonical(sql: str) -> str:
-    """One spelling for equivalent SQL: parsed by PostgreSQL's grammar and printed back, with
-    now(), transaction_timestamp() and CURRENT_TIMESTAMP as one. Unparsable text: its words."""
-    from pglast import ast, enums, parse_sql, visitors
+def _uncast(expression: str) -> str:
+    """A default without its outermost cast (to the column's type): '{}' of '{}'::text[]."""
+    from pglast import parse_sql
     from pglast.parser import ParseError
     from pglast.stream import RawStream
 
-    class SameTimestamp(visitors.Visitor):
-        def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> ast.Node | None:
+    try:
+        target = parse_sql(f"SELECT {expression}")[0].stmt.targetList[0]  # type: ignore[union-attr]
+    except (ParseError, IndexError, AttributeError):
+        return canonical(f"SELECT {expression}")
+    value = target.val
+    if type(value).__name__ == "TypeCast":
+        value = value.arg
+    return str(RawStream()(value))
+
+
+@lru_cache(maxsize=4096)
+def canonical(sql: str) -> str:
+    """One spelling for equivalent SQL: parsed by PostgreSQL's grammar and printed back, with
+    now(), transaction_timestamp() and CURRENT_TIMESTAMP as one, and columns of a one-table
+    SELECT unqualified (PostgreSQL 16 stopped printing ``projects.id`` in view definitions).
+    Unparsable text: its words."""
+    from pglast import parse_sql
+    from pglast.parser import ParseError
+    from pglast.stream import RawStream
+
+    try:
+        tree = parse_sql(sql)
+        _canonicalizer()(tree)
+        return "; ".join(RawStream()(statement) for statement in tree)
+    except (ParseError, ValueError, NotImplementedError):
+        return " ".join(sql.split())
+
+
+@lru_cache(maxsize=1)
+def _canonicalizer() -> Any:
+    """A pglast visitor (pglast is imported only when validate needs it) that rewrites a tree
+    into its canonical form, in place."""
+    from pglast import ast, enums, visitors
+
+    class Unqualify(visitors.Visitor):  # table.column -> column, for the one table a SELECT reads
+        def __init__(self, names: set[str]) -> None:
+            self.names = names
+
+        def visit_ColumnRef(self, ancestors: object, node: Any) -> None:
+            fields: tuple[Any, ...] = tuple(node.fields or ())
+            if len(fields) == 2 and getattr(fields[0], "sval", None) in self.names:
+                node.fields = fields[1:]
+
+    class Canonical(visitors.Visitor):
+        def visit_FuncCall(self, ancestors: object, node: Any) -> Any:
             names = [getattr(part, "sval", "") for part in node.funcname or ()]
             now = names[-1:] in (["now"], ["transaction_timestamp"]) and names[:-1] in ([], ["pg_catalog"])
             if now and not node.args:
                 return ast.SQLValueFunction(op=enums.SQLValueFunctionOp.SVFOP_CURRENT_TIMESTAMP, typmod=-1)
             return None
 
-    try:
-        tree = parse_sql(sql)
-        SameTimestamp()(tree)
-        return "; ".join(RawStream()(statement) for statement in tree)
-    except (ParseError, ValueError, NotImplementedError):
-        return " ".join(sql.split())
+        def visit_SelectStmt(self, ancestors: object, node: Any) -> None:
+            sources: tuple[Any, ...] = tuple(node.fromClause or ())
+            if len(sources) != 1 or type(sources[0]).__name__ != "RangeVar":
+                return
+            source = sources[0]
+            unqualify = Unqualify({source.alias.aliasname if source.alias else source.relname})
+            for part in ("targetList", "whereClause", "groupClause", "havingClause", "sortClause"):
+                if getattr(node, part) is not None:
+                    unqualify(getattr(node, part))
+
+    return Canonical()
