@@ -164,13 +164,13 @@ def test_lint_command(project: Path, cli: Run, db: psycopg.Connection) -> None:
         " (or -- dbops:ignore index-concurrently)",
         f"⚠ migrations/{DANGEROUS_NAME}:3: lock-timeout: takes heavy locks on existing tables with no"
         " lock_timeout: it can stall all traffic",
-        "    Fix: start the migration with SET lock_timeout = '5s' (or set lock_timeout in dbops.yaml)"
+        "    Fix: start the migration with SET lock_timeout = '5s', or set lock_timeout: in dbops.yaml"
         " (or -- dbops:ignore lock-timeout)",
     ]
     assert result.err.splitlines()[0] == (
         f"Error: Migration lint: migrations/{DANGEROUS_NAME}:3: index-concurrently: CREATE INDEX"
         " idx_users_last_name on existing table users without CONCURRENTLY blocks its writes while it builds"
-        " (and 1 more: dbops lint lists them)"
+        " (and 1 more: listed above)"
     )
     validate = cli("validate")  # lint findings (and the index the pending migration adds) are warnings
     assert validate.code == 0, validate.text

@@ -439,7 +439,7 @@ def test_edited_deleted_and_pending_migrations(migrated: psycopg.Connection, cli
         "✗ Error: Column 'notes' missing on projects table",
         "⚠ Warning: migrations/20251001090800_add_notes.sql:2: lock-timeout: takes heavy locks on existing"
         " tables with no lock_timeout: it can stall all traffic"
-        " (fix: start the migration with SET lock_timeout = '5s' (or set lock_timeout in dbops.yaml))",
+        " (fix: start the migration with SET lock_timeout = '5s', or set lock_timeout: in dbops.yaml)",
     ]
     assert result.err.splitlines()[1] == (
         "Hint: Restore the changed migration files, or accept them: dbops migrate-repair"

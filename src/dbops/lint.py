@@ -55,7 +55,7 @@ RULES = {
         ),
         Rule(
             "lock-timeout",
-            "start the migration with SET lock_timeout = '5s' (or set lock_timeout in dbops.yaml)",
+            "start the migration with SET lock_timeout = '5s', or set lock_timeout: in dbops.yaml",
         ),
     )
 }

@@ -82,17 +82,17 @@ def lint_before_migrate(ctx: RunContext, start: str | None, end: str | None, acc
     """migrate's policy check (validate_before_migrate): refuse, exit 3, before anything is written."""
     _, findings = lint_pending(ctx, start, end, accept=accept)
     if findings:
-        raise refusal(ctx, findings)
+        raise refusal(ctx, findings, policy=True)
 
 
-def refusal(ctx: RunContext, findings: list[Finding]) -> PolicyRefused:
+def refusal(ctx: RunContext, findings: list[Finding], *, policy: bool = False) -> PolicyRefused:
     first = findings[0]
-    more = f" (and {len(findings) - 1} more: dbops lint lists them)" if len(findings) > 1 else ""
+    listed = "dbops lint lists them" if policy else "listed above"
+    more = f" (and {len(findings) - 1} more: {listed})" if len(findings) > 1 else ""
     silence = (
         f"; or, if you accept it, add -- {IGNORE} {first.rule} to the statement" if first.ignorable else ""
     )
-    return PolicyRefused(
-        f"Migration lint: {first.text}{more}",
-        f"Fix: {first.fix}{silence}. validate_before_migrate: false in dbops.yaml turns this check off "
-        f"for {ctx.env.name}",
-    )
+    hint = f"Fix: {first.fix}{silence}"
+    if policy:
+        hint += f". validate_before_migrate: false in dbops.yaml turns this check off for {ctx.env.name}"
+    return PolicyRefused(f"Migration lint: {first.text}{more}", hint)
