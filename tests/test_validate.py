@@ -94,6 +94,7 @@ DRIFTS = [
     # tables, both ways
     ("DROP TABLE workflow_permissions", ["✗ Error: Table 'workflow_permissions' missing"]),
     ("CREATE TABLE tmp_import (id int)", ["⚠ Warning: Unexpected table 'tmp_import'"]),
+    ("CREATE SCHEMA audit; CREATE TABLE audit.log (id int)", ["⚠ Warning: Unexpected table 'audit.log'"]),
     # columns, both ways
     ("ALTER TABLE users DROP COLUMN last_name", ["✗ Error: Column 'last_name' missing on users table"]),
     (

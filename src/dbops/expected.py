@@ -35,25 +35,23 @@ class ExpectedInfo:
     duration_s: float
 
 
-def build(ctx: RunContext, scripts: Sequence[Script]) -> tuple[Schema, ExpectedInfo]:
-    """Apply the migrations (or create the models) in a scratch database and read its schema."""
+def build(ctx: RunContext, scratch: Scratch, scripts: Sequence[Script]) -> tuple[Schema, ExpectedInfo]:
+    """Apply the migrations (or create the models) in the scratch database and read its schema."""
     from dbops.db import connect
-    from dbops.scratch import scratch_database
     from dbops.snapshot import read_schema
 
     started = time.monotonic()
     models = ctx.config.models
-    with scratch_database(ctx) as scratch:
-        conn = connect(scratch.target, ctx.env)
-        try:
-            if models:
-                count = _create_models(ctx, scratch, models)
-            else:
-                _apply(conn, scratch, scripts)
-                count = len(scripts)
-            schema = read_schema(conn)
-        finally:
-            conn.close()
+    conn = connect(scratch.target, ctx.env)
+    try:
+        if models:
+            count = _create_models(ctx, scratch, models)
+        else:
+            _apply(conn, scratch, scripts)
+            count = len(scripts)
+        schema = read_schema(conn)
+    finally:
+        conn.close()
     source = f"models: {models}" if models else "migrations"
     info = ExpectedInfo(source, count, scratch.location, scratch.server_version, time.monotonic() - started)
     return schema, info

@@ -28,6 +28,7 @@ class Validate:
         from dbops import expected, migrations
         from dbops.compare import compare
         from dbops.lint import lint, session_lock_timeout_ms
+        from dbops.scratch import scratch_database
         from dbops.scripts import load, order
         from dbops.snapshot import read_schema
 
@@ -52,8 +53,10 @@ class Validate:
             lock_timeout_ms=session_lock_timeout_ms(ctx.env),
             shown=ctx.config.shown,
         )
-        wanted, report.expected = expected.build(ctx, scripts)
-        report.differences = compare(wanted, read_schema(conn))
+        with scratch_database(ctx) as scratch:
+            wanted, report.expected = expected.build(ctx, scratch, scripts)
+            live = read_schema(conn)  # meanwhile the scratch session ends: dropping it need not wait
+        report.differences = compare(wanted, live)
         report.duration_s = time.monotonic() - started
         report.finished = True
         if report.failed:
