@@ -68,16 +68,18 @@ def _failure(report: ValidateReport) -> ValidationFailed:
     errors, warnings = len(report.errors()), len(report.warnings())
     source = report.expected.source if report.expected else "migrations"
     what = f"{errors} error(s), {warnings} warning(s)" + ("" if errors else " (--strict)")
+    return ValidationFailed(f"Schema does not match the {source}: {what}", _remedy(report))
+
+
+def _remedy(report: ValidateReport) -> str:
+    """The spec's remedy: a corrective migration, named after the first table that differs."""
     if report.edited or report.deleted:
-        hint = "Restore the changed migration files, or accept them: dbops migrate-repair"
-    else:
-        tables = [d.table or d.name for d in report.differences if d.kind in ("table", "column") or d.table]
-        name = tables[0].replace(".", "_") if tables else "schema"
-        hint = f"Create a corrective migration: dbops migrate-create fix_{name}_schema"
-        if report.pending:
-            hint = (
-                f"{len(report.pending)} migration(s) pending: dbops migrate applies them. Otherwise: "
-                + hint[0].lower()
-                + hint[1:]
-            )
-    return ValidationFailed(f"Schema does not match the {source}: {what}", hint)
+        return "Restore the changed migration files, or accept them: dbops migrate-repair"
+    differences = sorted(report.differences, key=lambda d: d.severity != "error")
+    first = differences[0] if differences else None
+    name = (first.table or first.name).replace(".", "_") if first else "schema"
+    corrective = f"dbops migrate-create fix_{name}_schema"
+    if report.pending:
+        pending = len(report.pending)
+        return f"Apply the {pending} pending migration(s) first (dbops migrate), then if needed: {corrective}"
+    return f"Create a corrective migration: {corrective}"
