@@ -67,9 +67,11 @@ def _union(expected: Iterable[str], actual: Iterable[str]) -> list[str]:
 
 def _table(name: str, expected: Table | None, actual: Table | None) -> list[Difference]:
     if expected is None:
-        return [_diff("warning", "table", name, None, "unexpected", None, name, f"Unexpected table '{name}'")]
+        return [
+            Difference("warning", "table", name, None, "unexpected", None, name, f"Unexpected table '{name}'")
+        ]
     if actual is None:
-        return [_diff("error", "table", name, None, "missing", name, None, f"Table '{name}' missing")]
+        return [Difference("error", "table", name, None, "missing", name, None, f"Table '{name}' missing")]
     found: list[Difference] = []
     for column in [*expected.columns, *(c for c in actual.columns if c not in expected.columns)]:
         found += _column(name, expected.columns.get(column), actual.columns.get(column))
@@ -83,14 +85,14 @@ def _column(table: str, expected: Column | None, actual: Column | None) -> list[
         assert actual is not None
         message = f"Unexpected column '{actual.name}' on {table} table"
         return [
-            _diff(
+            Difference(
                 "warning", "column", actual.name, table, "unexpected", None, short_type(actual.type), message
             )
         ]
     if actual is None:
         message = f"Column '{expected.name}' missing on {table} table"
         return [
-            _diff(
+            Difference(
                 "error", "column", expected.name, table, "missing", short_type(expected.type), None, message
             )
         ]
@@ -115,7 +117,7 @@ def _column(table: str, expected: Column | None, actual: Column | None) -> list[
     for aspect, want, have, same in aspects:
         if not same:
             message = f"Column '{expected.name}' {aspect} mismatch on {table} table" + _versus(want, have)
-            found.append(_diff("warning", "column", expected.name, table, aspect, want, have, message))
+            found.append(Difference("warning", "column", expected.name, table, aspect, want, have, message))
     return found
 
 
@@ -182,19 +184,23 @@ def _constraints(
         label = _CONSTRAINT_KINDS[want.kind]
         message = f"{label} '{want.name}' missing on {table} table (expected: {want.definition})"
         found.append(
-            _diff("warning", label.lower(), want.name, table, "missing", want.definition, None, message)
+            Difference("warning", label.lower(), want.name, table, "missing", want.definition, None, message)
         )
     for have in right:
         label = _CONSTRAINT_KINDS[have.kind].lower()
         message = f"Unexpected {label} '{have.name}' on {table} table ({have.definition})"
-        found.append(_diff("warning", label, have.name, table, "unexpected", None, have.definition, message))
+        found.append(
+            Difference("warning", label, have.name, table, "unexpected", None, have.definition, message)
+        )
     return found
 
 
-def _constraint_diff(table: str, want: Constraint, aspect: str, expected: str, actual: str) -> Difference:
+def _constraint_diff(
+    table: str, want: Constraint, aspect: str, expected: str, actual: str
+) -> Difference:
     label = _CONSTRAINT_KINDS[want.kind]
     message = f"{label} '{want.name}' {aspect} mismatch on {table} table" + _versus(expected, actual)
-    return _diff("warning", label.lower(), want.name, table, aspect, expected, actual, message)
+    return Difference("warning", label.lower(), want.name, table, aspect, expected, actual, message)
 
 
 def _as_ddl(constraint: Constraint) -> str:
@@ -216,13 +222,15 @@ def _indexes(table: str, expected: dict[str, Index], actual: dict[str, Index]) -
             missing.remove(want)
             extra.remove(have)
             message = f"Index '{want.name}' name mismatch on {table} table" + _versus(want.name, have.name)
-            found.append(_diff("warning", "index", want.name, table, "name", want.name, have.name, message))
+            found.append(
+                Difference("warning", "index", want.name, table, "name", want.name, have.name, message)
+            )
     for want in missing:
         message = f"Index '{want.name}' missing on {table} table"
-        found.append(_diff("warning", "index", want.name, table, "missing", want.body, None, message))
+        found.append(Difference("warning", "index", want.name, table, "missing", want.body, None, message))
     for have in extra:
         message = f"Unexpected index '{have.name}' on {table} table ({have.body})"
-        found.append(_diff("warning", "index", have.name, table, "unexpected", None, have.body, message))
+        found.append(Difference("warning", "index", have.name, table, "unexpected", None, have.body, message))
     return found
 
 
@@ -230,7 +238,7 @@ def _index(table: str, expected: Index, actual: Index) -> list[Difference]:
     found = []
     for aspect, want, have in _index_aspects(expected, actual):
         message = f"Index '{expected.name}' {aspect} mismatch on {table} table" + _versus(want, have)
-        found.append(_diff("warning", "index", expected.name, table, aspect, want, have, message))
+        found.append(Difference("warning", "index", expected.name, table, aspect, want, have, message))
     return found
 
 
@@ -261,7 +269,7 @@ def _predicate(index: Index) -> str:
 def _enum(name: str, expected: tuple[str, ...] | None, actual: tuple[str, ...] | None) -> list[Difference]:
     if expected is None:
         return [
-            _diff(
+            Difference(
                 "warning",
                 "enum",
                 name,
@@ -274,13 +282,15 @@ def _enum(name: str, expected: tuple[str, ...] | None, actual: tuple[str, ...] |
         ]
     if actual is None:
         return [
-            _diff("error", "enum", name, None, "missing", _labels(expected), None, f"Enum '{name}' missing")
+            Difference(
+                "error", "enum", name, None, "missing", _labels(expected), None, f"Enum '{name}' missing"
+            )
         ]
     if expected == actual:
         return []
     want, have = _labels(expected), _labels(actual)
     message = f"Enum '{name}' labels mismatch (expected: {want}, found: {have})"
-    return [_diff("warning", "enum", name, None, "labels", want, have, message)]
+    return [Difference("warning", "enum", name, None, "labels", want, have, message)]
 
 
 def _labels(labels: tuple[str, ...] | None) -> str:
@@ -295,19 +305,21 @@ def _sequence(name: str, expected_schema: Schema, actual_schema: Schema) -> list
         if actual.owner is not None and actual.owner not in expected_schema.tables:
             return []  # its table is reported as unexpected
         return [
-            _diff(
+            Difference(
                 "warning", "sequence", name, None, "unexpected", None, None, f"Unexpected sequence '{name}'"
             )
         ]
     if actual is None:
         if expected.owner is not None and expected.owner not in actual_schema.tables:
             return []  # its table is reported as missing
-        return [_diff("error", "sequence", name, None, "missing", None, None, f"Sequence '{name}' missing")]
+        return [
+            Difference("error", "sequence", name, None, "missing", None, None, f"Sequence '{name}' missing")
+        ]
     want, have = _settings(expected, actual), _settings(actual, expected)
     if not want:
         return []
     message = f"Sequence '{name}' settings mismatch (expected: {want}, found: {have})"
-    return [_diff("warning", "sequence", name, None, "settings", want, have, message)]
+    return [Difference("warning", "sequence", name, None, "settings", want, have, message)]
 
 
 def _settings(sequence: Sequence, other: Sequence) -> str:
@@ -324,7 +336,7 @@ def _view(name: str, expected: View | None, actual: View | None) -> list[Differe
     label = "Materialized view" if either is not None and either.materialized else "View"
     if expected is None:
         return [
-            _diff(
+            Difference(
                 "warning",
                 "view",
                 name,
@@ -336,16 +348,16 @@ def _view(name: str, expected: View | None, actual: View | None) -> list[Differe
             )
         ]
     if actual is None:
-        return [_diff("error", "view", name, None, "missing", None, None, f"{label} '{name}' missing")]
+        return [Difference("error", "view", name, None, "missing", None, None, f"{label} '{name}' missing")]
     found = []
     if expected.materialized != actual.materialized:
         want, have = _kind(expected), _kind(actual)
         message = f"{label} '{name}' kind mismatch (expected: {want}, found: {have})"
-        found.append(_diff("warning", "view", name, None, "kind", want, have, message))
+        found.append(Difference("warning", "view", name, None, "kind", want, have, message))
     if not _same_sql(expected.definition, actual.definition):
         want, have = _one_line(expected.definition), _one_line(actual.definition)
         message = f"{label} '{name}' definition mismatch (expected: {want}, found: {have})"
-        found.append(_diff("warning", "view", name, None, "definition", want, have, message))
+        found.append(Difference("warning", "view", name, None, "definition", want, have, message))
     return found
 
 
@@ -359,19 +371,6 @@ def _one_line(sql: str) -> str:
 
 def _versus(expected: str, found: str) -> str:
     return f" (expected: {expected}, found: {found})"
-
-
-def _diff(
-    severity: Severity,
-    kind: str,
-    name: str,
-    table: str | None,
-    problem: str,
-    expected: str | None,
-    found: str | None,
-    message: str,
-) -> Difference:
-    return Difference(severity, kind, name, table, problem, expected, found, message)
 
 
 # --------------------------------------------------------------------------- equivalent SQL
