@@ -195,9 +195,7 @@ def _constraints(
     return found
 
 
-def _constraint_diff(
-    table: str, want: Constraint, aspect: str, expected: str, actual: str
-) -> Difference:
+def _constraint_diff(table: str, want: Constraint, aspect: str, expected: str, actual: str) -> Difference:
     label = _CONSTRAINT_KINDS[want.kind]
     message = f"{label} '{want.name}' {aspect} mismatch on {table} table" + _versus(expected, actual)
     return Difference("warning", label.lower(), want.name, table, aspect, expected, actual, message)

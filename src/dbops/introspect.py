@@ -30,7 +30,7 @@ _APP_TABLES = f"""
   AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {_YOYO}
 """
 # Shared with the schema snapshot of validate (queries run with parameters: % is doubled).
-USER_SCHEMA, NOT_EXTENSION, YOYO_NAMES = _USER_SCHEMA, _NOT_EXTENSION, _YOYO
+USER_SCHEMA, YOYO_NAMES = _USER_SCHEMA, _YOYO
 
 # Sizes take a lock on each table: ones held exclusively by another session are skipped.
 _TABLES_SQL = f"""

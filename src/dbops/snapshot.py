@@ -12,33 +12,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dbops.introspect import NOT_EXTENSION, USER_SCHEMA, YOYO_NAMES
+from dbops.introspect import USER_SCHEMA, YOYO_NAMES
 
 if TYPE_CHECKING:
     import psycopg
 
+# Objects an extension owns are not the application's (one hashed scan of pg_depend).
+_NOT_EXTENSION = "{oid} NOT IN (SELECT objid FROM pg_depend WHERE deptype = 'e')"
+
 _RELATIONS = f"""
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE {USER_SCHEMA} AND {NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {YOYO_NAMES}
+  WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {YOYO_NAMES}
 """
 
 # One row per table, then its columns in order (a table without columns still gets its row).
 _TABLES_SQL = f"""
+WITH owned AS (  -- sequences owned by a column (serial), as its default names them
+  SELECT dep.refobjid AS table_oid, dep.refobjsubid AS attnum,
+         format('nextval(%%L::regclass)', s.oid::regclass::text) AS nextval
+    FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
+   WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass AND dep.deptype = 'a'
+)
 SELECT n.nspname, c.relname, a.attname,
        format_type(a.atttypid, a.atttypmod)
          || CASE WHEN a.attcollation <> t.typcollation THEN ' COLLATE ' || quote_ident(co.collname)
                  ELSE '' END,
-       a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-       (SELECT format('nextval(%%L::regclass)', s.oid::regclass::text)
-          FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid
-         WHERE dep.classid = 'pg_class'::regclass AND dep.refobjid = c.oid
-           AND dep.refobjsubid = a.attnum AND dep.deptype = 'a' AND s.relkind = 'S' LIMIT 1)
+       a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated, o.nextval
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_type t ON t.oid = a.atttypid
   LEFT JOIN pg_collation co ON co.oid = a.attcollation
   LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
- WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {NOT_EXTENSION.format(oid="c.oid")}
+  LEFT JOIN owned o ON o.table_oid = c.oid AND o.attnum = a.attnum
+ WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
    AND c.relname NOT IN {YOYO_NAMES}
  ORDER BY n.nspname, c.relname, a.attnum
 """
@@ -52,7 +58,7 @@ SELECT n.nspname, c.relname, k.conname, k.contype,
        pg_get_constraintdef(k.oid, true)
   FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE k.contype IN ('p', 'u', 'c', 'f', 'x') AND c.relkind IN ('r', 'p') AND {USER_SCHEMA}
-   AND {NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {YOYO_NAMES}
+   AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {YOYO_NAMES}
  ORDER BY 1, 2, 3
 """
 
@@ -63,7 +69,7 @@ SELECT n.nspname, c.relname, i.relname, am.amname, x.indisunique,
   FROM pg_index x
   JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam
   JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {NOT_EXTENSION.format(oid="c.oid")}
+ WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
    AND c.relname NOT IN {YOYO_NAMES}
    AND NOT EXISTS (SELECT 1 FROM pg_constraint k
                     WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid
@@ -74,7 +80,7 @@ SELECT n.nspname, c.relname, i.relname, am.amname, x.indisunique,
 _ENUMS_SQL = f"""
 SELECT n.nspname, t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
- WHERE {USER_SCHEMA} AND {NOT_EXTENSION.format(oid="t.oid")}
+ WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="t.oid")}
  GROUP BY 1, 2 ORDER BY 1, 2
 """
 
@@ -88,7 +94,7 @@ SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqinc
          WHERE dep.classid = 'pg_class'::regclass AND dep.objid = c.oid AND dep.deptype = 'a'
            AND dep.refclassid = 'pg_class'::regclass LIMIT 1)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
- WHERE {USER_SCHEMA} AND {NOT_EXTENSION.format(oid="c.oid")}
+ WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
   AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass
                    AND dep.objid = c.oid AND dep.deptype = 'i')
 ORDER BY 1, 2
