@@ -447,6 +447,24 @@ def test_edited_deleted_and_pending_migrations(migrated: psycopg.Connection, cli
     )
 
 
+def test_remedies(migrated: psycopg.Connection, cli: Run, project: Path) -> None:
+    pending = project / "migrations" / "20251001090800_lock.sql"
+    pending.write_text("-- depends: 20251001090700_extras\nLOCK TABLE users IN ACCESS EXCLUSIVE MODE;\n")
+    strict = cli("validate", "--strict")  # a pending migration and its lint finding, no difference
+    assert strict.code == 1
+    assert strict.err.splitlines() == [
+        "Error: Schema does not match the migrations: 0 error(s), 2 warning(s) (--strict)",
+        "Hint: Apply the 1 pending migration(s): dbops migrate",
+    ]
+    pending.write_text("-- depends: 20251001090700_extras\nCREATE TABLE approvals (id int);\n")
+    missing = cli("validate")
+    assert missing.code == 1
+    assert missing.err.splitlines()[1] == (
+        "Hint: Apply the 1 pending migration(s): dbops migrate;"
+        " then, if differences remain: dbops migrate-create fix_approvals_schema"
+    )
+
+
 # ----------------------------------------------------------------------------- the scratch database
 
 

@@ -72,14 +72,14 @@ def _failure(report: ValidateReport) -> ValidationFailed:
 
 
 def _remedy(report: ValidateReport) -> str:
-    """The spec's remedy: a corrective migration, named after the first table that differs."""
+    """What to do: the spec's corrective migration, named after the first table that differs."""
     if report.edited or report.deleted:
         return "Restore the changed migration files, or accept them: dbops migrate-repair"
-    differences = sorted(report.differences, key=lambda d: d.severity != "error")
-    first = differences[0] if differences else None
-    name = (first.table or first.name).replace(".", "_") if first else "schema"
-    corrective = f"dbops migrate-create fix_{name}_schema"
+    pending = f"Apply the {len(report.pending)} pending migration(s): dbops migrate"
+    if not report.differences:
+        return pending if report.pending else "Fix the lint findings, or accept each: -- dbops:ignore <rule>"
+    first = sorted(report.differences, key=lambda d: d.severity != "error")[0]
+    corrective = f"dbops migrate-create fix_{(first.table or first.name).replace('.', '_')}_schema"
     if report.pending:
-        pending = len(report.pending)
-        return f"Apply the {pending} pending migration(s) first (dbops migrate), then if needed: {corrective}"
+        return f"{pending}; then, if differences remain: {corrective}"
     return f"Create a corrective migration: {corrective}"
