@@ -43,21 +43,18 @@ def scratch_database(ctx: RunContext) -> Iterator[Scratch]:
 
     from dbops.db import server_version
 
-    admin, target, location = _admin(ctx)
+    name = scratch_name(ctx.database())
+    admin, target, location = _create(ctx, name)
     try:
-        name = scratch_name(ctx.database())
-        _drop_stale(admin)
-        with _signals_held():
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield Scratch(target.with_dbname(name), location, server_version(admin))
+    finally:
         try:
-            yield Scratch(target.with_dbname(name), location, server_version(admin))
-        finally:
             force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
             with _signals_held():
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(sql.Identifier(name)))
-    finally:
-        if location == "embedded":
-            admin.close()
+        finally:
+            if location == "embedded":
+                admin.close()
 
 
 def scratch_name(database: str) -> str:
@@ -71,17 +68,37 @@ def can_create_databases(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def _admin(ctx: RunContext) -> tuple[psycopg.Connection[Any], Target, str]:
-    """A connection that may create the scratch database, the target it is made from, where."""
-    conn = ctx.connection()
-    if can_create_databases(conn):
-        return conn, ctx.target(), "same server"
+def _create(ctx: RunContext, name: str) -> tuple[psycopg.Connection[Any], Target, str]:
+    """Create the database where allowed: the connection that made it, its server, where."""
+    from psycopg import errors
+
     from dbops.db import Target, connect
 
+    conn = ctx.connection()
+    if can_create_databases(conn):
+        try:
+            _create_on(conn, name)
+            return conn, ctx.target(), "same server"
+        except errors.InsufficientPrivilege:
+            pass  # a managed service's own policy: as if the role could not
     state = ctx.embedded_server().ensure_running()
     params = {"host": str(state.socket_dir), "port": "5432", "user": "postgres", "dbname": "postgres"}
     target = Target(params=params, embedded_data=state.data_dir)
-    return connect(target, ctx.env), target, "embedded"
+    admin = connect(target, ctx.env)
+    try:
+        _create_on(admin, name)
+    except BaseException:
+        admin.close()
+        raise
+    return admin, target, "embedded"
+
+
+def _create_on(admin: psycopg.Connection[Any], name: str) -> None:
+    from psycopg import sql
+
+    _drop_stale(admin)
+    with _signals_held():
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _drop_stale(admin: psycopg.Connection[Any]) -> None:
