@@ -69,6 +69,9 @@ def test_a_migration_without_lock_timeout(tmp_path: Path) -> None:
     assert lint_sql(tmp_path, zero, lock_timeout_ms=None) == [(2, "lock-timeout")]
     not_transactional = "-- transactional: false\nSET LOCAL lock_timeout = '2s';\nALTER TABLE users ADD COLUMN nickname text;\n"
     assert lint_sql(tmp_path, not_transactional, lock_timeout_ms=None) == [(3, "lock-timeout")]
+    reset = "SET lock_timeout = '2s';\nRESET lock_timeout;\nALTER TABLE users ADD COLUMN nickname text;\n"
+    assert lint_sql(tmp_path, reset, lock_timeout_ms=None) == [(3, "lock-timeout")]
+    assert lint_sql(tmp_path, reset, lock_timeout_ms=2000) == []  # back to the session's own
     ignored = "-- dbops:ignore lock-timeout\nALTER TABLE users ADD COLUMN nickname text;\n"
     assert lint_sql(tmp_path, ignored, lock_timeout_ms=None) == []
 

@@ -211,7 +211,9 @@ class _Linter:
                     )
                 )
             for statement in statements:
-                has_timeout = _lock_timeout_after(statement.node, has_timeout, script.transactional)
+                has_timeout = _lock_timeout_after(
+                    statement.node, has_timeout, script.transactional, self.session_lock_timeout
+                )
                 problems = list(self._check(statement.node))
                 heavy = self._heavy(statement.node)
                 self._track(statement.node)
@@ -332,9 +334,10 @@ def _add_column(table: str, column: Any) -> Iterator[tuple[str, str, str]]:
             f"ADD COLUMN {column.colname} NOT NULL without a default fails on {table} as soon as it has rows",
         )
     if kinds & {kind.CONSTR_UNIQUE, kind.CONSTR_PRIMARY}:
+        what = "PRIMARY KEY" if kind.CONSTR_PRIMARY in kinds else "UNIQUE"
         yield (
             "index-concurrently",
-            f"ADD COLUMN {column.colname} UNIQUE builds an index on existing table {table} under an "
+            f"ADD COLUMN {column.colname} {what} builds an index on existing table {table} under an "
             "exclusive lock",
             _UNIQUE_FIX,
         )
@@ -391,13 +394,13 @@ def _name(parts: Sequence[Any]) -> str:
     return str(parts[-1].sval)
 
 
-def _lock_timeout_after(node: Any, current: bool, transactional: bool) -> bool:
-    """Whether a lock_timeout is in force after this statement."""
+def _lock_timeout_after(node: Any, current: bool, transactional: bool, session: bool) -> bool:
+    """Whether a lock_timeout is in force after this statement (session: the one it starts with)."""
     from pglast import ast, enums
 
     if isinstance(node, ast.VariableSetStmt) and node.name == "lock_timeout":
         if node.kind != enums.VariableSetKind.VAR_SET_VALUE:
-            return False  # RESET / SET DEFAULT: back to none (the session's own is counted already)
+            return session  # RESET, SET ... TO DEFAULT: back to the session's own
         if node.is_local and not transactional:
             return current  # SET LOCAL outside a transaction does nothing
         return not _is_zero(node.args)
