@@ -274,6 +274,15 @@ DRIFTS = [
             " found: FOREIGN KEY (created_by) REFERENCES organizations(id) ON DELETE SET NULL)"
         ],
     ),
+    (
+        "ALTER TABLE projects DROP CONSTRAINT projects_owner_id_fkey, ADD CONSTRAINT projects_owner_id_fkey"
+        " FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE SET NULL",
+        [
+            "⚠ Warning: Foreign key 'projects_owner_id_fkey' definition mismatch on projects table"
+            " (expected: FOREIGN KEY (owner_id) REFERENCES users(id) ON DELETE SET NULL,"
+            " found: FOREIGN KEY (organization_id) REFERENCES organizations(id) ON DELETE SET NULL)"
+        ],
+    ),
     # check constraints
     (
         "ALTER TABLE users DROP CONSTRAINT users_role_check",

@@ -13,7 +13,7 @@ Everything else is a warning.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -161,24 +161,14 @@ def short_type(name: str) -> str:
 def _constraints(
     table: str, expected: tuple[Constraint, ...], actual: tuple[Constraint, ...]
 ) -> list[Difference]:
-    """Paired by what they enforce; then by kind and columns (a changed definition); the rest
-    are missing or unexpected."""
+    """Paired by what they enforce (a differing name is reported); then by kind and columns, or
+    kind and name (a changed definition); the rest are missing or unexpected."""
     found: list[Difference] = []
     left, right = list(expected), list(actual)
-    for want in list(left):
-        have = next((c for c in right if c.kind == want.kind and _same_sql(_as_ddl(want), _as_ddl(c))), None)
-        if have is None:
-            continue
-        left.remove(want)
-        right.remove(have)
+    for want, have in _pairs(left, right, lambda a, b: _same_sql(_as_ddl(a), _as_ddl(b))):
         if have.name != want.name:
             found.append(_constraint_diff(table, want, "name", want.name, have.name))
-    for want in list(left):
-        have = next((c for c in right if c.kind == want.kind and c.columns == want.columns), None)
-        if have is None:
-            continue
-        left.remove(want)
-        right.remove(have)
+    for want, have in _pairs(left, right, lambda a, b: a.columns == b.columns or a.name == b.name):
         found.append(_constraint_diff(table, want, "definition", want.definition, have.definition))
     for want in left:
         label = _CONSTRAINT_KINDS[want.kind]
@@ -193,6 +183,20 @@ def _constraints(
             Difference("warning", label, have.name, table, "unexpected", None, have.definition, message)
         )
     return found
+
+
+def _pairs(
+    left: list[Constraint], right: list[Constraint], match: Callable[[Constraint, Constraint], bool]
+) -> list[tuple[Constraint, Constraint]]:
+    """Constraints of the same kind that match, taken out of both lists."""
+    pairs = []
+    for want in list(left):
+        have = next((c for c in right if c.kind == want.kind and match(want, c)), None)
+        if have is not None:
+            left.remove(want)
+            right.remove(have)
+            pairs.append((want, have))
+    return pairs
 
 
 def _constraint_diff(table: str, want: Constraint, aspect: str, expected: str, actual: str) -> Difference:
