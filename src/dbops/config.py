@@ -40,9 +40,15 @@ class Environment:
     application_name: str = "dbops"
     lock_wait_ms: int = 60_000
     allow_seed: bool | None = None  # default: seeding is allowed unless the environment is protected
+    validate_before_migrate: bool | None = None  # default: the environment's protected value
     line: int = 0
     source: str = CONFIG_NAME
     key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def lints_before_migrate(self) -> bool:
+        """Whether migrate lints pending migrations first (validate_before_migrate, else protected)."""
+        return self.protected if self.validate_before_migrate is None else self.validate_before_migrate
 
     def where(self, key: str | None = None) -> str:
         """file:line: environments.NAME[.key], for messages about this environment."""
@@ -86,6 +92,7 @@ class Config:
     migrations_dir: Path = field(default_factory=lambda: Path("migrations"))
     templates_dir: Path | None = None  # a project's own migration templates
     seeds_dir: Path = field(default_factory=lambda: Path("seeds"))
+    models: str | None = None  # package.module:metadata, the SQLAlchemy models validate compares with
 
     @property
     def root(self) -> Path:
@@ -290,6 +297,15 @@ def _names(value: Any, keypath: KeyPath, doc: _Doc) -> tuple[str, ...]:
     return tuple(_name(item, (*keypath, i), doc) for i, item in enumerate(value))
 
 
+_MODELS = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _models(value: Any, keypath: KeyPath, doc: _Doc) -> str:
+    if not isinstance(value, str) or not _MODELS.match(value):
+        raise doc.error(keypath, f"expected package.module:metadata, got {value!r}")
+    return value
+
+
 def _mapping(value: Any, keypath: KeyPath, doc: _Doc) -> dict[str, Any]:
     if not isinstance(value, dict):
         kind = "nothing" if value is None else type(value).__name__
@@ -320,8 +336,9 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "application_name": ("application_name", _str),
     "lock_wait": ("lock_wait_ms", _duration),
     "allow_seed": ("allow_seed", _bool),
+    "validate_before_migrate": ("validate_before_migrate", _bool),
 }
-_TOP_KEYS = ("project", "default_env", "migrations", "seeds", "templates", "environments")
+_TOP_KEYS = ("project", "default_env", "migrations", "seeds", "templates", "models", "environments")
 
 
 def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
@@ -380,6 +397,7 @@ def parse_config(text: str, path: Path) -> Config:
         templates_dir=(path.parent / _str(top["templates"], ("templates",), doc)).resolve()
         if "templates" in top
         else None,
+        models=_models(top["models"], ("models",), doc) if "models" in top else None,
     )
     _check_aliases(config, doc)
     if default_env is not None and config.aliases().get(default_env, default_env) not in environments:

@@ -83,6 +83,20 @@ def _seed(clear: bool = False) -> list[Step]:
     return [Connect(), Seed(clear=clear)]
 
 
+def _validate(strict: bool = False) -> list[Step]:
+    from dbops.steps.connect import Connect
+    from dbops.steps.validate import Validate
+
+    return [Connect(), Validate(strict=strict)]
+
+
+def _lint() -> list[Step]:
+    from dbops.steps.connect import Connect
+    from dbops.steps.lint import Lint
+
+    return [Connect(), Lint()]
+
+
 def _create(migration_name: str) -> list[Step]:
     from dbops.steps.create import CreateMigration
 
@@ -98,6 +112,8 @@ OPERATIONS: dict[str, Operation] = {
     "migrate-repair": Operation("migrate-repair", _repair, "repair"),
     "migrate-create": Operation("migrate-create", _create, "create"),
     "seed": Operation("seed", _seed, "seed"),
+    "validate": Operation("validate", _validate, "validate"),
+    "lint": Operation("lint", _lint, "lint"),
 }
 
 

@@ -190,6 +190,23 @@ def seed(
     _run("seed", env=env, config=config, json=json, clear=clear)
 
 
+@task(
+    auto_shortflags=False,
+    help=_help(strict="Exit 1 on warnings too (by default only errors fail)"),
+)
+def validate(
+    c: Context, env: str | None = None, json: bool = False, config: str | None = None, strict: bool = False
+) -> None:
+    """Compare the live schema with the one the migrations define; lint pending migrations."""
+    _run("validate", env=env, config=config, json=json, strict=strict)
+
+
+@task(auto_shortflags=False, help=_help())
+def lint(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+    """Check pending migrations for operations that lock or break production (exit 3 on a finding)."""
+    _run("lint", env=env, config=config, json=json)
+
+
 def _run_across(operation: str, **options: Any) -> None:
     sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
     from dbops.boundary import run_across_environments
@@ -202,3 +219,5 @@ def _run_across(operation: str, **options: Any) -> None:
 db = Collection(
     "db", status, server, migrate, migrate_rollback, migrate_create, migrate_baseline, migrate_repair, seed
 )
+db.add_task(validate)
+db.add_task(lint)

@@ -138,6 +138,10 @@ class Migrate:
         self.accept = accept
 
     def run(self, ctx: RunContext) -> StepOutcome:
+        if ctx.env.lints_before_migrate:  # validate_before_migrate: refuses (exit 3) before any write
+            from dbops.steps.lint import lint_before_migrate
+
+            lint_before_migrate(ctx, self.start, self.end, self.accept)
         applied: list[Script] = []
         kind = "plan" if self.dry_run else "migrate"
         with migration_run(ctx, self.name, kind, write=not self.dry_run) as (report, session):
