@@ -136,7 +136,8 @@ def test_the_readme_pipelines_and_the_makefile(sample: Path) -> None:
     assert "Pipeline fresh completed successfully!" in fresh.stdout
     assert "✓ Users: 10 records created" in fresh.stdout
     deploy = run(sample, "dbops", "deploy")
-    assert deploy.returncode == 0 and "Health: ✓ All checks passed" in deploy.stdout
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    assert "✓ All models validated successfully" in deploy.stdout
     make = run(sample, "make", "-f", str(REPO / "examples" / "Makefile"), "test-db", "deploy-plan")
     assert make.returncode == 0, make.stdout + make.stderr
     assert "Pipeline test-setup completed successfully!" in make.stdout

@@ -23,7 +23,9 @@ SCALARS = [
 def both(text: str) -> tuple[object, object]:
     tables = fixture_text.split(text)
     assert tables is not None, "expected the fast reader to take this text"
-    return {t.name: t.rows for t in tables}, yaml.safe_load(text)
+    return {t.name: [dict(zip(t.columns, v, strict=True)) for v in t.values] for t in tables}, yaml.safe_load(
+        text
+    )
 
 
 @pytest.mark.parametrize("scalar", SCALARS)
@@ -59,10 +61,11 @@ def test_layout_that_the_fast_reader_takes() -> None:
     tables = fixture_text.split(text)
     assert tables is not None
     orgs = tables[0]
-    assert (orgs.name, orgs.line, orgs.rows, orgs.lines) == (
+    assert (orgs.name, orgs.line, orgs.columns, orgs.values, orgs.lines) == (
         "organizations",
         3,
-        [{"id": 1, "slug": "a"}, {"id": 2, "slug": None}],
+        ["id", "slug"],
+        [(1, "a"), (2, None)],
         [6, 8],
     )
     assert yaml.safe_load(orgs.head) == {"organizations": {"key": "slug"}}
@@ -112,7 +115,7 @@ def test_seed_files_read_the_same_either_way(tmp_path: Path) -> None:
     )
     read = [seeds.read(p).tables[0] for p in (fast, slow)]
     for rows in read:
-        assert (rows.table, rows.key, rows.rows) == (
+        assert (rows.table, rows.key, rows.dicts()) == (
             "users",
             ("email",),
             [{"email": "a@x", "admin": True}, {"email": "b@x", "admin": False}],

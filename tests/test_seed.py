@@ -487,3 +487,17 @@ def test_a_bad_row_of_a_large_fixture_is_named_and_nothing_stays(
     )
     assert "Traceback" not in result.text
     assert db.execute("SELECT slug FROM organizations WHERE id = 2400").fetchone() == ("org-2400",)
+
+
+def test_rows_naming_their_columns_in_another_order(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    write_seeds(
+        migrated / "seeds",
+        {
+            "01_orgs.yaml": "organizations:\n  - {id: 1, name: One, slug: one}\n  - {slug: two, name: Two, id: 2}\n"
+        },
+    )
+    assert cli("seed").code == 0
+    assert db.execute("SELECT id, name, slug FROM organizations ORDER BY id").fetchall() == [
+        (1, "One", "one"),
+        (2, "Two", "two"),
+    ]

@@ -43,9 +43,15 @@ class Environment:
     allow_reset: bool | None = None  # default: reset is allowed unless the environment is protected
     allow_force: bool = True  # whether --force may skip a confirmation here
     confirm: str | None = None  # "name" (type the database name) or "yes"; default: name if protected
+    validate_before_migrate: bool | None = None  # default: the environment's protected value
     line: int = 0
     source: str = CONFIG_NAME
     key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def lints_before_migrate(self) -> bool:
+        """Whether migrate lints pending migrations first (validate_before_migrate, else protected)."""
+        return self.protected if self.validate_before_migrate is None else self.validate_before_migrate
 
     def where(self, key: str | None = None) -> str:
         """file:line: environments.NAME[.key], for messages about this environment."""
@@ -109,6 +115,7 @@ class Config:
     templates_dir: Path | None = None  # a project's own migration templates
     seeds_dir: Path = field(default_factory=lambda: Path("seeds"))
     pipelines: Mapping[str, Pipeline] = field(default_factory=dict)
+    models: str | None = None  # package.module:metadata, the SQLAlchemy models validate compares with
 
     @property
     def root(self) -> Path:
@@ -313,6 +320,15 @@ def _names(value: Any, keypath: KeyPath, doc: _Doc) -> tuple[str, ...]:
     return tuple(_name(item, (*keypath, i), doc) for i, item in enumerate(value))
 
 
+_MODELS = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _models(value: Any, keypath: KeyPath, doc: _Doc) -> str:
+    if not isinstance(value, str) or not _MODELS.match(value):
+        raise doc.error(keypath, f"expected package.module:metadata, got {value!r}")
+    return value
+
+
 def _mapping(value: Any, keypath: KeyPath, doc: _Doc) -> dict[str, Any]:
     if not isinstance(value, dict):
         kind = "nothing" if value is None else type(value).__name__
@@ -352,8 +368,18 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "allow_reset": ("allow_reset", _bool),
     "allow_force": ("allow_force", _bool),
     "confirm": ("confirm", _confirm),
+    "validate_before_migrate": ("validate_before_migrate", _bool),
 }
-_TOP_KEYS = ("project", "default_env", "migrations", "seeds", "templates", "environments", "pipelines")
+_TOP_KEYS = (
+    "project",
+    "default_env",
+    "migrations",
+    "seeds",
+    "templates",
+    "models",
+    "environments",
+    "pipelines",
+)
 
 
 def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
@@ -412,6 +438,7 @@ def parse_config(text: str, path: Path) -> Config:
         templates_dir=(path.parent / _str(top["templates"], ("templates",), doc)).resolve()
         if "templates" in top
         else None,
+        models=_models(top["models"], ("models",), doc) if "models" in top else None,
     )
     _check_aliases(config, doc)
     if "pipelines" in top:
@@ -446,6 +473,8 @@ BUILT_IN_TASKS = frozenset(
         "migrate-baseline",
         "migrate-repair",
         "seed",
+        "validate",
+        "lint",
         "reset",
         "run",
     )

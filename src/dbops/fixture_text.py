@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 # A scalar on one line: double-quoted without escapes, single-quoted, or plain (not starting
@@ -58,7 +57,8 @@ class TableText:
     name: str
     line: int  # of the table name
     head: str  # its options as YAML text, padded to their real lines; "" for a bare list
-    rows: list[dict[str, Any]]
+    columns: list[str]
+    values: list[tuple[Any, ...]]  # a tuple a row
     lines: list[int]
 
 
@@ -89,10 +89,10 @@ def _tables(text: str, scalars: _Scalars) -> Any:
         body = text[header.end() : end]
         head, rows_at = _head(body)
         first_row_line = line + 1 + body.count("\n", 0, rows_at)
-        rows, lines = _rows(body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars)
+        columns, values, lines = _rows(body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars)
         if head:
             head = "\n" * (line - 1) + header.group(0) + head
-        yield TableText(name, line, head, rows, lines)
+        yield TableText(name, line, head, columns, values, lines)
         pos = _BLANK_OR_COMMENT.match(text, end).end()  # type: ignore[union-attr]
 
 
@@ -125,9 +125,11 @@ def _head(body: str) -> tuple[str, int]:
     return head, rows.end()
 
 
-def _rows(body: str, first_line: int, scalars: _Scalars) -> tuple[list[dict[str, Any]], list[int]]:
+def _rows(
+    body: str, first_line: int, scalars: _Scalars
+) -> tuple[list[str], list[tuple[Any, ...]], list[int]]:
     if body == "\n":
-        return [], []
+        return [], [], []
     pattern, columns = _row_pattern(body)
     found = pattern.findall(body)
     if not found:
@@ -139,10 +141,10 @@ def _rows(body: str, first_line: int, scalars: _Scalars) -> tuple[list[dict[str,
     if len(found) * len(columns) != body.count("\n"):
         raise OutsideShape
     converted = [scalars.column(column) for column in zip(*found, strict=True)]
-    keys = [scalars.key(c) for c in columns]
-    rows = list(map(dict, map(partial(zip, keys), zip(*converted, strict=True))))
+    values = list(zip(*converted, strict=True))
     step = len(columns)
-    return rows, list(range(first_line, first_line + step * len(rows), step))
+    lines = list(range(first_line, first_line + step * len(values), step))
+    return [scalars.key(c) for c in columns], values, lines
 
 
 def _row_pattern(body: str) -> tuple[re.Pattern[str], list[str]]:

@@ -29,6 +29,8 @@ _APP_TABLES = f"""
   c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_USER_SCHEMA}
   AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {_YOYO}
 """
+# Shared with the schema snapshot of validate (queries run with parameters: % is doubled).
+USER_SCHEMA, YOYO_NAMES = _USER_SCHEMA, _YOYO
 
 # Sizes take a lock on each table: ones held exclusively by another session are skipped.
 _TABLES_SQL = f"""

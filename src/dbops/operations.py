@@ -89,6 +89,20 @@ def _reset(seed: bool = False) -> list[Step]:
     return [Connect(), DropSchema(), Migrate(), *([Seed()] if seed else [])]
 
 
+def _validate(strict: bool = False) -> list[Step]:
+    from dbops.steps.connect import Connect
+    from dbops.steps.validate import Validate
+
+    return [Connect(), Validate(strict=strict)]
+
+
+def _lint() -> list[Step]:
+    from dbops.steps.connect import Connect
+    from dbops.steps.lint import Lint
+
+    return [Connect(), Lint()]
+
+
 def _create(migration_name: str) -> list[Step]:
     from dbops.steps.create import CreateMigration
 
@@ -105,4 +119,6 @@ OPERATIONS: dict[str, Operation] = {
     "migrate-create": Operation("migrate-create", _create, "create"),
     "seed": Operation("seed", _seed, "seed"),
     "reset": Operation("reset", _reset, None),
+    "validate": Operation("validate", _validate, "validate"),
+    "lint": Operation("lint", _lint, "lint"),
 }

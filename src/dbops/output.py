@@ -162,6 +162,8 @@ class Output:
         stream = self.stderr if self.json_mode else self.stdout
         for warning in result.report.warnings() if result.report else []:
             stream.write(self._ci_line("warning", warning) + "\n")
+        for error in _report_errors(result.report):  # reports that list errors of their own (validate)
+            stream.write(self._ci_line("error", error) + "\n")
         if result.error is not None:
             stream.write(self._ci_line("error", f"{result.error.message} ({result.error.hint})") + "\n")
         stream.flush()
@@ -215,6 +217,11 @@ def pipeline_lines(result: PipelineResult) -> list[Line]:
             reason = undo.error.message if undo.error else "failed"
             lines.append(("fail", f"  ✗ {undo.number}. {undo.step}: {undo.description}: {reason}"))
     return lines
+
+
+def _report_errors(report: Report | None) -> list[str]:
+    errors = getattr(report, "errors", None)
+    return list(errors()) if callable(errors) else []
 
 
 def _is_tty(stream: TextIO) -> bool:

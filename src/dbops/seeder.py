@@ -23,6 +23,7 @@ from dbops.seeds import BadSeed, Rows, SeedFile
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import Copy
 
 _CHUNK = 1000  # rows per INSERT statement
 _COPY_FROM = 2000  # a run of rows this long goes through COPY
@@ -109,7 +110,7 @@ class Seeder:
             query = sql.SQL(
                 "SELECT count(*) FROM unnest({}) AS s({}) WHERE EXISTS (SELECT FROM {} t WHERE {})"
             ).format(
-                sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in columns),
+                sql.SQL(", ").join(sql.SQL("%b::text[]") for _ in columns),
                 sql.SQL(", ").join(map(sql.Identifier, names)),
                 _ident(table),
                 sql.SQL(" AND ").join(
@@ -120,7 +121,7 @@ class Seeder:
                 ),
             )
             values = [[key[i] for key in keys] for i in range(len(columns))]
-            row = self.conn.execute(query, values, binary=True).fetchone()
+            row = self.conn.execute(query, values).fetchone()
             found = row[0] if row else 0
             if found != len(keys):
                 raise SeedFailed(
@@ -222,42 +223,65 @@ class Seeder:
             self._load_csv(rows, file, result)
             return
         key = rows.key or self._primary_key(rows.table)
-        if not rows.rows:
+        if not len(rows):
             return
-        if not key or any(k not in row for row in rows.rows for k in key):
+        if (
+            not key
+            or (rows.columns and not set(key) <= set(rows.columns))
+            or any(k not in row for row in rows.rows for k in key)
+        ):
             named = ", ".join(key) or "no primary key"
             raise BadSeed(
                 f"{shown}:{rows.line}: {rows.table}: every row needs its key ({named})",
                 "Give each row its primary key, or declare a natural key: key: email",
             )
         self._refuse_duplicates(rows, key)
-        prepared = rows.rows
-        if rows.hashed or (
-            not rows.scalars_only
-            and any(isinstance(v, dict | list) for row in prepared for v in row.values())
-        ):
-            prepared = [self._prepare(rows, key, row) for row in prepared]
-        result.declared += len(prepared)
-        for start, run in _runs(prepared):
+        result.declared += len(rows)
+        for start, columns, run in self._runs(rows, key):
             if len(run) >= _COPY_FROM:
-                self._copy_rows(rows, key, run, start, result)
+                self._copy_rows(rows, key, columns, run, start, result)
                 continue
             for offset in range(0, len(run), _CHUNK):
                 chunk = run[offset : offset + _CHUNK]
-                self._upsert(rows, key, chunk, start + offset, result)
+                self._upsert(rows, key, columns, chunk, start + offset, result)
                 if self.progress:
-                    self.progress(rows.table, start + offset + len(chunk), len(prepared))
+                    self.progress(rows.table, start + offset + len(chunk), len(rows))
         if rows.accounts:
             login, password = rows.accounts
-            self.accounts += [Account(str(r[login]), str(r[password])) for r in rows.rows]
+            self.accounts += [Account(str(r[login]), str(r[password])) for r in rows.dicts()]
+
+    def _runs(
+        self, rows: Rows, key: tuple[str, ...]
+    ) -> Iterable[tuple[int, list[str], list[tuple[Any, ...]]]]:
+        """Runs of consecutive rows with the same columns, in file order, as tuples: an upsert
+        then sets only the columns a row names, and never resets the others to defaults."""
+        if rows.columns and not rows.hashed:
+            yield 0, list(rows.columns), rows.values
+            return
+        prepared = rows.dicts()
+        if rows.hashed or any(isinstance(v, dict | list) for row in prepared for v in row.values()):
+            prepared = [self._prepare(rows, key, row) for row in prepared]
+        start = 0
+        while start < len(prepared):
+            names = prepared[start].keys()
+            end = start + 1
+            while end < len(prepared) and prepared[end].keys() == names:
+                end += 1
+            columns = list(names)
+            yield start, columns, [tuple(row[c] for c in columns) for row in prepared[start:end]]
+            start = end
 
     def _refuse_duplicates(self, rows: Rows, key: tuple[str, ...]) -> None:
         """One row per key across every file: else the last would silently win."""
         self._key_columns[rows.table] = key
         seen = self._keys.setdefault(rows.table, {})
         where = self._shown(rows.file)
-        pick = itemgetter(*key)
-        keys = [tuple(map(str, v)) if len(key) > 1 else (str(v),) for v in map(pick, rows.rows)]
+        if rows.columns:
+            pick = itemgetter(*(rows.columns.index(k) for k in key))
+            found = map(pick, rows.values)
+        else:
+            found = map(itemgetter(*key), rows.rows)
+        keys = [tuple(map(str, v)) if len(key) > 1 else (str(v),) for v in found]
         mine = {value: (where, line) for value, line in zip(keys, rows.lines, strict=True)}
         if len(mine) == len(keys) and not mine.keys() & seen.keys():
             seen.update(mine)
@@ -281,92 +305,142 @@ class Seeder:
         return prepared
 
     def _upsert(
-        self, rows: Rows, key: tuple[str, ...], chunk: list[dict[str, Any]], offset: int, result: TableResult
+        self,
+        rows: Rows,
+        key: tuple[str, ...],
+        columns: list[str],
+        chunk: list[tuple[Any, ...]],
+        offset: int,
+        result: TableResult,
     ) -> None:
         from psycopg import errors
 
-        query, params = _upsert_query(rows.table, key, chunk, self._always_identity(rows.table))
+        query, params = _upsert_query(rows.table, key, columns, chunk, self._always_identity(rows.table))
         try:
             with self.conn.transaction():
                 created = [r[0] for r in self.conn.execute(query, params).fetchall()]
         except errors.Error as exc:
-            raise self._row_failure(rows, key, chunk, offset, exc) from None
+            raise self._row_failure(rows, key, columns, chunk, offset, exc) from None
         result.created += sum(created)
         result.updated += len(created) - sum(created)
         result.unchanged += len(chunk) - len(created)
 
     def _copy_rows(
-        self, rows: Rows, key: tuple[str, ...], run: list[dict[str, Any]], offset: int, result: TableResult
+        self,
+        rows: Rows,
+        key: tuple[str, ...],
+        columns: list[str],
+        run: list[tuple[Any, ...]],
+        offset: int,
+        result: TableResult,
     ) -> None:
-        """A long run of rows with the same columns: COPY (into a scratch table and merged with the
-        same upsert, unless the table is still empty), as fast as a CSV file."""
-        from psycopg import errors, sql
+        """A long run of rows with the same columns, through COPY as fast as a CSV file."""
+        from psycopg import errors
 
-        columns = list(run[0])
-        empty = self.conn.execute(
-            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_ident(rows.table))
-        ).fetchone()
-        direct = bool(empty and empty[0])
-        target = _ident(rows.table) if direct else sql.Identifier("_dbops_seed")
-        values = map(itemgetter(*columns), run) if len(columns) > 1 else ((r[columns[0]],) for r in run)
-        copied = False
+        def feed(copy: Copy) -> None:
+            for done, row in enumerate(run, 1):
+                copy.write_row(row)
+                if self.progress and (done % _CHUNK == 0 or done == len(run)):
+                    self.progress(rows.table, offset + done, offset + len(run))
+
         try:
-            with self.conn.transaction(), self.conn.cursor() as cursor:
-                if not direct:
-                    cursor.execute(
-                        sql.SQL(
-                            "CREATE TEMP TABLE _dbops_seed ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0"
-                        ).format(_names(columns), _ident(rows.table))
-                    )
-                with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, _names(columns))) as copy:
-                    for done, row in enumerate(values, 1):
-                        copy.write_row(row)
-                        if self.progress and (done % _CHUNK == 0 or done == len(run)):
-                            self.progress(rows.table, offset + done, offset + len(run))
-                copied = True
-                if direct:
-                    result.created += len(run)
-                    return
-                merged = cursor.execute(
-                    sql.SQL(
-                        "INSERT INTO {} AS t ({}){} SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
-                    ).format(
-                        _ident(rows.table),
-                        _names(columns),
-                        sql.SQL(" OVERRIDING SYSTEM VALUE" if self._always_identity(rows.table) else ""),
-                        _names(columns),
-                        _on_conflict(key, [c for c in columns if c not in key]),
-                    )
-                ).fetchall()
-                cursor.execute("DROP TABLE _dbops_seed")
+            self._copy_in(rows.table, key, columns, self._is_empty(rows.table), feed, "", result)
         except errors.Error as exc:
             line = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
-            if copied or line is None:  # the merge failed: find the row one at a time
-                raise self._row_failure(rows, key, run, offset, exc) from None
+            if line is None:  # the merge failed: find the row
+                raise self._row_failure(rows, key, columns, run, offset, exc) from None
             index = offset + int(line.group(1)) - 1
             where = f"{self._shown(rows.file)}:{rows.lines[index]} (row {index + 1})"
             raise SeedFailed(f"{where}: {rows.table}: {_describe(exc)}", _hint(exc)) from None
+
+    def _is_empty(self, table: str) -> bool:
+        from psycopg import sql
+
+        row = self.conn.execute(
+            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_ident(table))
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _copy_in(
+        self,
+        table: str,
+        key: Sequence[str],
+        columns: list[str],
+        direct: bool,
+        feed: Callable[[Copy], None],
+        options: str,
+        result: TableResult,
+    ) -> int:
+        """COPY into the table while it is empty (direct), else into a scratch table merged with
+        the same upsert as the other rows; counts what was created, updated and left alone.
+        Returns how many rows were copied."""
+        from psycopg import sql
+
+        target = _ident(table) if direct else sql.Identifier("_dbops_seed")
+        with self.conn.transaction(), self.conn.cursor() as cursor:
+            if not direct:
+                cursor.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE _dbops_seed ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0"
+                    ).format(_names(columns), _ident(table))
+                )
+            copy = sql.SQL("COPY {} ({}) FROM STDIN" + options).format(target, _names(columns))
+            with cursor.copy(copy) as copy_in:
+                feed(copy_in)
+            loaded = cursor.rowcount
+            if direct:
+                result.created += loaded
+                return loaded
+            override = sql.SQL(" OVERRIDING SYSTEM VALUE" if self._always_identity(table) else "")
+            merged = cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} AS t ({}){} SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
+                ).format(
+                    _ident(table),
+                    _names(columns),
+                    override,
+                    _names(columns),
+                    _on_conflict(key, [c for c in columns if c not in key]),
+                )
+            ).fetchall()
+            cursor.execute("DROP TABLE _dbops_seed")
         created = sum(r[0] for r in merged)
         result.created += created
         result.updated += len(merged) - created
-        result.unchanged += len(run) - len(merged)
+        result.unchanged += loaded - len(merged)
+        return loaded
 
     def _row_failure(
-        self, rows: Rows, key: tuple[str, ...], chunk: list[dict[str, Any]], offset: int, exc: Exception
+        self,
+        rows: Rows,
+        key: tuple[str, ...],
+        columns: list[str],
+        run: list[tuple[Any, ...]],
+        offset: int,
+        exc: Exception,
     ) -> SeedFailed:
-        """Find the row: the chunk again, one row at a time, in a savepoint that is rolled back."""
+        """Find the row: the run again in a savepoint that is rolled back, a chunk at a time,
+        then the failing chunk one row at a time."""
         from psycopg import errors
 
+        overriding = self._always_identity(rows.table)
         culprit, error = None, exc
         try:
             with self.conn.transaction(force_rollback=True):
-                for index, row in enumerate(chunk):
-                    query, params = _upsert_query(rows.table, key, [row], self._always_identity(rows.table))
+                for start in range(0, len(run), _CHUNK):
+                    chunk = run[start : start + _CHUNK]
                     try:
-                        self.conn.execute(query, params)
-                    except errors.Error as found:
-                        culprit, error = offset + index, found
-                        raise
+                        with self.conn.transaction():
+                            self.conn.execute(*_upsert_query(rows.table, key, columns, chunk, overriding))
+                        continue
+                    except errors.Error:
+                        pass
+                    for index, row in enumerate(chunk, start):
+                        try:
+                            self.conn.execute(*_upsert_query(rows.table, key, columns, [row], overriding))
+                        except errors.Error as found:
+                            culprit, error = offset + index, found
+                            raise
         except errors.Error:
             pass
         where = self._shown(rows.file)
@@ -375,7 +449,7 @@ class Seeder:
         return SeedFailed(f"{where}: {rows.table}: {_describe(error)}", _hint(error))
 
     def _load_csv(self, rows: Rows, file: SeedFile, result: TableResult) -> None:
-        from psycopg import errors, sql
+        from psycopg import errors
 
         header = _first_line(rows.file).lstrip("\ufeff")  # a UTF-8 BOM is not part of the first name
         columns = [c.strip() for c in next(csv.reader([header]), []) if c.strip()]
@@ -384,62 +458,31 @@ class Seeder:
                 f"{self._shown(rows.file)}:1: the CSV file has no header row", "Name the columns in line 1"
             )
         key = self._primary_key(rows.table)
-        empty = self.conn.execute(
-            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_ident(rows.table))
-        ).fetchone()
-        direct = bool(empty and empty[0])
-        target = _ident(rows.table)
-        if not direct:
-            if not key or not set(key) <= set(columns):
-                raise BadSeed(
-                    f"{self._shown(rows.file)}:1: {rows.table}: re-seeding needs the primary key columns",
-                    "Add the key columns to the CSV, or use --clear",
-                )
-            self.conn.execute(
-                sql.SQL("CREATE TEMP TABLE _dbops_seed ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0").format(
-                    sql.SQL(", ").join(map(sql.Identifier, columns)), target
-                )
+        direct = self._is_empty(rows.table)
+        if not direct and (not key or not set(key) <= set(columns)):
+            raise BadSeed(
+                f"{self._shown(rows.file)}:1: {rows.table}: re-seeding needs the primary key columns",
+                "Add the key columns to the CSV, or use --clear",
             )
-            target = sql.Identifier("_dbops_seed")
-        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
-            target, sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
+
+        def feed(copy: Copy) -> None:
+            size, sent = rows.file.stat().st_size, 0
+            with rows.file.open("rb") as source:
+                while block := source.read(1 << 20):
+                    copy.write(block)
+                    sent += len(block)
+                    if self.progress:
+                        self.progress(rows.table, sent, size)
+
         try:
-            with self.conn.transaction(), self.conn.cursor() as cursor:
-                size, sent = rows.file.stat().st_size, 0
-                with cursor.copy(copy) as copy_in, rows.file.open("rb") as source:
-                    while block := source.read(1 << 20):
-                        copy_in.write(block)
-                        sent += len(block)
-                        if self.progress:
-                            self.progress(rows.table, sent, size)
-                loaded = cursor.rowcount
-                if not direct:
-                    override = " OVERRIDING SYSTEM VALUE" if self._always_identity(rows.table) else ""
-                    merge = sql.SQL(
-                        "INSERT INTO {} AS t ({})"
-                        + override
-                        + " SELECT {} FROM _dbops_seed {} RETURNING (xmax = 0)"
-                    )
-                    update = _on_conflict(key, [c for c in columns if c not in key])
-                    names = _names(columns)
-                    merged = cursor.execute(merge.format(_ident(rows.table), names, names, update)).fetchall()
-                    self.conn.execute("DROP TABLE _dbops_seed")
+            options = " WITH (FORMAT csv, HEADER true)"
+            result.declared += self._copy_in(rows.table, key, columns, direct, feed, options, result)
         except errors.Error as exc:
-            context = getattr(getattr(exc, "diag", None), "context", None) or ""
-            line = _COPY_LINE.search(context)
+            line = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
             where = self._shown(rows.file) + (
                 f":{line.group(1)} (row {int(line.group(1)) - 1})" if line else ""
             )
             raise SeedFailed(f"{where}: {rows.table}: {_describe(exc)}", _hint(exc)) from None
-        result.declared += loaded
-        if direct:
-            result.created += loaded
-        else:
-            created = sum(r[0] for r in merged)
-            result.created += created
-            result.updated += len(merged) - created
-            result.unchanged += loaded - len(merged)
 
     # ------------------------------------------------------------------ SQL and Python seeds
 
@@ -581,26 +624,12 @@ def hash_secret(secret: str, salt: str, method: str = "scrypt") -> str:
     return f"scrypt$16384$8$1${salt_bytes.hex()}${digest.hex()}"
 
 
-def _runs(rows: list[dict[str, Any]]) -> Iterable[tuple[int, list[dict[str, Any]]]]:
-    """Runs of consecutive rows with the same columns, in file order: an upsert then sets only
-    the columns a row names, and never resets the others to defaults."""
-    start = 0
-    while start < len(rows):
-        columns = rows[start].keys()
-        end = start + 1
-        while end < len(rows) and rows[end].keys() == columns:
-            end += 1
-        yield start, rows[start:end]
-        start = end
-
-
 def _upsert_query(
-    table: str, key: Sequence[str], rows: list[dict[str, Any]], overriding: bool = False
+    table: str, key: Sequence[str], columns: list[str], rows: list[tuple[Any, ...]], overriding: bool = False
 ) -> tuple[Any, list[Any]]:
     """INSERT ... VALUES (...), ... ON CONFLICT (key) ...; the rows share their columns."""
     from psycopg import sql
 
-    columns = list(rows[0])
     row_values = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
     values = sql.SQL(", ").join([row_values] * len(rows))
     update = _on_conflict(key, [c for c in columns if c not in key])
@@ -608,7 +637,7 @@ def _upsert_query(
     query = sql.SQL("INSERT INTO {} AS t ({}){} VALUES {} {} RETURNING (xmax = 0)").format(
         _ident(table), _names(columns), override, values, update
     )
-    return query, [row[c] for row in rows for c in columns]
+    return query, [value for row in rows for value in row]
 
 
 def _first_line(path: Path) -> str:

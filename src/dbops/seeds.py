@@ -46,7 +46,17 @@ class Rows:
     key: tuple[str, ...] = ()
     hashed: dict[str, str] = field(default_factory=dict)
     accounts: tuple[str, str] | None = None  # (login column, password column)
-    scalars_only: bool = False  # no value is a mapping or a list (known without looking)
+    # The fast reader's form: every row has these columns, in this order; values are scalars.
+    columns: tuple[str, ...] = ()
+    values: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.values) if self.columns else len(self.rows)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        if self.columns:
+            return [dict(zip(self.columns, row, strict=True)) for row in self.values]
+        return self.rows
 
 
 @dataclass
@@ -103,13 +113,13 @@ def _yaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
         rows = (
             _pyyaml_tables(path, table.head, shown)[0] if table.head else Rows(table.name, path, table.line)
         )
-        if rows.accounts and table.rows and not set(rows.accounts) <= set(table.rows[0]):
+        if rows.accounts and table.values and not set(rows.accounts) <= set(table.columns):
             raise BadSeed(
                 f"{shown}:{table.lines[0]}: {table.name}: the row lacks the accounts: columns "
                 + ", ".join(rows.accounts),
                 "See the seeds section of the README",
             )
-        rows.rows, rows.lines, rows.scalars_only = table.rows, table.lines, True
+        rows.columns, rows.values, rows.lines = tuple(table.columns), table.values, table.lines
         tables.append(rows)
     return tables
 

@@ -184,6 +184,23 @@ def seed(
 
 @task(
     auto_shortflags=False,
+    help=_help(strict="Exit 1 on warnings too (by default only errors fail)"),
+)
+def validate(
+    c: Context, env: str | None = None, json: bool = False, config: str | None = None, strict: bool = False
+) -> None:
+    """Compare the live schema with the one the migrations define; lint pending migrations."""
+    _run("validate", env=env, config=config, json=json, strict=strict)
+
+
+@task(auto_shortflags=False, help=_help())
+def lint(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+    """Check pending migrations for operations that lock or break production (exit 3 on a finding)."""
+    _run("lint", env=env, config=config, json=json)
+
+
+@task(
+    auto_shortflags=False,
     help=_help(
         force="Do not ask for confirmation (where the environment's policy accepts --force)",
         seed="Load the seed data afterwards",
@@ -287,7 +304,18 @@ def _run_across(operation: str, **options: Any) -> None:
         raise Exit(code=code)
 
 
-BUILT_IN = (status, server, migrate, migrate_rollback, migrate_create, migrate_baseline, migrate_repair, seed)
+BUILT_IN = (
+    status,
+    server,
+    migrate,
+    migrate_rollback,
+    migrate_create,
+    migrate_baseline,
+    migrate_repair,
+    seed,
+    validate,
+    lint,
+)
 
 
 def collection() -> Collection:

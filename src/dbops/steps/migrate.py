@@ -139,6 +139,10 @@ class Migrate:
         self.accept = accept
 
     def run(self, ctx: RunContext) -> StepOutcome:
+        if ctx.env.lints_before_migrate:  # validate_before_migrate: refuses (exit 3) before any write
+            from dbops.steps.lint import lint_before_migrate
+
+            lint_before_migrate(ctx, self.start, self.end, self.accept)
         applied: list[Script] = []
 
         def committed(script: Script) -> None:

@@ -58,6 +58,18 @@ def _reset(args: Args) -> list[Step]:
     return [DropSchema(), Migrate()]
 
 
+def _validate(args: Args) -> list[Step]:
+    from dbops.steps.validate import Validate
+
+    return [Validate(strict=args.get("strict", False))]
+
+
+def _lint(args: Args) -> list[Step]:
+    from dbops.steps.lint import Lint
+
+    return [Lint()]
+
+
 def _status(args: Args) -> list[Step]:
     from dbops.steps.gate import HealthGate
     from dbops.steps.inspect import Inspect
@@ -75,6 +87,8 @@ STEPS: dict[str, StepKind] = {
         StepKind("seed", "load the seed data", {"clear": bool}, _seed),
         StepKind("reset", "drop every object of the application's schemas, then migrate", {}, _reset),
         StepKind("status", "show migrations, schema, data and health", {"check": bool}, _status),
+        StepKind("validate", "compare the schema with the migrations", {"strict": bool}, _validate),
+        StepKind("lint", "check pending migrations for operations that lock or break production", {}, _lint),
     )
 }
 
@@ -89,6 +103,8 @@ UNDO_OF = {
     "seed": "none: its one transaction never commits when it fails; once committed, the rows stay",
     "inspect": READS_ONLY,
     "check": READS_ONLY,
+    "validate": READS_ONLY,
+    "lint": READS_ONLY,
 }
 
 

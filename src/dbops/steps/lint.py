@@ -1,0 +1,98 @@
+"""lint: check the pending migrations for operations that lock or break production, and refuse
+(exit 3) on a finding. Usable before migrate in a pipeline; migrate runs the same check itself
+where validate_before_migrate (default: protected) says so. Undo: none (it only reads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dbops.context import RunContext
+from dbops.errors import PolicyRefused
+from dbops.lint import IGNORE, Finding
+from dbops.output import Line, heading
+from dbops.pipeline import StepOutcome
+
+if TYPE_CHECKING:
+    from dbops.scripts import Script
+
+
+@dataclass
+class LintReport:
+    environment: str
+    database: str
+    pending: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    finished: bool = False
+
+    def warnings(self) -> list[str]:
+        return [f.text for f in self.findings]
+
+    def lines(self) -> list[Line]:
+        lines = heading("🔎 Linting Pending Migrations")
+        lines += [("", f"Database: {self.database}"), ("", f"Environment: {self.environment}")]
+        if not self.finished:
+            return lines
+        lines.append(("", f"Pending migrations: {len(self.pending)}"))
+        for finding in self.findings:
+            lines.append(("warn", f"⚠ {finding.text}"))
+            silence = f" (or -- {IGNORE} {finding.rule})" if finding.ignorable else ""
+            lines.append(("dim", f"    Fix: {finding.fix}{silence}"))
+        if not self.findings:
+            lines.append(("ok", f"✓ No findings in {len(self.pending)} pending migration(s)"))
+        return lines
+
+
+class Lint:
+    name = "lint"
+    description = "lint the pending migrations"
+
+    def __init__(self, *, start: str | None = None, end: str | None = None) -> None:
+        self.start = start
+        self.end = end
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        report = LintReport(ctx.env.name, ctx.database())
+        ctx.record(self.name, report)
+        scripts, report.findings = lint_pending(ctx, self.start, self.end)
+        report.pending = [s.id for s in scripts]
+        report.finished = True
+        if report.findings:
+            raise refusal(ctx, report.findings)
+        return StepOutcome(data=report)
+
+
+def lint_pending(
+    ctx: RunContext, start: str | None = None, end: str | None = None, *, accept: bool = False
+) -> tuple[list[Script], list[Finding]]:
+    """The pending migrations (in the order migrate applies them) and their findings. Applied
+    migrations edited or deleted since refuse first (exit 2), as migrate does."""
+    from dbops.lint import lint, session_lock_timeout_ms
+    from dbops.steps.migrate import check_integrity, migration_session, plan
+
+    with migration_session(ctx, write=False) as session:
+        check_integrity(session.state, accept=accept)
+        scripts = plan(session, start, end)
+    findings = lint(scripts, lock_timeout_ms=session_lock_timeout_ms(ctx.env), shown=ctx.config.shown)
+    return scripts, findings
+
+
+def lint_before_migrate(ctx: RunContext, start: str | None, end: str | None, accept: bool) -> None:
+    """migrate's policy check (validate_before_migrate): refuse, exit 3, before anything is written."""
+    _, findings = lint_pending(ctx, start, end, accept=accept)
+    if findings:
+        raise refusal(ctx, findings, policy=True)
+
+
+def refusal(ctx: RunContext, findings: list[Finding], *, policy: bool = False) -> PolicyRefused:
+    first = findings[0]
+    listed = "dbops lint lists them" if policy else "listed above"
+    more = f" (and {len(findings) - 1} more: {listed})" if len(findings) > 1 else ""
+    silence = (
+        f"; or, if you accept it, add -- {IGNORE} {first.rule} to the statement" if first.ignorable else ""
+    )
+    hint = f"Fix: {first.fix}{silence}"
+    if policy:
+        hint += f". validate_before_migrate: false in dbops.yaml turns this check off for {ctx.env.name}"
+    return PolicyRefused(f"Migration lint: {first.text}{more}", hint)

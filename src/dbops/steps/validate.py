@@ -1,0 +1,85 @@
+"""validate: the live schema against the one the migrations (or models) define, migration
+integrity, and a lint of pending migrations. Undo: none (it only reads, and its scratch
+database is always dropped).
+"""
+
+from __future__ import annotations
+
+import time
+
+from dbops.context import RunContext
+from dbops.errors import ConfigError, DbopsError
+from dbops.pipeline import StepOutcome
+from dbops.validate_report import ValidateReport
+
+
+class ValidationFailed(DbopsError):
+    """The live schema differs from the expected one (errors, or warnings with --strict)."""
+
+
+class Validate:
+    name = "validate"
+    description = "compare the schema with the migrations"
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import expected, migrations
+        from dbops.compare import compare
+        from dbops.lint import lint, session_lock_timeout_ms
+        from dbops.scratch import scratch_database
+        from dbops.scripts import load, order
+        from dbops.snapshot import read_schema
+
+        started = time.monotonic()
+        report = ValidateReport(ctx.env.name, ctx.database(), strict=self.strict)
+        ctx.record(self.name, report)
+        conn = ctx.connection()
+        state = migrations.state(conn, ctx.config.migrations_dir)
+        if not state.folder_exists and not ctx.config.models:
+            raise ConfigError(
+                f"Migrations folder {ctx.config.shown(state.folder)} does not exist",
+                "Check migrations: in dbops.yaml",
+            )
+        report.applied = len(state.applied)
+        report.pending = [f.id for f in state.pending]
+        report.edited = list(state.edited)
+        report.deleted = list(state.unaccepted_missing)
+        scripts = order(list(load(state.files).values()))
+        pending = set(report.pending)
+        report.lint = lint(
+            [s for s in scripts if s.id in pending],
+            lock_timeout_ms=session_lock_timeout_ms(ctx.env),
+            shown=ctx.config.shown,
+        )
+        with scratch_database(ctx) as scratch:
+            wanted, report.expected = expected.build(ctx, scratch, scripts)
+            live = read_schema(conn)  # meanwhile the scratch session ends: dropping it need not wait
+        report.differences = compare(wanted, live)
+        report.duration_s = time.monotonic() - started
+        report.finished = True
+        if report.failed:
+            raise _failure(report)
+        return StepOutcome(data=report)
+
+
+def _failure(report: ValidateReport) -> ValidationFailed:
+    errors, warnings = len(report.errors()), len(report.warnings())
+    source = report.expected.source if report.expected else "migrations"
+    what = f"{errors} error(s), {warnings} warning(s)" + ("" if errors else " (--strict)")
+    return ValidationFailed(f"Schema does not match the {source}: {what}", _remedy(report))
+
+
+def _remedy(report: ValidateReport) -> str:
+    """What to do: the spec's corrective migration, named after the first table that differs."""
+    if report.edited or report.deleted:
+        return "Restore the changed migration files, or accept them: dbops migrate-repair"
+    pending = f"Apply the {len(report.pending)} pending migration(s): dbops migrate"
+    if not report.differences:
+        return pending if report.pending else "Fix the lint findings, or accept each: -- dbops:ignore <rule>"
+    first = sorted(report.differences, key=lambda d: d.severity != "error")[0]
+    corrective = f"dbops migrate-create fix_{(first.table or first.name).replace('.', '_')}_schema"
+    if report.pending:
+        return f"{pending}; then, if differences remain: {corrective}"
+    return f"Create a corrective migration: {corrective}"

@@ -1,0 +1,254 @@
+"""The lint of pending migrations: each rule with a case and its -- dbops:ignore comment, the
+lint command, and migrate refusing in protected environments (validate_before_migrate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import Run
+from dbops.lint import Finding, lint
+from dbops.migrations import discover
+from dbops.scripts import load, order
+
+
+def lint_folder(folder: Path, *, lock_timeout_ms: int | None = 5000, pending_from: int = 0) -> list[Finding]:
+    scripts = order(list(load(discover(folder)).values()))[pending_from:]
+    return lint(scripts, lock_timeout_ms=lock_timeout_ms, shown=lambda p: p.name)
+
+
+def lint_sql(tmp_path: Path, sql: str, **options: int | None) -> list[tuple[int, str]]:
+    """Lint one pending migration onto an existing database: (line, rule) of each finding."""
+    folder = tmp_path / "migrations"
+    folder.mkdir(exist_ok=True)
+    (folder / "0001_change.sql").write_text(sql)
+    return [(f.line, f.rule) for f in lint_folder(folder, **options)]
+
+
+RULE_CASES = [
+    ("index-concurrently", "CREATE INDEX idx_users_email ON users (email);"),
+    ("index-concurrently", "CREATE UNIQUE INDEX idx_users_email ON users (lower(email));"),
+    ("index-concurrently", "ALTER TABLE users ADD CONSTRAINT users_name_key UNIQUE (name);"),
+    ("not-null-default", "ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL;"),
+    ("set-not-null", "ALTER TABLE users ALTER COLUMN first_name SET NOT NULL;"),
+    ("column-type", "ALTER TABLE users ALTER COLUMN email TYPE text;"),
+    (
+        "not-valid",
+        "ALTER TABLE projects ADD CONSTRAINT fk_owner FOREIGN KEY (owner_id) REFERENCES users (id);",
+    ),
+    ("not-valid", "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '');"),
+    ("drop-column", "ALTER TABLE users DROP COLUMN last_name;"),
+    ("drop-table", "DROP TABLE api_keys;"),
+    ("rename", "ALTER TABLE users RENAME COLUMN first_name TO given_name;"),
+    ("rename", "ALTER TABLE users RENAME TO accounts;"),
+]
+
+
+@pytest.mark.parametrize(("rule", "sql"), RULE_CASES, ids=[sql for _, sql in RULE_CASES])
+def test_each_rule_and_its_ignore_comment(tmp_path: Path, rule: str, sql: str) -> None:
+    assert lint_sql(tmp_path, f"-- A change.\n\n{sql}\n") == [(3, rule)]
+    assert lint_sql(tmp_path, f"-- A change.\n-- dbops:ignore {rule}\n{sql}\n") == []
+    assert lint_sql(tmp_path, f"SELECT 1;\n{sql} -- dbops:ignore {rule}\n") == []
+    # a comment silences the statement it belongs to, not the next one
+    assert lint_sql(tmp_path, f"{sql} -- dbops:ignore {rule}\n{sql}\n") == [(2, rule)]
+
+
+def test_a_migration_without_lock_timeout(tmp_path: Path) -> None:
+    change = "-- depends:\nSELECT 1;\nALTER TABLE users ADD COLUMN nickname text;\n"
+    assert lint_sql(tmp_path, change, lock_timeout_ms=None) == [(3, "lock-timeout")]
+    assert lint_sql(tmp_path, change, lock_timeout_ms=2000) == []  # dbops.yaml gives every session one
+    timed = "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN nickname text;\n"
+    assert lint_sql(tmp_path, timed, lock_timeout_ms=None) == []
+    local = "SET LOCAL lock_timeout TO 2000;\nALTER TABLE users ADD COLUMN nickname text;\n"
+    assert lint_sql(tmp_path, local, lock_timeout_ms=None) == []
+    config = "SELECT set_config('lock_timeout', '2s', true);\nDROP INDEX idx_users_email;\n"
+    assert lint_sql(tmp_path, config, lock_timeout_ms=None) == []
+    zero = "SET lock_timeout = 0;\nALTER TABLE users ADD COLUMN nickname text;\n"
+    assert lint_sql(tmp_path, zero, lock_timeout_ms=None) == [(2, "lock-timeout")]
+    not_transactional = "-- transactional: false\nSET LOCAL lock_timeout = '2s';\nALTER TABLE users ADD COLUMN nickname text;\n"
+    assert lint_sql(tmp_path, not_transactional, lock_timeout_ms=None) == [(3, "lock-timeout")]
+    reset = "SET lock_timeout = '2s';\nRESET lock_timeout;\nALTER TABLE users ADD COLUMN nickname text;\n"
+    assert lint_sql(tmp_path, reset, lock_timeout_ms=None) == [(3, "lock-timeout")]
+    assert lint_sql(tmp_path, reset, lock_timeout_ms=2000) == []  # back to the session's own
+    ignored = "-- dbops:ignore lock-timeout\nALTER TABLE users ADD COLUMN nickname text;\n"
+    assert lint_sql(tmp_path, ignored, lock_timeout_ms=None) == []
+
+
+def test_safe_changes_have_no_findings(tmp_path: Path) -> None:
+    safe = """\
+-- transactional: false
+SET lock_timeout = '5s';
+CREATE INDEX CONCURRENTLY idx_users_email ON users (email);
+ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN nickname text;
+ALTER TABLE projects ADD CONSTRAINT fk_owner FOREIGN KEY (owner_id) REFERENCES users (id) NOT VALID;
+ALTER TABLE projects VALIDATE CONSTRAINT fk_owner;
+CREATE UNIQUE INDEX CONCURRENTLY users_name_idx ON users (name);
+ALTER TABLE users ADD CONSTRAINT users_name_key UNIQUE USING INDEX users_name_idx;
+DROP INDEX CONCURRENTLY idx_old;
+"""
+    assert lint_sql(tmp_path, safe, lock_timeout_ms=None) == []
+
+
+def test_tables_the_pending_migrations_create_are_new(tmp_path: Path) -> None:
+    new = """\
+CREATE TABLE approvals (id bigint PRIMARY KEY, workflow_id bigint);
+CREATE INDEX idx_approvals_workflow ON approvals (workflow_id);
+ALTER TABLE approvals ADD COLUMN state text NOT NULL;
+ALTER TABLE approvals ADD CONSTRAINT fk_workflow FOREIGN KEY (workflow_id) REFERENCES workflows (id);
+ALTER TABLE approvals RENAME TO workflow_approvals;
+ALTER TABLE workflow_approvals ALTER COLUMN state TYPE varchar(20);
+"""
+    assert lint_sql(tmp_path, new, lock_timeout_ms=None) == []
+
+
+def test_the_sample_migrations_lint_clean() -> None:
+    folder = Path(__file__).resolve().parent.parent / "migrations"
+    assert lint_folder(folder, lock_timeout_ms=None) == []
+
+
+def test_findings_name_the_statement_line_in_a_multi_line_file(tmp_path: Path) -> None:
+    sql = """\
+-- depends:
+CREATE TABLE notes (id int);
+
+ALTER TABLE users
+    ADD COLUMN tenant_id bigint NOT NULL,
+    DROP COLUMN last_name;
+/* dbops:ignore drop-column */ ALTER TABLE users DROP COLUMN first_name;
+"""
+    assert lint_sql(tmp_path, sql) == [(4, "not-null-default"), (4, "drop-column")]
+
+
+def test_an_unknown_rule_and_a_syntax_error_are_findings(tmp_path: Path) -> None:
+    assert lint_sql(
+        tmp_path, "SELECT 1;\n-- dbops:ignore drop-colum\nALTER TABLE users DROP COLUMN x;\n"
+    ) == [
+        (2, "ignore-comment"),
+        (3, "drop-column"),
+    ]
+    assert lint_sql(tmp_path, "SELECT 1;\n\nALTER TABLE users ADD COLUM x int;\n") == [(3, "syntax")]
+
+
+def test_python_migrations_have_their_sql_steps_linted(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_py.py").write_text(
+        'from yoyo import step\n\nsteps = [\n    step("SELECT 1"),\n    step("ALTER TABLE users DROP COLUMN x"),\n]\n'
+    )
+    assert [(f.file, f.line, f.rule) for f in lint_folder(folder)] == [("0001_py.py", 5, "drop-column")]
+
+
+# ----------------------------------------------------------------------------- the command and migrate
+
+DANGEROUS = """\
+-- depends: 20251001090600_add_workflow_permissions
+-- Find users by e-mail fast.
+CREATE INDEX idx_users_last_name ON users (last_name);
+"""
+DANGEROUS_NAME = "20251001090700_index_users.sql"
+
+
+def test_lint_command(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    clean = cli("lint")
+    assert clean.code == 0, clean.text
+    assert clean.out.splitlines()[-2:] == ["Pending migrations: 7", "✓ No findings in 7 pending migration(s)"]
+    assert cli("migrate").code == 0
+    (project / "migrations" / DANGEROUS_NAME).write_text(DANGEROUS)
+    result = cli("lint")
+    assert result.code == 3
+    assert result.out.splitlines()[-5:] == [
+        "Pending migrations: 1",
+        f"⚠ migrations/{DANGEROUS_NAME}:3: index-concurrently: CREATE INDEX idx_users_last_name on existing"
+        " table users without CONCURRENTLY blocks its writes while it builds",
+        "    Fix: use CREATE INDEX CONCURRENTLY in a migration with -- transactional: false"
+        " (or -- dbops:ignore index-concurrently)",
+        f"⚠ migrations/{DANGEROUS_NAME}:3: lock-timeout: takes heavy locks on existing tables with no"
+        " lock_timeout: it can stall all traffic",
+        "    Fix: start the migration with SET lock_timeout = '5s', or set lock_timeout: in dbops.yaml"
+        " (or -- dbops:ignore lock-timeout)",
+    ]
+    assert result.err.splitlines()[0] == (
+        f"Error: Migration lint: migrations/{DANGEROUS_NAME}:3: index-concurrently: CREATE INDEX"
+        " idx_users_last_name on existing table users without CONCURRENTLY blocks its writes while it builds"
+        " (and 1 more: listed above)"
+    )
+    validate = cli("validate")  # lint findings (and the index the pending migration adds) are warnings
+    assert validate.code == 0, validate.text
+    assert f"⚠ Warning: migrations/{DANGEROUS_NAME}:3: index-concurrently:" in validate.out
+
+
+@pytest.fixture
+def production(project: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DBOPS_TEST_PROD_URL", database_url)
+    return project
+
+
+def yoyo_rows(db: psycopg.Connection) -> int:
+    if db.execute("SELECT to_regclass('_yoyo_migration')").fetchone() == (None,):
+        return -1
+    return db.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0]  # type: ignore[index]
+
+
+def test_protected_migrate_refuses_before_any_change(
+    production: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    assert cli("migrate").code == 0  # development: applied without a lint
+    (production / "migrations" / DANGEROUS_NAME).write_text(DANGEROUS)
+    result = cli("migrate", "--env", "production")
+    assert result.code == 3, result.text
+    assert result.err.splitlines() == [
+        f"Error: Migration lint: migrations/{DANGEROUS_NAME}:3: index-concurrently: CREATE INDEX"
+        " idx_users_last_name on existing table users without CONCURRENTLY blocks its writes while it builds",
+        "Hint: Fix: use CREATE INDEX CONCURRENTLY in a migration with -- transactional: false; or, if you"
+        " accept it, add -- dbops:ignore index-concurrently to the statement. validate_before_migrate: false"
+        " in dbops.yaml turns this check off for production",
+    ]
+    assert yoyo_rows(db) == 7
+    assert db.execute("SELECT to_regclass('idx_users_last_name')").fetchone() == (None,)
+    (production / "migrations" / DANGEROUS_NAME).write_text(
+        DANGEROUS.replace("CREATE INDEX", "-- dbops:ignore index-concurrently\nCREATE INDEX")
+    )
+    accepted = cli("migrate", "--env", "production")
+    assert accepted.code == 0, accepted.text
+    assert yoyo_rows(db) == 8
+
+
+def test_a_fresh_database_is_not_touched_when_refused(
+    production: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    (production / "migrations" / "20251001090700_drop_legacy.sql").write_text(
+        "-- depends: 20251001090600_add_workflow_permissions\nDROP TABLE legacy_users;\n"
+    )
+    result = cli("migrate", "--env", "production", "--dry-run")
+    assert result.code == 3
+    result = cli("migrate", "--env", "production")
+    assert result.code == 3
+    assert "drop-table: DROP TABLE legacy_users breaks the running application" in result.err
+    assert yoyo_rows(db) == -1  # not even yoyo's bookkeeping tables were created
+
+
+def test_validate_before_migrate_setting(production: Path, cli: Run, db: psycopg.Connection) -> None:
+    config = production / "dbops.yaml"
+    text = config.read_text()
+    assert cli("migrate").code == 0
+    (production / "migrations" / DANGEROUS_NAME).write_text(DANGEROUS)
+    config.write_text(
+        text.replace("    protected: true\n", "    protected: true\n    validate_before_migrate: false\n")
+    )
+    assert cli("migrate", "--env", "production", "--dry-run").code == 0
+    config.write_text(text.replace("  development:\n", "  development:\n    validate_before_migrate: true\n"))
+    refused = cli("migrate")
+    assert refused.code == 3
+    assert "turns this check off for development" in refused.err
+    config.write_text(
+        text.replace("  development:\n", "  development:\n    validate_before_migrate: yes please\n")
+    )
+    bad = cli("migrate")
+    assert bad.code == 2
+    assert (
+        "environments.development.validate_before_migrate: expected true or false, got 'yes please'"
+        in bad.err
+    )
