@@ -98,9 +98,8 @@ class RunContext:
         return self._conn
 
     def begin_step(self, name: str, number: int) -> None:
-        """The runner starts a step: its data so far is forgotten, its undos are its own."""
+        """The runner starts a step: the undos registered from now on are its own."""
         self._step = (name, number)
-        self._step_data.pop(name, None)
 
     def add_undo(self, undo: Undo) -> None:
         """Register how to take back what the running step has changed so far.
