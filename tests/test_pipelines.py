@@ -123,6 +123,26 @@ def test_pipelines_are_tasks_listed_with_their_description(project: Path, cli: R
     assert unknown.code == 2 and "No pipeline named 'nope' in dbops.yaml (declared: deploy)" in unknown.err
 
 
+def test_the_task_listing_follows_dbops_yaml(project: Path, cli: Run) -> None:
+    declare(project, "  one: [status]\n")
+    assert "  one " in cli("--list").out
+    assert (project / ".dbops" / "tasks.json").is_file()  # the next listing reads only that
+    path = project / "dbops.yaml"
+    path.write_text(path.read_text().replace("  one: [status]", "  two: [status, status]"))
+    listing = cli("--list").out
+    assert "  two " in listing and "  one " not in listing
+    (project / ".dbops" / "tasks.json").write_text("{not json")
+    assert "  two " in cli("--list").out
+    path.write_text(path.read_text() + "  three: [nope]\n")
+    broken = cli("--list")
+    assert broken.code == 0 and "  two " not in broken.out and "  status " in broken.out
+    unknown = cli("two")
+    assert (
+        unknown.code == 2 and "Hint: dbops.yaml does not load, so its pipelines are not tasks:" in unknown.err
+    )
+    assert "pipelines.three.0: unknown step 'nope'" in unknown.err
+
+
 def test_dry_run_prints_the_plan_and_touches_nothing(project: Path, cli: Run, db: psycopg.Connection) -> None:
     declare(project, "  fresh: [reset, {seed: {clear: true}}]\n")
     before = snapshot(db)

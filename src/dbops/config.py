@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dbops.errors import ConfigError
+from dbops.locate import CONFIG_NAME, find_config
 
-CONFIG_NAME = "dbops.yaml"
 DEFAULT_ENV = "development"
 BUILTIN_ALIASES = {"dev": "development", "prod": "production"}
 
@@ -164,28 +164,7 @@ def shown(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
-# --------------------------------------------------------------------------- finding the file
-
-
-def find_config(explicit: str | None = None, start: Path | None = None) -> Path:
-    """--config, then DBOPS_CONFIG, then walk up from the working directory as git does."""
-    chosen = explicit or os.environ.get("DBOPS_CONFIG")
-    if chosen:
-        path = Path(chosen).expanduser()
-        if path.is_dir():
-            path = path / CONFIG_NAME
-        if not path.is_file():
-            raise ConfigError(f"Config file not found: {path}", "Check the --config path or DBOPS_CONFIG")
-        return path.resolve()
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(
-        f"No {CONFIG_NAME} found in {here} or any parent directory",
-        f"Run dbops inside a project that has a {CONFIG_NAME}, or pass --config PATH",
-    )
+# --------------------------------------------------------------------------- reading the file
 
 
 def load_config(explicit: str | None = None, start: Path | None = None) -> Config:

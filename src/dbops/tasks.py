@@ -267,16 +267,10 @@ def _pipeline_task(name: str, description: str) -> Task[Any]:
 
 
 def _declared_pipelines() -> list[Task[Any]]:
-    """A task per pipeline of the dbops.yaml that commands find. None when that file is missing
-    or broken: the built-in tasks still list, and the first one run says what is wrong."""
-    from dbops.config import load_config
-    from dbops.errors import DbopsError
+    """A task per pipeline of the dbops.yaml that commands find (none when it does not load)."""
+    from dbops.task_index import declared
 
-    try:
-        config = load_config()
-    except DbopsError:
-        return []
-    return [_pipeline_task(p.name, p.description) for p in config.pipelines.values()]
+    return [_pipeline_task(name, description) for name, description in declared()]
 
 
 def _dispatch(
