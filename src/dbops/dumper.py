@@ -1,0 +1,273 @@
+"""Taking a backup: pg_dump in an exported snapshot, counted in that snapshot, verified, published.
+
+1. A REPEATABLE READ transaction exports its snapshot; pg_dump runs with ``--snapshot``, so
+   the row counts taken meanwhile on this transaction (on a thread, while pg_dump works) are
+   exactly the rows in the dump.
+2. pg_dump writes under a temporary name (plain format through this process, which hashes
+   it on the way; custom and directory formats itself). Files are private (umask 077).
+3. fsync, then the verification: re-read everything, check the sha256 (plain) and decode it
+   completely (gunzip and the dump's trailer, or pg_restore reading every block).
+4. The manifest and the backup are renamed into place and the folder is fsynced. On any
+   failure the temporary files are removed: nothing appears under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from dbops import backups, pgtools
+from dbops.backups import CHUNK, Format, Manifest
+from dbops.contents import Contents
+from dbops.errors import DbopsError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from dbops.context import RunContext
+    from dbops.progress import Advance
+
+Kind = Literal["manual", "automatic"]
+
+
+@dataclass(frozen=True)
+class DumpOptions:
+    fmt: Format = "plain"
+    compress: str = "gzip"
+    jobs: int | None = None
+
+
+@dataclass
+class DumpTimings:
+    dump_s: float = 0.0
+    verify_s: float = 0.0
+
+
+class DumpFailed(DbopsError):
+    """pg_dump itself failed; nothing was written under the final name."""
+
+
+def take(
+    ctx: RunContext,
+    final: Path,
+    options: DumpOptions,
+    *,
+    kind: Kind,
+    reason: str | None,
+    keep: bool,
+    progress: Advance | None = None,
+    check: Callable[[Path, Manifest], None] | None = None,
+) -> tuple[Manifest, DumpTimings]:
+    """Write a verified backup at `final` with its manifest; `check` runs on the temporary copy."""
+    from dbops import __version__
+    from dbops.db import server_version
+
+    tools = pgtools.toolbox(ctx.config)
+    conn = ctx.connection()
+    pgtools.check_dump_version(tools.pg_dump, conn.info.server_version // 10000)
+    method, level = pgtools.parse_compression(options.compress)
+    if options.fmt == "plain" and method not in ("gzip", "none"):
+        raise DbopsError(
+            f"--compress {options.compress}: plain backups are gzip or none",
+            "Use --format=custom for lz4 or zstd (pg_restore decompresses them)",
+            exit_code=2,
+        )
+    z = pgtools.compress_argument(tools.pg_dump, method, level)
+    created = backups.utc_now()
+    backups.ensure_folder(final.parent)
+    temp = backups.temp_path(final)
+    timings = DumpTimings()
+    shown = ctx.config.shown(final)
+    try:
+        started = time.monotonic()
+        contents, streamed = _dump(ctx, conn, tools.pg_dump, temp, options, z, progress)
+        backups.fsync_tree(temp)
+        timings.dump_s = time.monotonic() - started
+        started = time.monotonic()
+        size = backups.size_of(temp)
+        verify_progress = _scaled(progress, "Verifying", size)
+        digest, files = backups.read_through(
+            temp, options.fmt, method, tools.pg_restore.path, shown, verify_progress
+        )
+        if streamed is not None and digest != streamed:
+            raise DbopsError(
+                f"Backup {shown}: the file read back differs from what pg_dump wrote",
+                "Check the disk (dmesg, df); the backup was discarded",
+            )
+        manifest = Manifest(
+            file=final.name,
+            database=ctx.database(),
+            environment=ctx.env.name,
+            server_version=server_version(conn),
+            pg_dump_version=tools.pg_dump.version_text,
+            format=options.fmt,
+            compression=options.compress if method != "none" else "none",
+            created=backups.iso(created),
+            kind=kind,
+            reason=reason,
+            keep=keep,
+            size=size,
+            sha256=digest,
+            files=files,
+            encoding=contents.encoding,
+            tables=contents.tables,
+            rows_exact=True,
+            rows_total=contents.rows,
+            objects=contents.objects,
+            last_migration=contents.last_migration,
+            dbops_version=__version__,
+        )
+        if check is not None:
+            check(temp, manifest)
+        timings.verify_s = time.monotonic() - started
+        backups.publish(temp, final, manifest)
+    except BaseException:
+        backups.remove(temp)
+        backups.remove(backups.temp_path(backups.manifest_path(final)))
+        raise
+    return manifest, timings
+
+
+def _scaled(progress: Advance | None, label: str, total: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    return lambda done: progress(label, done, total)
+
+
+def _dump(
+    ctx: RunContext,
+    conn: psycopg.Connection[Any],
+    pg_dump: pgtools.Tool,
+    temp: Path,
+    options: DumpOptions,
+    z: str,
+    progress: Advance | None,
+) -> tuple[Contents, str | None]:
+    """pg_dump and the row counts in one snapshot; returns the counts and, for plain, the sha256."""
+    from dbops import contents as contents_module
+
+    target = ctx.target()
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot(), pg_database_size(current_database())").fetchone()
+        assert row is not None
+        snapshot, db_bytes = row
+        args = _arguments(ctx, pg_dump, target, options, z, snapshot, temp)
+        counted: list[Contents] = []
+        failed: list[BaseException] = []
+
+        def count() -> None:
+            try:
+                counted.append(contents_module.read(conn))
+            except BaseException as exc:  # reported once pg_dump is done
+                failed.append(exc)
+
+        with pgtools.child_env(target) as env:
+            process = pgtools.spawn(
+                args,
+                env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if options.fmt == "plain" else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            counter = threading.Thread(target=count, name="dbops-count", daemon=True)
+            counter.start()
+            errors: list[bytes] = []
+            stderr_reader = threading.Thread(
+                target=lambda: errors.append(pgtools.drain(process.stderr)), daemon=True
+            )
+            stderr_reader.start()
+            try:
+                streamed = _collect(process, temp, options.fmt, db_bytes, progress)
+                code = process.wait()
+            except BaseException:
+                pgtools.stop(process)
+                raise
+            finally:
+                stderr_reader.join(timeout=30)
+                counter.join()
+        if code != 0:
+            detail = pgtools.error_text(errors[0] if errors else b"", target)
+            raise DumpFailed(
+                f"pg_dump failed (exit {code}): {detail}",
+                "Nothing was written; fix the cause above and run the backup again",
+            )
+        if failed:
+            raise failed[0]
+    return counted[0], streamed
+
+
+def _arguments(
+    ctx: RunContext,
+    pg_dump: pgtools.Tool,
+    target: Any,
+    options: DumpOptions,
+    z: str,
+    snapshot: str,
+    temp: Path,
+) -> list[str]:
+    from dbops.db import PROTECTED_LOCK_TIMEOUT_MS
+
+    args = [
+        str(pg_dump.path),
+        f"--dbname={pgtools.conninfo(target)}",
+        "--no-password",
+        f"--format={options.fmt}",
+        f"--compress={z}",
+        f"--snapshot={snapshot}",
+    ]
+    lock = ctx.env.lock_timeout_ms
+    if lock is None and ctx.env.protected:
+        lock = PROTECTED_LOCK_TIMEOUT_MS
+    if lock:
+        args.append(f"--lock-wait-timeout={lock}ms")
+    if options.fmt == "plain":
+        args.append("--create")  # the database's own settings, comment and grants come along
+    else:
+        args.append(f"--file={temp}")
+    if options.fmt == "directory" and options.jobs:
+        args.append(f"--jobs={options.jobs}")
+    return args
+
+
+def _collect(
+    process: subprocess.Popen[bytes], temp: Path, fmt: Format, db_bytes: int, progress: Advance | None
+) -> str | None:
+    """Plain: copy pg_dump's stdout into the file, hashing it. Others: show the file growing."""
+    if fmt != "plain":
+        while process.poll() is None:
+            if progress is not None:
+                progress("Dumping", _written(temp), None)
+            time.sleep(0.2)
+        return None
+    assert process.stdout is not None
+    digest = hashlib.sha256()
+    done = 0
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        read = process.stdout.read
+        for chunk in iter(lambda: read(CHUNK), b""):
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+            done += len(chunk)
+            if progress is not None:
+                progress("Dumping", done, None)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def _written(path: Path) -> int:
+    try:
+        return backups.size_of(path)
+    except OSError:
+        return 0
