@@ -91,11 +91,11 @@ def replace_database(
     """Steps 4 to 6: scratch database, its check, the swap."""
     live = ctx.target().dbname
     stamp = backups.utc_now().strftime("%Y%m%d_%H%M%S")
-    result = RestoreResult(live, scratch=derived_name(live, f"__restore_{stamp}"))
-    assert result.scratch is not None
+    result = RestoreResult(live)
     ctx.close()  # our own session on the live database would block the rename
     with maintenance(ctx, live) as admin:
         drop_leftovers(admin, live)
+        result.scratch = _unused_name(admin, live, f"__restore_{stamp}")
         create_scratch(admin, result.scratch, live, manifest.encoding)
         try:
             started = time.monotonic()
@@ -117,8 +117,8 @@ def replace_database(
 def test_restore(ctx: RunContext, path: Path, manifest: Manifest) -> None:
     """--verify=restore: restore into a scratch database, compare the row counts, drop it."""
     live = ctx.target().dbname
-    scratch = derived_name(live, f"__verify_{backups.utc_now().strftime('%Y%m%d_%H%M%S')}")
     with maintenance(ctx, live) as admin:
+        scratch = _unused_name(admin, live, f"__verify_{backups.utc_now().strftime('%Y%m%d_%H%M%S')}")
         create_scratch(admin, scratch, live, manifest.encoding)
         try:
             load(ctx, path, manifest, scratch)
@@ -186,7 +186,7 @@ def drop_leftovers(admin: psycopg.Connection[Any], live: str) -> list[str]:
     for kind in ("restore", "verify"):
         example = f"__{kind}_00000000_000000"
         head = derived_name(live, example)[: -len(example)]
-        pattern = re.compile(re.escape(head) + f"__{kind}_" + r"[0-9]{8}_[0-9]{6}$")
+        pattern = re.compile(re.escape(head) + f"__{kind}_" + r"[0-9]{8}_[0-9]{6}(_[0-9]+)?$")
         rows = admin.execute(
             "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (head,)
         ).fetchall()
@@ -249,8 +249,8 @@ def swap(admin: psycopg.Connection[Any], live: str, scratch: str, stamp: str) ->
     """
     from psycopg import errors, sql
 
-    kept = derived_name(live, f"__pre_restore_{stamp}")
     exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (live,)).fetchone() is not None
+    kept = _unused_name(admin, live, f"__pre_restore_{stamp}")
     terminated = 0
     for attempt in range(20):
         if exists:
@@ -275,6 +275,16 @@ def swap(admin: psycopg.Connection[Any], live: str, scratch: str, stamp: str) ->
         f"Could not take over {live}: new sessions keep connecting to it",
         "Stop the application (or its connection pool) for a moment and restore again",
     )
+
+
+def _unused_name(admin: psycopg.Connection[Any], live: str, suffix: str) -> str:
+    """<live><suffix>, or with _2, _3 ... when a restore in the same second took that name."""
+    serial = 1
+    while True:
+        name = derived_name(live, suffix if serial == 1 else f"{suffix}_{serial}")
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            return name
+        serial += 1
 
 
 def check_restored(ctx: RunContext, database: str, manifest: Manifest) -> tuple[int, int]:

@@ -209,7 +209,7 @@ def backup(
     config: str | None = None,
     format: str = "plain",
     compress: str = "gzip",
-    jobs: int | None = None,
+    jobs: int = 0,
     verify: str = "file",
     keep: bool = False,
 ) -> None:
@@ -221,7 +221,7 @@ def backup(
         json=json,
         format=format,
         compress=compress,
-        jobs=jobs,
+        jobs=jobs or None,
         verify=verify,
         keep=keep,
     )
@@ -245,14 +245,23 @@ def restore(
     config: str | None = None,
     force: bool = False,
     in_place: bool = False,
-    jobs: int | None = None,
+    jobs: int = 0,
 ) -> None:
     """Restore the database from a backup (FILE or latest), keeping the previous one."""
     if file in ("--help", "-h"):
         raise Exit(
             "Usage: dbops restore FILE|latest [--env ENV] [--force] [--in-place] [--jobs N] [--json]", code=0
         )
-    _run("restore", env=env, config=config, json=json, file=file, force=force, in_place=in_place, jobs=jobs)
+    _run(
+        "restore",
+        env=env,
+        config=config,
+        json=json,
+        file=file,
+        force=force,
+        in_place=in_place,
+        jobs=jobs or None,
+    )
 
 
 @task(auto_shortflags=False, help=_help())
