@@ -649,3 +649,83 @@ def test_cleanup_keeps_manual_newest_and_marked_backups(
     assert "✓ Nothing to delete" in result.out and automated[2].exists()
     add_backup_settings(project, "backups:\n  retention_days: 100\n  directory: backups/db\n")
     assert "✓ Nothing to delete" in cli("backup-cleanup").out
+
+
+# ----------------------------------------------------------------------------- across server versions
+
+
+@pytest.fixture(scope="module")
+def other_admin_url(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The other test server: an embedded 18 beside DBOPS_TEST_DATABASE_URL, or else the machine's
+    PostgreSQL (DBOPS_TEST_OTHER_URL, default 127.0.0.1:5432) beside the embedded one."""
+    from dbops.server import EmbeddedServer
+
+    if os.environ.get("DBOPS_TEST_DATABASE_URL"):
+        server = EmbeddedServer(tmp_path_factory.mktemp("server18") / "pg", durable=False)
+        state = server.ensure_running()
+        yield f"postgresql://postgres@/postgres?host={state.socket_dir}"
+        server.stop()
+        return
+    url = os.environ.get("DBOPS_TEST_OTHER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        pytest.skip(f"no second server at {url} (set DBOPS_TEST_OTHER_URL)")
+    yield url
+
+
+@pytest.fixture
+def other_database_url(other_admin_url: str) -> Iterator[str]:
+    import uuid
+
+    name = f"dbops_x_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(other_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield url_for(other_admin_url, name)
+    with psycopg.connect(other_admin_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (name,)
+        ).fetchall()
+        for (other,) in rows:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
+
+
+def major(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.info.server_version // 10000
+
+
+@pytest.mark.parametrize("flags", [[], ["--format=custom"]], ids=["plain-gzip", "custom"])
+def test_backups_cross_server_versions(
+    project: Path,
+    cli: Run,
+    database_url: str,
+    other_database_url: str,
+    db: psycopg.Connection,
+    flags: list[str],
+) -> None:
+    """From 18 into 15 and from 15 into 18 (pg_dump 18 writes SET transaction_timeout, which 15 rejects)."""
+    assert {major(database_url), major(other_database_url)} == {15, 18}
+    add_backup_settings(project, "")
+    config = project / "dbops.yaml"
+    config.write_text(
+        config.read_text().replace("  test:\n", f'  other:\n    url: "{other_database_url}"\n  test:\n')
+    )
+    build_rich(db)
+    there = backup(cli, *flags)
+    result = cli("restore", str(there), "--env=other", "--force")
+    assert result.code == 0, result.text
+    assert print_of(other_database_url) == print_of(database_url) != {}
+    with psycopg.connect(other_database_url, autocommit=True) as other:
+        other.execute("INSERT INTO public.notes VALUES (1000, 'only over there', NULL)")
+    back = backup(cli, "--env=other", *flags)
+    assert json.loads(back.with_name(back.name + ".json").read_text())["environment"] == "other"
+    result = cli("restore", str(back), "--force")
+    assert result.code == 0, result.text
+    assert print_of(database_url) == print_of(other_database_url)
+    assert live_marker_notes(database_url) == 51
+
+
+def live_marker_notes(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM public.notes").fetchone()[0]  # type: ignore[index]

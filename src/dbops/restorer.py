@@ -320,8 +320,10 @@ def load(
     """The backup into an empty database, stopping at the first error."""
     target = ctx.target()
     server_major = _server_major(ctx, database)
-    if manifest.format == "plain" or server_major < 17:
-        _run_script(ctx, path, manifest, database, progress=progress)  # SET transaction_timeout removed
+    if manifest.format == "plain" or server_major < 17 or _major(manifest.server_version) != server_major:
+        # through ScriptFilter: SET transaction_timeout for servers before 17, and other servers'
+        # column options, need taking out
+        _run_script(ctx, path, manifest, database, progress=progress)
         return
     tools = pgtools.toolbox(ctx.config)
     args = [
@@ -337,6 +339,12 @@ def load(
     # The database's own settings, comment and grants (pg_restore applies them only with --create);
     # after the data, so that a setting such as default_transaction_read_only cannot get in its way.
     _run_script(ctx, path, manifest, database, head_only=True)
+
+
+def _major(version: str) -> int:
+    """'PostgreSQL 15.20' -> 15."""
+    digits = version.split()[-1].split(".")[0]
+    return int(digits) if digits.isdigit() else 0
 
 
 def _server_major(ctx: RunContext, database: str) -> int:
