@@ -519,6 +519,9 @@ def test_kill_9_during_the_restore(
     """kill -9 of dbops itself, or of its psql child, while the scratch database is loading."""
     big_database(db)
     path = backup(cli, "--compress=gzip:1")
+    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    assert manifest["rows_total"] == 300_003  # counted in the script as it streamed by
+    assert subprocess.run(["gzip", "-t", str(path)]).returncode == 0  # gzip members, as pigz writes
     db.execute("DELETE FROM notes WHERE id = 3")
     process = run_dbops(project, "restore", str(path), "--force")
     try:

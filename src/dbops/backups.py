@@ -231,25 +231,48 @@ def read_through(
     return _read_plain(path, method == "gzip", shown, progress), {}
 
 
+def gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Decompress a gzip stream of one or more members (pigz-style); zlib.error or EOFError when
+    it is corrupt, truncated or empty."""
+    inflate = zlib.decompressobj(wbits=31)
+    inside = False  # a member has begun and not ended
+    members = 0
+    for chunk in chunks:
+        while chunk:
+            inside = True
+            yield inflate.decompress(chunk)
+            if not inflate.eof:
+                break
+            members += 1
+            inside = False
+            chunk = inflate.unused_data  # the next member begins here
+            inflate = zlib.decompressobj(wbits=31)
+    if inside or members == 0:
+        raise EOFError("the gzip stream is truncated" if inside else "the file is empty")
+
+
 def _read_plain(path: Path, gzipped: bool, shown: str, progress: Progress | None) -> str:
     digest = hashlib.sha256()
-    inflate = zlib.decompressobj(wbits=31) if gzipped else None
-    tail = b""
     done = 0
-    try:
+
+    def raw() -> Iterator[bytes]:
+        nonlocal done
         with open(path, "rb", buffering=0) as handle:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
                 digest.update(chunk)
                 done += len(chunk)
-                text = inflate.decompress(chunk) if inflate is not None else chunk
-                tail = (tail + text)[-4096:]
                 if progress:
                     progress(done)
+                yield chunk
+
+    tail = b""
+    try:
+        for text in gunzip(raw()) if gzipped else raw():
+            tail = (tail + text)[-4096:] if len(text) < 4096 else text[-4096:]
     except zlib.error as exc:
         raise BackupInvalid(shown, f"not a valid gzip stream ({exc})") from None
-    if inflate is not None and (not inflate.eof or inflate.unused_data):
-        reason = "the gzip stream is truncated" if not inflate.eof else "data after the gzip stream"
-        raise BackupInvalid(shown, reason)
+    except EOFError as exc:
+        raise BackupInvalid(shown, str(exc)) from None
     if TRAILER not in tail:
         raise BackupInvalid(shown, "no 'PostgreSQL database dump complete' trailer: not a complete pg_dump")
     return digest.hexdigest()

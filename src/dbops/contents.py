@@ -87,13 +87,14 @@ def application(tables: list[TableCount]) -> list[TableCount]:
     return [t for t in tables if not (t.schema == "public" and t.name in YOYO_TABLES)]
 
 
-def read(conn: psycopg.Connection[Any]) -> Contents:
-    """Everything in one transaction's snapshot (the caller's, when it has one open)."""
+def read(conn: psycopg.Connection[Any], *, count_rows: bool = True) -> Contents:
+    """Everything in one transaction's snapshot (the caller's, when it has one open). Without
+    count_rows the tables are listed with 0 rows, for a caller that counts them otherwise."""
     from psycopg import sql
 
     names = conn.execute(_TABLES_SQL).fetchall()
-    counts: dict[tuple[str, str], int] = {}
-    if names:
+    counts: dict[tuple[str, str], int] = dict.fromkeys(names, 0)
+    if names and count_rows:
         parts = [
             sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), sql.Identifier(schema, name))
             for i, (schema, name) in enumerate(names)

@@ -27,6 +27,7 @@ from dbops import backups, pgtools
 from dbops.backups import CHUNK, Format, Manifest
 from dbops.contents import Contents
 from dbops.errors import DbopsError
+from dbops.rowcount import RowCounter
 
 if TYPE_CHECKING:
     import psycopg
@@ -79,7 +80,11 @@ def take(
             "Use --format=custom for lz4 or zstd (pg_restore decompresses them)",
             exit_code=2,
         )
-    z = pgtools.compress_argument(tools.pg_dump, method, level)
+    # plain: pg_dump writes SQL text, and this process counts its rows and gzips it on other cores
+    if options.fmt == "plain":
+        z = pgtools.compress_argument(tools.pg_dump, "none", None)
+    else:
+        z = pgtools.compress_argument(tools.pg_dump, method, level)
     created = backups.utc_now()
     backups.ensure_folder(final.parent)
     temp = backups.temp_path(final)
@@ -87,7 +92,7 @@ def take(
     shown = ctx.config.shown(final)
     try:
         started = time.monotonic()
-        contents, streamed = _dump(ctx, conn, tools.pg_dump, temp, options, z, progress)
+        contents, streamed = _dump(ctx, conn, tools.pg_dump, temp, options, z, (method, level), progress)
         backups.fsync_tree(temp)
         timings.dump_s = time.monotonic() - started
         started = time.monotonic()
@@ -148,24 +153,29 @@ def _dump(
     temp: Path,
     options: DumpOptions,
     z: str,
+    compression: tuple[str, int | None],
     progress: Advance | None,
 ) -> tuple[Contents, str | None]:
-    """pg_dump and the row counts in one snapshot; returns the counts and, for plain, the sha256."""
+    """pg_dump and the row counts in one snapshot; returns the counts and, for plain, the sha256.
+
+    Plain: the rows are counted in the script itself as it streams by. Custom and directory:
+    count(*) of every table on this transaction, on a thread, while pg_dump works.
+    """
     from dbops import contents as contents_module
 
     target = ctx.target()
+    plain = options.fmt == "plain"
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        row = conn.execute("SELECT pg_export_snapshot(), pg_database_size(current_database())").fetchone()
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
-        snapshot, db_bytes = row
-        args = _arguments(ctx, pg_dump, target, options, z, snapshot, temp)
+        args = _arguments(ctx, pg_dump, target, options, z, row[0], temp)
         counted: list[Contents] = []
         failed: list[BaseException] = []
 
         def count() -> None:
             try:
-                counted.append(contents_module.read(conn))
+                counted.append(contents_module.read(conn, count_rows=not plain))
             except BaseException as exc:  # reported once pg_dump is done
                 failed.append(exc)
 
@@ -174,7 +184,7 @@ def _dump(
                 args,
                 env,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if options.fmt == "plain" else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if plain else subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
             counter = threading.Thread(target=count, name="dbops-count", daemon=True)
@@ -184,8 +194,13 @@ def _dump(
                 target=lambda: errors.append(pgtools.drain(process.stderr)), daemon=True
             )
             stderr_reader.start()
+            rows = RowCounter()
             try:
-                streamed = _collect(process, temp, options.fmt, db_bytes, progress)
+                if plain:
+                    streamed: str | None = _stream(process, temp, compression, rows, progress)
+                else:
+                    _watch(process, temp, progress)
+                    streamed = None
                 code = process.wait()
             except BaseException:
                 pgtools.stop(process)
@@ -201,7 +216,11 @@ def _dump(
             )
         if failed:
             raise failed[0]
-    return counted[0], streamed
+    found = counted[0]
+    if plain:
+        for table in found.tables:
+            table.rows = rows.rows.get((table.schema, table.name), 0)
+    return found, streamed
 
 
 def _arguments(
@@ -237,33 +256,119 @@ def _arguments(
     return args
 
 
-def _collect(
-    process: subprocess.Popen[bytes], temp: Path, fmt: Format, db_bytes: int, progress: Advance | None
-) -> str | None:
-    """Plain: copy pg_dump's stdout into the file, hashing it. Others: show the file growing."""
-    if fmt != "plain":
-        while process.poll() is None:
-            if progress is not None:
-                progress("Dumping", _written(temp), None)
-            time.sleep(0.2)
-        return None
+def _watch(process: subprocess.Popen[bytes], temp: Path, progress: Advance | None) -> None:
+    """Custom and directory formats: pg_dump writes the file itself; show it growing."""
+    while process.poll() is None:
+        if progress is not None:
+            progress("Dumping", _written(temp), None)
+        time.sleep(0.2)
+
+
+def _stream(
+    process: subprocess.Popen[bytes],
+    temp: Path,
+    compression: tuple[str, int | None],
+    rows: RowCounter,
+    progress: Advance | None,
+) -> str:
+    """Plain format: a thread reads pg_dump's output and counts its rows; blocks of it are gzipped
+    on every core (one gzip member each, as pigz does; gunzip reads them as one stream), and this
+    thread writes them in order, hashing them."""
+    import queue
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     assert process.stdout is not None
+    method, level = compression
+    blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+    source = process.stdout.fileno()
+
+    def read() -> None:
+        try:
+            block: list[bytes] = []
+            size = 0
+            for chunk in iter(lambda: os.read(source, CHUNK), b""):
+                rows.feed(chunk)
+                block.append(chunk)
+                size += len(chunk)
+                if size >= BLOCK:
+                    _put(blocks, b"".join(block), stop)
+                    block, size = [], 0
+            if block:
+                _put(blocks, b"".join(block), stop)
+            _put(blocks, None, stop)
+        except BaseException as exc:
+            _put(blocks, exc, stop)
+
+    reader = threading.Thread(target=read, name="dbops-read", daemon=True)
+    reader.start()
     digest = hashlib.sha256()
-    done = 0
+    written = 0
+    workers = max(1, os.cpu_count() or 1)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        read = process.stdout.read
-        for chunk in iter(lambda: read(CHUNK), b""):
-            digest.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
-            done += len(chunk)
-            if progress is not None:
-                progress("Dumping", done, None)
+        with ThreadPoolExecutor(workers, thread_name_prefix="dbops-gzip") as pool:
+            pending: list[Future[bytes]] = []
+            while True:
+                item = blocks.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is not None:
+                    pending.append(
+                        pool.submit(_gzip_member, item, level) if method == "gzip" else _done(item)
+                    )
+                while pending and (item is None or len(pending) > workers or pending[0].done()):
+                    written += _write(fd, pending.pop(0).result(), digest)
+                    if progress is not None:
+                        progress("Dumping", written, None)
+                if item is None:
+                    break
+    except BaseException:
+        stop.set()
+        pgtools.stop(process)  # the reader then sees the end of its pipe
+        raise
     finally:
         os.close(fd)
+        reader.join(timeout=30)
     return digest.hexdigest()
+
+
+BLOCK = 4 << 20  # bytes of SQL per gzip member
+
+
+def _gzip_member(data: bytes, level: int | None) -> bytes:
+    import zlib
+
+    deflate = zlib.compressobj(6 if level is None else level, zlib.DEFLATED, 31)
+    return deflate.compress(data) + deflate.flush()
+
+
+def _done(data: bytes) -> Any:
+    from concurrent.futures import Future
+
+    future: Future[bytes] = Future()
+    future.set_result(data)
+    return future
+
+
+def _put(blocks: Any, item: Any, stop: threading.Event) -> None:
+    """Queue an item unless the writer has given up (then the reader just ends)."""
+    import queue
+
+    while not stop.is_set():
+        try:
+            blocks.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def _write(fd: int, data: bytes, digest: Any) -> int:
+    digest.update(data)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
 
 
 def _written(path: Path) -> int:

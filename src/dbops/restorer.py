@@ -495,14 +495,11 @@ def _source(
 
 
 def _plain_chunks(path: Path, gzipped: bool) -> Iterator[bytes]:
-    import zlib
+    def raw() -> Iterator[bytes]:
+        with open(path, "rb", buffering=0) as handle:
+            yield from iter(lambda: handle.read(CHUNK), b"")
 
-    inflate = zlib.decompressobj(wbits=31) if gzipped else None
-    with open(path, "rb", buffering=0) as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            yield inflate.decompress(chunk) if inflate is not None else chunk
-    if inflate is not None:
-        yield inflate.flush()
+    return backups.gunzip(raw()) if gzipped else raw()
 
 
 # Everything of the application's, so the backup loads into an empty database: every schema but
