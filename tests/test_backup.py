@@ -732,3 +732,55 @@ def test_backups_cross_server_versions(
 def live_marker_notes(url: str) -> int:
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT count(*) FROM public.notes").fetchone()[0]  # type: ignore[index]
+
+
+# ----------------------------------------------------------------------------- for other steps
+
+
+def test_restore_file_and_the_backup_step_as_other_steps_use_them(
+    project: Path, database_url: str, db: psycopg.Connection
+) -> None:
+    """The interface other steps' undo actions use: Backup(automatic=True) and restore_file()."""
+    from dbops.config import load_config
+    from dbops.context import RunContext
+    from dbops.restorer import restore_file
+    from dbops.steps.backup import Backup
+
+    db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
+    config = load_config()
+    ctx = RunContext(config, config.environment("development"))
+    outcome = Backup(automatic=True, reason="before reset").run(ctx)
+    assert outcome.undo is None
+    path = outcome.data.path
+    assert path.parent == project / "backups" / "db" / "automated" and path.is_file()
+    assert json.loads(path.with_name(path.name + ".json").read_text())["reason"] == "before reset"
+    ctx.connection().execute("INSERT INTO notes VALUES (2)")
+    restore_file(ctx, path)
+    assert live_marker(database_url) == [(1,)]
+    assert [p.name for p in path.parent.iterdir() if p.suffix == ".gz"] == [path.name]  # no safety backup
+    ctx.close()
+
+
+def test_the_commands_describe_themselves(project: Path, cli: Run) -> None:
+    listing = cli("--list").out
+    for task in ("backup", "restore", "backup-list", "backup-cleanup"):
+        assert f"  {task} " in listing
+
+    def help_of(task: str) -> str:  # in a child: invoke fits the help to a terminal's width
+        done = subprocess.run([dbops_bin(), task, "--help"], cwd=project, capture_output=True, text=True)
+        return " ".join(done.stdout.split())
+
+    backup_help = help_of("backup")
+    for flag in (
+        "--format=STRING plain",
+        "--compress=STRING gzip",
+        "--jobs=INT With",
+        "--verify=STRING file",
+    ):
+        assert flag in backup_help, flag
+    assert "--keep Mark this backup" in backup_help
+    assert "--force Delete them" in help_of("backup-cleanup")
+    usage = cli("restore", "--help")
+    assert usage.code == 0 and "dbops restore FILE|latest" in usage.text
+    missing = cli("restore", "backups/db/nothing.sql.gz", "--force")
+    assert missing.code == 2 and "Backup file not found: backups/db/nothing.sql.gz" in missing.err

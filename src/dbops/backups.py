@@ -466,8 +466,10 @@ def resolve(argument: str, root: Path, project: Path, cwd: Path) -> Path:
     if stem == "latest":
         newest = newest_automatic(root)
         if newest is None:
+            from dbops.config import shown
+
             raise DbopsError(
-                f"No automatic backup in {root / AUTOMATED} to restore as '{argument}'",
+                f"No automatic backup in {shown(root / AUTOMATED, project)}/ to restore as '{argument}'",
                 "dbops backup-list shows the backups there are",
                 exit_code=2,
             )

@@ -136,7 +136,8 @@ def restore_in_place(
     conn = ctx.connection()
     _lock(conn, live)
     started = time.monotonic()
-    _run_script(ctx, path, manifest, live, clear_first=True, progress=progress)
+    major = conn.info.server_version // 10000
+    _run_script(ctx, path, manifest, live, major, clear_first=True, progress=progress)
     result.load_s = time.monotonic() - started
     started = time.monotonic()
     result.rows, result.tables = check_restored(ctx, live, manifest)
@@ -323,7 +324,7 @@ def load(
     if manifest.format == "plain" or server_major < 17 or _major(manifest.server_version) != server_major:
         # through ScriptFilter: SET transaction_timeout for servers before 17, and other servers'
         # column options, need taking out
-        _run_script(ctx, path, manifest, database, progress=progress)
+        _run_script(ctx, path, manifest, database, server_major, progress=progress)
         return
     tools = pgtools.toolbox(ctx.config)
     args = [
@@ -338,7 +339,7 @@ def load(
     _pg_restore([*args, str(path)], target, len(manifest.tables), progress)
     # The database's own settings, comment and grants (pg_restore applies them only with --create);
     # after the data, so that a setting such as default_transaction_read_only cannot get in its way.
-    _run_script(ctx, path, manifest, database, head_only=True)
+    _run_script(ctx, path, manifest, database, server_major, head_only=True)
 
 
 def _major(version: str) -> int:
@@ -389,6 +390,7 @@ def _run_script(
     path: Path,
     manifest: Manifest,
     database: str,
+    server_major: int,
     *,
     head_only: bool = False,
     clear_first: bool = False,
@@ -400,7 +402,7 @@ def _run_script(
 
     target = ctx.target()
     tools = pgtools.toolbox(ctx.config)
-    script_filter = ScriptFilter(database, server_major=_server_major(ctx, database), head_only=head_only)
+    script_filter = ScriptFilter(database, server_major=server_major, head_only=head_only)
     psql = [
         str(tools.psql.path),
         "--no-psqlrc",
