@@ -195,12 +195,24 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: a dbops killed with kill -9 takes its pg_dump/psql along (Linux)."""
-    with contextlib.suppress(Exception):
+def _prctl() -> Any:
+    """libc's prctl, looked up in the parent (a child between fork and exec should do no more
+    than call it); None where there is none."""
+    try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a dbops killed with kill -9 takes its pg_dump/psql along (Linux)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def spawn(
@@ -214,7 +226,7 @@ def spawn(
         stdout=stdout,
         stderr=stderr,
         umask=0o077,
-        preexec_fn=_die_with_parent,
+        preexec_fn=_die_with_parent if _PRCTL is not None else None,
         start_new_session=False,
     )
 

@@ -19,7 +19,7 @@ import contextlib
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -415,7 +415,7 @@ def _run_script(
         psql.append("--single-transaction")
     with (
         pgtools.child_env(target) as env,
-        _source(tools, path, manifest, env, head_only) as (source, renderer),
+        _source(tools, path, manifest, env, head_only) as (source, renderer, consumed),
     ):
         sink = pgtools.spawn(
             psql, env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -424,30 +424,29 @@ def _run_script(
         errors: list[bytes] = []
         reader = threading.Thread(target=lambda: errors.append(pgtools.drain(sink.stderr)), daemon=True)
         reader.start()
-        total = manifest.size if manifest.format == "plain" else None
         try:
             with contextlib.suppress(BrokenPipeError):
                 if clear_first:
                     sink.stdin.write(CLEAR_SQL.encode())
-                done = 0
                 for chunk in source:
-                    done += len(chunk)
                     out = script_filter.feed(chunk)
                     if out:
                         sink.stdin.write(out)
                     if head_only and not script_filter.in_head:
                         break
-                    if progress is not None and total:
-                        progress("Restoring", done, total)
+                    if progress is not None and consumed is not None:
+                        progress("Restoring", consumed(), manifest.size)
                 sink.stdin.write(script_filter.close())
                 sink.stdin.close()
             code = sink.wait()
+            # pg_restore's own verdict, before leaving _source stops it (unless psql failed first,
+            # or only the head was wanted)
+            render_error = renderer() if renderer is not None and code == 0 and not head_only else None
         except BaseException:
             pgtools.stop(sink)
             raise
         finally:
             reader.join(timeout=30)
-    render_error = renderer() if renderer is not None and not head_only else None
     if code != 0:
         detail = pgtools.error_text(errors[0] if errors else b"", target) or f"psql exit code {code}"
         raise RestoreFailed(f"Restore failed: {detail}", _LOAD_HINT if not clear_first else _IN_PLACE_HINT)
@@ -461,10 +460,21 @@ _IN_PLACE_HINT = "It ran in one transaction and was rolled back: the database is
 @contextlib.contextmanager
 def _source(
     tools: pgtools.Toolbox, path: Path, manifest: Manifest, env: dict[str, str], head_only: bool
-) -> Iterator[tuple[Iterator[bytes], Any]]:
-    """The backup as SQL text, in chunks; plus a function returning pg_restore's error, if any."""
+) -> Iterator[tuple[Iterator[bytes], Callable[[], str | None] | None, Callable[[], int] | None]]:
+    """The backup as SQL text in chunks; a function returning pg_restore's error (custom and
+    directory), and one returning how many bytes of the file were read (plain)."""
     if manifest.format == "plain":
-        yield _plain_chunks(path, manifest.compression != "none"), None
+        read = 0
+
+        def raw() -> Iterator[bytes]:
+            nonlocal read
+            with open(path, "rb", buffering=0) as handle:
+                for chunk in iter(lambda: handle.read(CHUNK), b""):
+                    read += len(chunk)
+                    yield chunk
+
+        chunks = backups.gunzip(raw()) if manifest.compression != "none" else raw()
+        yield chunks, None, lambda: read
         return
     args = [str(tools.pg_restore.path), "--create", "--file=-", str(path)]
     if head_only:
@@ -483,25 +493,14 @@ def _source(
         reader.join(timeout=30)
         if code == 0:
             return None
-        return (
-            errors[0].decode("utf-8", "replace").strip().splitlines()[-1]
-            if errors and errors[0]
-            else f"exit {code}"
-        )
+        lines = errors[0].decode("utf-8", "replace").strip().splitlines() if errors and errors[0] else []
+        return lines[-1] if lines else f"exit code {code}"
 
     try:
-        yield iter(lambda: stdout.read(CHUNK), b""), failure
+        yield iter(lambda: stdout.read(CHUNK), b""), failure, None
     finally:
         pgtools.stop(renderer)
         reader.join(timeout=30)
-
-
-def _plain_chunks(path: Path, gzipped: bool) -> Iterator[bytes]:
-    def raw() -> Iterator[bytes]:
-        with open(path, "rb", buffering=0) as handle:
-            yield from iter(lambda: handle.read(CHUNK), b"")
-
-    return backups.gunzip(raw()) if gzipped else raw()
 
 
 # Everything of the application's, so the backup loads into an empty database: every schema but
