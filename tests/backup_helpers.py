@@ -42,6 +42,11 @@ CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-0
 CREATE INDEX events_payload ON app.events USING gin (payload);
 CREATE TABLE public.notes (id int PRIMARY KEY, body text, tags text[]);
 COMMENT ON SCHEMA app IS 'the application';
+CREATE TABLE app."Odd ""name"".x ü" ("Col 1" int, "ü" text);
+INSERT INTO app."Odd ""name"".x ü" VALUES (1, 'a'), (2, E'b\\.'), (3, NULL);
+CREATE TABLE app.no_columns ();
+INSERT INTO app.no_columns DEFAULT VALUES;
+INSERT INTO app.no_columns DEFAULT VALUES;
 INSERT INTO app.people (name, mail, feeling)
   SELECT 'Zoë ' || g || ' 日本 ☃', 'p' || g || '@x.org', (ARRAY['sad', 'ok', 'happy'])[1 + g % 3]::mood
   FROM generate_series(1, 500) g;

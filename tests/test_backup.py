@@ -110,7 +110,7 @@ def test_backup_json_and_formats(project: Path, cli: Run, db: psycopg.Connection
     doc = json.loads(result.out)
     assert doc["ok"] and doc["operation"] == "backup"
     report = doc["report"]
-    assert report["path"].endswith(".dump") and report["format"] == "custom" and report["rows"] == 950
+    assert report["path"].endswith(".dump") and report["format"] == "custom" and report["rows"] == 955
     assert (Path(report["path"]).read_bytes()[:5]) == b"PGDMP"
     directory = backup(cli, "--format=directory", "--jobs=2")
     assert directory.name.endswith(".dir") and (directory / "toc.dat").is_file()
@@ -119,6 +119,11 @@ def test_backup_json_and_formats(project: Path, cli: Run, db: psycopg.Connection
     manifest = json.loads(directory.with_name(directory.name + ".json").read_text())
     assert set(manifest["files"]) == {p.name for p in directory.iterdir()}
     plain = backup(cli, "--compress=none")
+    counted = json.loads(plain.with_name(plain.name + ".json").read_text())["tables"]  # from the script
+    counted_by_server = json.loads(Path(report["path"] + ".json").read_text())["tables"]  # count(*)
+    assert counted == counted_by_server
+    assert {"schema": "app", "name": 'Odd "name".x ü', "rows": 3} in counted
+    assert {"schema": "app", "name": "no_columns", "rows": 2} in counted
     assert plain.name.endswith(".sql") and plain.read_text().count("PostgreSQL database dump complete") == 1
     fast = backup(cli, "--compress=gzip:1")
     assert json.loads(fast.with_name(fast.name + ".json").read_text())["compression"] == "gzip:1"

@@ -90,28 +90,35 @@ def application(tables: list[TableCount]) -> list[TableCount]:
 def read(conn: psycopg.Connection[Any], *, count_rows: bool = True) -> Contents:
     """Everything in one transaction's snapshot (the caller's, when it has one open). Without
     count_rows the tables are listed with 0 rows, for a caller that counts them otherwise."""
-    from psycopg import sql
 
-    names = conn.execute(_TABLES_SQL).fetchall()
-    counts: dict[tuple[str, str], int] = dict.fromkeys(names, 0)
-    if names and count_rows:
-        parts = [
-            sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), sql.Identifier(schema, name))
-            for i, (schema, name) in enumerate(names)
-        ]
-        for i, count in conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall():
-            counts[names[i]] = count
+    tables = [TableCount(schema, name, 0) for schema, name in conn.execute(_TABLES_SQL).fetchall()]
+    if count_rows:
+        count_rows_of(conn, tables)
     row = conn.execute(_OBJECTS_SQL).fetchone()
     assert row is not None
     encoding = conn.execute(
         "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
     ).fetchone()
     return Contents(
-        tables=[TableCount(schema, name, counts[(schema, name)]) for schema, name in names],
+        tables=tables,
         objects=dict(zip(OBJECT_KINDS, row, strict=True)),
         encoding=encoding[0] if encoding else "UTF8",
         last_migration=_last_migration(conn),
     )
+
+
+def count_rows_of(conn: psycopg.Connection[Any], tables: list[TableCount]) -> None:
+    """Fill in exact row counts, in one statement."""
+    from psycopg import sql
+
+    if not tables:
+        return
+    parts = [
+        sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), sql.Identifier(t.schema, t.name))
+        for i, t in enumerate(tables)
+    ]
+    for i, count in conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall():
+        tables[i].rows = count
 
 
 def _last_migration(conn: psycopg.Connection[Any]) -> str | None:

@@ -216,10 +216,13 @@ def _dump(
             )
         if failed:
             raise failed[0]
-    found = counted[0]
-    if plain:
-        for table in found.tables:
-            table.rows = rows.rows.get((table.schema, table.name), 0)
+        found = counted[0]
+        if plain:
+            unseen = [t for t in found.tables if (t.schema, t.name) not in rows.rows]
+            for table in found.tables:
+                table.rows = rows.rows.get((table.schema, table.name), 0)
+            if unseen:  # no COPY block recognised for them: count them in the same snapshot
+                contents_module.count_rows_of(conn, unseen)
     return found, streamed
 
 
