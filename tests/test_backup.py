@@ -789,3 +789,40 @@ def test_the_commands_describe_themselves(project: Path, cli: Run) -> None:
     assert usage.code == 0 and "dbops restore FILE|latest" in usage.text
     missing = cli("restore", "backups/db/nothing.sql.gz", "--force")
     assert missing.code == 2 and "Backup file not found: backups/db/nothing.sql.gz" in missing.err
+
+
+def test_without_createdb_the_restore_says_so_and_in_place_works(
+    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection
+) -> None:
+    """An application role that owns its database but may not create databases."""
+    role = f"{db.info.dbname}_app"
+    db.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(role)))
+    try:
+        db.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(db.info.dbname), sql.Identifier(role)
+            )
+        )
+        db.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role)))
+        role_url = database_url.replace("postgres@", f"{role}@", 1)
+        with psycopg.connect(role_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes VALUES (1), (2)")
+        config = project / "dbops.yaml"
+        config.write_text(config.read_text().replace(f'url: "{database_url}"', f'url: "{role_url}"', 1))
+        path = backup(cli)
+        with psycopg.connect(role_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO notes VALUES (3)")
+        result = cli("restore", str(path), "--force")
+        assert result.code == 1, result.text
+        assert "permission denied (CREATEDB)" in result.err and "--in-place" in result.err
+        assert live_marker(database_url) == [(1,), (2,), (3,)]
+        result = cli("restore", str(path), "--force", "--in-place")
+        assert result.code == 0, result.text
+        assert live_marker(database_url) == [(1,), (2,)]
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO postgres").format(sql.Identifier(db.info.dbname))
+            )
+        db.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -282,6 +282,7 @@ def _pg_restore_reads(
     pg_restore: Path, args: list[str], feed: Path | None, shown: str, progress: Progress | None = None
 ) -> str:
     """pg_restore -f /dev/null over the archive (fed from Python when `feed`, hashing it on the way)."""
+    from dbops import pgtools
     from dbops.pgtools import base_env, spawn
 
     digest = hashlib.sha256()
@@ -296,6 +297,7 @@ def _pg_restore_reads(
     with _drained(process, errors):
         if feed is not None:
             assert process.stdin is not None
+            pgtools.widen_pipe(process.stdin.fileno())
             done = 0
             with open(feed, "rb", buffering=0) as handle, contextlib.suppress(BrokenPipeError):
                 for chunk in iter(lambda: handle.read(CHUNK), b""):

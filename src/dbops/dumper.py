@@ -98,9 +98,15 @@ def take(
         started = time.monotonic()
         size = backups.size_of(temp)
         verify_progress = _scaled(progress, "Verifying", size)
-        digest, files = backups.read_through(
-            temp, options.fmt, method, tools.pg_restore.path, shown, verify_progress
-        )
+        try:
+            digest, files = backups.read_through(
+                temp, options.fmt, method, tools.pg_restore.path, shown, verify_progress
+            )
+        except backups.BackupInvalid as exc:
+            raise DbopsError(
+                f"Backup {shown} failed its verification: {exc.message.split(': ', 2)[-1]}",
+                "Nothing was kept under that name; check the disk and pg_dump's version, then try again",
+            ) from None
         if streamed is not None and digest != streamed:
             raise DbopsError(
                 f"Backup {shown}: the file read back differs from what pg_dump wrote",
@@ -113,7 +119,7 @@ def take(
             server_version=server_version(conn),
             pg_dump_version=tools.pg_dump.version_text,
             format=options.fmt,
-            compression=options.compress if method != "none" else "none",
+            compression=method if level is None else f"{method}:{level}",
             created=backups.iso(created),
             kind=kind,
             reason=reason,
@@ -175,6 +181,8 @@ def _dump(
 
         def count() -> None:
             try:
+                # one backend, no parallel workers: it runs beside pg_dump, and should not crowd it
+                conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
                 counted.append(contents_module.read(conn, count_rows=not plain))
             except BaseException as exc:  # reported once pg_dump is done
                 failed.append(exc)
@@ -261,10 +269,14 @@ def _arguments(
 
 def _watch(process: subprocess.Popen[bytes], temp: Path, progress: Advance | None) -> None:
     """Custom and directory formats: pg_dump writes the file itself; show it growing."""
-    while process.poll() is None:
+    while True:
         if progress is not None:
             progress("Dumping", _written(temp), None)
-        time.sleep(0.2)
+        try:
+            process.wait(timeout=0.2)  # returns as soon as pg_dump ends
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _stream(
@@ -285,6 +297,7 @@ def _stream(
     blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
     stop = threading.Event()
     source = process.stdout.fileno()
+    pgtools.widen_pipe(source)
 
     def read() -> None:
         try:

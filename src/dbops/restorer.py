@@ -99,7 +99,7 @@ def replace_database(
         create_scratch(admin, result.scratch, live, manifest.encoding)
         try:
             started = time.monotonic()
-            load(ctx, path, manifest, result.scratch, jobs=jobs, progress=progress)
+            load(ctx, path, manifest, result.scratch, _major_of(admin), jobs=jobs, progress=progress)
             result.load_s = time.monotonic() - started
             started = time.monotonic()
             result.rows, result.tables = check_restored(ctx, result.scratch, manifest)
@@ -121,7 +121,7 @@ def test_restore(ctx: RunContext, path: Path, manifest: Manifest) -> None:
         scratch = _unused_name(admin, live, f"__verify_{backups.utc_now().strftime('%Y%m%d_%H%M%S')}")
         create_scratch(admin, scratch, live, manifest.encoding)
         try:
-            load(ctx, path, manifest, scratch)
+            load(ctx, path, manifest, scratch, _major_of(admin))
             check_restored(ctx, scratch, manifest)
         finally:
             drop_database(admin, scratch)
@@ -136,8 +136,7 @@ def restore_in_place(
     conn = ctx.connection()
     _lock(conn, live)
     started = time.monotonic()
-    major = conn.info.server_version // 10000
-    _run_script(ctx, path, manifest, live, major, clear_first=True, progress=progress)
+    _run_script(ctx, path, manifest, live, _major_of(conn), clear_first=True, progress=progress)
     result.load_s = time.monotonic() - started
     started = time.monotonic()
     result.rows, result.tables = check_restored(ctx, live, manifest)
@@ -314,13 +313,13 @@ def load(
     path: Path,
     manifest: Manifest,
     database: str,
+    server_major: int,
     *,
     jobs: int | None = None,
     progress: Advance | None = None,
 ) -> None:
     """The backup into an empty database, stopping at the first error."""
     target = ctx.target()
-    server_major = _server_major(ctx, database)
     if manifest.format == "plain" or server_major < 17 or _major(manifest.server_version) != server_major:
         # through ScriptFilter: SET transaction_timeout for servers before 17, and other servers'
         # column options, need taking out
@@ -348,11 +347,8 @@ def _major(version: str) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-def _server_major(ctx: RunContext, database: str) -> int:
-    from dbops.db import connect
-
-    with connect(ctx.target().with_dbname(database), ctx.env) as conn:
-        return conn.info.server_version // 10000
+def _major_of(conn: psycopg.Connection[Any]) -> int:
+    return conn.info.server_version // 10000
 
 
 def _pg_restore(args: list[str], target: Target, tables: int, progress: Advance | None) -> None:
@@ -421,6 +417,7 @@ def _run_script(
             psql, env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         assert sink.stdin is not None
+        pgtools.widen_pipe(sink.stdin.fileno())
         errors: list[bytes] = []
         reader = threading.Thread(target=lambda: errors.append(pgtools.drain(sink.stderr)), daemon=True)
         reader.start()
