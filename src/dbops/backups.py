@@ -222,12 +222,8 @@ def read_through(
     into ``pg_restore -f /dev/null``, which decodes every entry and data block. Directory:
     each file's checksum, and ``pg_restore -f /dev/null`` over the folder.
     """
-    if fmt == "directory":
-        digest, files = directory_digest(path)
-        _pg_restore_reads(pg_restore, [str(path)], None, shown)
-        return digest, files
-    if fmt == "custom":
-        return _pg_restore_reads(pg_restore, [], path, shown, progress), {}
+    if fmt in ("custom", "directory"):
+        return _pg_restore_reads(pg_restore, path, shown, progress)
     return _read_plain(path, method == "gzip", shown, progress), {}
 
 
@@ -279,41 +275,30 @@ def _read_plain(path: Path, gzipped: bool, shown: str, progress: Progress | None
 
 
 def _pg_restore_reads(
-    pg_restore: Path, args: list[str], feed: Path | None, shown: str, progress: Progress | None = None
-) -> str:
-    """pg_restore -f /dev/null over the archive (fed from Python when `feed`, hashing it on the way)."""
-    from dbops import pgtools
+    pg_restore: Path, archive: Path, shown: str, progress: Progress | None = None
+) -> tuple[str, dict[str, str]]:
+    """pg_restore -f /dev/null over the archive (it decodes every block), while this process
+    hashes the file beside it; returns the sha256 (of the file; the combined one of a folder)."""
     from dbops.pgtools import base_env, spawn
 
-    digest = hashlib.sha256()
     process = spawn(
-        [str(pg_restore), "-f", os.devnull, *args],
+        [str(pg_restore), "-f", os.devnull, str(archive)],
         base_env(),
-        stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     errors: list[bytes] = []
     with _drained(process, errors):
-        if feed is not None:
-            assert process.stdin is not None
-            pgtools.widen_pipe(process.stdin.fileno())
-            done = 0
-            with open(feed, "rb", buffering=0) as handle, contextlib.suppress(BrokenPipeError):
-                for chunk in iter(lambda: handle.read(CHUNK), b""):
-                    digest.update(chunk)
-                    process.stdin.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done)
-            with contextlib.suppress(BrokenPipeError):
-                process.stdin.close()
+        digest, files = (
+            directory_digest(archive) if archive.is_dir() else (sha256_file(archive, progress), {})
+        )
         code = process.wait()
     if code != 0:
         detail = errors[0].decode("utf-8", "replace").strip().splitlines() if errors else []
         reason = next((line for line in detail if "error" in line), detail[-1] if detail else "")
         raise BackupInvalid(shown, f"pg_restore cannot read it: {reason.removeprefix('pg_restore: ')}")
-    return digest.hexdigest()
+    return digest, files
 
 
 @contextlib.contextmanager
