@@ -114,7 +114,7 @@ def replace_database(
     return result
 
 
-def test_restore(ctx: RunContext, path: Path, manifest: Manifest) -> None:
+def trial_restore(ctx: RunContext, path: Path, manifest: Manifest) -> None:
     """--verify=restore: restore into a scratch database, compare the row counts, drop it."""
     live = ctx.target().dbname
     with maintenance(ctx, live) as admin:

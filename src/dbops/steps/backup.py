@@ -115,7 +115,7 @@ class Backup:
         report = BackupReport(ctx.env.name, ctx.database(), final, ctx.config.shown(final), kind, self.reason)
         ctx.record(self.name, report)
         options = dumper.DumpOptions(self.format, self.compress, self.jobs)
-        check = _test_restore(ctx) if self.verify == "restore" else None
+        check = _trial_restore(ctx) if self.verify == "restore" else None
         with progress.bar(ctx.interactive) as advance:
             manifest, timings = dumper.take(
                 ctx,
@@ -139,10 +139,10 @@ class Backup:
         return StepOutcome(messages=[f"Backup written to {report.file}"], data=report)
 
 
-def _test_restore(ctx: RunContext) -> Callable[[Path, Manifest], None]:
+def _trial_restore(ctx: RunContext) -> Callable[[Path, Manifest], None]:
     from dbops import restorer
 
     def check(path: Path, manifest: Manifest) -> None:
-        restorer.test_restore(ctx, path, manifest)
+        restorer.trial_restore(ctx, path, manifest)
 
     return check
