@@ -264,7 +264,8 @@ def test_round_trip_in_every_format(
         "DROP TABLE public.notes; UPDATE app.people SET name = 'changed'; SELECT lo_unlink(min(oid)) FROM pg_largeobject_metadata"
     )
     db.execute(sql.SQL("ALTER DATABASE {} SET work_mem = '1MB'").format(sql.Identifier(db.info.dbname)))
-    result = cli("restore", str(path), "--force")
+    jobs = ["--jobs=2"] if "--format=directory" in flags else []  # pg_restore --jobs
+    result = cli("restore", str(path), "--force", *jobs)
     assert result.code == 0, result.text
     assert "Database restored successfully!" in result.out and "✓ Terminated 1 connection(s)" in result.out
     assert schema_dump(database_url) == schema_before
