@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,15 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """``backups:``: where backups go, how long automatic ones stay, which pg_dump makes them."""
+
+    directory: Path = field(default_factory=lambda: Path("backups/db"))  # relative to dbops.yaml
+    retention_days: int = 30
+    pg_dump: Path | None = None  # pg_restore and psql are taken from the same folder
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     project: str
@@ -93,10 +102,16 @@ class Config:
     templates_dir: Path | None = None  # a project's own migration templates
     seeds_dir: Path = field(default_factory=lambda: Path("seeds"))
     models: str | None = None  # package.module:metadata, the SQLAlchemy models validate compares with
+    backups: BackupSettings = field(default_factory=BackupSettings)
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    @property
+    def backup_dir(self) -> Path:
+        """Manual backups; automatic ones go to its automated/ subfolder."""
+        return self.root / self.backups.directory
 
     @property
     def state_dir(self) -> Path:
@@ -338,7 +353,38 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "allow_seed": ("allow_seed", _bool),
     "validate_before_migrate": ("validate_before_migrate", _bool),
 }
-_TOP_KEYS = ("project", "default_env", "migrations", "seeds", "templates", "models", "environments")
+_TOP_KEYS = (
+    "project",
+    "default_env",
+    "migrations",
+    "seeds",
+    "templates",
+    "models",
+    "environments",
+    "backups",
+)
+_BACKUP_KEYS = ("directory", "retention_days", "pg_dump")
+
+
+def _backups(raw: Any, doc: _Doc) -> BackupSettings:
+    keypath: KeyPath = ("backups",)
+    section = _mapping({} if raw is None else raw, keypath, doc)
+    _check_keys(section, dict.fromkeys(_BACKUP_KEYS), keypath, doc)
+    settings = BackupSettings()
+    if "directory" in section:
+        directory = Path(_str(section["directory"], (*keypath, "directory"), doc)).expanduser()
+        settings = replace(settings, directory=(doc.path.parent / directory).resolve())
+    if "retention_days" in section:
+        days = section["retention_days"]
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise doc.error(
+                (*keypath, "retention_days"), f"expected a whole number of days >= 1, got {days!r}"
+            )
+        settings = replace(settings, retention_days=days)
+    if "pg_dump" in section:
+        pg_dump = Path(_str(section["pg_dump"], (*keypath, "pg_dump"), doc)).expanduser()
+        settings = replace(settings, pg_dump=(doc.path.parent / pg_dump).resolve())
+    return settings
 
 
 def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
@@ -398,6 +444,7 @@ def parse_config(text: str, path: Path) -> Config:
         if "templates" in top
         else None,
         models=_models(top["models"], ("models",), doc) if "models" in top else None,
+        backups=_backups(top.get("backups"), doc),
     )
     _check_aliases(config, doc)
     if default_env is not None and config.aliases().get(default_env, default_env) not in environments:

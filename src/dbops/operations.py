@@ -52,6 +52,7 @@ def _migrate(
 def _rollback(
     steps: int = 1, to: str | None = None, dry_run: bool = False, force: bool = False
 ) -> list[Step]:
+    from dbops.steps.backup import Backup
     from dbops.steps.confirm import Confirm
     from dbops.steps.connect import Connect
     from dbops.steps.rollback import Rollback
@@ -59,7 +60,12 @@ def _rollback(
     rollback = Rollback(steps=steps, to=to, dry_run=dry_run)
     if dry_run:
         return [Connect(), rollback]
-    return [Connect(), Confirm("This rolls back applied migrations and their data", force=force), rollback]
+    return [
+        Connect(),
+        Confirm("This rolls back applied migrations and their data", force=force),
+        Backup(automatic=True, reason="before migrate-rollback", when="protected"),
+        rollback,
+    ]
 
 
 def _baseline(migration_id: str) -> list[Step]:
@@ -103,6 +109,50 @@ def _create(migration_name: str) -> list[Step]:
     return [CreateMigration(migration_name)]
 
 
+def _backup(
+    format: str = "plain",
+    compress: str = "gzip",
+    jobs: int | None = None,
+    verify: str = "file",
+    keep: bool = False,
+) -> list[Step]:
+    from dbops.steps.backup import Backup
+    from dbops.steps.connect import Connect
+
+    return [Connect(), Backup(format=format, compress=compress, jobs=jobs, verify=verify, keep=keep)]
+
+
+def _restore(file: str, force: bool = False, in_place: bool = False, jobs: int | None = None) -> list[Step]:
+    from dbops.steps.backup import Backup
+    from dbops.steps.confirm import Confirm
+    from dbops.steps.connect import Connect
+    from dbops.steps.restore import CheckBackup, Restore
+
+    if jobs is not None and (jobs < 1 or in_place):
+        raise UsageError("--jobs takes a count of 1 or more, and not with --in-place", "dbops restore --help")
+    return [
+        Connect(),
+        CheckBackup(file),
+        Confirm(
+            "Restoring a backup", warning="This will replace all current data!", force=force, always=True
+        ),
+        Backup(automatic=True, reason="before restore"),
+        Restore(in_place=in_place, jobs=jobs),
+    ]
+
+
+def _backup_list() -> list[Step]:
+    from dbops.steps.backup_list import ListBackups
+
+    return [ListBackups()]
+
+
+def _backup_cleanup(force: bool = False) -> list[Step]:
+    from dbops.steps.backup_cleanup import CleanupBackups
+
+    return [CleanupBackups(force=force)]
+
+
 OPERATIONS: dict[str, Operation] = {
     "status": Operation("status", _status, "inspect"),
     "server": Operation("server", _server, "server"),
@@ -114,6 +164,10 @@ OPERATIONS: dict[str, Operation] = {
     "seed": Operation("seed", _seed, "seed"),
     "validate": Operation("validate", _validate, "validate"),
     "lint": Operation("lint", _lint, "lint"),
+    "backup": Operation("backup", _backup, "backup"),
+    "restore": Operation("restore", _restore, "restore"),
+    "backup-list": Operation("backup-list", _backup_list, "backup-list"),
+    "backup-cleanup": Operation("backup-cleanup", _backup_cleanup, "backup-cleanup"),
 }
 
 

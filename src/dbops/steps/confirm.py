@@ -1,6 +1,8 @@
-"""confirm: ask before a destructive step where the environment is protected. Undo: none.
+"""confirm: ask before a destructive step. Undo: none.
 
-Never hangs on a prompt: without a terminal it refuses (exit 3) unless --force was given.
+A protected environment asks the user to type the database name; with ``always``, other
+environments ask yes/no. Never hangs on a prompt: without a terminal it refuses (exit 3)
+unless --force was given.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ class Confirm:
     name = "confirm"
     description = "ask for confirmation"
 
-    def __init__(self, action: str, *, force: bool = False, always: bool = False) -> None:
+    def __init__(
+        self, action: str, *, force: bool = False, always: bool = False, warning: str | None = None
+    ) -> None:
         self.action = action
         self.force = force
-        self.always = always  # ask even where the environment is not protected
+        self.always = always  # ask (yes/no) even where the environment is not protected
+        self.warning = warning or action  # the prompt's WARNING line
 
     def run(self, ctx: RunContext) -> StepOutcome:
         if not (ctx.env.protected or self.always):
@@ -32,14 +37,18 @@ class Confirm:
                 f"{self.action} on {ctx.env.name} ({database}) needs confirmation: no terminal to ask on",
                 "Run it on a terminal, or pass --force if you mean it",
             )
-        print(f"⚠️ WARNING: {self.action}", file=sys.stderr)
+        print(f"⚠️ WARNING: {self.warning}", file=sys.stderr)
         print(f"Database: {database}\nEnvironment: {ctx.env.name}", file=sys.stderr)
+        if ctx.env.protected:
+            expected, question = database, f"Type the database name ({database}) to continue: "
+            hint = "Type the database name exactly to confirm"
+        else:
+            expected, question = "yes", "Are you sure you want to continue? (yes/no): "
+            hint = "Answer yes to confirm"
         try:
-            answer = input(f"Type the database name ({database}) to continue: ")
+            answer = input(question)
         except EOFError:
             answer = ""
-        if answer.strip() != database:
-            raise PolicyRefused(
-                "Not confirmed: nothing was changed", "Type the database name exactly to confirm"
-            )
+        if answer.strip() != expected:
+            raise PolicyRefused("Not confirmed: nothing was changed", hint)
         return StepOutcome(messages=["confirmed on the terminal"])
