@@ -106,6 +106,15 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """``backups:``: where backups go, how long automatic ones stay, which pg_dump makes them."""
+
+    directory: Path = field(default_factory=lambda: Path("backups/db"))  # relative to dbops.yaml
+    retention_days: int = 30
+    pg_dump: Path | None = None  # pg_restore and psql are taken from the same folder
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     project: str
@@ -116,10 +125,16 @@ class Config:
     seeds_dir: Path = field(default_factory=lambda: Path("seeds"))
     pipelines: Mapping[str, Pipeline] = field(default_factory=dict)
     models: str | None = None  # package.module:metadata, the SQLAlchemy models validate compares with
+    backups: BackupSettings = field(default_factory=BackupSettings)
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    @property
+    def backup_dir(self) -> Path:
+        """Manual backups; automatic ones go to its automated/ subfolder."""
+        return self.root / self.backups.directory
 
     @property
     def state_dir(self) -> Path:
@@ -357,8 +372,31 @@ _TOP_KEYS = (
     "templates",
     "models",
     "environments",
+    "backups",
     "pipelines",
 )
+_BACKUP_KEYS = ("directory", "retention_days", "pg_dump")
+
+
+def _backups(raw: Any, doc: _Doc) -> BackupSettings:
+    keypath: KeyPath = ("backups",)
+    section = _mapping({} if raw is None else raw, keypath, doc)
+    _check_keys(section, dict.fromkeys(_BACKUP_KEYS), keypath, doc)
+    settings = BackupSettings()
+    if "directory" in section:
+        directory = Path(_str(section["directory"], (*keypath, "directory"), doc)).expanduser()
+        settings = replace(settings, directory=(doc.path.parent / directory).resolve())
+    if "retention_days" in section:
+        days = section["retention_days"]
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise doc.error(
+                (*keypath, "retention_days"), f"expected a whole number of days >= 1, got {days!r}"
+            )
+        settings = replace(settings, retention_days=days)
+    if "pg_dump" in section:
+        pg_dump = Path(_str(section["pg_dump"], (*keypath, "pg_dump"), doc)).expanduser()
+        settings = replace(settings, pg_dump=(doc.path.parent / pg_dump).resolve())
+    return settings
 
 
 def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
@@ -418,6 +456,7 @@ def parse_config(text: str, path: Path) -> Config:
         if "templates" in top
         else None,
         models=_models(top["models"], ("models",), doc) if "models" in top else None,
+        backups=_backups(top.get("backups"), doc),
     )
     _check_aliases(config, doc)
     if "pipelines" in top:
@@ -452,6 +491,10 @@ BUILT_IN_TASKS = frozenset(
         "migrate-baseline",
         "migrate-repair",
         "seed",
+        "backup",
+        "restore",
+        "backup-list",
+        "backup-cleanup",
         "validate",
         "lint",
         "reset",

@@ -21,6 +21,7 @@ class Operation:
     name: str
     build: Callable[..., list[Step]]
     report_step: str | None  # None: the pipeline's own report, of every step
+    own_force: bool = False  # its --force is its own flag, not the one that skips the confirmation
 
 
 def _status(check: bool = False) -> list[Step]:
@@ -109,6 +110,40 @@ def _create(migration_name: str) -> list[Step]:
     return [CreateMigration(migration_name)]
 
 
+def _backup(
+    format: str = "plain",
+    compress: str = "gzip",
+    jobs: int | None = None,
+    verify: str = "file",
+    keep: bool = False,
+) -> list[Step]:
+    from dbops.steps.backup import Backup
+    from dbops.steps.connect import Connect
+
+    return [Connect(), Backup(format=format, compress=compress, jobs=jobs, verify=verify, keep=keep)]
+
+
+def _restore(file: str, in_place: bool = False, jobs: int | None = None) -> list[Step]:
+    from dbops.steps.connect import Connect
+    from dbops.steps.restore import CheckBackup, Restore
+
+    if jobs is not None and (jobs < 1 or in_place):
+        raise UsageError("--jobs takes a count of 1 or more, and not with --in-place", "dbops restore --help")
+    return [Connect(), CheckBackup(file), Restore(in_place=in_place, jobs=jobs)]
+
+
+def _backup_list() -> list[Step]:
+    from dbops.steps.backup_list import ListBackups
+
+    return [ListBackups()]
+
+
+def _backup_cleanup(force: bool = False) -> list[Step]:
+    from dbops.steps.backup_cleanup import CleanupBackups
+
+    return [CleanupBackups(force=force)]
+
+
 OPERATIONS: dict[str, Operation] = {
     "status": Operation("status", _status, "inspect"),
     "server": Operation("server", _server, "server"),
@@ -121,4 +156,8 @@ OPERATIONS: dict[str, Operation] = {
     "reset": Operation("reset", _reset, None),
     "validate": Operation("validate", _validate, "validate"),
     "lint": Operation("lint", _lint, "lint"),
+    "backup": Operation("backup", _backup, "backup"),
+    "restore": Operation("restore", _restore, "restore"),
+    "backup-list": Operation("backup-list", _backup_list, "backup-list"),
+    "backup-cleanup": Operation("backup-cleanup", _backup_cleanup, "backup-cleanup", own_force=True),
 }

@@ -184,6 +184,94 @@ def seed(
 
 @task(
     auto_shortflags=False,
+    help=_help(
+        format="plain (default: backups/db/<database>_<UTC time>.sql.gz), custom (.dump) or directory (.dir)",
+        compress="gzip (default), gzip:LEVEL or none; for custom and directory also lz4 or zstd[:LEVEL], "
+        "where the pg_dump in use has them",
+        jobs="With --format=directory: dump N tables at once",
+        verify="file (default: sha256 and a full read), or restore: also a test restore into a scratch "
+        "database",
+        keep="Mark this backup so backup-cleanup never deletes it",
+    ),
+)
+def backup(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    format: str = "plain",
+    compress: str = "gzip",
+    jobs: int = 0,
+    verify: str = "file",
+    keep: bool = False,
+) -> None:
+    """Back up the database with pg_dump: verified, atomic, with a manifest beside it."""
+    _run(
+        "backup",
+        env=env,
+        config=config,
+        json=json,
+        format=format,
+        compress=compress,
+        jobs=jobs or None,
+        verify=verify,
+        keep=keep,
+    )
+
+
+@task(
+    auto_shortflags=False,
+    positional=["file"],
+    help=_help(
+        file="A backup file, or 'latest' (the newest automatic backup)",
+        force="Do not ask for confirmation",
+        in_place="Restore into the existing database in one transaction (no CREATEDB needed)",
+        jobs="pg_restore jobs for custom and directory backups",
+    ),
+)
+def restore(
+    c: Context,
+    file: str,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    force: bool = False,
+    in_place: bool = False,
+    jobs: int = 0,
+) -> None:
+    """Restore the database from a backup (FILE or latest), keeping the previous one."""
+    if file in ("--help", "-h"):
+        raise Exit(
+            "Usage: dbops restore FILE|latest [--env ENV] [--force] [--in-place] [--jobs N] [--json]", code=0
+        )
+    _run(
+        "restore",
+        env=env,
+        config=config,
+        json=json,
+        file=file,
+        force=force,
+        in_place=in_place,
+        jobs=jobs or None,
+    )
+
+
+@task(auto_shortflags=False, help=_help())
+def backup_list(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+    """List every backup: kind, age, size, database, and whether its checksum still matches."""
+    _run("backup-list", env=env, config=config, json=json)
+
+
+@task(auto_shortflags=False, help=_help(force="Delete them (without it, only list what would go)"))
+def backup_cleanup(
+    c: Context, env: str | None = None, json: bool = False, config: str | None = None, force: bool = False
+) -> None:
+    """Delete automatic backups older than retention_days (manual and keep-marked ones stay)."""
+    _run("backup-cleanup", env=env, config=config, json=json, force=force)
+
+
+@task(
+    auto_shortflags=False,
     help=_help(strict="Exit 1 on warnings too (by default only errors fail)"),
 )
 def validate(
@@ -307,6 +395,10 @@ BUILT_IN = (
     migrate_baseline,
     migrate_repair,
     seed,
+    backup,
+    restore,
+    backup_list,
+    backup_cleanup,
     validate,
     lint,
 )

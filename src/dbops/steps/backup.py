@@ -1,0 +1,148 @@
+"""backup: a verified pg_dump of the environment's database, with its manifest. Undo: none.
+
+Manual backups go to backups/db/, automatic ones (taken by other operations before a
+destructive step, with the reason in the manifest) to backups/db/automated/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, cast
+
+from dbops.backups import FORMATS, Format, Manifest
+from dbops.context import RunContext
+from dbops.errors import UsageError
+from dbops.output import Line, heading
+from dbops.pipeline import StepOutcome
+
+Verify = Literal["file", "restore"]
+When = Literal["always", "protected"]
+
+
+@dataclass
+class BackupReport:
+    environment: str
+    database: str
+    path: Path
+    file: str  # as shown: relative to the project
+    kind: str
+    reason: str | None = None
+    format: str = "plain"
+    compression: str = "gzip"
+    size: int = 0
+    sha256: str = ""
+    rows: int = 0
+    rows_exact: bool = True
+    tables: int = 0
+    verified: list[str] = field(default_factory=list)
+    dump_s: float = 0.0
+    verify_s: float = 0.0
+    finished: bool = False
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def lines(self) -> list[Line]:
+        from dbops.backups import describe_size
+
+        title = "💾 Creating Database Backup" if self.kind == "manual" else "💾 Creating Safety Backup"
+        lines = heading(title)
+        lines += [("", f"Database: {self.database}"), ("", f"Backup file: {self.file}")]
+        if self.reason:
+            lines.append(("dim", f"Reason: {self.reason}"))
+        if not self.finished:
+            return lines
+        compressed = " (compressed)" if self.compression != "none" else ""
+        records = f"{self.rows:,}" if self.rows_exact else f"~{self.rows:,}"
+        lines += [
+            ("ok", "✓ Backup created successfully"),
+            ("ok", f"✓ Size: {describe_size(self.size)}{compressed}"),
+            ("ok", f"✓ Records: {records} in {self.tables} tables"),
+            ("ok", f"✓ Verified: {', '.join(self.verified)}"),
+            ("", "Backup location:"),
+            ("", str(self.path)),
+        ]
+        return lines
+
+
+class Backup:
+    name = "backup"
+    description = "back up the database"
+
+    def __init__(
+        self,
+        *,
+        automatic: bool = False,
+        reason: str | None = None,
+        format: str = "plain",
+        compress: str = "gzip",
+        jobs: int | None = None,
+        verify: str = "file",
+        keep: bool = False,
+        when: When = "always",
+    ) -> None:
+        if format not in FORMATS:
+            raise UsageError(f"--format {format}: expected plain, custom or directory", "dbops backup --help")
+        if jobs is not None and (format != "directory" or jobs < 1):
+            raise UsageError(
+                "--jobs needs --format=directory and a count of 1 or more", "dbops backup --help"
+            )
+        if verify not in ("file", "restore"):
+            raise UsageError(f"--verify {verify}: expected file or restore", "dbops backup --help")
+        self.automatic = automatic
+        self.reason = reason
+        self.format: Format = format
+        self.compress = compress
+        self.jobs = jobs
+        self.verify = cast(Verify, verify)
+        self.keep = keep
+        self.when = when
+        if automatic:
+            self.description = f"take a safety backup ({reason})" if reason else "take a safety backup"
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import backups, contents, dumper, progress
+
+        if self.when == "protected" and not ctx.env.protected:
+            return StepOutcome(messages=["not a protected environment: no safety backup"])
+        ctx.connection()  # connect (and start the embedded server) before naming the file
+        folder = ctx.config.backup_dir / (backups.AUTOMATED if self.automatic else "")
+        method = self.compress.partition(":")[0].strip().lower()
+        final = backups.new_path(folder, ctx.database(), self.format, method, backups.utc_now())
+        kind: dumper.Kind = "automatic" if self.automatic else "manual"
+        report = BackupReport(ctx.env.name, ctx.database(), final, ctx.config.shown(final), kind, self.reason)
+        ctx.record(self.name, report)
+        options = dumper.DumpOptions(self.format, self.compress, self.jobs)
+        check = _trial_restore(ctx) if self.verify == "restore" else None
+        with progress.bar(ctx.interactive) as advance:
+            manifest, timings = dumper.take(
+                ctx,
+                final,
+                options,
+                kind=kind,
+                reason=self.reason,
+                keep=self.keep,
+                progress=advance,
+                check=check,
+            )
+        report.format, report.compression = manifest.format, manifest.compression
+        report.size, report.sha256 = manifest.size, manifest.sha256
+        tables = contents.application(manifest.tables)
+        report.rows, report.tables = sum(t.rows for t in tables), len(tables)
+        report.verified = ["sha256", "full read" + (", dump trailer" if manifest.format == "plain" else "")]
+        if check is not None:
+            report.verified.append("test restore (row counts match)")
+        report.dump_s, report.verify_s = timings.dump_s, timings.verify_s
+        report.finished = True
+        return StepOutcome(messages=[f"Backup written to {report.file}"], data=report)
+
+
+def _trial_restore(ctx: RunContext) -> Callable[[Path, Manifest], None]:
+    from dbops import restorer
+
+    def check(path: Path, manifest: Manifest) -> None:
+        restorer.trial_restore(ctx, path, manifest)
+
+    return check

@@ -1,0 +1,134 @@
+"""backup-cleanup: delete automatic backups past retention_days; sweep leftovers. Undo: none.
+
+Never deletes a manual backup, the newest automatic backup of each database, or a backup
+whose manifest says ``"keep": true``. Without --force it only lists what it would delete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dbops.backups import BackupEntry
+from dbops.context import RunContext
+from dbops.output import Line, heading
+from dbops.pipeline import StepOutcome
+
+
+@dataclass
+class CleanupItem:
+    file: str
+    age: str
+    size: int
+    why: str
+
+
+@dataclass
+class CleanupReport:
+    folder: str
+    retention_days: int
+    dry_run: bool
+    delete: list[CleanupItem] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    kept: dict[str, int] = field(default_factory=dict)  # why -> how many
+    freed: int = 0
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def lines(self) -> list[Line]:
+        from dbops.backups import describe_size
+
+        lines = heading("🧹 Backup Cleanup")
+        lines += [
+            ("", f"Folder: {self.folder}"),
+            ("", f"Retention: automatic backups older than {self.retention_days} days"),
+        ]
+        verb = "Would delete" if self.dry_run else "Deleted"
+        if self.delete or self.leftovers:
+            lines.append(("", f"{verb}:"))
+            lines += [
+                ("warn" if self.dry_run else "ok", f"- {i.file} ({i.why}, {i.age} old)") for i in self.delete
+            ]
+            lines += [
+                ("warn" if self.dry_run else "ok", f"- {name} (leftover temporary file)")
+                for name in self.leftovers
+            ]
+        else:
+            lines.append(("ok", "✓ Nothing to delete"))
+        if self.kept:
+            lines.append(("dim", "Kept: " + ", ".join(f"{n} {why}" for why, n in self.kept.items())))
+        if self.dry_run and (self.delete or self.leftovers):
+            lines.append(("dim", "Dry run: nothing was deleted. Run with --force to delete them."))
+        elif not self.dry_run and self.freed:
+            lines.append(("ok", f"✓ Freed {describe_size(self.freed)}"))
+        return lines
+
+
+def plan(
+    entries: list[BackupEntry], retention_days: int, now: datetime
+) -> tuple[list[tuple[BackupEntry, str]], dict[str, int]]:
+    """Which backups go (with why), and how many stay for each reason."""
+    newest: dict[str | None, BackupEntry] = {}
+    for entry in entries:  # oldest first: the last one seen per database is the newest
+        if entry.exists and entry.kind == "automatic":
+            newest[entry.manifest.database if entry.manifest else None] = entry
+    limit = now - timedelta(days=retention_days)
+    delete: list[tuple[BackupEntry, str]] = []
+    kept: dict[str, int] = {}
+
+    def keep(why: str) -> None:
+        kept[why] = kept.get(why, 0) + 1
+
+    for entry in entries:
+        if not entry.exists:
+            delete.append((entry, "manifest without its backup"))
+        elif entry.kind == "manual":
+            keep("manual")
+        elif entry.manifest is not None and entry.manifest.keep:
+            keep("marked keep")
+        elif entry in newest.values():
+            keep("newest automatic")
+        elif entry.created < limit:
+            delete.append((entry, f"automatic, older than {retention_days} days"))
+        else:
+            keep("automatic within retention")
+    return delete, kept
+
+
+class CleanupBackups:
+    name = "backup-cleanup"
+    description = "delete expired automatic backups"
+
+    def __init__(self, *, force: bool = False) -> None:
+        self.force = force
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import backups
+        from dbops.steps.backup_list import age
+
+        root = ctx.config.backup_dir
+        now = backups.utc_now()
+        days = ctx.config.backups.retention_days
+        report = CleanupReport(ctx.config.shown(root), days, dry_run=not self.force)
+        ctx.record(self.name, report)
+        delete, report.kept = plan(backups.discover(root), days, now)
+        leftovers = backups.leftovers(root)
+        report.leftovers = [ctx.config.shown(p) for p in leftovers]
+        for entry, why in delete:
+            size = backups.size_of(entry.path) if entry.exists else 0
+            report.delete.append(
+                CleanupItem(ctx.config.shown(entry.path), age(entry.created, now), size, why)
+            )
+        if self.force:
+            for entry, _ in delete:
+                report.freed += backups.size_of(entry.path) if entry.exists else 0
+                backups.remove(entry.path)  # the backup first: never a backup without its manifest
+                backups.remove(backups.manifest_path(entry.path))
+            for path in leftovers:
+                backups.remove(path)
+            if delete or leftovers:
+                for folder in {root, root / backups.AUTOMATED}:
+                    if folder.is_dir():
+                        backups.fsync_path(folder)
+        return StepOutcome(data=report)

@@ -1,0 +1,116 @@
+"""backup-list: every backup on disk, manual and automatic, with its checksum checked. Undo: none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dbops.context import RunContext
+from dbops.output import Line, heading
+from dbops.pipeline import StepOutcome
+
+
+@dataclass
+class ListedBackup:
+    file: str  # relative to the project
+    kind: str
+    created: str
+    age: str
+    size: int
+    database: str | None
+    format: str | None
+    checksum: str  # ok, mismatch, missing file, no manifest
+    reason: str | None = None
+    keep: bool = False
+    rows: int | None = None
+
+
+@dataclass
+class BackupListReport:
+    folder: str
+    environment: str
+    database: str | None
+    backups: list[ListedBackup] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        return [f"{b.file}: {b.checksum}" for b in self.backups if b.checksum != "ok"]
+
+    def lines(self) -> list[Line]:
+        from dbops.backups import describe_size
+
+        lines = heading("🗂️ Database Backups")
+        lines.append(("", f"Folder: {self.folder}"))
+        if not self.backups:
+            return [*lines, ("dim", "No backups yet: dbops backup takes one")]
+        for b in self.backups:
+            mark = "✓" if b.checksum == "ok" else "✗"
+            mine = "" if b.database in (None, self.database) else f" [{b.database}]"
+            extra = f" ({b.reason})" if b.reason else ""
+            keep = " keep" if b.keep else ""
+            text = (
+                f"{mark} {b.kind:<9} {b.age:>5} {describe_size(b.size):>10}  {b.file}{mine}{extra}{keep}"
+                + ("" if b.checksum == "ok" else f"  checksum: {b.checksum}")
+            )
+            lines.append(("ok" if b.checksum == "ok" else "fail", text))
+        manual = sum(b.kind == "manual" for b in self.backups)
+        lines.append(
+            ("dim", f"{len(self.backups)} backup(s): {manual} manual, {len(self.backups) - manual} automatic")
+        )
+        return lines
+
+
+def age(created: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def environment_database(ctx: RunContext) -> str | None:
+    """The environment's database name, without connecting (or starting the embedded server)."""
+    from dbops.db import Target
+    from dbops.errors import DbopsError
+
+    try:
+        url = ctx.env.resolved_url()
+        return Target.from_url(url, ctx.env.database).dbname if url else ctx.database_name()
+    except DbopsError:
+        return ctx.env.database
+
+
+class ListBackups:
+    name = "backup-list"
+    description = "list the backups"
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import backups
+
+        root = ctx.config.backup_dir
+        now = backups.utc_now()
+        report = BackupListReport(ctx.config.shown(root), ctx.env.name, environment_database(ctx))
+        for entry in backups.discover(root):
+            m = entry.manifest
+            if not entry.exists:
+                checksum = "missing file"
+            elif m is None:
+                checksum = "no manifest"
+            else:
+                checksum = "ok" if backups.checksum_matches(entry.path, m) else "mismatch"
+            size = backups.size_of(entry.path) if entry.exists else 0
+            report.backups.append(
+                ListedBackup(
+                    file=ctx.config.shown(entry.path),
+                    kind=entry.kind,
+                    created=backups.iso(entry.created),
+                    age=age(entry.created, now),
+                    size=size,
+                    database=m.database if m else None,
+                    format=m.format if m else None,
+                    checksum=checksum,
+                    reason=m.reason if m else None,
+                    keep=m.keep if m else False,
+                    rows=m.rows_total if m else None,
+                )
+            )
+        return StepOutcome(data=report)

@@ -1,0 +1,133 @@
+"""restore: check a backup file, then replace the database with it. Undo: none.
+
+Two steps of the restore operation live here: ``check-backup`` (before anything is touched:
+the manifest, the sha256 and a full read; exit 2 for a bad file) and ``restore`` (scratch
+database, its check, the swap; or ``--in-place`` in one transaction). Between them the
+operation asks for confirmation and takes a safety backup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dbops.backups import Manifest
+from dbops.context import RunContext
+from dbops.output import Line, heading
+from dbops.pipeline import StepOutcome
+from dbops.restorer import RestoreResult
+
+
+@dataclass
+class RestoreReport:
+    environment: str
+    database: str
+    file: str
+    path: Path
+    created: str = ""
+    size: int = 0
+    format: str = ""
+    kind: str = ""
+    source_database: str = ""
+    verified: bool = False
+    safety_backup: str | None = None
+    result: RestoreResult | None = None
+    duration_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def lines(self) -> list[Line]:
+        from dbops.backups import describe_size
+
+        lines = heading("♻️ Restoring Database")
+        lines += [
+            ("", f"Database: {self.database}"),
+            ("", f"Environment: {self.environment}"),
+            ("", f"Backup file: {self.file}"),
+        ]
+        if self.created:
+            source = f", from {self.source_database}" if self.source_database != self.database else ""
+            lines.append(
+                (
+                    "dim",
+                    f"  {self.kind} {self.format} backup of {self.created}, "
+                    f"{describe_size(self.size)}{source}",
+                )
+            )
+        if self.verified:
+            lines.append(("ok", "✓ Backup file verified (sha256, full read)"))
+        if self.safety_backup:
+            lines.append(("ok", f"✓ Safety backup: {self.safety_backup}"))
+        r = self.result
+        if r is None:
+            return lines
+        if r.in_place:
+            lines.append(("ok", f"✓ Restored in place, in one transaction ({r.load_s:.1f}s)"))
+        else:
+            lines.append(("ok", f"✓ Restored into scratch database {r.scratch} ({r.load_s:.1f}s)"))
+        lines.append(("ok", f"✓ Verified: {r.tables} tables, {r.rows:,} records, objects match the manifest"))
+        if not r.in_place:
+            lines.append(("ok", f"✓ Terminated {r.terminated} connection(s) to {r.database}"))
+            lines.append(("ok", f"✓ Swapped: {r.database} is now the restored database"))
+            if r.kept_as:
+                lines.append(("", f"Previous database kept as: {r.kept_as}"))
+                lines.append(("dim", f"  (drop it once you no longer need it: DROP DATABASE {r.kept_as})"))
+        lines.append(("ok", f"Database restored successfully! ({self.duration_s:.1f}s)"))
+        return lines
+
+
+class CheckBackup:
+    name = "check-backup"
+    description = "check the backup file"
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import backups, progress, restorer
+
+        path = backups.resolve(self.file, ctx.config.backup_dir, ctx.config.root, Path.cwd())
+        report = RestoreReport(ctx.env.name, ctx.database(), ctx.config.shown(path), path)
+        ctx.record("restore", report)
+        with progress.bar(ctx.interactive) as advance:
+            manifest = restorer.check_file(ctx, path, advance)
+        report.created = manifest.created.replace("T", " ").replace("Z", " UTC")
+        report.size, report.format, report.kind = manifest.size, manifest.format, manifest.kind
+        report.source_database = manifest.database
+        report.verified = True
+        return StepOutcome(
+            messages=[f"{report.file} matches its manifest and reads completely"], data=manifest
+        )
+
+
+class Restore:
+    name = "restore"
+    description = "restore the database from the backup"
+
+    def __init__(self, *, in_place: bool = False, jobs: int | None = None) -> None:
+        self.in_place = in_place
+        self.jobs = jobs
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        import time
+
+        from dbops import progress, restorer
+
+        started = time.monotonic()
+        manifest = ctx.step_data("check-backup")
+        report = ctx.step_data("restore")
+        assert isinstance(manifest, Manifest) and isinstance(report, RestoreReport)
+        safety = ctx.step_data("backup")
+        if safety is not None:
+            report.safety_backup = safety.file
+        with progress.bar(ctx.interactive) as advance:
+            if self.in_place:
+                report.result = restorer.restore_in_place(ctx, report.path, manifest, advance)
+            else:
+                report.result = restorer.replace_database(
+                    ctx, report.path, manifest, jobs=self.jobs, progress=advance
+                )
+        report.duration_s = time.monotonic() - started
+        return StepOutcome(data=report)
