@@ -72,7 +72,11 @@ def database_url(admin_url: str) -> Iterator[str]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield url_for(admin_url, name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        kept = conn.execute(  # and those a restore kept (<name>__pre_restore_...)
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
+        ).fetchall()
+        for other in [name, *(row[0] for row in kept)]:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
 
 
 @pytest.fixture

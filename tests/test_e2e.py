@@ -137,6 +137,7 @@ def test_the_readme_pipelines_and_the_makefile(sample: Path) -> None:
     assert "✓ Users: 10 records created" in fresh.stdout
     deploy = run(sample, "dbops", "deploy")
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    assert "✓ Backup created successfully" in deploy.stdout
     assert "✓ All models validated successfully" in deploy.stdout
     make = run(sample, "make", "-f", str(REPO / "examples" / "Makefile"), "test-db", "deploy-plan")
     assert make.returncode == 0, make.stdout + make.stderr

@@ -151,11 +151,21 @@ def test_dry_run_prints_the_plan_and_touches_nothing(project: Path, cli: Run, db
     lines = result.out.splitlines()
     assert lines[0] == "🧭 Pipeline Plan: fresh (dry run: nothing is changed)"
     assert "2. confirm: ask for confirmation of reset: answer yes" in lines
-    assert "3. drop: drop every object of the application's schemas" in lines
-    assert "   undo: roll back the migrations it applied, newest first (also when it fails part-way)" in lines
+    assert "3. backup: take a safety backup (before reset)" in lines
+    assert "4. drop: drop every object of the application's schemas" in lines
+    assert (
+        "   undo: restore the backup taken before it (reset takes one unless --no-backup); else none" in lines
+    )
     assert snapshot(db) == before
     doc = json.loads(cli("fresh", "--dry-run", "--json").out)
-    assert [s["step"] for s in doc["report"]["steps"]] == ["connect", "confirm", "drop", "migrate", "seed"]
+    assert [s["step"] for s in doc["report"]["steps"]] == [
+        "connect",
+        "confirm",
+        "backup",
+        "drop",
+        "migrate",
+        "seed",
+    ]
 
 
 def test_the_third_step_fails_and_the_undos_run_in_reverse_order(
@@ -224,6 +234,41 @@ def test_a_rollback_step_is_undone_by_applying_again(started: Path, cli: Run, db
         in result.out
     )
     assert snapshot(db) == before  # their tables were empty: nothing was lost
+
+
+def test_an_irreversible_migration_is_undone_by_restoring_the_pipelines_backup(
+    started: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    (started / "migrations" / "20251001090600_add_workflow_permissions.rollback.sql").unlink()
+    bad_seed(started)
+    declare(started, f"  careful: [backup, {{migrate: {{to: {RELATION}}}}}, migrate, seed]\n")
+    before = snapshot(db)
+    result = cli("careful")
+    assert result.code == 1, result.text
+    undo = result.out[result.out.index("Undo, in reverse order:") :].splitlines()
+    assert undo[1].startswith(
+        "  ✓ 4. migrate: roll back the migrations this run applied (20251001090600_add_workflow_permissions.sql:"
+        " no rollback script, so restored backups/db/"
+    )
+    assert undo[1].endswith(", taken by step 2)")
+    assert undo[2] == (
+        "  ✓ 3. migrate: roll back the migrations this run applied"
+        " (nothing left to do: the backup of step 2 was restored)"
+    )
+    with psycopg.connect(db.info.dsn, autocommit=True) as again:  # the restore swapped the database
+        assert snapshot(again) == before
+
+
+def test_a_policy_may_back_up_before_every_migrate(project: Path, cli: Run) -> None:
+    path = project / "dbops.yaml"
+    text = path.read_text().replace("  test:\n", "    backup_before: [migrate]\n  test:\n", 1)
+    path.write_text(text)
+    result = cli("migrate")
+    assert result.code == 0, result.text
+    assert "Safety backup: backups/db/automated/" in result.out
+    assert len(list((project / "backups" / "db" / "automated").glob("*.json"))) == 1
+    assert cli("migrate", "--env=test").code == 0  # not there
+    assert len(list((project / "backups" / "db" / "automated").glob("*.json"))) == 1
 
 
 def test_all_environments(project: Path, cli: Run) -> None:

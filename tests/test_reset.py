@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from conftest import REPO, Run
 
@@ -73,22 +74,49 @@ def test_reset_on_an_empty_database_then_seed(project: Path, cli: Run, db: psyco
     assert "Nothing to drop: the database holds no application object" in result.out
     assert "✓ Users: 10 records created" in result.out
     doc = json.loads(cli("reset", "--force", "--seed", "--json").out)
-    assert [s["name"] for s in doc["steps"]] == ["connect", "confirm", "drop", "migrate", "seed"]
-    drop = doc["report"]["steps"][2]["report"]
+    assert [s["name"] for s in doc["steps"]] == ["connect", "confirm", "backup", "drop", "migrate", "seed"]
+    drop = doc["report"]["steps"][3]["report"]
     assert drop["dropped"]["table"][-1] == "users" and drop["finished"]
     assert db.execute("SELECT count(*) FROM users").fetchone() == (10,)
 
 
-def test_a_failing_migrate_after_the_drop_is_rolled_back(
+def test_a_failing_migrate_after_the_drop_restores_the_backup(
     project: Path, cli: Run, db: psycopg.Connection
 ) -> None:
     assert cli("migrate").code == 0
+    db.execute("INSERT INTO users (email, password) VALUES ('kept@example.com', 'x')")
+    db.execute(EXTRAS)
+    before = objects(db)
     (project / "migrations" / "20251002000000_broken.sql").write_text("SELECT 1/0;\n")
     result = cli("reset", "--force")
-    assert result.code == 1
-    assert "✗ Step 4 'migrate' (apply pending migrations) failed" in result.out
-    assert (
-        "  ✓ 4. migrate: roll back the migrations this run applied (rolled back 20251001090600" in result.out
+    assert result.code == 1, result.text
+    out = result.out
+    assert "💾 Creating Safety Backup" in out and "Reason: before reset" in out
+    assert "✗ Step 5 'migrate' (apply pending migrations) failed" in out
+    undo = out[out.index("Undo, in reverse order:") :].splitlines()
+    assert undo[1].startswith(
+        "  ✓ 5. migrate: roll back the migrations this run applied (rolled back 20251001090600"
     )
-    tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert "users" not in tables  # the drop is not undone: a backup before it is the way back
+    assert undo[2].startswith(
+        "  ✓ 4. drop: restore the backup taken before it (restored backups/db/automated/"
+    )
+    assert undo[2].endswith(", taken by step 3)")
+    with psycopg.connect(db.info.dsn, autocommit=True) as again:  # the restore swapped the database
+        assert objects(again) == before
+        assert again.execute("SELECT email FROM users").fetchall() == [("kept@example.com",)]
+
+
+def test_no_backup_where_the_policy_allows_it(
+    project: Path, cli: Run, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = json.loads(cli("reset", "--force", "--no-backup", "--json").out)
+    assert doc["ok"] and [s["name"] for s in doc["steps"]] == ["connect", "confirm", "drop", "migrate"]
+    assert not (project / "backups").exists()
+    path = project / "dbops.yaml"
+    path.write_text(path.read_text() + "    allow_reset: true\n")  # production's, the last environment
+    monkeypatch.setenv("DBOPS_TEST_PROD_URL", database_url)
+    refused = cli("reset", "--env=production", "--force", "--no-backup")
+    assert refused.code == 3
+    assert refused.err.splitlines()[0] == (
+        "Error: --no-backup is refused in the protected environment production: it takes a backup before reset"
+    )

@@ -165,3 +165,21 @@ def test_a_protected_environment_asks_for_the_database_name(
     code, text = on_terminal(migrated, ["reset", "--env=production"], name)
     assert code == 0, text
     assert db.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+
+def test_policy_keys_are_checked_when_dbops_yaml_loads(project: Path, database_url: str) -> None:
+    from dbops.config import load_config
+    from dbops.errors import ConfigError
+
+    for production, message in (
+        ("    backup_before: [seed]\n", "environments.production.backup_before.0: expected some of reset,"),
+        (
+            "    confirm: maybe\n",
+            "environments.production.confirm: expected name (type the database name) or yes",
+        ),
+        ("    allow_force: 'no'\n", "environments.production.allow_force: expected true or false"),
+    ):
+        configure(project, database_url, production)
+        with pytest.raises(ConfigError) as info:
+            load_config()
+        assert message in info.value.message

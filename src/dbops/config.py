@@ -44,6 +44,7 @@ class Environment:
     allow_force: bool = True  # whether --force may skip a confirmation here
     confirm: str | None = None  # "name" (type the database name) or "yes"; default: name if protected
     validate_before_migrate: bool | None = None  # default: the environment's protected value
+    backup_before: tuple[str, ...] | None = None  # operations preceded by an automatic backup
     line: int = 0
     source: str = CONFIG_NAME
     key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
@@ -344,6 +345,17 @@ def _confirm(value: Any, keypath: KeyPath, doc: _Doc) -> str:
     return str(value)
 
 
+BACKUP_BEFORE = ("reset", "rollback", "restore", "migrate")
+
+
+def _backup_before(value: Any, keypath: KeyPath, doc: _Doc) -> tuple[str, ...]:
+    names = _names([] if value is None else value, keypath, doc)
+    for i, name in enumerate(names):
+        if name not in BACKUP_BEFORE:
+            raise doc.error((*keypath, i), f"expected some of {', '.join(BACKUP_BEFORE)}, got {name!r}")
+    return names
+
+
 # --------------------------------------------------------------------------- the schema
 
 _ENV_KEYS: dict[str, tuple[str, Parser]] = {
@@ -363,6 +375,7 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "allow_force": ("allow_force", _bool),
     "confirm": ("confirm", _confirm),
     "validate_before_migrate": ("validate_before_migrate", _bool),
+    "backup_before": ("backup_before", _backup_before),
 }
 _TOP_KEYS = (
     "project",

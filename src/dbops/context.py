@@ -29,6 +29,8 @@ class RunContext:
         self._step_data: dict[str, Any] = {}
         self._step: tuple[str, int] = ("", 0)  # the running step's name and position
         self.undos: list[tuple[str, int, Undo]] = []  # registered so far, in order
+        self._numbers: dict[str, int] = {}  # the step that recorded each name's data
+        self.restored_to: int | None = None  # an undo restored the backup of this step
 
     # ------------------------------------------------------------------ where to connect
 
@@ -110,8 +112,18 @@ class RunContext:
         self.undos.append((*self._step, undo))
 
     def record(self, step: str, data: Any) -> None:
-        """Keep a completed step's data for the steps (and undos) after it."""
+        """Keep a step's data for the steps (and undos) after it."""
         self._step_data[step] = data
+        self._numbers[step] = self._step[1]
+
+    @property
+    def running_step(self) -> int:
+        """The position of the step running now, from 1."""
+        return self._step[1]
+
+    def step_number(self, step: str) -> int:
+        """The position of the step that recorded that data, from 1."""
+        return self._numbers.get(step, 0)
 
     def step_data(self, step: str) -> Any:
         return self._step_data.get(step)

@@ -107,6 +107,7 @@ def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineR
     started = time.monotonic()
     results: list[StepResult] = []
     ctx.undos.clear()
+    ctx.restored_to = None
     try:
         for number, step in enumerate(steps, 1):
             ctx.begin_step(step.name, number)
@@ -147,9 +148,14 @@ def _run_step(step: Step, ctx: RunContext) -> StepResult:
 
 
 def _undo(ctx: RunContext) -> list[UndoResult]:
-    """Reverse order; a failing undo is reported and the others still run."""
+    """Reverse order; a failing undo is reported and the others still run. Once an undo has
+    restored a backup of the pipeline, the undos of the steps after that backup are moot."""
     results = []
     for step_name, number, undo in reversed(ctx.undos):
+        if ctx.restored_to is not None and number > ctx.restored_to:
+            moot = f"nothing left to do: the backup of step {ctx.restored_to} was restored"
+            results.append(UndoResult(step_name, number, undo.description, True, 0.0, note=moot))
+            continue
         t0 = time.monotonic()
         try:
             note = undo.action()

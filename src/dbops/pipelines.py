@@ -31,6 +31,7 @@ class Prepared:
     def report(self, ctx: RunContext, result: PipelineResult) -> Report | None:
         if self.report_step is not None:
             report: Report | None = ctx.step_data(self.report_step)
+            _mention_safety_backup(report, result)
             return report
         from dbops.pipeline_report import PipelineReport
 
@@ -45,24 +46,34 @@ class Prepared:
         )
 
 
+def _mention_safety_backup(report: Report | None, result: PipelineResult) -> None:
+    """A built-in operation's report names the automatic backup the policy added before it."""
+    notes = getattr(report, "notes", None)
+    for step in result.steps:
+        if step.name == "backup" and step.status == "ok" and isinstance(notes, list):
+            notes.append(f"Safety backup: {getattr(step.data, 'file', '')}")
+
+
 def prepare(name: str, options: dict[str, Any], ctx: RunContext) -> Prepared:
     from dbops.operations import OPERATIONS
     from dbops.safety import Policy, arm
 
     options = dict(options)
-    force = bool(options.pop("force", False))
     operation = OPERATIONS.get(name)
+    force = False if operation is not None and operation.own_force else bool(options.pop("force", False))
+    no_backup = bool(options.pop("no_backup", False))
+    policy = Policy.of(ctx.env)
     if operation is not None and operation.report_step is not None:  # reports like the spec's
         steps = operation.build(**options)
         if options.get("dry_run"):  # its own dry run: the exact SQL, nothing changed
             return Prepared(steps, operation.report_step)
-        return Prepared(arm(steps, Policy.of(ctx.env), force=force), operation.report_step)
+        return Prepared(arm(steps, policy, force=force, no_backup=no_backup), operation.report_step)
     dry_run = bool(options.pop("dry_run", False))
     if operation is not None:
         prepared = Prepared(operation.build(**options), None, RESET_TITLE)
     else:
         prepared = _declared(name, ctx)
-    prepared.steps = arm(prepared.steps, Policy.of(ctx.env), force=force, dry_run=dry_run)
+    prepared.steps = arm(prepared.steps, policy, force=force, no_backup=no_backup, dry_run=dry_run)
     if dry_run:
         return Prepared([ShowPlan(name, prepared)], "plan")
     return prepared

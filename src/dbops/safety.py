@@ -4,7 +4,10 @@ What ``protected: true`` implies, each key settable on its own in dbops.yaml:
 
 - ``confirm: name``: confirming a destructive operation means typing the database name
   (elsewhere ``yes``: answer yes/no);
-- ``allow_reset: false`` and ``allow_seed: false``: reset and seed are refused.
+- ``allow_reset: false`` and ``allow_seed: false``: reset and seed are refused;
+- ``backup_before: [reset, rollback, restore]``: an automatic backup is taken before them
+  (elsewhere before reset and restore), which ``--no-backup`` may not skip. ``migrate`` may
+  be added to the list.
 
 ``allow_force`` (default true) says whether ``--force`` is accepted at all.
 
@@ -32,7 +35,19 @@ if TYPE_CHECKING:
     from dbops.pipeline import Step
 
 # a step's name -> the policy action it counts as
-ACTIONS = {"drop": "reset", "rollback": "rollback", "restore": "restore", "seed": "seed"}
+ACTIONS = {
+    "drop": "reset",
+    "rollback": "rollback",
+    "restore": "restore",
+    "seed": "seed",
+    "migrate": "migrate",
+}
+REASONS = {  # an automatic backup's reason, in its manifest
+    "reset": "before reset",
+    "rollback": "before migrate-rollback",
+    "restore": "before restore",
+    "migrate": "before migrate",
+}
 WARNINGS = {
     "reset": "This will delete ALL data in the database!",
     "rollback": "This rolls back applied migrations, and the data of what they created!",
@@ -51,6 +66,7 @@ class Policy:
     allow_force: bool
     allow_reset: bool
     allow_seed: bool
+    backup_before: frozenset[str]
 
     @classmethod
     def of(cls, env: Environment) -> Policy:
@@ -64,14 +80,28 @@ class Policy:
             allow_force=env.allow_force,
             allow_reset=default(env.allow_reset),
             allow_seed=default(env.allow_seed),
+            backup_before=frozenset(
+                env.backup_before
+                if env.backup_before is not None
+                else ("reset", "rollback", "restore")
+                if env.protected
+                else ("reset", "restore")
+            ),
         )
 
     def needs_confirmation(self, action: str) -> bool:
         return action in ("reset", "restore") or (self.protected and action == "rollback")
 
-    def refusal(self, actions: Sequence[str], force: bool) -> PolicyRefused | None:
-        """The first rule these actions break here, if any."""
+    def refusal(self, actions: Sequence[str], force: bool, no_backup: bool = False) -> PolicyRefused | None:
+        """The first rule these actions (and flags) break here, if any."""
         env = self.environment
+        backed_up = [a for a in actions if a in self.backup_before]
+        if no_backup and backed_up and self.protected:
+            return PolicyRefused(
+                f"--no-backup is refused in the protected environment {env}: "
+                f"it takes a backup before {', '.join(dict.fromkeys(backed_up))}",
+                "Run it without --no-backup",
+            )
         for action, allowed in (("reset", self.allow_reset), ("seed", self.allow_seed)):
             if action in actions and not allowed:
                 where = (
@@ -150,18 +180,37 @@ def _prompt(question: str) -> str:
     return sys.stdin.readline().strip()
 
 
-def arm(steps: list[Step], policy: Policy, *, force: bool, dry_run: bool = False) -> list[Step]:
-    """Refuse now what the policy forbids (before even connecting); else put the guard after
-    connecting and the steps that only read, before anything that changes the database. A dry
-    run refuses nothing: its plan shows the refusal."""
+def arm(
+    steps: list[Step], policy: Policy, *, force: bool, no_backup: bool = False, dry_run: bool = False
+) -> list[Step]:
+    """Refuse now what the policy forbids (before even connecting); else add the automatic
+    backup it asks for, and the confirmation after connecting and the steps that only read,
+    before anything that changes the database. A dry run refuses nothing: its plan shows it."""
     from dbops.steps.registry import reads_only
 
     actions = [ACTIONS[s.name] for s in steps if s.name in ACTIONS]
-    refusal = policy.refusal(actions, force)
+    refusal = policy.refusal(actions, force, no_backup)
     if refusal is not None and not dry_run:
         raise refusal
+    if not no_backup:
+        steps = _with_backup(steps, policy)
     guard = Guard(policy, actions, force=force)
     if not guard.to_confirm and refusal is None:
         return steps
     at = next((i for i, step in enumerate(steps) if not reads_only(step.name)), len(steps))
     return [*steps[:at], guard, *steps[at:]]
+
+
+def _with_backup(steps: list[Step], policy: Policy) -> list[Step]:
+    """An automatic backup right before the first step the policy names in backup_before,
+    unless the pipeline takes a backup before it anyway. Undos of the steps after it may
+    restore it."""
+    for at, step in enumerate(steps):
+        if step.name == "backup":
+            return steps
+        action = ACTIONS.get(step.name)
+        if action in policy.backup_before:
+            from dbops.steps.backup import Backup
+
+            return [*steps[:at], Backup(automatic=True, reason=REASONS[action]), *steps[at:]]
+    return steps

@@ -270,6 +270,9 @@ def backup_cleanup(
     _run("backup-cleanup", env=env, config=config, json=json, force=force)
 
 
+NO_BACKUP = "Skip the automatic backup before reset (refused in protected environments)"
+
+
 @task(
     auto_shortflags=False,
     help=_help(strict="Exit 1 on warnings too (by default only errors fail)"),
@@ -293,6 +296,7 @@ def lint(c: Context, env: str | None = None, json: bool = False, config: str | N
         force="Do not ask for confirmation (where the environment's policy accepts --force)",
         seed="Load the seed data afterwards",
         dry_run="Print the steps and the undo each would register; touch nothing",
+        no_backup=NO_BACKUP,
     ),
 )
 def reset(
@@ -303,14 +307,17 @@ def reset(
     force: bool = False,
     seed: bool = False,
     dry_run: bool = False,
+    no_backup: bool = False,
 ) -> None:
     """Drop every object of the application's schemas and migrate from scratch; --seed seeds too."""
-    _run("reset", env=env, config=config, json=json, force=force, seed=seed, dry_run=dry_run)
+    options = {"force": force, "seed": seed, "dry_run": dry_run, "no_backup": no_backup}
+    _run("reset", env=env, config=config, json=json, **options)
 
 
 PIPELINE_HELP = _help(
     force="Do not ask for confirmation (where the environment's policy accepts --force)",
     dry_run="Print the steps and the undo each would register; touch nothing",
+    no_backup=NO_BACKUP,
     all_environments="Run on every environment that is not protected, one report each",
     include_protected="With --all-environments, include protected environments too",
 )
@@ -325,6 +332,7 @@ def run(
     config: str | None = None,
     force: bool = False,
     dry_run: bool = False,
+    no_backup: bool = False,
     all_environments: bool = False,
     include_protected: bool = False,
 ) -> None:
@@ -332,7 +340,15 @@ def run(
     if name in ("--help", "-h"):
         raise Exit("Usage: dbops run NAME [--env ENV] [--dry-run] [--force] [--config PATH] [--json]", code=0)
     _dispatch(
-        name, env, all_environments, include_protected, config=config, json=json, force=force, dry_run=dry_run
+        name,
+        env,
+        all_environments,
+        include_protected,
+        config=config,
+        json=json,
+        force=force,
+        dry_run=dry_run,
+        no_backup=no_backup,
     )
 
 
@@ -344,10 +360,11 @@ def _pipeline_task(name: str, description: str) -> Task[Any]:
         config: str | None = None,
         force: bool = False,
         dry_run: bool = False,
+        no_backup: bool = False,
         all_environments: bool = False,
         include_protected: bool = False,
     ) -> None:
-        options = {"config": config, "json": json, "force": force, "dry_run": dry_run}
+        options = {"config": config, "json": json, "force": force, "dry_run": dry_run, "no_backup": no_backup}
         _dispatch(name, env, all_environments, include_protected, **options)
 
     pipeline.__doc__ = description

@@ -6,7 +6,8 @@ and dbops' bookkeeping tables go too, so every migration is pending afterwards. 
 their objects stay. All of it is one transaction, under the migration lock: a failure (an
 object owned by another role, a lock not granted within lock_wait) leaves everything as it was.
 
-Undo: none; what it dropped is gone. Reset takes a backup before it for that reason.
+Undo: restore the backup the pipeline took before it (reset takes one, unless --no-backup);
+without one, none: what it dropped is gone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbops.migrations import YOYO_TABLES
 from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome
+from dbops.pipeline import StepOutcome, Undo
 
 if TYPE_CHECKING:
     import psycopg
@@ -127,7 +128,16 @@ class DropSchema:
                 conn.execute(statement)
         report.duration_s = time.monotonic() - started
         report.finished = True
-        return StepOutcome(data=report)
+        return StepOutcome(undo=_undo(ctx), data=report)
+
+
+def _undo(ctx: RunContext) -> Undo | None:
+    from dbops import restore_point
+
+    point = restore_point.taken(ctx, before=ctx.running_step)
+    if point is None:
+        return None
+    return Undo("restore the backup taken before it", lambda: restore_point.restore(ctx, point))
 
 
 def _plan(conn: psycopg.Connection[Any], report: DropReport) -> list[str]:

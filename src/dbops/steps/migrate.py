@@ -1,7 +1,9 @@
 """migrate: apply pending migrations in dependency order, one connection, one lock.
 
 Undo (when it fails part-way, or a later step of the pipeline fails): roll back exactly the
-migrations this run applied, newest first.
+migrations this run applied, newest first. When one of them has no rollback script, restore
+the backup the pipeline took before this step instead (dbops.restore_point); without one,
+the undo fails and says so.
 """
 
 from __future__ import annotations
@@ -145,9 +147,12 @@ class Migrate:
             lint_before_migrate(ctx, self.start, self.end, self.accept)
         applied: list[Script] = []
 
+        number = ctx.running_step
+
         def committed(script: Script) -> None:
             if not applied:  # from the first one on, a failure (even of this step) rolls them back
-                ctx.add_undo(Undo("roll back the migrations this run applied", lambda: _undo(ctx, applied)))
+                undo = Undo("roll back the migrations this run applied", lambda: _undo(ctx, applied, number))
+                ctx.add_undo(undo)
             applied.append(script)
 
         kind = "plan" if self.dry_run else "migrate"
@@ -189,8 +194,13 @@ def _apply_all(
     session.migrator.flush()
 
 
-def _undo(ctx: RunContext, applied: list[Script]) -> str:
+def _undo(ctx: RunContext, applied: list[Script], number: int) -> str:
+    from dbops import restore_point
+
     missing = [s.name for s in applied if not s.reversible]
+    point = restore_point.taken(ctx, before=number) if missing else None
+    if point is not None:
+        return f"{', '.join(missing)}: no rollback script, so {restore_point.restore(ctx, point)}"
     if missing:
         raise DbopsError(
             f"Cannot roll back {', '.join(missing)}: no rollback script, so the {len(applied)} "

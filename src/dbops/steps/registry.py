@@ -70,6 +70,12 @@ def _lint(args: Args) -> list[Step]:
     return [Lint()]
 
 
+def _backup(args: Args) -> list[Step]:
+    from dbops.steps.backup import Backup
+
+    return [Backup(keep=args.get("keep", False))]
+
+
 def _status(args: Args) -> list[Step]:
     from dbops.steps.gate import HealthGate
     from dbops.steps.inspect import Inspect
@@ -89,6 +95,7 @@ STEPS: dict[str, StepKind] = {
         StepKind("status", "show migrations, schema, data and health", {"check": bool}, _status),
         StepKind("validate", "compare the schema with the migrations", {"strict": bool}, _validate),
         StepKind("lint", "check pending migrations for operations that lock or break production", {}, _lint),
+        StepKind("backup", "back up the database (a verified pg_dump)", {"keep": bool}, _backup),
     )
 }
 
@@ -97,9 +104,14 @@ READS_ONLY = "none: it only reads"
 UNDO_OF = {
     "connect": READS_ONLY,
     "confirm": "none: it changes nothing",
-    "drop": "none: what it drops is gone (a backup before it is the way back)",
-    "migrate": "roll back the migrations it applied, newest first (also when it fails part-way)",
-    "rollback": "apply again the migrations it rolled back (the schema comes back, not their rows)",
+    "drop": "restore the backup taken before it (reset takes one unless --no-backup); else none",
+    "migrate": "roll back the migrations it applied, newest first (also when it fails part-way); "
+    "one without rollback script: restore the backup taken before it",
+    "rollback": "restore the backup taken before it; without one, apply the migrations again "
+    "(the schema comes back, not their rows)",
+    "backup": "none: it is what the undos of later steps restore when they cannot take their step back",
+    "check-backup": READS_ONLY,
+    "restore": "none: the safety backup before it, and the database it replaced (kept, renamed), stay",
     "seed": "none: its one transaction never commits when it fails; once committed, the rows stay",
     "inspect": READS_ONLY,
     "check": READS_ONLY,

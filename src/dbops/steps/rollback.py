@@ -1,8 +1,9 @@
 """migrate-rollback: roll back the most recent migrations (--steps N, --to ID).
 
-Undo (when it fails part-way, or a later step of the pipeline fails): apply again the
-migrations it rolled back, oldest first. That restores the schema, not the rows the rolled
-back objects held.
+Undo (when it fails part-way, or a later step of the pipeline fails): restore the backup the
+pipeline took before it (protected environments take one), schema and rows; without one,
+apply again the migrations it rolled back, oldest first: the schema comes back, not the rows
+the rolled back objects held.
 
 Refuses a range with a migration that has no rollback script (yoyo would only unmark it and
 leave its objects behind), or that an applied migration outside the range depends on.
@@ -60,7 +61,7 @@ class Rollback:
                     report.items.append(MigrationItem(script.id, script.name, "failed"))
                     raise
                 if not done:
-                    ctx.add_undo(Undo(REAPPLY, lambda: _reapply(ctx, done)))
+                    ctx.add_undo(_undo(ctx, done))
                 done.append(script)
                 report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
         finally:
@@ -107,6 +108,17 @@ class Rollback:
                     f"{script.name} stays applied and depends on {', '.join(needs)}",
                     "Roll back further (--to), so that dependents go first",
                 )
+
+
+def _undo(ctx: RunContext, done: list[Script]) -> Undo:
+    from dbops import restore_point
+
+    point = restore_point.taken(ctx, before=ctx.running_step)
+    if point is not None:
+        return Undo(
+            "restore the backup taken before it (schema and rows)", lambda: restore_point.restore(ctx, point)
+        )
+    return Undo(REAPPLY, lambda: _reapply(ctx, done))
 
 
 REAPPLY = "apply again the migrations it rolled back (the schema comes back, not their rows)"
