@@ -126,15 +126,17 @@ class Guard:
 
     name = "confirm"
 
-    def __init__(self, policy: Policy, actions: Sequence[str], *, force: bool) -> None:
+    def __init__(
+        self, policy: Policy, actions: Sequence[str], *, force: bool, refusal: PolicyRefused | None = None
+    ) -> None:
         self.policy = policy
         self.actions = list(dict.fromkeys(actions))
         self.force = force
         self.to_confirm = [a for a in self.actions if policy.needs_confirmation(a)]
-        self.description = self._describe()
+        self.description = self._describe(refusal)
 
-    def _describe(self) -> str:
-        refusal = self.policy.refusal(self.actions, self.force)
+    def _describe(self, refusal: PolicyRefused | None) -> str:
+        """What it will do, as a dry run's plan shows it (with the refusal a real run would meet)."""
         if refusal is not None:
             return f"refuse: {refusal.message}"
         if self.force:
@@ -194,7 +196,7 @@ def arm(
         raise refusal
     if not no_backup:
         steps = _with_backup(steps, policy)
-    guard = Guard(policy, actions, force=force)
+    guard = Guard(policy, actions, force=force, refusal=refusal)
     if not guard.to_confirm and refusal is None:
         return steps
     at = next((i for i, step in enumerate(steps) if not reads_only(step.name)), len(steps))
