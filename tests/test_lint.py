@@ -252,3 +252,20 @@ def test_validate_before_migrate_setting(production: Path, cli: Run, db: psycopg
         "environments.development.validate_before_migrate: expected true or false, got 'yes please'"
         in bad.err
     )
+
+
+def test_the_policy_lint_runs_before_a_pipeline_changes_anything(
+    production: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    """One check point: in [rollback, migrate] the lint of what migrate would apply refuses
+    before the rollback (and before the automatic backup and the confirmation)."""
+    assert cli("migrate").code == 0
+    (production / "migrations" / DANGEROUS_NAME).write_text(DANGEROUS)
+    with (production / "dbops.yaml").open("a") as config:
+        config.write("pipelines:\n  redo: [rollback, migrate]\n")
+    result = cli("run", "redo", "--env", "production", "--force")
+    assert result.code == 3, result.text
+    assert result.err.splitlines()[0].startswith(f"Error: Migration lint: migrations/{DANGEROUS_NAME}:3:")
+    assert "validate_before_migrate: false" in result.err
+    assert yoyo_rows(db) == 7  # the rollback did not run
+    assert not (production / "backups").exists()

@@ -67,6 +67,7 @@ class Policy:
     allow_reset: bool
     allow_seed: bool
     backup_before: frozenset[str]
+    lint_before_migrate: bool = False  # validate_before_migrate
 
     @classmethod
     def of(cls, env: Environment) -> Policy:
@@ -87,6 +88,7 @@ class Policy:
                 if env.protected
                 else ("reset", "restore")
             ),
+            lint_before_migrate=env.lints_before_migrate,
         )
 
     def needs_confirmation(self, action: str) -> bool:
@@ -196,11 +198,30 @@ def arm(
         raise refusal
     if not no_backup:
         steps = _with_backup(steps, policy)
+    at = next((i for i, step in enumerate(steps) if not reads_only(step.name)), len(steps))
+    lint = _lint_first(steps, policy)
     guard = Guard(policy, actions, force=force, refusal=refusal)
     if not guard.to_confirm and refusal is None:
-        return steps
-    at = next((i for i, step in enumerate(steps) if not reads_only(step.name)), len(steps))
-    return [*steps[:at], guard, *steps[at:]]
+        return [*steps[:at], *lint, *steps[at:]]
+    return [*steps[:at], *lint, guard, *steps[at:]]
+
+
+def _lint_first(steps: list[Step], policy: Policy) -> list[Step]:
+    """validate_before_migrate: the lint of what migrate will apply runs with the other checks,
+    before anything changes (and before asking for a confirmation), not when migrate starts.
+    After a reset's drop there is nothing left for a migration to lock: no lint then."""
+    from dbops.steps.lint import Lint
+    from dbops.steps.migrate import Migrate
+
+    if not policy.lint_before_migrate:
+        return []
+    for step in steps:
+        if step.name == "drop":
+            return []
+        if isinstance(step, Migrate):
+            step.lint = False
+            return [Lint(start=step.start, end=step.end, accept=step.accept, policy=True)]
+    return []
 
 
 def _with_backup(steps: list[Step], policy: Policy) -> list[Step]:

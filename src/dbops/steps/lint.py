@@ -48,18 +48,22 @@ class Lint:
     name = "lint"
     description = "lint the pending migrations"
 
-    def __init__(self, *, start: str | None = None, end: str | None = None) -> None:
+    def __init__(
+        self, *, start: str | None = None, end: str | None = None, accept: bool = False, policy: bool = False
+    ) -> None:
         self.start = start
         self.end = end
+        self.accept = accept
+        self.policy = policy  # run for validate_before_migrate, before a migrate
 
     def run(self, ctx: RunContext) -> StepOutcome:
         report = LintReport(ctx.env.name, ctx.database())
         ctx.record(self.name, report)
-        scripts, report.findings = lint_pending(ctx, self.start, self.end)
+        scripts, report.findings = lint_pending(ctx, self.start, self.end, accept=self.accept)
         report.pending = [s.id for s in scripts]
         report.finished = True
         if report.findings:
-            raise refusal(ctx, report.findings)
+            raise refusal(ctx, report.findings, policy=self.policy)
         return StepOutcome(data=report)
 
 

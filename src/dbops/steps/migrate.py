@@ -139,9 +139,10 @@ class Migrate:
         self.start = start
         self.end = end
         self.accept = accept
+        self.lint = True  # False once the safety check runs the lint before the pipeline's changes
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        if ctx.env.lints_before_migrate:  # validate_before_migrate: refuses (exit 3) before any write
+        if self.lint and ctx.env.lints_before_migrate:  # validate_before_migrate: exit 3 before any write
             from dbops.steps.lint import lint_before_migrate
 
             lint_before_migrate(ctx, self.start, self.end, self.accept)
