@@ -501,3 +501,18 @@ def test_rows_naming_their_columns_in_another_order(migrated: Path, cli: Run, db
         (1, "One", "one"),
         (2, "Two", "two"),
     ]
+
+
+@pytest.mark.parametrize("count", [3, 2500])  # INSERT for short runs, COPY for long ones
+def test_a_value_lands_the_same_whichever_way_its_row_goes(
+    migrated: Path, cli: Run, db: psycopg.Connection, count: int
+) -> None:
+    rows = "".join(
+        f"  - id: {i}\n    email: u{i}@x\n    password: p\n    first_name: yes\n    last_name: {v}\n"
+        for i, v in zip(range(1, count + 1), [".inf", "1.0e+15", "0.5", "-.INF", ".nan"] * count, strict=False)
+    )
+    write_seeds(migrated / "seeds", {"01_users.yaml": "users:\n" + rows})
+    result = cli("seed")
+    assert result.code == 0, result.text
+    got = db.execute("SELECT first_name, last_name FROM users WHERE id <= 3 ORDER BY id").fetchall()
+    assert got == [("true", "Infinity"), ("true", "1e+15"), ("true", "0.5")]

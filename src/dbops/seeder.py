@@ -24,6 +24,7 @@ from dbops.seeds import BadSeed, Rows, SeedFile
 if TYPE_CHECKING:
     import psycopg
     from psycopg import Copy
+    from psycopg.adapt import AdaptersMap
 
 _CHUNK = 1000  # rows per INSERT statement
 _COPY_FROM = 2000  # a run of rows this long goes through COPY
@@ -338,6 +339,7 @@ class Seeder:
         from psycopg import errors
 
         def feed(copy: Copy) -> None:
+            _as_insert_casts(copy.cursor.adapters)
             for done, row in enumerate(run, 1):
                 copy.write_row(row)
                 if self.progress and (done % _CHUNK == 0 or done == len(run)):
@@ -638,6 +640,49 @@ def _upsert_query(
         _ident(table), _names(columns), override, values, update
     )
     return query, [value for row in rows for value in row]
+
+
+def _as_insert_casts(adapters: AdaptersMap) -> None:
+    """COPY takes every value as text in the column's type; an INSERT parameter keeps its own
+    type and is cast. Booleans and floats are written the way that cast writes them, so a
+    value lands the same whichever way its row goes (yes into a text column: 'true', not 't';
+    .inf: 'Infinity')."""
+    from psycopg.adapt import Dumper
+
+    class BoolText(Dumper):
+        def dump(self, obj: Any) -> bytes:
+            return b"true" if obj else b"false"
+
+    class FloatText(Dumper):
+        def dump(self, obj: Any) -> bytes:
+            return float_text(obj).encode()
+
+    adapters.register_dumper(bool, BoolText)
+    adapters.register_dumper(float, FloatText)
+
+
+def float_text(value: float) -> str:
+    """float8out's text: the shortest exact digits, exponent below 1e-4 and from 1e15 on."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    from decimal import Decimal
+
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    scientific = len(digits) - 1 + exponent
+    text = "".join(map(str, digits))
+    if -4 <= scientific < 15:
+        if exponent >= 0:
+            text += "0" * exponent
+        else:
+            point = len(text) + exponent
+            text = ("0." + "0" * -point + text) if point <= 0 else f"{text[:point]}.{text[point:]}"
+    else:
+        mantissa = text[0] + (f".{text[1:]}" if len(text) > 1 else "")
+        text = f"{mantissa}e{'-' if scientific < 0 else '+'}{abs(scientific):02d}"
+    return ("-" if sign and value != 0 else "") + text
 
 
 def _first_line(path: Path) -> str:
