@@ -108,6 +108,25 @@ def test_malformed_config_is_one_line_without_traceback(sample: Path, tmp_path: 
     assert len(result.stderr.strip().splitlines()) == 2
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("dbops", "migrate-rollback", "--steps", "abc"),
+        ("invoke", "db.migrate-rollback", "--steps=0"),
+        ("dbops", "backup", "--format=directory", "--jobs", "x"),
+        ("dbops", "restore", "latest", "--jobs=-1"),
+    ],
+)
+def test_a_bad_number_is_a_usage_error_in_both_commands(sample: Path, args: tuple[str, ...]) -> None:
+    result = run(sample, *args)
+    assert result.returncode == 2, result.stderr
+    flag = "--steps" if "rollback" in args[1] else "--jobs"
+    assert result.stderr.splitlines() == [
+        f"Error: {flag} expects a whole number of 1 or more, got {args[-1].split('=')[-1]!r}",
+        f"Hint: e.g. {flag}=2",
+    ]
+
+
 def test_server_stops(sample: Path) -> None:
     result = run(sample, "dbops", "server", "--stop")
     assert result.returncode == 0 and "Stopped" in result.stdout

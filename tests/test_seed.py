@@ -509,7 +509,9 @@ def test_a_value_lands_the_same_whichever_way_its_row_goes(
 ) -> None:
     rows = "".join(
         f"  - id: {i}\n    email: u{i}@x\n    password: p\n    first_name: yes\n    last_name: {v}\n"
-        for i, v in zip(range(1, count + 1), [".inf", "1.0e+15", "0.5", "-.INF", ".nan"] * count, strict=False)
+        for i, v in zip(
+            range(1, count + 1), [".inf", "1.0e+15", "0.5", "-.INF", ".nan"] * count, strict=False
+        )
     )
     write_seeds(migrated / "seeds", {"01_users.yaml": "users:\n" + rows})
     result = cli("seed")

@@ -27,6 +27,17 @@ def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
 
 
+def _count(value: str | None, flag: str) -> int | None:
+    """A flag's whole number (1 or more); Invoke's own int conversion would end in a traceback."""
+    if value is None:
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise Exit(
+            f"Error: {flag} expects a whole number of 1 or more, got {value!r}\nHint: e.g. {flag}=2", code=2
+        )
+    return int(value)
+
+
 def _run(operation: str, **options: Any) -> None:
     """Hand over to the boundary; a non-zero exit code leaves through invoke's Exit."""
     # invoke switches bytecode writing off for the whole process (meant for the project's
@@ -113,7 +124,7 @@ def migrate_rollback(
     env: str | None = None,
     json: bool = False,
     config: str | None = None,
-    steps: int = 1,
+    steps: str | None = None,
     to: str | None = None,
     force: bool = False,
     dry_run: bool = False,
@@ -124,7 +135,7 @@ def migrate_rollback(
         env=env,
         config=config,
         json=json,
-        steps=steps,
+        steps=_count(steps, "--steps") or 1,
         to=to,
         force=force,
         dry_run=dry_run,
@@ -201,7 +212,7 @@ def backup(
     config: str | None = None,
     format: str = "plain",
     compress: str = "gzip",
-    jobs: int = 0,
+    jobs: str | None = None,
     verify: str = "file",
     keep: bool = False,
 ) -> None:
@@ -213,7 +224,7 @@ def backup(
         json=json,
         format=format,
         compress=compress,
-        jobs=jobs or None,
+        jobs=_count(jobs, "--jobs"),
         verify=verify,
         keep=keep,
     )
@@ -237,7 +248,7 @@ def restore(
     config: str | None = None,
     force: bool = False,
     in_place: bool = False,
-    jobs: int = 0,
+    jobs: str | None = None,
 ) -> None:
     """Restore the database from a backup (FILE or latest), keeping the previous one."""
     if file in ("--help", "-h"):
@@ -252,7 +263,7 @@ def restore(
         file=file,
         force=force,
         in_place=in_place,
-        jobs=jobs or None,
+        jobs=_count(jobs, "--jobs"),
     )
 
 
