@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import subprocess
@@ -183,3 +184,16 @@ def test_policy_keys_are_checked_when_dbops_yaml_loads(project: Path, database_u
         with pytest.raises(ConfigError) as info:
             load_config()
         assert message in info.value.message
+
+
+def test_a_refusal_and_a_dry_run_name_the_urls_database(
+    project: Path, cli: Run, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before connecting, the database is the URL's (not a name made up for the embedded server)."""
+    monkeypatch.setenv("DBOPS_TEST_PROD_URL", database_url)
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    plan = cli("reset", "--env=production", "--dry-run", "--json")
+    assert json.loads(plan.out)["database"] == name
+    assert cli("reset", "--env=production", "--force").code == 3
+    logged = (project / ".dbops" / "log" / "operations.jsonl").read_text().splitlines()
+    assert [json.loads(line)["database"] for line in logged[-2:]] == [name, name]

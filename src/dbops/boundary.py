@@ -116,6 +116,7 @@ def _execute(
         environment = cfg.environment(env)
         result.environment = environment.name
         ctx = RunContext(cfg, environment, interactive=interactive)
+        result.database = ctx.database()  # as far as known now, for a refusal's log line
         prepared = prepare(result.operation, options, ctx)
         pipeline = run_pipeline(result.operation, prepared.steps, ctx)
         result.pipeline = pipeline

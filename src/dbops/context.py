@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dbops.errors import ConfigError, DatabaseMissing
+from dbops.errors import ConfigError, DatabaseMissing, DbopsError
 
 if TYPE_CHECKING:
     import psycopg
@@ -44,8 +44,25 @@ class RunContext:
         return self.env.database or f"{self.config.project}_{self.env.name}"
 
     def database(self) -> str:
-        """The database this run works on, as far as known yet."""
-        return self._target.dbname if self._target is not None else self.env.database or self.database_name()
+        """The database this run works on, as far as known without connecting or starting a
+        server: the connection's, else dbops.yaml's database:, else the URL's, else the
+        embedded server's naming (only for an environment without a URL)."""
+        if self._target is not None:
+            return self._target.dbname
+        if self.env.database:
+            return self.env.database
+        try:
+            url = self.env.resolved_url()
+        except DbopsError:
+            return "(from the URL, once it is set)"
+        if url:
+            from dbops.db import Target
+
+            try:
+                return Target.from_url(url).dbname
+            except DbopsError:
+                return "(from the URL)"
+        return self.database_name()
 
     def target(self) -> Target:
         """The environment's database: its URL, or the embedded server (started on demand)."""

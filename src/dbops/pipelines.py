@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dbops.errors import ConfigError, UsageError
+from dbops.errors import UsageError
 from dbops.pipeline import PipelineResult, StepOutcome
 
 if TYPE_CHECKING:
@@ -114,22 +114,5 @@ class ShowPlan:
             PlannedStep(n, step.name, step.description, UNDO_OF.get(step.name, "none"))
             for n, step in enumerate(self.prepared.steps, 1)
         ]
-        report = PlanReport(
-            self.pipeline, self.prepared.description, ctx.env.name, _database_name(ctx), planned
-        )
+        report = PlanReport(self.pipeline, self.prepared.description, ctx.env.name, ctx.database(), planned)
         return StepOutcome(data=report)
-
-
-def _database_name(ctx: RunContext) -> str:
-    """The database, as far as the configuration tells without connecting (or starting a server)."""
-    if ctx.env.database:
-        return ctx.env.database
-    try:
-        url = ctx.env.resolved_url()
-    except ConfigError:
-        return "(from the URL, once it is set)"
-    if url:
-        from dbops.db import Target
-
-        return Target.from_url(url).dbname
-    return ctx.database_name()
