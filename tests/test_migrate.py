@@ -366,6 +366,11 @@ def test_rollback_last_steps_and_to(
         == "U"
     )
     assert db.execute("SELECT count(*) FROM _yoyo_log WHERE operation = 'rollback'").fetchone() == (5,)
+    prefix = cli("migrate-rollback", "--to", "20251001090100")  # an id prefix, as migrate --to takes
+    assert prefix.code == 0 and prefix.out.count("✓ 2025") == 1
+    assert applied_ids(db) == ["20251001090000_create_users"]
+    none = cli("migrate-rollback", "--to", "2024")
+    assert none.code == 2 and none.err.startswith("Error: --to 2024: no applied migration has that id")
 
 
 def test_rollback_refuses_without_a_rollback_script(project: Path, cli: Run, db: psycopg.Connection) -> None:

@@ -73,12 +73,13 @@ class Rollback:
 
         state = session.state
         newest_first = [m.id for m in reversed(state.applied)]
-        if self.to is not None:
-            if self.to not in newest_first:
+        if self.to is not None:  # an id prefix counts as the ids it starts, as for migrate --to
+            matching = [i for i in newest_first if i.startswith(self.to)]
+            if not matching:
                 raise UsageError(
                     f"--to {self.to}: no applied migration has that id", "dbops status lists them"
                 )
-            chosen = newest_first[: newest_first.index(self.to) + 1]
+            chosen = newest_first[: newest_first.index(matching[-1]) + 1]
         else:
             chosen = newest_first[: self.steps]
         files = state.by_id
