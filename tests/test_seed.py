@@ -367,6 +367,10 @@ def test_bad_seed_files_are_refused_clearly(migrated: Path, cli: Run, db: psycop
             "organizations:\n  key: 5\n  rows: []\n",
             "seeds/c.yaml:2: organizations: key: a column name",
         ),
+        "c2.yaml": (
+            "organizations:\n  key: nosuch\n  rows:\n    - {id: 1, name: A, slug: a}\n",
+            "seeds/c2.yaml:1: organizations: key: no column nosuch in the table",
+        ),
         "d.sql": (
             "INSERT INTO organizations (id, name, slug) VALUES (1, 'a', 'a');\nCOMMIT;\n",
             "seeds/d.sql:2: COMMIT: one transaction",

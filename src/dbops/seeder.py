@@ -226,6 +226,8 @@ class Seeder:
         key = rows.key or self._primary_key(rows.table)
         if not len(rows):
             return
+        if rows.key:
+            self._check_key_columns(rows, shown)
         if (
             not key
             or (rows.columns and not set(key) <= set(rows.columns))
@@ -574,6 +576,21 @@ class Seeder:
             (self._regclass(table),),
         ).fetchone()
         return bool(row and row[0])
+
+    def _check_key_columns(self, rows: Rows, shown: str) -> None:
+        """A declared natural key names columns of the table, with a unique index over them."""
+        found = self.conn.execute(
+            "SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (self._regclass(rows.table),),
+        ).fetchone()
+        columns = (found[0] if found else None) or []
+        unknown = [k for k in rows.key if k not in columns]
+        if unknown:
+            raise BadSeed(
+                f"{shown}:{rows.line}: {rows.table}: key: no column {unknown[0]} in the table",
+                f"Its columns: {', '.join(columns)}",
+            )
 
     def _primary_key(self, table: str) -> tuple[str, ...]:
         rows = self.conn.execute(
