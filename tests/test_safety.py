@@ -193,7 +193,10 @@ def test_a_refusal_and_a_dry_run_name_the_urls_database(
     monkeypatch.setenv("DBOPS_TEST_PROD_URL", database_url)
     name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
     plan = cli("reset", "--env=production", "--dry-run", "--json")
-    assert json.loads(plan.out)["database"] == name
+    document = json.loads(plan.out)
+    assert document["database"] == name
+    assert plan.code == 3  # a dry run of a plan a real run would refuse says so in its exit code
+    assert document["report"]["steps"][1]["does"].startswith("refuse: Reset is refused")
     assert cli("reset", "--env=production", "--force").code == 3
     logged = (project / ".dbops" / "log" / "operations.jsonl").read_text().splitlines()
     assert [json.loads(line)["database"] for line in logged[-2:]] == [name, name]

@@ -115,4 +115,8 @@ class ShowPlan:
             for n, step in enumerate(self.prepared.steps, 1)
         ]
         report = PlanReport(self.pipeline, self.prepared.description, ctx.env.name, ctx.database(), planned)
+        refusal = next((r for s in self.prepared.steps if (r := getattr(s, "refusal", None))), None)
+        if refusal is not None:  # the plan is shown, and the exit code says a real run is refused
+            ctx.record(self.name, report)
+            raise refusal
         return StepOutcome(data=report)

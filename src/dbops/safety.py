@@ -135,6 +135,7 @@ class Guard:
         self.actions = list(dict.fromkeys(actions))
         self.force = force
         self.to_confirm = [a for a in self.actions if policy.needs_confirmation(a)]
+        self.refusal = refusal  # what a dry run's plan shows; a real run never gets here with one
         self.description = self._describe(refusal)
 
     def _describe(self, refusal: PolicyRefused | None) -> str:
