@@ -127,6 +127,16 @@ def test_a_bad_number_is_a_usage_error_in_both_commands(sample: Path, args: tupl
     ]
 
 
+def test_a_listing_says_why_the_pipelines_are_missing(tmp_path: Path) -> None:
+    (tmp_path / "dbops.yaml").write_text("environments:\n  development: {}\npipelines:\n  x: [sed]\n")
+    result = run(tmp_path, "dbops", "--list")
+    assert result.returncode == 0 and "  status " in result.stdout
+    assert result.stderr.splitlines() == [
+        "Warning: dbops.yaml does not load, so its pipelines are not listed: dbops.yaml:4: pipelines.x.0:"
+        " unknown step 'sed' (did you mean 'seed'?)"
+    ]
+
+
 def test_server_stops(sample: Path) -> None:
     result = run(sample, "dbops", "server", "--stop")
     assert result.returncode == 0 and "Stopped" in result.stdout

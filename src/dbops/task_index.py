@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from dbops.errors import DbopsError
 from dbops.locate import find_config
 
 INDEX = Path(".dbops") / "tasks.json"
+_WARNED: set[str] = set()
 
 
 def declared() -> list[tuple[str, str]]:
@@ -40,7 +42,11 @@ def declared() -> list[tuple[str, str]]:
 
     try:
         config = load_config(str(path))
-    except DbopsError:
+    except DbopsError as exc:
+        warning = f"Warning: dbops.yaml does not load, so its pipelines are not listed: {exc.message}"
+        if {"--list", "-l"} & set(sys.argv[1:]) and warning not in _WARNED:  # else a listing just lacks them
+            _WARNED.add(warning)
+            print(warning, file=sys.stderr)
         return []
     pipelines = [(p.name, p.description) for p in config.pipelines.values()]
     _write(index, {"source": source, "pipelines": pipelines})
