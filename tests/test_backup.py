@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -604,11 +605,12 @@ def test_backup_list_shows_kind_age_size_and_checksum(
     assert result.code == 0, result.text
     lines = result.out.splitlines()
     assert lines[:3] == ["🗂️ Database Backups", "===================", "Folder: backups/db"]
-    assert re.search(rf"✓ manual +3d +[\d.]+ (bytes|KB)  backups/db/{manual.name}$", result.out, re.M), (
-        result.out
-    )
+    name = db.info.dbname
     assert re.search(
-        rf"✓ automatic +\d+s +[\d.]+ (bytes|KB)  backups/db/automated/{automatic.name} \(before restore\)$",
+        rf"✓ manual +3d +[\d.]+ (bytes|KB)  {name}  backups/db/{manual.name}$", result.out, re.M
+    ), result.out
+    assert re.search(
+        rf"✓ automatic +\d+s +[\d.]+ (bytes|KB)  {name}  backups/db/automated/{automatic.name} \(before restore\)$",
         result.out,
         re.M,
     )
@@ -616,6 +618,7 @@ def test_backup_list_shows_kind_age_size_and_checksum(
         handle.seek(100)
         handle.write(b"\x00")
     result = cli("backup-list", "--json")
+    assert result.code == 1, result.text
     doc = json.loads(result.out)
     by_kind = {b["kind"]: b for b in doc["report"]["backups"]}
     assert by_kind["automatic"]["checksum"] == "mismatch" and by_kind["manual"]["checksum"] == "ok"
@@ -817,6 +820,7 @@ def test_without_createdb_the_restore_says_so_and_in_place_works(
         assert result.code == 1, result.text
         assert "permission denied (CREATEDB)" in result.err and "--in-place" in result.err
         assert live_marker(database_url) == [(1,), (2,), (3,)]
+        assert not (project / "backups" / "db" / "automated").exists()  # refused before the safety backup
         result = cli("restore", str(path), "--force", "--in-place")
         assert result.code == 0, result.text
         assert live_marker(database_url) == [(1,), (2,)]
@@ -827,3 +831,208 @@ def test_without_createdb_the_restore_says_so_and_in_place_works(
             )
         db.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
         db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+def add_environment(project: Path, name: str, url: str) -> None:
+    config = project / "dbops.yaml"
+    config.write_text(config.read_text().replace("  test:\n", f'  {name}:\n    url: "{url}"\n  test:\n', 1))
+
+
+def notes_of(url: str) -> list[tuple[int]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT id FROM notes ORDER BY id").fetchall()
+
+
+def test_restore_latest_is_the_newest_automatic_backup_of_this_database(
+    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection
+) -> None:
+    """Never another database's: staging's 'latest' is not development's newest safety backup."""
+    dev = db.info.dbname
+    staging = f"{dev}__staging"  # dropped with the test's database
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
+    staging_url = url_for(admin_url, staging)
+    add_environment(project, "staging", staging_url)
+    db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
+    with psycopg.connect(staging_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (100)")
+    manual = backup(cli)
+    assert cli("restore", str(manual), "--force").code == 0  # a safety backup of development
+    for name in ("latest", "backups/db/automated/latest.sql.gz"):
+        result = cli("restore", name, "--env=staging", "--force")
+        assert result.code == 2, result.text
+        assert f"Error: No automatic backup of {staging} in backups/db/automated/ to restore as '{name}'" in (
+            result.err
+        )
+        assert f"Hint: The automatic backups there are of: {dev} (1);" in result.err
+        assert "Traceback" not in result.text
+    assert notes_of(staging_url) == [(100,)]
+    assert len(list((project / "backups" / "db" / "automated").glob("*.json"))) == 1  # no safety backup
+    staging_manual = backup(cli, "--env=staging")
+    assert (
+        cli("restore", str(staging_manual), "--env=staging", "--force").code == 0
+    )  # staging's safety backup
+    with psycopg.connect(staging_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO notes VALUES (101)")
+    time.sleep(1.01)  # development's next one is newer, to the second
+    assert cli("restore", str(manual), "--force").code == 0  # development's newest safety backup
+    result = cli("restore", "latest", "--env=staging", "--force", "--json")
+    assert result.code == 0, result.text
+    restored = Path(json.loads(result.out)["report"]["path"])
+    assert json.loads(restored.with_name(restored.name + ".json").read_text())["database"] == staging
+    assert notes_of(staging_url) == [(100,)] and notes_of(database_url) == [(1,)]
+    # the spec's path: the newest of staging's, which that restore has just taken (100 and 101)
+    result = cli("restore", "backups/db/automated/latest.sql.gz", "--env=staging", "--force")
+    assert result.code == 0, result.text
+    assert notes_of(staging_url) == [(100,), (101,)] and notes_of(database_url) == [(1,)]
+
+
+def test_restore_latest_without_any_automatic_backup(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    result = cli("restore", "latest", "--force")
+    assert result.code == 2, result.text
+    assert f"No automatic backup of {db.info.dbname} in backups/db/automated/" in result.err
+    assert "Hint: There are no automatic backups at all" in result.err
+
+
+SEQUENCES = """
+CREATE TABLE public.tickets (id serial PRIMARY KEY, title text);
+INSERT INTO public.tickets (title) SELECT 'ticket ' || g FROM generate_series(1, 30) g;
+CREATE SEQUENCE public.counter START 50 INCREMENT 5;
+SELECT setval('public.counter', 75);
+CREATE TABLE public.numbered (n int DEFAULT nextval('public.counter'), label text);
+INSERT INTO public.numbered (label) VALUES ('a'), ('b');
+INSERT INTO users (email, password) SELECT 'u' || g || '@x', 'p' FROM generate_series(1, 40) g;
+INSERT INTO organizations (name, slug) VALUES ('Acme', 'acme'), ('Beta', 'beta');
+INSERT INTO api_keys (organization_id, name, prefix, key_hash)
+  SELECT 1, 'key ' || g, 'pre' || g, repeat('a', 64) FROM generate_series(1, 5) g;
+"""
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [[], ["--compress=none"], ["--format=custom"], ["--format=directory"]],
+    ids=["plain-gzip", "plain", "custom", "directory"],
+)
+def test_in_place_with_identity_serial_and_plain_sequences(
+    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection, flags: list[str]
+) -> None:
+    """The sample project (identity columns everywhere), a serial column and a sequence of its own,
+    in public: their sequences go with their tables, not on their own."""
+    apply_migrations(database_url, project / "migrations")
+    db.execute(SEQUENCES)
+    schema_before, rows_before = schema_dump(database_url), fingerprint(db)
+    path = backup(cli, *flags)
+    db.execute(
+        "INSERT INTO users (email, password) VALUES ('later@x', 'p'); DELETE FROM public.tickets WHERE id < 10;"
+        "SELECT nextval('public.counter'); CREATE TABLE public.later (id int GENERATED ALWAYS AS IDENTITY)"
+    )
+    result = cli("restore", str(path), "--force", "--in-place")
+    assert result.code == 0, result.text
+    assert "✓ Restored in place, in one transaction" in result.out
+    assert schema_dump(database_url) == schema_before
+    assert print_of(database_url) == rows_before
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the sequences carry on where they were
+        assert conn.execute(
+            "INSERT INTO users (email, password) VALUES ('next@x', 'p') RETURNING id"
+        ).fetchone() == (41,)
+        assert conn.execute(
+            "SELECT nextval('public.tickets_id_seq'), nextval('public.counter')"
+        ).fetchone() == (
+            31,
+            90,  # 75, then 80 and 85 for the two rows of numbered
+        )
+    assert [d for d in side_databases(admin_url, database_url) if "__restore_" in d or "__pre_" in d] == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--compress=gzip:12"], "--compress gzip:12: gzip levels are 1 to 9"),
+        (["--compress=gzip:0"], "--compress gzip:0: gzip levels are 1 to 9"),
+        (["--format=custom", "--compress=gzip:10"], "--compress gzip:10: gzip levels are 1 to 9"),
+        (["--format=directory", "--compress=lz4:13"], "--compress lz4:13: lz4 levels are 0 to 12"),
+        (["--format=custom", "--compress=zstd:23"], "--compress zstd:23: zstd levels are -131072 to 22"),
+        (["--format=custom", "--compress=gzip:"], "expected gzip, lz4 or zstd with an optional :LEVEL"),
+        (["--compress=gzip:-1"], "expected gzip, lz4 or zstd with an optional :LEVEL"),
+        (["--compress=gzip:²"], "expected gzip, lz4 or zstd with an optional :LEVEL"),
+        (["--format=directory", "--jobs=-1"], "--jobs needs --format=directory and a count of 1 or more"),
+    ],
+)
+def test_bad_compression_levels_and_job_counts_are_usage_errors(
+    project: Path, cli: Run, db: psycopg.Connection, flags: list[str], message: str
+) -> None:
+    result = cli("backup", *flags)
+    assert result.code == 2, result.text
+    assert result.err.splitlines()[0].startswith("Error: ") and message in result.err.splitlines()[0]
+    assert result.err.splitlines()[1].startswith("Hint: ") and len(result.err.splitlines()) == 2
+    assert "Unexpected error" not in result.err and "pg_dump" not in result.err
+    assert not (project / "backups").exists()  # refused before connecting, let alone writing
+
+
+def test_compression_levels_pg_dump_accepts() -> None:
+    from dbops.pgtools import parse_compression
+
+    assert parse_compression("gzip:9") == ("gzip", 9) and parse_compression("GZIP:1") == ("gzip", 1)
+    assert parse_compression("lz4:0") == ("lz4", 0) and parse_compression("lz4:12") == ("lz4", 12)
+    assert parse_compression("zstd:-5") == ("zstd", -5) and parse_compression("zstd:22") == ("zstd", 22)
+    assert parse_compression("none") == ("none", None) and parse_compression("zstd") == ("zstd", None)
+
+
+@contextlib.contextmanager
+def restore_running(admin_url: str, database: str) -> Iterator[None]:
+    """Another restore of `database`, as far as the lock goes: it holds the restore lock."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtextextended('dbops restore ' || %s, 0))", (database,))
+        yield
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["scratch", "in-place"])
+def test_a_second_restore_is_refused_before_its_safety_backup(
+    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection, in_place: bool
+) -> None:
+    db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
+    path = backup(cli)
+    db.execute("INSERT INTO notes VALUES (2)")
+    flags = ["--in-place"] if in_place else []
+    with restore_running(admin_url, db.info.dbname):
+        result = cli("restore", str(path), "--force", *flags)
+        assert result.code == 1, result.text
+        assert f"Error: Another restore of {db.info.dbname} is running on this server" in result.err
+        assert not (project / "backups" / "db" / "automated").exists()  # no safety backup taken
+    assert live_marker(database_url) == [(1,), (2,)]
+    result = cli("restore", str(path), "--force", "--json", *flags)
+    assert result.code == 0, result.text
+    steps = [s["name"] for s in json.loads(result.out)["steps"]]
+    assert steps == ["connect", "check-backup", "restore-lock", "confirm", "backup", "restore"]
+    assert live_marker(database_url) == [(1,)]
+    with psycopg.connect(admin_url, autocommit=True) as conn:  # the lock went with the run
+        held = conn.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended('dbops restore ' || %s, 0))", (db.info.dbname,)
+        ).fetchone()
+        assert held == (True,)
+
+
+def test_backup_list_exits_1_on_a_checksum_mismatch(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    db.execute("CREATE TABLE notes (id int)")
+    first = backup(cli)
+    time.sleep(1.01)
+    second = backup(cli)
+    result = cli("backup-list")
+    assert result.code == 0, result.text
+    with open(second, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00")
+    result = cli("backup-list")
+    assert result.code == 1, result.text
+    assert re.search(rf"✓ manual .*  {db.info.dbname}  backups/db/{first.name}$", result.out, re.M), (
+        result.out
+    )
+    assert re.search(
+        rf"✗ manual .*  {db.info.dbname}  backups/db/{second.name}  checksum: mismatch$", result.out, re.M
+    )
+    assert result.err.splitlines()[0] == f"Error: 1 backup(s) fail their checksum: backups/db/{second.name}"
+    doc = json.loads(cli("backup-list", "--json").out)
+    assert doc["exit_code"] == 1 and not doc["ok"] and len(doc["report"]["backups"]) == 2

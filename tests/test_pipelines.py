@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -250,7 +251,16 @@ def test_an_irreversible_migration_is_undone_by_restoring_the_pipelines_backup(
         "  ✓ 4. migrate: roll back the migrations this run applied (20251001090600_add_workflow_permissions.sql:"
         " no rollback script, so restored backups/db/"
     )
-    assert undo[1].endswith(", taken by step 2)")
+    kept = re.search(
+        r", taken by step 2; the database it replaced is kept as (\S+): drop it once no longer needed\)$",
+        undo[1],
+    )
+    assert kept and kept.group(1).startswith(f"{db.info.dbname}__pre_restore_"), undo[1]
+    dsn = psycopg.conninfo.make_conninfo(db.info.dsn, dbname=kept.group(1))
+    with psycopg.connect(dsn, autocommit=True) as replaced:  # as the failed run left it: migrated
+        assert replaced.execute("SELECT to_regclass('workflow_permissions') IS NOT NULL").fetchone() == (
+            True,
+        )
     assert undo[2] == (
         "  ✓ 3. migrate: roll back the migrations this run applied"
         " (nothing left to do: the backup of step 2 was restored)"

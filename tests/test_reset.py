@@ -100,7 +100,9 @@ def test_a_failing_migrate_after_the_drop_restores_the_backup(
     assert undo[2].startswith(
         "  ✓ 4. drop: restore the backup taken before it (restored backups/db/automated/"
     )
-    assert undo[2].endswith(", taken by step 3)")
+    kept = f"{db.info.dbname}__pre_restore_"  # the database the undo replaced: kept, and named
+    assert f", taken by step 3; the database it replaced is kept as {kept}" in undo[2], undo[2]
+    assert undo[2].endswith(": drop it once no longer needed)")
     with psycopg.connect(db.info.dsn, autocommit=True) as again:  # the restore swapped the database
         assert objects(again) == before
         assert again.execute("SELECT email FROM users").fetchall() == [("kept@example.com",)]

@@ -442,27 +442,44 @@ def newest_automatic(root: Path, database: str | None = None) -> BackupEntry | N
     return candidates[-1] if candidates else None
 
 
-def resolve(argument: str, root: Path, project: Path, cwd: Path) -> Path:
+def resolve(argument: str, root: Path, project: Path, cwd: Path, *, database: str) -> Path:
     """FILE as given (from the working directory, else the project), or 'latest' (also the spec's
-    backups/db/automated/latest.sql.gz): the newest automatic backup."""
+    backups/db/automated/latest.sql.gz): the newest automatic backup of `database` (the
+    environment's), as its manifest says; never another database's."""
     given = Path(argument).expanduser()
     for candidate in (cwd / given, project / given):
         if candidate.exists():
             return candidate.resolve()
     stem = given.name.split(".", 1)[0]
     if stem == "latest":
-        newest = newest_automatic(root)
+        newest = newest_automatic(root, database)
         if newest is None:
             from dbops.config import shown
 
             raise DbopsError(
-                f"No automatic backup in {shown(root / AUTOMATED, project)}/ to restore as '{argument}'",
-                "dbops backup-list shows the backups there are",
+                f"No automatic backup of {database} in {shown(root / AUTOMATED, project)}/ "
+                f"to restore as '{argument}'",
+                _others(root),
                 exit_code=2,
             )
         return newest.path
     raise DbopsError(
         f"Backup file not found: {argument}", "dbops backup-list shows the backups there are", exit_code=2
+    )
+
+
+def _others(root: Path) -> str:
+    """What there is instead: the databases the automatic backups there are of."""
+    counts: dict[str, int] = {}
+    for entry in discover(root):
+        if entry.exists and entry.kind == "automatic" and entry.manifest is not None:
+            counts[entry.manifest.database] = counts.get(entry.manifest.database, 0) + 1
+    if not counts:
+        return "There are no automatic backups at all (dbops backup-list shows the manual ones)"
+    found = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
+    return (
+        f"The automatic backups there are of: {found}; restore another database's backup only by "
+        "its file name, on purpose (dbops backup-list shows them)"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbops.errors import ConfigError, DatabaseMissing, DbopsError
@@ -31,6 +32,7 @@ class RunContext:
         self.undos: list[tuple[str, int, Undo]] = []  # registered so far, in order
         self._numbers: dict[str, int] = {}  # the step that recorded each name's data
         self.restored_to: int | None = None  # an undo restored the backup of this step
+        self._held: list[Callable[[], None]] = []  # releases of what steps hold until the run ends
 
     # ------------------------------------------------------------------ where to connect
 
@@ -152,6 +154,19 @@ class RunContext:
 
             self._facts = read_facts(self.connection(), self.target())
         return self._facts
+
+    def hold(self, release: Callable[[], None]) -> None:
+        """Something a step keeps for the steps after it (the restore lock): released by
+        release_held() when the pipeline ends, however it ends, if not before."""
+        self._held.append(release)
+
+    def release_held(self) -> None:
+        while self._held:
+            release = self._held.pop()
+            try:
+                release()
+            except Exception as exc:  # a failed release must not hide the run's outcome
+                self.debug(f"release: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         if self._conn is not None:

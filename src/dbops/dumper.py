@@ -74,12 +74,8 @@ def take(
     conn = ctx.connection()
     pgtools.check_dump_version(tools.pg_dump, conn.info.server_version // 10000)
     method, level = pgtools.parse_compression(options.compress)
-    if options.fmt == "plain" and method not in ("gzip", "none"):
-        raise DbopsError(
-            f"--compress {options.compress}: plain backups are gzip or none",
-            "Use --format=custom for lz4 or zstd (pg_restore decompresses them)",
-            exit_code=2,
-        )
+    if options.fmt == "plain":
+        pgtools.plain_compression(options.compress, method)
     # plain: pg_dump writes SQL text, and this process counts its rows and gzips it on other cores
     if options.fmt == "plain":
         z = pgtools.compress_argument(tools.pg_dump, "none", None)

@@ -125,11 +125,18 @@ def _backup(
 
 def _restore(file: str, in_place: bool = False, jobs: int | None = None) -> list[Step]:
     from dbops.steps.connect import Connect
-    from dbops.steps.restore import CheckBackup, Restore
+    from dbops.steps.restore import CheckBackup, LockRestore, Restore
 
+    # None: not given (the tasks pass --jobs 0, its default, as None): pg_restore's one at a time
     if jobs is not None and (jobs < 1 or in_place):
         raise UsageError("--jobs takes a count of 1 or more, and not with --in-place", "dbops restore --help")
-    return [Connect(), CheckBackup(file), Restore(in_place=in_place, jobs=jobs)]
+    # the lock (and the rights) before the safety backup the policy puts in front of restore
+    return [
+        Connect(),
+        CheckBackup(file),
+        LockRestore(in_place=in_place),
+        Restore(in_place=in_place, jobs=jobs),
+    ]
 
 
 def _backup_list() -> list[Step]:

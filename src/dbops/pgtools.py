@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from dbops.errors import ConfigError, DbopsError
+from dbops.errors import ConfigError, DbopsError, UsageError
 
 if TYPE_CHECKING:
     from dbops.config import Config
@@ -109,16 +109,43 @@ def check_dump_version(pg_dump: Tool, server_major: int) -> None:
 # --------------------------------------------------------------------------- compression
 
 
+# the levels pg_dump accepts (PostgreSQL's common/compression.c): gzip 1-9; lz4 1-12, and 0
+# (its default, fast mode); zstd ZSTD_minCLevel() to ZSTD_maxCLevel() (libzstd 1.4 and later)
+LEVELS = {"gzip": (1, 9), "lz4": (0, 12), "zstd": (-131072, 22)}
+
+
 def parse_compression(spec: str) -> tuple[str, int | None]:
-    """'gzip', 'gzip:1', 'zstd:3', 'none' -> (method, level)."""
-    method, _, level = spec.strip().lower().partition(":")
-    if method not in COMPRESSION_METHODS or (level and not level.isdigit()) or (method == "none" and level):
-        raise DbopsError(
+    """'gzip', 'gzip:1', 'zstd:3', 'zstd:-5', 'none' -> (method, level); a usage error (exit 2)
+    for anything else, a level out of its method's range included."""
+    method, colon, level = spec.strip().lower().partition(":")
+    digits = level[1:] if method == "zstd" and level.startswith("-") else level
+    if (
+        method not in COMPRESSION_METHODS
+        or (colon and not (digits.isascii() and digits.isdigit()))
+        or (method == "none" and colon)
+    ):
+        raise UsageError(
             f"--compress {spec}: expected gzip, lz4 or zstd with an optional :LEVEL, or none",
             "e.g. --compress gzip:1 (faster) or --compress none",
-            exit_code=2,
         )
-    return method, int(level) if level else None
+    if not colon:
+        return method, None
+    low, high = LEVELS[method]
+    if not low <= int(level) <= high:
+        raise UsageError(
+            f"--compress {spec}: {method} levels are {low} to {high}",
+            f"Pick a level from {low} to {high}, or leave it out (--compress {method}) for its default",
+        )
+    return method, int(level)
+
+
+def plain_compression(spec: str, method: str) -> None:
+    """Plain backups are gzipped by dbops itself: gzip or none only."""
+    if method not in ("gzip", "none"):
+        raise UsageError(
+            f"--compress {spec}: plain backups are gzip or none",
+            "Use --format=custom for lz4 or zstd (pg_restore decompresses them)",
+        )
 
 
 def compress_argument(pg_dump: Tool, method: str, level: int | None) -> str:

@@ -104,6 +104,13 @@ class PipelineResult:
 
 
 def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
+    try:
+        return _run(name, steps, ctx)
+    finally:
+        ctx.release_held()  # what steps held for the steps after them (the restore lock)
+
+
+def _run(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
     started = time.monotonic()
     results: list[StepResult] = []
     ctx.undos.clear()

@@ -27,11 +27,15 @@ def taken(ctx: RunContext, before: int) -> tuple[Path, int] | None:
 
 
 def restore(ctx: RunContext, point: tuple[Path, int]) -> str:
-    """Restore the pipeline's backup, as taken() found it (an undo action); a note on it."""
+    """Restore the pipeline's backup, as taken() found it (an undo action); a note on it, which
+    names the database it replaced: kept under another name, never dropped silently."""
     from dbops.restorer import restore_file
 
     path, number = point
     ctx.close()  # the restore replaces the database under this connection
-    restore_file(ctx, path)
+    result = restore_file(ctx, path)
     ctx.restored_to = number
-    return f"restored {ctx.config.shown(path)}, taken by step {number}"
+    note = f"restored {ctx.config.shown(path)}, taken by step {number}"
+    if result.kept_as:
+        note += f"; the database it replaced is kept as {result.kept_as}: drop it once no longer needed"
+    return note

@@ -56,11 +56,12 @@ class RestoreResult:
     in_place: bool = False
 
 
-def restore_file(ctx: RunContext, path: Path) -> None:
+def restore_file(ctx: RunContext, path: Path) -> RestoreResult:
     """Restore the environment's database from `path` (verified first), non-interactively,
-    without a safety backup: for other steps' undo actions."""
+    without a safety backup: for other steps' undo actions. The database it replaces is kept
+    (renamed, RestoreResult.kept_as), as in every restore: the caller says so."""
     manifest = check_file(ctx, path)
-    replace_database(ctx, path, manifest)
+    return replace_database(ctx, path, manifest)
 
 
 def check_file(ctx: RunContext, path: Path, progress: Advance | None = None) -> Manifest:
@@ -87,13 +88,20 @@ def replace_database(
     *,
     jobs: int | None = None,
     progress: Advance | None = None,
+    lock: RestoreLock | None = None,
 ) -> RestoreResult:
-    """Steps 4 to 6: scratch database, its check, the swap."""
+    """Scratch database, its check, the swap (the README's steps 5 to 7); on the connection of
+    `lock` (taken by the restore-lock step, before the safety backup), or on one that takes the
+    lock now."""
     live = ctx.target().dbname
     stamp = backups.utc_now().strftime("%Y%m%d_%H%M%S")
     result = RestoreResult(live)
     ctx.close()  # our own session on the live database would block the rename
-    with maintenance(ctx, live) as admin:
+    with contextlib.ExitStack() as stack:
+        if lock is not None and lock.maintenance and not lock.conn.closed:
+            admin = lock.conn
+        else:
+            admin = stack.enter_context(maintenance(ctx, live))
         drop_leftovers(admin, live)
         result.scratch = _unused_name(admin, live, f"__restore_{stamp}")
         create_scratch(admin, result.scratch, live, manifest.encoding)
@@ -128,13 +136,18 @@ def trial_restore(ctx: RunContext, path: Path, manifest: Manifest) -> None:
 
 
 def restore_in_place(
-    ctx: RunContext, path: Path, manifest: Manifest, progress: Advance | None = None
+    ctx: RunContext,
+    path: Path,
+    manifest: Manifest,
+    progress: Advance | None = None,
+    lock: RestoreLock | None = None,
 ) -> RestoreResult:
     """Empty the live database and load the backup, all in one transaction (no CREATEDB needed)."""
     live = ctx.target().dbname
     result = RestoreResult(live, in_place=True)
     conn = ctx.connection()
-    _lock(conn, live)
+    if lock is None or not lock.maintenance or lock.conn.closed:
+        _lock(conn, live)  # again if the lock step took it on this session: it counts twice
     started = time.monotonic()
     _run_script(ctx, path, manifest, live, _major_of(conn), clear_first=True, progress=progress)
     result.load_s = time.monotonic() - started
@@ -144,28 +157,100 @@ def restore_in_place(
     return result
 
 
+# --------------------------------------------------------------------------- the lock
+
+
+@dataclass
+class RestoreLock:
+    """The restore lock of a database, taken before the safety backup and held until the restore
+    is done: on a connection of its own to the maintenance database (the one the swap then
+    uses), or, for --in-place when that database is out of reach, on the run's own connection."""
+
+    live: str
+    conn: psycopg.Connection[Any]
+    maintenance: bool  # the connection is its own (closing it releases the lock)
+
+    def release(self) -> None:
+        if self.maintenance:
+            self.conn.close()
+        # else it is the run's connection: the lock goes when the run closes it
+
+
+def take_lock(ctx: RunContext, *, in_place: bool) -> RestoreLock:
+    """Before anything is written (the safety backup included): the restore lock, or "Another
+    restore of X is running"; and, for a restore through a scratch database, the rights it
+    needs (CREATEDB, and owning the database it renames)."""
+    from dbops.errors import ConnectionFailed
+
+    live = ctx.target().dbname
+    try:
+        conn = _maintenance_connection(ctx)
+    except ConnectionFailed:
+        if not in_place:
+            raise
+        conn = None
+    if conn is None:  # --in-place needs no maintenance database: lock on the live one
+        _lock(ctx.connection(), live)
+        return RestoreLock(live, ctx.connection(), maintenance=False)
+    try:
+        _lock(conn, live)
+        if not in_place:
+            check_rights(conn, live)
+    except BaseException:
+        conn.close()
+        raise
+    return RestoreLock(live, conn, maintenance=True)
+
+
+def check_rights(admin: psycopg.Connection[Any], live: str) -> None:
+    """CREATEDB for the scratch database; for the swap's rename, owning the live database."""
+    row = admin.execute(
+        "SELECT current_user, r.rolsuper OR r.rolcreatedb,"
+        " d.oid IS NULL OR r.rolsuper OR pg_has_role(d.datdba, 'USAGE'),"
+        " pg_get_userbyid(d.datdba)"
+        " FROM pg_roles r LEFT JOIN pg_database d ON d.datname = %s WHERE r.rolname = current_user",
+        (live,),
+    ).fetchone()
+    if row is None:
+        return
+    user, createdb, owner, owned_by = row
+    if not createdb:
+        raise RestoreFailed(
+            f"Cannot restore {live} through a scratch database: permission denied (CREATEDB) for {user}",
+            "Grant CREATEDB to this user, or restore into the existing database: dbops restore --in-place",
+        )
+    if not owner:
+        raise RestoreFailed(
+            f"Cannot restore {live}: the swap renames it, and only its owner ({owned_by}) or a "
+            f"superuser may; {user} is neither",
+            "Restore as its owner, or into the existing database: dbops restore --in-place",
+        )
+
+
 # --------------------------------------------------------------------------- databases
 
 
 @contextlib.contextmanager
 def maintenance(ctx: RunContext, live: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection to the server's maintenance database, holding the restore lock of `live`."""
+    with _maintenance_connection(ctx) as conn:
+        _lock(conn, live)
+        yield conn
+
+
+def _maintenance_connection(ctx: RunContext) -> psycopg.Connection[Any]:
+    """postgres, else template1, on the environment's server."""
     from dbops.db import connect
     from dbops.errors import ConnectionFailed
 
     target = ctx.target()
-    conn = None
     for name in ("postgres", "template1"):
         try:
-            conn = connect(target.with_dbname(name), ctx.env)
-            break
+            return connect(target.with_dbname(name), ctx.env)
         except ConnectionFailed:
             if name == "template1":
                 raise
-    assert conn is not None
-    with conn:
-        _lock(conn, live)
-        yield conn
+    raise AssertionError("unreachable")
 
 
 def _lock(conn: psycopg.Connection[Any], live: str) -> None:
@@ -502,6 +587,10 @@ def _source(
 
 # Everything of the application's, so the backup loads into an empty database: every schema but
 # public (with what is in it), public's contents, extensions, large objects. Same transaction.
+# What belongs to another object goes with it, and dropping it on its own fails ("cannot drop
+# sequence ... because column ... requires it"): a sequence of an identity column (an internal
+# dependency) or of a serial one (OWNED BY: auto), a range type's constructor functions
+# (internal), an extension's members. Those are left out here, and dropped with their owner.
 CLEAR_SQL = r"""
 DO $dbops$
 DECLARE r record;
@@ -516,19 +605,25 @@ BEGIN
   END LOOP;
   FOR r IN SELECT c.relname, c.relkind FROM pg_class c
            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-             AND NOT c.relispartition LOOP
+             AND NOT c.relispartition
+             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                             AND d.objid = c.oid AND d.deptype IN ('i', 'a', 'e', 'x')) LOOP
     EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
       CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
                      WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
   END LOOP;
   FOR r IN SELECT p.oid::regprocedure AS sig, p.prokind FROM pg_proc p
-           WHERE p.pronamespace = 'public'::regnamespace LOOP
+           WHERE p.pronamespace = 'public'::regnamespace
+             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                             AND d.objid = p.oid AND d.deptype IN ('i', 'e', 'x')) LOOP
     EXECUTE format('DROP %s IF EXISTS %s CASCADE',
       CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.sig);
   END LOOP;
   FOR r IN SELECT t.oid::regtype AS name, t.typtype FROM pg_type t
            WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd', 'r', 'c')
-             AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') LOOP
+             AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                             AND d.objid = t.oid AND d.deptype IN ('i', 'e', 'x')) LOOP
     EXECUTE format('DROP %s IF EXISTS %s CASCADE',
       CASE r.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, r.name);
   END LOOP;

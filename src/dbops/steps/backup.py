@@ -83,12 +83,19 @@ class Backup:
         keep: bool = False,
         when: When = "always",
     ) -> None:
+        from dbops.pgtools import parse_compression, plain_compression
+
         if format not in FORMATS:
             raise UsageError(f"--format {format}: expected plain, custom or directory", "dbops backup --help")
+        # None: not given (the tasks pass --jobs 0, its default, as None): pg_dump's one at a time
         if jobs is not None and (format != "directory" or jobs < 1):
             raise UsageError(
                 "--jobs needs --format=directory and a count of 1 or more", "dbops backup --help"
             )
+        # a bad --compress is a usage error now, before connecting, not a failure inside pg_dump
+        method, _ = parse_compression(compress)
+        if format == "plain":
+            plain_compression(compress, method)
         if verify not in ("file", "restore"):
             raise UsageError(f"--verify {verify}: expected file or restore", "dbops backup --help")
         self.automatic = automatic

@@ -1,4 +1,5 @@
-"""backup-list: every backup on disk, manual and automatic, with its checksum checked. Undo: none."""
+"""backup-list: every backup on disk, manual and automatic, with its database and its checksum
+checked. Undo: none. Exit 1 when a listed backup fails its checksum (changed or corrupted)."""
 
 from __future__ import annotations
 
@@ -42,14 +43,15 @@ class BackupListReport:
         lines.append(("", f"Folder: {self.folder}"))
         if not self.backups:
             return [*lines, ("dim", "No backups yet: dbops backup takes one")]
+        width = max(len(b.database or UNKNOWN) for b in self.backups)
         for b in self.backups:
             mark = "✓" if b.checksum == "ok" else "✗"
-            mine = "" if b.database in (None, self.database) else f" [{b.database}]"
+            database = b.database or UNKNOWN
             extra = f" ({b.reason})" if b.reason else ""
             keep = " keep" if b.keep else ""
             text = (
-                f"{mark} {b.kind:<9} {b.age:>5} {describe_size(b.size):>10}  {b.file}{mine}{extra}{keep}"
-                + ("" if b.checksum == "ok" else f"  checksum: {b.checksum}")
+                f"{mark} {b.kind:<9} {b.age:>5} {describe_size(b.size):>10}  {database:<{width}}  "
+                f"{b.file}{extra}{keep}" + ("" if b.checksum == "ok" else f"  checksum: {b.checksum}")
             )
             lines.append(("ok" if b.checksum == "ok" else "fail", text))
         manual = sum(b.kind == "manual" for b in self.backups)
@@ -57,6 +59,9 @@ class BackupListReport:
             ("dim", f"{len(self.backups)} backup(s): {manual} manual, {len(self.backups) - manual} automatic")
         )
         return lines
+
+
+UNKNOWN = "?"  # the database of a backup without manifest
 
 
 def age(created: datetime, now: datetime) -> str:
@@ -85,6 +90,7 @@ class ListBackups:
 
     def run(self, ctx: RunContext) -> StepOutcome:
         from dbops import backups
+        from dbops.errors import DbopsError
 
         root = ctx.config.backup_dir
         now = backups.utc_now()
@@ -112,5 +118,13 @@ class ListBackups:
                     keep=m.keep if m else False,
                     rows=m.rows_total if m else None,
                 )
+            )
+        ctx.record(self.name, report)  # the report, also when the listing fails below
+        corrupt = [b.file for b in report.backups if b.checksum == "mismatch"]
+        if corrupt:
+            raise DbopsError(
+                f"{len(corrupt)} backup(s) fail their checksum: {', '.join(corrupt)}",
+                "They were changed or damaged since they were written: do not restore them; "
+                "take a new backup (dbops backup), then delete them",
             )
         return StepOutcome(data=report)

@@ -111,6 +111,7 @@ UNDO_OF = {
     "(the schema comes back, not their rows)",
     "backup": "none: it is what the undos of later steps restore when they cannot take their step back",
     "check-backup": READS_ONLY,
+    "restore-lock": READS_ONLY,  # a lock, released when the run ends; rights read
     "restore": "none: the safety backup before it, and the database it replaced (kept, renamed), stay",
     "seed": "none: its one transaction never commits when it fails; once committed, the rows stay",
     "inspect": READS_ONLY,

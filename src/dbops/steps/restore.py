@@ -1,9 +1,12 @@
 """restore: check a backup file, then replace the database with it. Undo: none.
 
-Two steps of the restore operation live here: ``check-backup`` (before anything is touched:
-the manifest, the sha256 and a full read; exit 2 for a bad file) and ``restore`` (scratch
-database, its check, the swap; or ``--in-place`` in one transaction). Between them the
-operation asks for confirmation and takes a safety backup.
+Three steps of the restore operation live here: ``check-backup`` (before anything is touched:
+the manifest, the sha256 and a full read; exit 2 for a bad file), ``restore-lock`` (the
+restore lock of the database, and the rights a restore through a scratch database needs:
+"Another restore is running" or "permission denied (CREATEDB)" come before anything is
+written) and ``restore`` (scratch database, its check, the swap; or ``--in-place`` in one
+transaction). Between the last two the operation asks for confirmation and takes a safety
+backup.
 """
 
 from __future__ import annotations
@@ -88,7 +91,9 @@ class CheckBackup:
     def run(self, ctx: RunContext) -> StepOutcome:
         from dbops import backups, progress, restorer
 
-        path = backups.resolve(self.file, ctx.config.backup_dir, ctx.config.root, Path.cwd())
+        path = backups.resolve(
+            self.file, ctx.config.backup_dir, ctx.config.root, Path.cwd(), database=ctx.database()
+        )
         report = RestoreReport(ctx.env.name, ctx.database(), ctx.config.shown(path), path)
         ctx.record("restore", report)
         with progress.bar(ctx.interactive) as advance:
@@ -100,6 +105,21 @@ class CheckBackup:
         return StepOutcome(
             messages=[f"{report.file} matches its manifest and reads completely"], data=manifest
         )
+
+
+class LockRestore:
+    name = "restore-lock"
+    description = "take the restore lock, check the rights the restore needs"
+
+    def __init__(self, *, in_place: bool = False) -> None:
+        self.in_place = in_place
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        from dbops import restorer
+
+        lock = restorer.take_lock(ctx, in_place=self.in_place)
+        ctx.hold(lock.release)  # until the restore is done, or the run ends before it
+        return StepOutcome(messages=[f"no other restore of {lock.live} is running"], data=lock)
 
 
 class Restore:
@@ -122,12 +142,18 @@ class Restore:
         safety = ctx.step_data("backup")
         if safety is not None:
             report.safety_backup = safety.file
-        with progress.bar(ctx.interactive) as advance:
-            if self.in_place:
-                report.result = restorer.restore_in_place(ctx, report.path, manifest, advance)
-            else:
-                report.result = restorer.replace_database(
-                    ctx, report.path, manifest, jobs=self.jobs, progress=advance
-                )
+        lock = ctx.step_data("restore-lock")
+        assert lock is None or isinstance(lock, restorer.RestoreLock)
+        try:
+            with progress.bar(ctx.interactive) as advance:
+                if self.in_place:
+                    report.result = restorer.restore_in_place(ctx, report.path, manifest, advance, lock)
+                else:
+                    report.result = restorer.replace_database(
+                        ctx, report.path, manifest, jobs=self.jobs, progress=advance, lock=lock
+                    )
+        finally:
+            if lock is not None:
+                lock.release()
         report.duration_s = time.monotonic() - started
         return StepOutcome(data=report)
