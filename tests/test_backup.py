@@ -958,7 +958,9 @@ def test_in_place_with_identity_serial_and_plain_sequences(
         (["--format=custom", "--compress=gzip:"], "expected gzip, lz4 or zstd with an optional :LEVEL"),
         (["--compress=gzip:-1"], "expected gzip, lz4 or zstd with an optional :LEVEL"),
         (["--compress=gzip:²"], "expected gzip, lz4 or zstd with an optional :LEVEL"),
-        (["--format=directory", "--jobs=-1"], "--jobs needs --format=directory and a count of 1 or more"),
+        (["--format=directory", "--jobs=-1"], "--jobs expects a whole number of 1 or more, got '-1'"),
+        (["--format=directory", "--jobs=0"], "--jobs expects a whole number of 1 or more, got '0'"),
+        (["--format=custom", "--jobs=2"], "--jobs needs --format=directory and a count of 1 or more"),
     ],
 )
 def test_bad_compression_levels_and_job_counts_are_usage_errors(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from dbops.errors import DbopsError
+from dbops.server import process_alive
 
 Format = Literal["plain", "custom", "directory"]
 FORMATS: tuple[Format, ...] = ("plain", "custom", "directory")
@@ -413,21 +414,9 @@ def leftovers(root: Path) -> list[Path]:
             continue
         for item in folder.iterdir():
             match = _TEMP.match(item.name)
-            if match and not _alive(int(match.group("pid"))):
+            if match and not process_alive(int(match.group("pid"))):
                 found.append(item)
     return sorted(found)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def newest_automatic(root: Path, database: str | None = None) -> BackupEntry | None:

@@ -112,7 +112,7 @@ class EmbeddedServer:
 
     def _is_our_postmaster(self, pid: int) -> bool:
         """Alive, and (where /proc tells) really the postgres of this data folder, not a reused pid."""
-        if not _alive(pid):
+        if not process_alive(pid):
             return False
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -350,7 +350,8 @@ def _read_pid_file(path: Path) -> dict[str, str] | None:
     return {name: line.strip() for name, line in zip(names, lines, strict=False)}
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -87,7 +87,7 @@ class Backup:
 
         if format not in FORMATS:
             raise UsageError(f"--format {format}: expected plain, custom or directory", "dbops backup --help")
-        # None: not given (the tasks pass --jobs 0, its default, as None): pg_dump's one at a time
+        # None: not given, pg_dump's one at a time (the tasks refuse a count below 1)
         if jobs is not None and (format != "directory" or jobs < 1):
             raise UsageError(
                 "--jobs needs --format=directory and a count of 1 or more", "dbops backup --help"
