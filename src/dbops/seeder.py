@@ -45,6 +45,12 @@ class TableResult:
     unchanged: int = 0
     files: list[str] = field(default_factory=list)
 
+    def count(self, inserted: list[bool], sent: int) -> None:
+        """An upsert's RETURNING (xmax = 0) per written row, of `sent` rows: the rest were equal."""
+        self.created += sum(inserted)
+        self.updated += len(inserted) - sum(inserted)
+        self.unchanged += sent - len(inserted)
+
 
 @dataclass
 class Account:
@@ -324,9 +330,7 @@ class Seeder:
                 created = [r[0] for r in self.conn.execute(query, params).fetchall()]
         except errors.Error as exc:
             raise self._row_failure(rows, key, columns, chunk, offset, exc) from None
-        result.created += sum(created)
-        result.updated += len(created) - sum(created)
-        result.unchanged += len(chunk) - len(created)
+        result.count(created, len(chunk))
 
     def _copy_rows(
         self,
@@ -408,10 +412,7 @@ class Seeder:
                 )
             ).fetchall()
             cursor.execute("DROP TABLE _dbops_seed")
-        created = sum(r[0] for r in merged)
-        result.created += created
-        result.updated += len(merged) - created
-        result.unchanged += loaded - len(merged)
+        result.count([r[0] for r in merged], loaded)
         return loaded
 
     def _row_failure(
