@@ -2,6 +2,6 @@
 
 from invoke import Collection
 
-from dbops.tasks import db
+from dbops.cli.tasks import db
 
 ns = Collection(db)

@@ -9,7 +9,7 @@ import subprocess
 import psycopg
 from psycopg import sql
 
-from dbops.server import bin_dir
+from dbops.postgres.embedded import bin_dir
 
 RICH_SCHEMA = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbops.server import EmbeddedServer
+from dbops.postgres.embedded import EmbeddedServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -119,7 +119,7 @@ environments:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Run:
     """Run `dbops ARGS` in-process through the Invoke Program users get."""
-    from dbops.cli import make_program
+    from dbops.cli.program import make_program
 
     def run(*args: str) -> Cli:
         try:

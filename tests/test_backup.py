@@ -21,7 +21,7 @@ from psycopg import sql
 
 from backup_helpers import build_rich, fingerprint, schema_dump
 from conftest import Run, apply_migrations, dbops_bin, url_for
-from dbops.server import bin_dir
+from dbops.postgres.embedded import bin_dir
 
 
 @pytest.fixture(autouse=True)
@@ -670,7 +670,7 @@ def test_cleanup_keeps_manual_newest_and_marked_backups(
 def other_admin_url(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The other test server: an embedded 18 beside DBOPS_TEST_DATABASE_URL, or else the machine's
     PostgreSQL (DBOPS_TEST_OTHER_URL, default 127.0.0.1:5432) beside the embedded one."""
-    from dbops.server import EmbeddedServer
+    from dbops.postgres.embedded import EmbeddedServer
 
     if os.environ.get("DBOPS_TEST_DATABASE_URL"):
         server = EmbeddedServer(tmp_path_factory.mktemp("server18") / "pg", durable=False)
@@ -750,9 +750,9 @@ def test_restore_file_and_the_backup_step_as_other_steps_use_them(
     project: Path, database_url: str, db: psycopg.Connection
 ) -> None:
     """The interface other steps' undo actions use: Backup(automatic=True) and restore_file()."""
-    from dbops.config import load_config
-    from dbops.context import RunContext
-    from dbops.restorer import restore_file
+    from dbops.backups.restore import restore_file
+    from dbops.config.loader import load_config
+    from dbops.engine.context import RunContext
     from dbops.steps.backup import Backup
 
     db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
@@ -975,7 +975,7 @@ def test_bad_compression_levels_and_job_counts_are_usage_errors(
 
 
 def test_compression_levels_pg_dump_accepts() -> None:
-    from dbops.pgtools import parse_compression
+    from dbops.postgres.tools import parse_compression
 
     assert parse_compression("gzip:9") == ("gzip", 9) and parse_compression("GZIP:1") == ("gzip", 1)
     assert parse_compression("lz4:0") == ("lz4", 0) and parse_compression("lz4:12") == ("lz4", 12)

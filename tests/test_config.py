@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dbops.config import find_config, load_config, parse_duration_ms
+from dbops.config.loader import find_config, load_config, parse_duration_ms
 from dbops.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

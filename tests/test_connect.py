@@ -13,8 +13,8 @@ import pytest
 from psycopg import sql
 
 from conftest import Cli, Run, write_config
-from dbops.db import Target, redact_url
-from dbops.server import EmbeddedServer
+from dbops.postgres.connection import Target, redact_url
+from dbops.postgres.embedded import EmbeddedServer
 
 PASSWORD = "Sup3r-Secret!pw"
 ODD_PASSWORD = "p@ss/w?rd#%x:y"  # every character a URL gives a meaning to
@@ -106,8 +106,8 @@ def test_ssl_required_but_not_offered(project: Path, cli: Run, tcp_server: str) 
     ],
 )
 def test_server_requiring_ssl_is_recognised(libpq_says: str) -> None:
-    from dbops.config import Environment
-    from dbops.db import connection_error
+    from dbops.config.loader import Environment
+    from dbops.postgres.connection import connection_error
 
     error = connection_error(
         Exception(libpq_says), Target.from_url("postgresql://app@10.0.0.5/app"), Environment("x")

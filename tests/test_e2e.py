@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, dbops_bin
-from dbops.server import EmbeddedServer
+from dbops.postgres.embedded import EmbeddedServer
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Run, dbops_bin, write_config
-from dbops.server import EmbeddedServer
+from dbops.postgres.embedded import EmbeddedServer
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def test_works_as_an_ordinary_user(tmp_path: Path) -> None:
 
     import psycopg
 
-    from dbops.server import _grant_traverse, bin_dir
+    from dbops.postgres.embedded import _grant_traverse, bin_dir
 
     nobody = pwd.getpwnam("nobody")
     _grant_traverse(bin_dir())  # nobody must reach the wheel's binaries, as root's runs arrange

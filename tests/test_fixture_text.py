@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dbops import fixture_text, seeds
+from dbops.seeding import files as seeds
+from dbops.seeding import fixture_text
 
 # YAML 1.1 as PyYAML resolves it: each of these must come out exactly as yaml.safe_load says.
 SCALARS = [

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 
 from conftest import Run
-from dbops.lint import Finding, lint
-from dbops.migrations import discover
-from dbops.scripts import load, order
+from dbops.migrations.files import discover
+from dbops.migrations.lint import Finding, lint
+from dbops.migrations.scripts import load, order
 
 
 def lint_folder(folder: Path, *, lock_timeout_ms: int | None = 5000, pending_from: int = 0) -> list[Finding]:

@@ -298,7 +298,7 @@ def test_accept_changes_flag_and_plain_yoyo_migrations_are_adopted(
 
 
 def dump(database_url: str) -> str:
-    from dbops.server import bin_dir
+    from dbops.postgres.embedded import bin_dir
 
     env = {**os.environ, "PGAPPNAME": "test-dump"}
     done = subprocess.run(
@@ -507,7 +507,7 @@ def test_four_concurrent_migrate_processes(project: Path, db: psycopg.Connection
 def test_a_held_lock_names_its_holder(
     project: Path, cli: Run, database_url: str, db: psycopg.Connection
 ) -> None:
-    from dbops.advisory import MIGRATION_LOCK
+    from dbops.postgres.locks import MIGRATION_LOCK
 
     write_config(project, f'environments:\n  development:\n    url: "{database_url}"\n    lock_wait: 1s\n')
     with psycopg.connect(database_url, autocommit=True, application_name="other-deployer") as holder:

@@ -9,10 +9,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbops.config import load_config
-from dbops.context import RunContext
+from dbops.config.loader import load_config
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome, Undo, run_pipeline
 from dbops.errors import DbopsError
-from dbops.pipeline import StepOutcome, Undo, run_pipeline
 
 
 class CreateTable:
@@ -129,8 +129,8 @@ def test_sigterm_at_the_boundary_undoes_and_exits_130(
     """A CI job cancelled mid-operation: SIGTERM is handled as Ctrl-C."""
     import os
 
-    from dbops import operations
     from dbops.boundary import run_operation
+    from dbops.engine import operations
 
     def terminated() -> None:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from conftest import Run, dbops_bin
-from dbops.config import load_config
+from dbops.config.loader import load_config
 from dbops.errors import ConfigError
 
 USERS = "20251001090000_create_users"
@@ -87,8 +87,8 @@ def test_a_wrong_pipeline_names_its_key_path(project: Path, pipelines: str, mess
 
 
 def test_no_pipeline_can_shadow_a_built_in_task() -> None:
-    from dbops.config import BUILT_IN_TASKS
-    from dbops.tasks import BUILT_IN, reset, run
+    from dbops.cli.tasks import BUILT_IN, reset, run
+    from dbops.config.loader import BUILT_IN_TASKS
 
     assert {t.name.replace("_", "-") for t in (*BUILT_IN, reset, run)} == BUILT_IN_TASKS
 

@@ -169,7 +169,7 @@ def test_a_protected_environment_asks_for_the_database_name(
 
 
 def test_policy_keys_are_checked_when_dbops_yaml_loads(project: Path, database_url: str) -> None:
-    from dbops.config import load_config
+    from dbops.config.loader import load_config
     from dbops.errors import ConfigError
 
     for production, message in (

@@ -249,8 +249,8 @@ def test_json_report(migrated: Path, cli: Run) -> None:
 
 def test_progress_is_reported_per_table(migrated: Path, database_url: str, db: psycopg.Connection) -> None:
     """What the terminal's progress bar is fed: rows of YAML tables, bytes of CSV files."""
-    from dbops import seeds
-    from dbops.seeder import Seeder
+    from dbops.seeding import files as seeds
+    from dbops.seeding.loader import Seeder
     from dbops.steps.seed import _progress_bar
 
     rows = "".join(f"  - {{id: {i}, name: Org {i}, slug: org-{i}}}\n" for i in range(1, 2501))
@@ -303,7 +303,7 @@ def test_a_row_that_omits_a_column_keeps_its_value(migrated: Path, cli: Run, db:
 def test_the_terminal_gets_a_progress_bar(migrated: Path, cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     from contextlib import contextmanager
 
-    from dbops import output
+    from dbops.output import render as output
     from dbops.steps import seed as seed_step
 
     shown: list[bool] = []

@@ -258,7 +258,7 @@ def test_a_table_the_user_cannot_read_is_estimated(
 def test_long_transactions_are_reported(
     project: Path, cli: Run, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dbops import introspect
+    from dbops.schema import introspect
 
     monkeypatch.setattr(introspect, "LONG_TRANSACTION", "0 seconds")
     with psycopg.connect(database_url, application_name="stuck-worker") as stuck:
@@ -290,7 +290,7 @@ def test_json_with_an_error_is_still_one_document(project: Path, cli: Run) -> No
 def test_colour_on_a_terminal_and_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from dbops.output import Output
+    from dbops.output.render import Output
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

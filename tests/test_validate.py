@@ -553,7 +553,7 @@ def test_scratch_on_the_embedded_server_when_the_role_cannot_create_databases(
         assert doc["report"]["expected"]["server"].startswith("PostgreSQL 18")
         assert doc["report"]["differences"] == []
     finally:
-        from dbops.server import EmbeddedServer
+        from dbops.postgres.embedded import EmbeddedServer
 
         server = EmbeddedServer(project / ".dbops" / "pg")
         server.stop()
@@ -577,9 +577,9 @@ def test_no_password_in_output_json_or_log(
 
 
 def test_validate_is_a_pipeline_step_after_migrate(project: Path, db: psycopg.Connection) -> None:
-    from dbops.config import load_config
-    from dbops.context import RunContext
-    from dbops.pipeline import run_pipeline
+    from dbops.config.loader import load_config
+    from dbops.engine.context import RunContext
+    from dbops.engine.pipeline import run_pipeline
     from dbops.steps.connect import Connect
     from dbops.steps.migrate import Migrate
     from dbops.steps.validate import Validate

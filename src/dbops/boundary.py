@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from dbops.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
-    from dbops.output import OperationResult
-    from dbops.pipeline import ErrorInfo, PipelineResult
+    from dbops.engine.pipeline import ErrorInfo, PipelineResult
+    from dbops.output.render import OperationResult
 
 
 def run_operation(
@@ -31,7 +31,7 @@ def run_operation(
     **options: Any,
 ) -> int:
     """Run a built-in operation and render its report; returns the exit code."""
-    from dbops.output import OperationResult, Output
+    from dbops.output.render import OperationResult, Output
 
     started = time.monotonic()
     result = OperationResult(name, environment=env)
@@ -55,15 +55,15 @@ def run_across_environments(
     **options: Any,
 ) -> int:
     """--all-environments: one report per environment; non-zero if any of them failed."""
-    from dbops.config import load_config
-    from dbops.output import OperationResult, Output
-    from dbops.pipeline import ErrorInfo
+    from dbops.config.loader import load_config
+    from dbops.engine.pipeline import ErrorInfo
+    from dbops.output.render import OperationResult, Output
 
     output = Output(json_mode=json)
     try:
         cfg = load_config(config)
     except Exception as exc:
-        from dbops.pipeline import as_dbops_error
+        from dbops.engine.pipeline import as_dbops_error
 
         failure = as_dbops_error(exc)
         result = OperationResult(name, None, error=ErrorInfo.of(failure), exit_code=failure.exit_code)
@@ -103,10 +103,10 @@ def _execute(
     interactive: bool = False,
 ) -> Path | None:
     """Fill result in; returns the project's state folder once the config is known."""
-    from dbops.config import load_config
-    from dbops.context import RunContext
-    from dbops.pipeline import ErrorInfo, run_pipeline
-    from dbops.pipelines import prepare
+    from dbops.config.loader import load_config
+    from dbops.engine.context import RunContext
+    from dbops.engine.pipeline import ErrorInfo, run_pipeline
+    from dbops.engine.prepare import prepare
 
     state_dir = None
     ctx: RunContext | None = None
@@ -125,7 +125,7 @@ def _execute(
         result.exit_code = pipeline.exit_code
         result.database = ctx.database()
     except Exception as exc:  # expected failures, and any bug outside the pipeline: one line, no traceback
-        from dbops.pipeline import as_dbops_error
+        from dbops.engine.pipeline import as_dbops_error
 
         failure = as_dbops_error(exc, ctx)
         result.error = ErrorInfo.of(failure)
@@ -142,7 +142,7 @@ def _execute(
 
 
 def _interrupted(pipeline: PipelineResult) -> ErrorInfo:
-    from dbops.pipeline import ErrorInfo
+    from dbops.engine.pipeline import ErrorInfo
 
     if not pipeline.undos:
         hint = "The report above shows what was done before the interruption"
@@ -155,7 +155,7 @@ def _interrupted(pipeline: PipelineResult) -> ErrorInfo:
 
 def _failed(pipeline: PipelineResult) -> ErrorInfo | None:
     """The failing step's error; when an undo failed too, its hint says what to do next."""
-    from dbops.pipeline import ErrorInfo
+    from dbops.engine.pipeline import ErrorInfo
 
     error = pipeline.error
     if error is None or all(undo.ok for undo in pipeline.undos):

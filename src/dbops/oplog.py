@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dbops import __version__
-from dbops.output import OperationResult
+from dbops.output.render import OperationResult
 
 _OUTCOMES = {0: "ok", 1: "failed", 2: "usage error", 3: "refused", 4: "undo failed", 130: "interrupted"}
 

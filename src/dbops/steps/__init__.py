@@ -1,1 +1,1 @@
-"""Primitive steps: each does one thing and may return its undo (see dbops.pipeline)."""
+"""Primitive steps: each does one thing and may return its undo (see dbops.engine.pipeline)."""

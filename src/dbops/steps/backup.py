@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
-from dbops.backups import FORMATS, Format, Manifest
-from dbops.context import RunContext
+from dbops.backups.store import FORMATS, Format, Manifest
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
 from dbops.errors import UsageError
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome
+from dbops.output.render import Line, heading
 
 Verify = Literal["file", "restore"]
 When = Literal["always", "protected"]
@@ -45,7 +45,7 @@ class BackupReport:
         return []
 
     def lines(self) -> list[Line]:
-        from dbops.backups import describe_size
+        from dbops.backups.store import describe_size
 
         title = "💾 Creating Database Backup" if self.kind == "manual" else "💾 Creating Safety Backup"
         lines = heading(title)
@@ -83,7 +83,7 @@ class Backup:
         keep: bool = False,
         when: When = "always",
     ) -> None:
-        from dbops.pgtools import parse_compression, plain_compression
+        from dbops.postgres.tools import parse_compression, plain_compression
 
         if format not in FORMATS:
             raise UsageError(f"--format {format}: expected plain, custom or directory", "dbops backup --help")
@@ -110,7 +110,10 @@ class Backup:
             self.description = f"take a safety backup ({reason})" if reason else "take a safety backup"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops import backups, contents, dumper, progress
+        from dbops.backups import contents
+        from dbops.backups import dump as dumper
+        from dbops.backups import store as backups
+        from dbops.output import progress
 
         if self.when == "protected" and not ctx.env.protected:
             return StepOutcome(messages=["not a protected environment: no safety backup"])
@@ -147,7 +150,7 @@ class Backup:
 
 
 def _trial_restore(ctx: RunContext) -> Callable[[Path, Manifest], None]:
-    from dbops import restorer
+    from dbops.backups import restore as restorer
 
     def check(path: Path, manifest: Manifest) -> None:
         restorer.trial_restore(ctx, path, manifest)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dbops.backups import BackupEntry
-from dbops.context import RunContext
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome
+from dbops.backups.store import BackupEntry
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
+from dbops.output.render import Line, heading
 
 
 @dataclass
@@ -37,7 +37,7 @@ class CleanupReport:
         return []
 
     def lines(self) -> list[Line]:
-        from dbops.backups import describe_size
+        from dbops.backups.store import describe_size
 
         lines = heading("🧹 Backup Cleanup")
         lines += [
@@ -104,7 +104,7 @@ class CleanupBackups:
         self.force = force
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops import backups
+        from dbops.backups import store as backups
         from dbops.steps.backup_list import age
 
         root = ctx.config.backup_dir

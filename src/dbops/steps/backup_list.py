@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dbops.context import RunContext
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
+from dbops.output.render import Line, heading
 
 
 @dataclass
@@ -37,7 +37,7 @@ class BackupListReport:
         return [f"{b.file}: {b.checksum}" for b in self.backups if b.checksum != "ok"]
 
     def lines(self) -> list[Line]:
-        from dbops.backups import describe_size
+        from dbops.backups.store import describe_size
 
         lines = heading("🗂️ Database Backups")
         lines.append(("", f"Folder: {self.folder}"))
@@ -74,8 +74,8 @@ def age(created: datetime, now: datetime) -> str:
 
 def environment_database(ctx: RunContext) -> str | None:
     """The environment's database name, without connecting (or starting the embedded server)."""
-    from dbops.db import Target
     from dbops.errors import DbopsError
+    from dbops.postgres.connection import Target
 
     try:
         url = ctx.env.resolved_url()
@@ -89,7 +89,7 @@ class ListBackups:
     description = "list the backups"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops import backups
+        from dbops.backups import store as backups
         from dbops.errors import DbopsError
 
         root = ctx.config.backup_dir

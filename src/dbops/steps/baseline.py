@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dbops.context import RunContext
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
 from dbops.errors import UsageError
-from dbops.migration_report import MigrationItem
-from dbops.pipeline import StepOutcome
-from dbops.scripts import load, order
+from dbops.migrations.scripts import load, order
+from dbops.output.reports.migration import MigrationItem
 from dbops.steps.migrate import migration_run, record_checksums
 
 

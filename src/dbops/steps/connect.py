@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dbops.pipeline import StepOutcome
+from dbops.engine.pipeline import StepOutcome
 
 if TYPE_CHECKING:
     import psycopg
 
-    from dbops.context import RunContext
-    from dbops.db import Target
+    from dbops.engine.context import RunContext
+    from dbops.postgres.connection import Target
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ServerFacts:
 
 
 def read_facts(conn: psycopg.Connection[Any], target: Target) -> ServerFacts:
-    from dbops.db import server_version
+    from dbops.postgres.connection import server_version
 
     row = conn.execute("SELECT current_database(), current_user").fetchone()
     assert row is not None

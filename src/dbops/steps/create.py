@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dbops.context import RunContext
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import DbopsError, UsageError
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome, Undo
+from dbops.output.render import Line, heading
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 
@@ -53,7 +53,7 @@ class CreateMigration:
         self.migration_name = migration_name
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.migrations import discover
+        from dbops.migrations.files import discover
 
         folder = ctx.config.migrations_dir
         folder.mkdir(parents=True, exist_ok=True)

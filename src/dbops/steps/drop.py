@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dbops.migrations import YOYO_TABLES
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome, Undo
+from dbops.engine.pipeline import StepOutcome, Undo
+from dbops.migrations.files import YOYO_TABLES
+from dbops.output.render import Line, heading
 
 if TYPE_CHECKING:
     import psycopg
 
-    from dbops.context import RunContext
+    from dbops.engine.context import RunContext
 
 _USER_SCHEMA = """n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'"""
@@ -115,7 +115,7 @@ class DropSchema:
     description = "drop every object of the application's schemas"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.advisory import migration_lock
+        from dbops.postgres.locks import migration_lock
 
         started = time.monotonic()
         report = DropReport(ctx.env.name, ctx.database())
@@ -132,7 +132,7 @@ class DropSchema:
 
 
 def _undo(ctx: RunContext) -> Undo | None:
-    from dbops import restore_point
+    from dbops.engine import restore_point
 
     point = restore_point.taken(ctx, before=ctx.running_step)
     if point is None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dbops.context import RunContext
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
 from dbops.errors import CheckFailed
-from dbops.pipeline import StepOutcome
-from dbops.status import StatusReport
+from dbops.output.reports.status import StatusReport
 
 
 class HealthGate:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dbops.context import RunContext
-from dbops.pipeline import StepOutcome
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
 
 
 class Inspect:
@@ -11,8 +11,9 @@ class Inspect:
     description = "read migrations, schema, data and health"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops import introspect, migrations
-        from dbops.status import MigrationSummary, StatusReport, health_checks
+        from dbops.migrations import files as migrations
+        from dbops.output.reports.status import MigrationSummary, StatusReport, health_checks
+        from dbops.schema import introspect
 
         conn = ctx.connection()
         state = migrations.state(conn, ctx.config.migrations_dir)

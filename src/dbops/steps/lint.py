@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dbops.context import RunContext
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
 from dbops.errors import PolicyRefused
-from dbops.lint import IGNORE, Finding
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome
+from dbops.migrations.lint import IGNORE, Finding
+from dbops.output.render import Line, heading
 
 if TYPE_CHECKING:
-    from dbops.scripts import Script
+    from dbops.migrations.scripts import Script
 
 
 @dataclass
@@ -72,7 +72,7 @@ def lint_pending(
 ) -> tuple[list[Script], list[Finding]]:
     """The pending migrations (in the order migrate applies them) and their findings. Applied
     migrations edited or deleted since refuse first (exit 2), as migrate does."""
-    from dbops.lint import lint, session_lock_timeout_ms
+    from dbops.migrations.lint import lint, session_lock_timeout_ms
     from dbops.steps.migrate import check_integrity, migration_session, plan
 
     with migration_session(ctx, write=False) as session:

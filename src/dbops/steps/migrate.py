@@ -2,7 +2,7 @@
 
 Undo (when it fails part-way, or a later step of the pipeline fails): roll back exactly the
 migrations this run applied, newest first. When one of them has no rollback script, restore
-the backup the pipeline took before this step instead (dbops.restore_point); without one,
+the backup the pipeline took before this step instead (dbops.engine.restore_point); without one,
 the undo fails and says so.
 """
 
@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-from dbops.context import RunContext
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import DbopsError, UsageError
-from dbops.migration_report import MigrationItem, MigrationReport
-from dbops.migrations import MigrationFile, MigrationState
-from dbops.migrator import Migrator
-from dbops.pipeline import StepOutcome, Undo
-from dbops.scripts import Script
+from dbops.migrations.files import MigrationFile, MigrationState
+from dbops.migrations.migrator import Migrator
+from dbops.migrations.scripts import Script
+from dbops.output.reports.migration import MigrationItem, MigrationReport
 
 
 class ChecksumMismatch(DbopsError):
@@ -37,8 +37,8 @@ class Session:
 @contextmanager
 def migration_session(ctx: RunContext, *, write: bool) -> Iterator[Session]:
     """The run's connection, the migration lock (when writing) and the state read under it."""
-    from dbops import migrations
-    from dbops.advisory import migration_lock
+    from dbops.migrations import files as migrations
+    from dbops.postgres.locks import migration_lock
 
     conn = ctx.connection()
     target = ctx.target()
@@ -111,7 +111,7 @@ def select_range(
 
 
 def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
-    from dbops.scripts import load, order
+    from dbops.migrations.scripts import load, order
 
     state = session.state
     chosen = select_range(state.pending, set(state.by_id), start, end)
@@ -196,7 +196,7 @@ def _apply_all(
 
 
 def _undo(ctx: RunContext, applied: list[Script], number: int) -> str:
-    from dbops import restore_point
+    from dbops.engine import restore_point
 
     missing = [s.name for s in applied if not s.reversible]
     point = restore_point.taken(ctx, before=number) if missing else None

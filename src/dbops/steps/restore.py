@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dbops.backups import Manifest
-from dbops.context import RunContext
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome
-from dbops.restorer import RestoreResult
+from dbops.backups.restore import RestoreResult
+from dbops.backups.store import Manifest
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
+from dbops.output.render import Line, heading
 
 
 @dataclass
@@ -42,7 +42,7 @@ class RestoreReport:
         return []
 
     def lines(self) -> list[Line]:
-        from dbops.backups import describe_size
+        from dbops.backups.store import describe_size
 
         lines = heading("♻️ Restoring Database")
         lines += [
@@ -89,7 +89,9 @@ class CheckBackup:
         self.file = file
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops import backups, progress, restorer
+        from dbops.backups import restore as restorer
+        from dbops.backups import store as backups
+        from dbops.output import progress
 
         path = backups.resolve(
             self.file, ctx.config.backup_dir, ctx.config.root, Path.cwd(), database=ctx.database()
@@ -115,7 +117,7 @@ class LockRestore:
         self.in_place = in_place
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops import restorer
+        from dbops.backups import restore as restorer
 
         lock = restorer.take_lock(ctx, in_place=self.in_place)
         ctx.hold(lock.release)  # until the restore is done, or the run ends before it
@@ -133,7 +135,8 @@ class Restore:
     def run(self, ctx: RunContext) -> StepOutcome:
         import time
 
-        from dbops import progress, restorer
+        from dbops.backups import restore as restorer
+        from dbops.output import progress
 
         started = time.monotonic()
         manifest = ctx.step_data("check-backup")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-from dbops.context import RunContext
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import UsageError
-from dbops.migration_report import MigrationItem, MigrationReport
-from dbops.pipeline import StepOutcome, Undo
-from dbops.scripts import Script
+from dbops.migrations.scripts import Script
+from dbops.output.reports.migration import MigrationItem, MigrationReport
 from dbops.steps.migrate import Session, check_integrity, migration_run, migration_session
 
 
@@ -69,7 +69,7 @@ class Rollback:
                 session.migrator.flush()
 
     def _choose(self, session: Session) -> list[Script]:
-        from dbops.scripts import load
+        from dbops.migrations.scripts import load
 
         state = session.state
         newest_first = [m.id for m in reversed(state.applied)]
@@ -99,7 +99,7 @@ class Rollback:
         return [scripts[i] for i in chosen]
 
     def _check_dependents(self, session: Session, chosen: list[str], applied: set[str]) -> None:
-        from dbops.scripts import load
+        from dbops.migrations.scripts import load
 
         staying = [i for i in applied - set(chosen) if i in session.state.by_id]
         for script in load(session.state.files, staying).values():
@@ -112,7 +112,7 @@ class Rollback:
 
 
 def _undo(ctx: RunContext, done: list[Script]) -> Undo:
-    from dbops import restore_point
+    from dbops.engine import restore_point
 
     point = restore_point.taken(ctx, before=ctx.running_step)
     if point is not None:

@@ -2,7 +2,7 @@
 when a later part failed; once committed, --clear and a re-seed restore it).
 
 Whether an environment takes seed data (allow_seed) is the guard's to check, before any step
-of the pipeline runs (dbops.safety).
+of the pipeline runs (dbops.engine.policy).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dbops.context import RunContext
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
 from dbops.errors import DbopsError
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome
-from dbops.seeder import Account, Progress, TableResult
+from dbops.output.render import Line, heading
+from dbops.seeding.loader import Account, Progress, TableResult
 
 if TYPE_CHECKING:
     pass
@@ -84,8 +84,9 @@ class Seed:
         self.clear = clear
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops import migrations, seeds
-        from dbops.seeder import Seeder
+        from dbops.migrations import files as migrations
+        from dbops.seeding import files as seeds
+        from dbops.seeding.loader import Seeder
 
         started = time.monotonic()
         env = ctx.env

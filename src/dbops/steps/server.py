@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from dbops.context import RunContext
-from dbops.output import Line, heading
-from dbops.pipeline import StepOutcome
-from dbops.server import ServerState
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
+from dbops.output.render import Line, heading
+from dbops.postgres.embedded import ServerState
 
 Action = Literal["show", "start", "stop"]
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import time
 
-from dbops.context import RunContext
+from dbops.engine.context import RunContext
+from dbops.engine.pipeline import StepOutcome
 from dbops.errors import ConfigError, DbopsError
-from dbops.pipeline import StepOutcome
-from dbops.validate_report import ValidateReport
+from dbops.output.reports.validate import ValidateReport
 
 
 class ValidationFailed(DbopsError):
@@ -25,12 +25,13 @@ class Validate:
         self.strict = strict
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops import expected, migrations
-        from dbops.compare import compare
-        from dbops.lint import lint, session_lock_timeout_ms
-        from dbops.scratch import scratch_database
-        from dbops.scripts import load, order
-        from dbops.snapshot import read_schema
+        from dbops.migrations import files as migrations
+        from dbops.migrations.lint import lint, session_lock_timeout_ms
+        from dbops.migrations.scripts import load, order
+        from dbops.postgres.databases import scratch_database
+        from dbops.schema import expected
+        from dbops.schema.compare import compare
+        from dbops.schema.snapshot import read_schema
 
         started = time.monotonic()
         report = ValidateReport(ctx.env.name, ctx.database(), strict=self.strict)

@@ -1,0 +1,489 @@
+"""Backup files on disk: names, manifests, atomic publishing, integrity checks, listing.
+
+A backup is a file (``.sql.gz``/``.sql`` plain SQL, ``.dump`` custom) or a folder (``.dir``,
+pg_dump's directory format) with a manifest ``<name>.json`` beside it. Manual backups live in
+``backups/db/``, automatic ones (taken before a destructive step) in ``backups/db/automated/``.
+Nothing is ever visible under a final name before it is complete: writers use a hidden
+temporary name (``.<name>.tmp-<pid>``), fsync, rename, then fsync the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from dbops.errors import DbopsError
+from dbops.postgres.embedded import process_alive
+
+Format = Literal["plain", "custom", "directory"]
+FORMATS: tuple[Format, ...] = ("plain", "custom", "directory")
+AUTOMATED = "automated"
+TRAILER = b"-- PostgreSQL database dump complete"
+CHUNK = 1 << 20
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+_SUFFIXES = (".sql.gz", ".sql", ".dump", ".dir")
+
+Progress = Callable[[int], None]  # bytes done so far
+
+
+class BackupInvalid(DbopsError):
+    """A backup that fails its checks: corrupt, truncated, the wrong format, or without manifest."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"Invalid backup file format: {path}: {reason}",
+            "Use a different backup, or restore from the automatic ones: "
+            "ls backups/db/automated/ then dbops restore latest",
+        )
+
+
+@dataclass
+class TableCount:
+    schema: str
+    name: str
+    rows: int
+
+
+@dataclass
+class Manifest:
+    file: str
+    database: str
+    environment: str
+    server_version: str
+    pg_dump_version: str
+    format: Format
+    compression: str
+    created: str  # ISO 8601, UTC
+    kind: Literal["manual", "automatic"]
+    reason: str | None = None
+    keep: bool = False
+    size: int = 0
+    sha256: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # directory format: sha256 of each file
+    encoding: str = "UTF8"
+    tables: list[TableCount] = field(default_factory=list)
+    rows_exact: bool = True  # counted in the dump's own snapshot
+    rows_total: int = 0
+    objects: dict[str, int] = field(default_factory=dict)
+    last_migration: str | None = None
+    dbops_version: str = ""
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self.created.replace("Z", "+00:00"))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values["tables"] = [TableCount(**t) for t in values.get("tables", [])]
+        manifest = cls(**values)
+        if manifest.format not in FORMATS or not re.fullmatch(r"[0-9a-f]{64}", manifest.sha256):
+            raise ValueError("unknown format or checksum")
+        manifest.created_at  # noqa: B018  (raises ValueError on a bad time)
+        return manifest
+
+
+def manifest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def read_manifest(path: Path, shown: str) -> Manifest:
+    try:
+        return Manifest.from_json(manifest_path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        reason = f"no manifest ({manifest_path(path).name}) beside it to check it against"
+        raise BackupInvalid(shown, reason) from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise BackupInvalid(shown, f"unreadable manifest: {type(exc).__name__}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- names and folders
+
+
+def extension(fmt: Format, method: str) -> str:
+    if fmt == "plain":
+        return ".sql" if method == "none" else ".sql.gz"
+    return ".dump" if fmt == "custom" else ".dir"
+
+
+def new_path(folder: Path, database: str, fmt: Format, method: str, now: datetime) -> Path:
+    """<folder>/<database>_<UTC YYYYMMDD_HHMMSS><ext>; a second one in the same second gets _2."""
+    stem = f"{database}_{now.strftime('%Y%m%d_%H%M%S')}"
+    ext = extension(fmt, method)
+    candidate = folder / f"{stem}{ext}"
+    serial = 1
+    while candidate.exists() or manifest_path(candidate).exists():
+        serial += 1
+        candidate = folder / f"{stem}_{serial}{ext}"
+    return candidate
+
+
+def ensure_folder(folder: Path) -> None:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def temp_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """A file, or a folder with every file in it, then the folder itself."""
+    if path.is_dir():
+        for child in path.iterdir():
+            fsync_path(child)
+    fsync_path(path)
+
+
+def publish(temp: Path, final: Path, manifest: Manifest) -> None:
+    """Manifest first, then the backup: a crash between leaves only an orphan manifest, never an
+    unverifiable backup under its final name."""
+    mtemp = temp_path(manifest_path(final))
+    fd = os.open(mtemp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(manifest.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(mtemp, manifest_path(final))
+    os.rename(temp, final)
+    fsync_path(final.parent)
+
+
+def remove(path: Path) -> None:
+    """A backup (file or folder) or a temporary; missing is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- integrity
+
+
+def sha256_file(path: Path, progress: Progress | None = None) -> str:
+    digest = hashlib.sha256()
+    done = 0
+    with open(path, "rb", buffering=0) as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done)
+    return digest.hexdigest()
+
+
+def directory_digest(folder: Path) -> tuple[str, dict[str, str]]:
+    """One sha256 over the sorted 'name sha256' lines of every file, and each file's own."""
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}
+    combined = "".join(f"{name} {digest}\n" for name, digest in files.items())
+    return hashlib.sha256(combined.encode()).hexdigest(), files
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return path.stat().st_size
+
+
+def read_through(
+    path: Path, fmt: Format, method: str, pg_restore: Path, shown: str, progress: Progress | None = None
+) -> tuple[str, dict[str, str]]:
+    """Read a backup completely, decompressing as needed; returns its sha256 (and, for the
+    directory format, each file's).
+
+    Plain: gunzip in-process and look for pg_dump's "dump complete" trailer. Custom: stream it
+    into ``pg_restore -f /dev/null``, which decodes every entry and data block. Directory:
+    each file's checksum, and ``pg_restore -f /dev/null`` over the folder.
+    """
+    if fmt in ("custom", "directory"):
+        return _pg_restore_reads(pg_restore, path, shown, progress)
+    return _read_plain(path, method == "gzip", shown, progress), {}
+
+
+def gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Decompress a gzip stream of one or more members (pigz-style); zlib.error or EOFError when
+    it is corrupt, truncated or empty."""
+    inflate = zlib.decompressobj(wbits=31)
+    inside = False  # a member has begun and not ended
+    members = 0
+    for chunk in chunks:
+        while chunk:
+            inside = True
+            yield inflate.decompress(chunk)
+            if not inflate.eof:
+                break
+            members += 1
+            inside = False
+            chunk = inflate.unused_data  # the next member begins here
+            inflate = zlib.decompressobj(wbits=31)
+    if inside or members == 0:
+        raise EOFError("the gzip stream is truncated" if inside else "the file is empty")
+
+
+def _read_plain(path: Path, gzipped: bool, shown: str, progress: Progress | None) -> str:
+    digest = hashlib.sha256()
+    done = 0
+
+    def raw() -> Iterator[bytes]:
+        nonlocal done
+        with open(path, "rb", buffering=0) as handle:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done)
+                yield chunk
+
+    tail = b""
+    try:
+        for text in gunzip(raw()) if gzipped else raw():
+            tail = (tail + text)[-4096:] if len(text) < 4096 else text[-4096:]
+    except zlib.error as exc:
+        raise BackupInvalid(shown, f"not a valid gzip stream ({exc})") from None
+    except EOFError as exc:
+        raise BackupInvalid(shown, str(exc)) from None
+    if TRAILER not in tail:
+        raise BackupInvalid(shown, "no 'PostgreSQL database dump complete' trailer: not a complete pg_dump")
+    return digest.hexdigest()
+
+
+def _pg_restore_reads(
+    pg_restore: Path, archive: Path, shown: str, progress: Progress | None = None
+) -> tuple[str, dict[str, str]]:
+    """pg_restore -f /dev/null over the archive (it decodes every block), while this process
+    hashes the file beside it; returns the sha256 (of the file; the combined one of a folder)."""
+    from dbops.postgres.tools import base_env, spawn
+
+    process = spawn(
+        [str(pg_restore), "-f", os.devnull, str(archive)],
+        base_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    errors: list[bytes] = []
+    with _drained(process, errors):
+        digest, files = (
+            directory_digest(archive) if archive.is_dir() else (sha256_file(archive, progress), {})
+        )
+        code = process.wait()
+    if code != 0:
+        detail = errors[0].decode("utf-8", "replace").strip().splitlines() if errors else []
+        reason = next((line for line in detail if "error" in line), detail[-1] if detail else "")
+        raise BackupInvalid(shown, f"pg_restore cannot read it: {reason.removeprefix('pg_restore: ')}")
+    return digest, files
+
+
+@contextlib.contextmanager
+def _drained(process: subprocess.Popen[bytes], into: list[bytes]) -> Iterator[None]:
+    """Collect a child's stderr on a thread (so it never blocks on a full pipe); kill it on error."""
+    import threading
+
+    from dbops.postgres.tools import drain, stop
+
+    reader = threading.Thread(target=lambda: into.append(drain(process.stderr)), daemon=True)
+    reader.start()
+    try:
+        yield
+    except BaseException:
+        stop(process)
+        raise
+    finally:
+        reader.join(timeout=30)
+
+
+def verify(
+    path: Path, manifest: Manifest, pg_restore: Path, shown: str, progress: Progress | None = None
+) -> None:
+    """Before a restore: the file exists, matches its manifest's size and sha256, and reads completely."""
+    if not path.exists():
+        raise BackupInvalid(shown, "no such file")
+    fmt = manifest.format
+    if fmt == "directory" and not path.is_dir():
+        raise BackupInvalid(shown, "the manifest says directory format, but this is not a folder")
+    if fmt != "directory" and not path.is_file():
+        raise BackupInvalid(shown, f"the manifest says {fmt} format, but this is not a file")
+    if size_of(path) != manifest.size:
+        raise BackupInvalid(
+            shown, f"{size_of(path):,} bytes where the manifest says {manifest.size:,} (truncated?)"
+        )
+    method = manifest.compression.partition(":")[0]
+    digest, _ = read_through(path, fmt, method, pg_restore, shown, progress)
+    if digest != manifest.sha256:
+        raise BackupInvalid(
+            shown, "its sha256 does not match the manifest: the file was changed or corrupted"
+        )
+
+
+def checksum_matches(path: Path, manifest: Manifest) -> bool:
+    """The cheap check for listings: size, then sha256 (no decompression)."""
+    try:
+        if size_of(path) != manifest.size:
+            return False
+        if manifest.format == "directory":
+            return directory_digest(path)[0] == manifest.sha256
+        return sha256_file(path) == manifest.sha256
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- what is on disk
+
+
+@dataclass
+class BackupEntry:
+    path: Path
+    manifest: Manifest | None
+    exists: bool
+
+    @property
+    def kind(self) -> str:
+        if self.manifest is not None:
+            return self.manifest.kind
+        return "automatic" if self.path.parent.name == AUTOMATED else "manual"
+
+    @property
+    def created(self) -> datetime:
+        if self.manifest is not None:
+            return self.manifest.created_at
+        try:
+            return datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
+        except OSError:
+            return datetime.fromtimestamp(0, UTC)
+
+
+def is_backup_name(name: str) -> bool:
+    return not name.startswith(".") and name.endswith(_SUFFIXES)
+
+
+def discover(root: Path) -> list[BackupEntry]:
+    """Every backup in root and root/automated/ (with or without manifest), oldest first."""
+    entries: dict[Path, BackupEntry] = {}
+    for folder in (root, root / AUTOMATED):
+        if not folder.is_dir():
+            continue
+        for item in folder.iterdir():
+            name = item.name
+            if name.startswith(".") or item.is_symlink():
+                continue
+            if name.endswith(".json") and is_backup_name(name[: -len(".json")]):
+                backup = item.with_name(name[: -len(".json")])
+                entries.setdefault(backup, BackupEntry(backup, None, backup.exists()))
+            elif is_backup_name(name):
+                entries.setdefault(item, BackupEntry(item, None, True))
+    for entry in entries.values():
+        if manifest_path(entry.path).is_file():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                entry.manifest = Manifest.from_json(manifest_path(entry.path).read_text(encoding="utf-8"))
+    return sorted(entries.values(), key=lambda e: (e.created, e.path.name))
+
+
+def leftovers(root: Path) -> list[Path]:
+    """Temporary files and folders of writers that are gone (their pid no longer runs)."""
+    found = []
+    for folder in (root, root / AUTOMATED):
+        if not folder.is_dir():
+            continue
+        for item in folder.iterdir():
+            match = _TEMP.match(item.name)
+            if match and not process_alive(int(match.group("pid"))):
+                found.append(item)
+    return sorted(found)
+
+
+def newest_automatic(root: Path, database: str | None = None) -> BackupEntry | None:
+    candidates = [
+        e
+        for e in discover(root)
+        if e.exists
+        and e.kind == "automatic"
+        and e.manifest is not None
+        and (database is None or e.manifest.database == database)
+    ]
+    return candidates[-1] if candidates else None
+
+
+def resolve(argument: str, root: Path, project: Path, cwd: Path, *, database: str) -> Path:
+    """FILE as given (from the working directory, else the project), or 'latest' (also the spec's
+    backups/db/automated/latest.sql.gz): the newest automatic backup of `database` (the
+    environment's), as its manifest says; never another database's."""
+    given = Path(argument).expanduser()
+    for candidate in (cwd / given, project / given):
+        if candidate.exists():
+            return candidate.resolve()
+    stem = given.name.split(".", 1)[0]
+    if stem == "latest":
+        newest = newest_automatic(root, database)
+        if newest is None:
+            from dbops.config.loader import shown
+
+            raise DbopsError(
+                f"No automatic backup of {database} in {shown(root / AUTOMATED, project)}/ "
+                f"to restore as '{argument}'",
+                _others(root),
+                exit_code=2,
+            )
+        return newest.path
+    raise DbopsError(
+        f"Backup file not found: {argument}", "dbops backup-list shows the backups there are", exit_code=2
+    )
+
+
+def _others(root: Path) -> str:
+    """What there is instead: the databases the automatic backups there are of."""
+    counts: dict[str, int] = {}
+    for entry in discover(root):
+        if entry.exists and entry.kind == "automatic" and entry.manifest is not None:
+            counts[entry.manifest.database] = counts.get(entry.manifest.database, 0) + 1
+    if not counts:
+        return "There are no automatic backups at all (dbops backup-list shows the manual ones)"
+    found = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
+    return (
+        f"The automatic backups there are of: {found}; restore another database's backup only by "
+        "its file name, on purpose (dbops backup-list shows them)"
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def describe_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,56 @@
+"""The standalone ``dbops`` command: an Invoke Program over the same ``db`` collection."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
+
+from dbops import __version__
+
+_USAGE_HINT = "Hint: dbops --list shows the tasks, dbops TASK --help their flags"
+
+
+class DbopsProgram(Program):
+    """Invoke's Program, with usage errors in dbops' form: Error/Hint lines and exit code 2."""
+
+    def parse_core(self, argv: list[str] | None) -> None:
+        try:
+            super().parse_core(argv)
+        except ParseError as exc:
+            raise Exit(f"Error: {exc}\n{_USAGE_HINT}", code=2) from None
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as exc:
+            raise Exit(f"Error: {exc}\n{_config_problem() or _USAGE_HINT}", code=2) from None
+
+
+def _config_problem() -> str | None:
+    """Why dbops.yaml's pipelines are not tasks, if it does not load (an unknown task may be one)."""
+    from dbops.config.loader import load_config
+    from dbops.errors import DbopsError
+
+    try:
+        load_config()
+    except DbopsError as exc:
+        return f"Hint: dbops.yaml does not load, so its pipelines are not tasks: {exc.message}"
+    return None
+
+
+def make_program() -> Program:
+    from dbops.cli.tasks import collection
+
+    return DbopsProgram(name="dbops", binary="dbops", namespace=collection(), version=__version__)
+
+
+def main() -> None:
+    try:
+        make_program().run()
+    except BrokenPipeError:
+        # The reader went away (dbops status | head): nothing worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

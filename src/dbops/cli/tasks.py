@@ -1,0 +1,440 @@
+"""The Invoke collection ``db``: thin typed tasks over dbops.boundary.
+
+Importing this module must stay cheap (``invoke --list``): everything else is imported
+inside the task bodies. The one exception is dbops.yaml itself, read once here so that each
+pipeline it declares becomes a task of its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import Task, task
+
+COMMON_HELP = {
+    "env": "Environment from dbops.yaml (or an alias such as dev/prod). Default: $DBOPS_ENV, "
+    "then default_env, then development",
+    "json": "Print exactly one JSON document on stdout instead of the report",
+    "config": "Path to dbops.yaml. Default: $DBOPS_CONFIG, else the nearest dbops.yaml upwards",
+}
+
+
+def _help(**extra: str) -> dict[str, str]:
+    return {**COMMON_HELP, **extra}
+
+
+def _count(value: str | None, flag: str) -> int | None:
+    """A flag's whole number (1 or more); Invoke's own int conversion would end in a traceback."""
+    if value is None:
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise Exit(
+            f"Error: {flag} expects a whole number of 1 or more, got {value!r}\nHint: e.g. {flag}=2", code=2
+        )
+    return int(value)
+
+
+def _run(operation: str, **options: Any) -> None:
+    """Hand over to the boundary; a non-zero exit code leaves through invoke's Exit."""
+    # invoke switches bytecode writing off for the whole process (meant for the project's
+    # tasks.py); dbops' own modules, imported from here on, are cached as Python would.
+    sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
+    from dbops.boundary import run_operation
+
+    code = run_operation(operation, **options)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(
+        check="Exit 1 when a health check fails or migrations are pending (a CI gate)",
+    ),
+)
+def status(
+    c: Context, env: str | None = None, json: bool = False, config: str | None = None, check: bool = False
+) -> None:
+    """Show connection, migrations, schema, data, size and health of the database."""
+    _run("status", env=env, config=config, json=json, check=check)
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(
+        stop="Stop the embedded PostgreSQL",
+        start="Start the embedded PostgreSQL without running anything else",
+    ),
+)
+def server(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    stop: bool = False,
+    start: bool = False,
+) -> None:
+    """Show, start or stop the project's embedded PostgreSQL (it stays up between commands)."""
+    _run("server", env=env, config=config, json=json, start=start, stop=stop)
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(
+        dry_run="Print the plan and the exact SQL; touch nothing, not even the bookkeeping tables",
+        from_="Apply only pending migrations with an id from this one on (e.g. --from=20251001)",
+        to="Apply only pending migrations up to this id (an id prefix counts)",
+        accept_changes="Accept applied migrations whose files were edited or deleted (as migrate-repair)",
+        all_environments="Run on every environment that is not protected, one report each",
+        include_protected="With --all-environments, include protected environments too",
+    ),
+)
+def migrate(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    dry_run: bool = False,
+    from_: str | None = None,
+    to: str | None = None,
+    accept_changes: bool = False,
+    all_environments: bool = False,
+    include_protected: bool = False,
+) -> None:
+    """Apply pending migrations in dependency order (one transaction each, with its record)."""
+    options = {"dry_run": dry_run, "start": from_, "end": to, "accept_changes": accept_changes}
+    _dispatch("migrate", env, all_environments, include_protected, config=config, json=json, **options)
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(
+        steps="How many of the most recently applied migrations to roll back (default 1)",
+        to="Roll back every migration applied after this id, and this one",
+        force="In a protected environment, do not ask for confirmation",
+        dry_run="Print what would be rolled back and the exact SQL; touch nothing",
+    ),
+)
+def migrate_rollback(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    steps: str | None = None,
+    to: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Roll back the most recently applied migration (--steps N or --to ID for more)."""
+    _run(
+        "migrate-rollback",
+        env=env,
+        config=config,
+        json=json,
+        steps=_count(steps, "--steps") or 1,
+        to=to,
+        force=force,
+        dry_run=dry_run,
+    )
+
+
+@task(
+    auto_shortflags=False,
+    positional=["name"],
+    help=_help(name="The new migration's name, lowercase snake_case (e.g. add_organizations)"),
+)
+def migrate_create(
+    c: Context, name: str, env: str | None = None, json: bool = False, config: str | None = None
+) -> None:
+    """Create migrations/<UTC timestamp>_<name>.sql and its .rollback.sql from templates."""
+    if name in ("--help", "-h"):  # invoke hands --help to a positional argument
+        raise Exit(
+            "Usage: dbops migrate-create NAME [--config PATH] [--json]\n"
+            "  NAME: lowercase snake_case, e.g. add_organizations",
+            code=0,
+        )
+    _run("migrate-create", env=env, config=config, json=json, migration_name=name)
+
+
+@task(
+    auto_shortflags=False,
+    positional=["migration_id"],
+    help=_help(
+        migration_id="The last migration to mark as applied (every earlier pending one is marked too)"
+    ),
+)
+def migrate_baseline(
+    c: Context, migration_id: str, env: str | None = None, json: bool = False, config: str | None = None
+) -> None:
+    """Adopt an existing database: mark migrations up to ID as applied without running them."""
+    if migration_id in ("--help", "-h"):
+        raise Exit("Usage: dbops migrate-baseline ID [--env ENV] [--config PATH] [--json]", code=0)
+    _run("migrate-baseline", env=env, config=config, json=json, migration_id=migration_id)
+
+
+@task(auto_shortflags=False, help=_help())
+def migrate_repair(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+    """Accept applied migrations whose files were edited or deleted, as they are now."""
+    _run("migrate-repair", env=env, config=config, json=json)
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(clear="First delete the rows of the seeded tables (children first), then seed afresh"),
+)
+def seed(
+    c: Context, env: str | None = None, json: bool = False, config: str | None = None, clear: bool = False
+) -> None:
+    """Load seeds/ (SQL templates, YAML, CSV, Python) in foreign-key order, in one transaction."""
+    _run("seed", env=env, config=config, json=json, clear=clear)
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(
+        format="plain (default: backups/db/<database>_<UTC time>.sql.gz), custom (.dump) or directory (.dir)",
+        compress="gzip (default), gzip:LEVEL or none; for custom and directory also lz4 or zstd[:LEVEL], "
+        "where the pg_dump in use has them",
+        jobs="With --format=directory: dump N tables at once",
+        verify="file (default: sha256 and a full read), or restore: also a test restore into a scratch "
+        "database",
+        keep="Mark this backup so backup-cleanup never deletes it",
+    ),
+)
+def backup(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    format: str = "plain",
+    compress: str = "gzip",
+    jobs: str | None = None,
+    verify: str = "file",
+    keep: bool = False,
+) -> None:
+    """Back up the database with pg_dump: verified, atomic, with a manifest beside it."""
+    _run(
+        "backup",
+        env=env,
+        config=config,
+        json=json,
+        format=format,
+        compress=compress,
+        jobs=_count(jobs, "--jobs"),
+        verify=verify,
+        keep=keep,
+    )
+
+
+@task(
+    auto_shortflags=False,
+    positional=["file"],
+    help=_help(
+        file="A backup file, or 'latest' (the newest automatic backup)",
+        force="Do not ask for confirmation",
+        in_place="Restore into the existing database in one transaction (no CREATEDB needed)",
+        jobs="pg_restore jobs for custom and directory backups",
+    ),
+)
+def restore(
+    c: Context,
+    file: str,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    force: bool = False,
+    in_place: bool = False,
+    jobs: str | None = None,
+) -> None:
+    """Restore the database from a backup (FILE or latest), keeping the previous one."""
+    if file in ("--help", "-h"):
+        raise Exit(
+            "Usage: dbops restore FILE|latest [--env ENV] [--force] [--in-place] [--jobs N] [--json]", code=0
+        )
+    _run(
+        "restore",
+        env=env,
+        config=config,
+        json=json,
+        file=file,
+        force=force,
+        in_place=in_place,
+        jobs=_count(jobs, "--jobs"),
+    )
+
+
+@task(auto_shortflags=False, help=_help())
+def backup_list(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+    """List every backup: kind, age, size, database, and whether its checksum still matches."""
+    _run("backup-list", env=env, config=config, json=json)
+
+
+@task(auto_shortflags=False, help=_help(force="Delete them (without it, only list what would go)"))
+def backup_cleanup(
+    c: Context, env: str | None = None, json: bool = False, config: str | None = None, force: bool = False
+) -> None:
+    """Delete automatic backups older than retention_days (manual and keep-marked ones stay)."""
+    _run("backup-cleanup", env=env, config=config, json=json, force=force)
+
+
+NO_BACKUP = "Skip the automatic backup before reset (refused in protected environments)"
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(strict="Exit 1 on warnings too (by default only errors fail)"),
+)
+def validate(
+    c: Context, env: str | None = None, json: bool = False, config: str | None = None, strict: bool = False
+) -> None:
+    """Compare the live schema with the one the migrations define; lint pending migrations."""
+    _run("validate", env=env, config=config, json=json, strict=strict)
+
+
+@task(auto_shortflags=False, help=_help())
+def lint(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+    """Check pending migrations for operations that lock or break production (exit 3 on a finding)."""
+    _run("lint", env=env, config=config, json=json)
+
+
+@task(
+    auto_shortflags=False,
+    help=_help(
+        force="Do not ask for confirmation (where the environment's policy accepts --force)",
+        seed="Load the seed data afterwards",
+        dry_run="Print the steps and the undo each would register; touch nothing",
+        no_backup=NO_BACKUP,
+    ),
+)
+def reset(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    force: bool = False,
+    seed: bool = False,
+    dry_run: bool = False,
+    no_backup: bool = False,
+) -> None:
+    """Drop every object of the application's schemas and migrate from scratch; --seed seeds too."""
+    options = {"force": force, "seed": seed, "dry_run": dry_run, "no_backup": no_backup}
+    _run("reset", env=env, config=config, json=json, **options)
+
+
+PIPELINE_HELP = _help(
+    force="Do not ask for confirmation (where the environment's policy accepts --force)",
+    dry_run="Print the steps and the undo each would register; touch nothing",
+    no_backup=NO_BACKUP,
+    all_environments="Run on every environment that is not protected, one report each",
+    include_protected="With --all-environments, include protected environments too",
+)
+
+
+@task(auto_shortflags=False, positional=["name"], help={**PIPELINE_HELP, "name": "The pipeline's name"})
+def run(
+    c: Context,
+    name: str,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    no_backup: bool = False,
+    all_environments: bool = False,
+    include_protected: bool = False,
+) -> None:
+    """Run a pipeline declared under pipelines: in dbops.yaml (each is also a task of its own)."""
+    if name in ("--help", "-h"):
+        raise Exit("Usage: dbops run NAME [--env ENV] [--dry-run] [--force] [--config PATH] [--json]", code=0)
+    _dispatch(
+        name,
+        env,
+        all_environments,
+        include_protected,
+        config=config,
+        json=json,
+        force=force,
+        dry_run=dry_run,
+        no_backup=no_backup,
+    )
+
+
+def _pipeline_task(name: str, description: str) -> Task[Any]:
+    def pipeline(
+        c: Context,
+        env: str | None = None,
+        json: bool = False,
+        config: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        no_backup: bool = False,
+        all_environments: bool = False,
+        include_protected: bool = False,
+    ) -> None:
+        options = {"config": config, "json": json, "force": force, "dry_run": dry_run, "no_backup": no_backup}
+        _dispatch(name, env, all_environments, include_protected, **options)
+
+    pipeline.__doc__ = description
+    return Task(pipeline, name=name, auto_shortflags=False, help=PIPELINE_HELP)
+
+
+def _declared_pipelines() -> list[Task[Any]]:
+    """A task per pipeline of the dbops.yaml that commands find (none when it does not load)."""
+    from dbops.cli.task_index import declared
+
+    return [_pipeline_task(name, description) for name, description in declared()]
+
+
+def _dispatch(
+    name: str, env: str | None, all_environments: bool, include_protected: bool, **options: Any
+) -> None:
+    """One environment, or --all-environments."""
+    if all_environments:
+        if env:
+            raise Exit("Error: --env and --all-environments exclude each other\nHint: pick one", code=2)
+        _run_across(name, include_protected=include_protected, **options)
+    elif include_protected:
+        raise Exit(
+            "Error: --include-protected needs --all-environments\nHint: add --all-environments", code=2
+        )
+    else:
+        _run(name, env=env, **options)
+
+
+def _run_across(operation: str, **options: Any) -> None:
+    sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
+    from dbops.boundary import run_across_environments
+
+    code = run_across_environments(operation, **options)
+    if code:
+        raise Exit(code=code)
+
+
+BUILT_IN = (
+    status,
+    server,
+    migrate,
+    migrate_rollback,
+    migrate_create,
+    migrate_baseline,
+    migrate_repair,
+    seed,
+    backup,
+    restore,
+    backup_list,
+    backup_cleanup,
+    validate,
+    lint,
+)
+
+
+def collection() -> Collection:
+    """The built-in tasks, and one per pipeline declared in the project's dbops.yaml."""
+    return Collection("db", *BUILT_IN, reset, run, *_declared_pipelines())
+
+
+db = collection()

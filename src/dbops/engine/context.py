@@ -1,0 +1,183 @@
+"""RunContext: what every step gets: config, environment, target, connection, flags."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dbops.errors import ConfigError, DatabaseMissing, DbopsError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from dbops.config.loader import Config, Environment
+    from dbops.engine.pipeline import Undo
+    from dbops.postgres.connection import Target
+    from dbops.postgres.embedded import EmbeddedServer
+    from dbops.steps.connect import ServerFacts
+
+
+class RunContext:
+    def __init__(self, config: Config, env: Environment, *, interactive: bool = False) -> None:
+        self.config = config
+        self.env = env
+        self.interactive = interactive  # a person at a terminal: progress bars are welcome
+        self._target: Target | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._facts: ServerFacts | None = None
+        self._step_data: dict[str, Any] = {}
+        self._step: tuple[str, int] = ("", 0)  # the running step's name and position
+        self.undos: list[tuple[str, int, Undo]] = []  # registered so far, in order
+        self._numbers: dict[str, int] = {}  # the step that recorded each name's data
+        self.restored_to: int | None = None  # an undo restored the backup of this step
+        self._held: list[Callable[[], None]] = []  # releases of what steps hold until the run ends
+
+    # ------------------------------------------------------------------ where to connect
+
+    def embedded_server(self) -> EmbeddedServer:
+        from dbops.postgres.embedded import EmbeddedServer
+
+        return EmbeddedServer(self.config.state_dir / "pg")
+
+    def database_name(self) -> str:
+        """The embedded server's database for this environment."""
+        return self.env.database or f"{self.config.project}_{self.env.name}"
+
+    def database(self) -> str:
+        """The database this run works on, as far as known without connecting or starting a
+        server: the connection's, else dbops.yaml's database:, else the URL's, else the
+        embedded server's naming (only for an environment without a URL)."""
+        if self._target is not None:
+            return self._target.dbname
+        if self.env.database:
+            return self.env.database
+        try:
+            url = self.env.resolved_url()
+        except DbopsError:
+            return "(from the URL, once it is set)"
+        if url:
+            from dbops.postgres.connection import Target
+
+            try:
+                return Target.from_url(url).dbname
+            except DbopsError:
+                return "(from the URL)"
+        return self.database_name()
+
+    def target(self) -> Target:
+        """The environment's database: its URL, or the embedded server (started on demand)."""
+        if self._target is not None:
+            return self._target
+        from dbops.postgres.connection import Target
+
+        url = self.env.resolved_url()
+        if url:
+            self._target = Target.from_url(url, self.env.database, self.env.where("url"))
+        elif self.env.embedded:
+            state = self.embedded_server().ensure_running()
+            params = {"host": str(state.socket_dir), "port": "5432", "user": "postgres"}
+            self._target = Target(
+                params={**params, "dbname": self.database_name()}, embedded_data=state.data_dir
+            )
+        else:
+            raise self._no_url()
+        return self._target
+
+    def _no_url(self) -> ConfigError:
+        name = self.env.name
+        where = self.env.where()
+        if self.env.protected:
+            return ConfigError(
+                f"{where}: no database URL; a protected environment never uses the embedded server",
+                f"Set url: for {name} in dbops.yaml (e.g. url: ${{DATABASE_URL}}) or its env_file",
+            )
+        return ConfigError(
+            f"{where}: no database URL",
+            "Set url: (or env_file: with DATABASE_URL), or embedded: true to use the built-in server",
+        )
+
+    def target_if_known(self) -> Target | None:
+        return self._target
+
+    # ------------------------------------------------------------------ the connection
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """One autocommit connection for the run, opened on first use."""
+        if self._conn is None or self._conn.closed:
+            from dbops.postgres.connection import connect, ensure_database
+
+            target = self.target()
+            try:
+                self._conn = connect(target, self.env)
+            except DatabaseMissing:
+                if target.embedded_data is None:
+                    raise
+                ensure_database(target, self.env)
+                self._conn = connect(target, self.env)
+        return self._conn
+
+    def begin_step(self, name: str, number: int) -> None:
+        """The runner starts a step: the undos registered from now on are its own."""
+        self._step = (name, number)
+
+    def add_undo(self, undo: Undo) -> None:
+        """Register how to take back what the running step has changed so far.
+
+        Call it as soon as something is changed, not at the end: if the step then fails or is
+        interrupted, its own partial work is undone too, in the same reverse chain.
+        """
+        self.undos.append((*self._step, undo))
+
+    def record(self, step: str, data: Any) -> None:
+        """Keep a step's data for the steps (and undos) after it."""
+        self._step_data[step] = data
+        self._numbers[step] = self._step[1]
+
+    @property
+    def running_step(self) -> int:
+        """The position of the step running now, from 1."""
+        return self._step[1]
+
+    def step_number(self, step: str) -> int:
+        """The position of the step that recorded that data, from 1."""
+        return self._numbers.get(step, 0)
+
+    def step_data(self, step: str) -> Any:
+        return self._step_data.get(step)
+
+    def facts(self) -> ServerFacts:
+        """Who and where we are connected, read once per run."""
+        if self._facts is None:
+            from dbops.steps.connect import read_facts
+
+            self._facts = read_facts(self.connection(), self.target())
+        return self._facts
+
+    def hold(self, release: Callable[[], None]) -> None:
+        """Something a step keeps for the steps after it (the restore lock): released by
+        release_held() when the pipeline ends, however it ends, if not before."""
+        self._held.append(release)
+
+    def release_held(self) -> None:
+        while self._held:
+            release = self._held.pop()
+            try:
+                release()
+            except Exception as exc:  # a failed release must not hide the run's outcome
+                self.debug(f"release: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # ------------------------------------------------------------------ secrets and debugging
+
+    def scrub(self, text: str) -> str:
+        return self._target.scrub(text) if self._target is not None else text
+
+    def debug(self, text: str) -> None:
+        if os.environ.get("DBOPS_DEBUG"):
+            print(self.scrub(text), file=sys.stderr)

@@ -1,0 +1,195 @@
+"""The pipeline runner and its result objects.
+
+A step does one thing and may return its undo. The runner executes steps in order; when one
+fails (or Ctrl-C arrives) it runs the undos registered so far in reverse order and reports
+each of them. A step registers an undo either by returning it (StepOutcome.undo) or, as soon
+as it has changed something, with ctx.add_undo(): then a step that fails part-way also takes
+back its own partial work (a migrate that applied two of three migrations rolls back those two).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from dbops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNDO_FAILED, DbopsError
+
+if TYPE_CHECKING:
+    from dbops.engine.context import RunContext
+
+StepStatus = Literal["ok", "failed", "interrupted", "not run"]
+
+
+@dataclass(frozen=True)
+class Undo:
+    """How to take back what a step did. The action may return a note on what it did."""
+
+    description: str
+    action: Callable[[], str | None]
+
+
+@dataclass
+class StepOutcome:
+    """What a step returns: its undo (if any), lines for the report, and data for the operation."""
+
+    undo: Undo | None = None
+    messages: list[str] = field(default_factory=list)
+    data: Any = None
+
+
+class Step(Protocol):
+    name: str
+    description: str
+
+    def run(self, ctx: RunContext) -> StepOutcome: ...
+
+
+@dataclass
+class ErrorInfo:
+    message: str
+    hint: str
+    exit_code: int
+    kind: str
+
+    @classmethod
+    def of(cls, error: DbopsError) -> ErrorInfo:
+        return cls(error.message, error.hint, error.exit_code, type(error).__name__)
+
+
+@dataclass
+class StepResult:
+    name: str
+    description: str
+    status: StepStatus
+    duration_s: float = 0.0
+    messages: list[str] = field(default_factory=list)
+    error: ErrorInfo | None = None
+    data: Any = field(default=None, repr=False)  # the operation's report carries it
+
+
+@dataclass
+class UndoResult:
+    step: str
+    number: int  # the step's position in the pipeline, from 1
+    description: str
+    ok: bool
+    duration_s: float
+    error: ErrorInfo | None = None
+    note: str | None = None
+
+
+@dataclass
+class PipelineResult:
+    name: str
+    steps: list[StepResult]
+    undos: list[UndoResult]
+    error: ErrorInfo | None
+    interrupted: bool
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.interrupted
+
+    @property
+    def exit_code(self) -> int:
+        if any(not undo.ok for undo in self.undos):
+            return EXIT_UNDO_FAILED
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return self.error.exit_code if self.error else EXIT_OK
+
+
+def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
+    try:
+        return _run(name, steps, ctx)
+    finally:
+        ctx.release_held()  # what steps held for the steps after them (the restore lock)
+
+
+def _run(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
+    started = time.monotonic()
+    results: list[StepResult] = []
+    ctx.undos.clear()
+    ctx.restored_to = None
+    try:
+        for number, step in enumerate(steps, 1):
+            ctx.begin_step(step.name, number)
+            results.append(_run_step(step, ctx))
+            if results[-1].status != "ok":
+                break
+    except KeyboardInterrupt:  # between two steps: as if during the next one, before it began
+        if len(results) < len(steps):
+            upcoming = steps[len(results)]
+            results.append(StepResult(upcoming.name, upcoming.description, "interrupted"))
+    last = results[-1] if results else None
+    interrupted = last is not None and last.status == "interrupted"
+    error = last.error if last is not None else None
+    results += [StepResult(s.name, s.description, "not run") for s in steps[len(results) :]]
+    undos = _undo(ctx) if (error is not None or interrupted) else []
+    return PipelineResult(name, results, undos, error, interrupted, time.monotonic() - started)
+
+
+def _run_step(step: Step, ctx: RunContext) -> StepResult:
+    t0 = time.monotonic()
+    try:
+        outcome = step.run(ctx)
+    except KeyboardInterrupt:
+        took = time.monotonic() - t0
+        return StepResult(step.name, step.description, "interrupted", took, data=ctx.step_data(step.name))
+    except Exception as exc:  # every failure, expected or not, must still run the undos
+        error = ErrorInfo.of(as_dbops_error(exc, ctx))
+        took = time.monotonic() - t0
+        # with what it reported before failing
+        return StepResult(
+            step.name, step.description, "failed", took, error=error, data=ctx.step_data(step.name)
+        )
+    if outcome.undo is not None:
+        ctx.add_undo(outcome.undo)
+    ctx.record(step.name, outcome.data)
+    took = time.monotonic() - t0
+    return StepResult(step.name, step.description, "ok", took, outcome.messages, data=outcome.data)
+
+
+def _undo(ctx: RunContext) -> list[UndoResult]:
+    """Reverse order; a failing undo is reported and the others still run. Once an undo has
+    restored a backup of the pipeline, the undos of the steps after that backup are moot."""
+    results = []
+    for step_name, number, undo in reversed(ctx.undos):
+        if ctx.restored_to is not None and number > ctx.restored_to:
+            moot = f"nothing left to do: the backup of step {ctx.restored_to} was restored"
+            results.append(UndoResult(step_name, number, undo.description, True, 0.0, note=moot))
+            continue
+        t0 = time.monotonic()
+        try:
+            note = undo.action()
+        except (Exception, KeyboardInterrupt) as exc:
+            failure = as_dbops_error(exc, ctx) if isinstance(exc, Exception) else DbopsError("interrupted")
+            took = time.monotonic() - t0
+            results.append(
+                UndoResult(step_name, number, undo.description, False, took, ErrorInfo.of(failure))
+            )
+            continue
+        results.append(
+            UndoResult(step_name, number, undo.description, True, time.monotonic() - t0, note=note)
+        )
+    return results
+
+
+def as_dbops_error(exc: Exception, ctx: RunContext | None = None) -> DbopsError:
+    """Expected failures pass through; a database error keeps its message; anything else is a bug."""
+    if isinstance(exc, DbopsError):
+        return exc
+    if type(exc).__module__.startswith("psycopg"):
+        from dbops.postgres.connection import database_error
+
+        return database_error(exc, ctx.target_if_known() if ctx else None)
+    if ctx is not None:
+        ctx.debug(traceback.format_exc())
+    message = f"Unexpected error: {type(exc).__name__}: {exc}"
+    if ctx is not None:
+        message = ctx.scrub(message)
+    return DbopsError(message, "This is a bug in dbops; DBOPS_DEBUG=1 prints the traceback")

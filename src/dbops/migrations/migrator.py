@@ -1,0 +1,391 @@
+"""Applying, rolling back and marking migrations on one connection, records included.
+
+A transactional migration, yoyo's records of it (``_yoyo_migration``, ``_yoyo_log``) and its
+checksum commit in one transaction, sent in one round trip: a kill at any instant leaves it
+applied and recorded, or neither. A non-transactional one runs statement by statement in
+autocommit and is recorded once all of them ran.
+
+Each migration commits without waiting for its WAL to reach the disk; flush() then waits once
+for all of them. A server crash in between loses whole migrations with their records, never
+one without the other. After each migration the session is reset, so a ``SET search_path``
+in one never leaks into the next (yoyo gives each migration a new connection).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import re
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dbops.errors import EXIT_UNDO_FAILED, DbopsError
+from dbops.migrations.files import CHECKSUM_TABLE, DELETED, YOYO_TABLE, MigrationFile
+from dbops.migrations.scripts import PythonStep, Script, Statement, code_of
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from dbops.postgres.connection import Target
+
+# psycopg logs "error ignored terminating <Pipeline>" when a pipelined statement fails; the
+# failure itself is reported as dbops' own one-line error.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
+_RESET_SESSION = ("RESET ALL", "RESET ROLE")
+_CONCURRENT_INDEX = re.compile(
+    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?!ON\b)(\"[^\"]+\"|[\w.$]+)\s+ON\b",
+    re.IGNORECASE,
+)
+
+# yoyo 9's internal schema at version 2 (yoyo/internalmigrations/v2.py and its lock table).
+_YOYO_V2_SCHEMA = (
+    "CREATE TABLE _yoyo_migration (migration_hash VARCHAR(64), migration_id VARCHAR(255),"
+    " applied_at_utc TIMESTAMP, PRIMARY KEY (migration_hash))",
+    "CREATE TABLE _yoyo_log (id VARCHAR(36), migration_hash VARCHAR(64), migration_id VARCHAR(255),"
+    " operation VARCHAR(10), username VARCHAR(255), hostname VARCHAR(255), comment VARCHAR(255),"
+    " created_at_utc TIMESTAMP, PRIMARY KEY (id))",
+    "CREATE TABLE _yoyo_version (version INT NOT NULL PRIMARY KEY, installed_at_utc TIMESTAMP)",
+    "INSERT INTO _yoyo_version VALUES (2, now() AT TIME ZONE 'UTC')",
+    "CREATE TABLE IF NOT EXISTS yoyo_lock (locked INT DEFAULT 1, ctime TIMESTAMP, pid INT NOT NULL,"
+    " PRIMARY KEY (locked))",
+)
+
+
+class MigrationFailed(DbopsError):
+    """A migration's statement failed; the message names the file, line and PostgreSQL error."""
+
+
+@dataclass
+class Outcome:
+    script: Script
+    duration_s: float
+    dropped_invalid: list[str] = field(default_factory=list)
+
+
+class Migrator:
+    def __init__(self, conn: psycopg.Connection[Any], target: Target) -> None:
+        self.conn = conn
+        self.target = target
+        self.user = _user()
+        self.host = socket.gethostname()
+        self._tables: dict[str, str] = {}  # bookkeeping table -> its schema-qualified name
+
+    # ------------------------------------------------------------------ bookkeeping tables
+
+    def ensure_bookkeeping(self) -> None:
+        """yoyo's internal schema (version 2, exactly as yoyo 9 makes it) and our checksums.
+
+        A new database gets all of it in one transaction under our advisory lock: a kill leaves
+        all or nothing, and never the stale row that yoyo's own table lock would leave behind.
+        """
+        row = self.conn.execute(
+            "SELECT to_regclass('_yoyo_migration'), to_regclass('_yoyo_version'), to_regclass(%s)",
+            (CHECKSUM_TABLE,),
+        ).fetchone()
+        assert row is not None
+        has_migrations, has_version, has_checksums = (value is not None for value in row)
+        if has_migrations and not has_version:
+            self._yoyo_internal_schema()  # a database from yoyo < 6: let yoyo upgrade it
+        with self.conn.transaction():
+            if not has_migrations:
+                for statement in _YOYO_V2_SCHEMA:
+                    self.conn.execute(statement)
+            if not has_checksums:
+                self.conn.execute(
+                    f"CREATE TABLE {CHECKSUM_TABLE} ("
+                    " migration_id varchar(255) PRIMARY KEY, sha256 varchar(64) NOT NULL,"
+                    " files text NOT NULL, recorded_at_utc timestamp NOT NULL)"
+                )
+        self._qualify()
+
+    def _qualify(self) -> None:
+        """Name the bookkeeping tables with their schema: a migration may change search_path."""
+        from psycopg import sql
+
+        for table in (YOYO_TABLE, "_yoyo_log", CHECKSUM_TABLE):
+            row = self.conn.execute(
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.oid = to_regclass(%s)",
+                (table,),
+            ).fetchone()
+            assert row is not None, table
+            self._tables[table] = sql.Identifier(row[0], table).as_string(self.conn)
+
+    def _yoyo_internal_schema(self) -> None:
+        from yoyo import get_backend
+
+        backend = get_backend(self.target.yoyo_uri())
+        try:
+            backend.ensure_internal_schema_updated()
+        finally:
+            backend.connection.close()
+
+    # ------------------------------------------------------------------ apply / rollback / mark
+
+    def apply(self, script: Script) -> Outcome:
+        started = time.monotonic()
+        dropped: list[str] = []
+        try:
+            if script.transactional and not script.python_steps:
+                self._apply_pipelined(script)
+            elif script.transactional:
+                with self.conn.transaction():
+                    self.conn.execute(_NO_FLUSH_WAIT)
+                    self._run(script, script.statements, script.python_steps, "apply")
+                    self._record(script.file, script.checksum, "apply")
+            else:
+                dropped = self._drop_invalid_leftovers(script)
+                self._run(script, script.statements, script.python_steps, "apply")
+                with self.conn.transaction():
+                    self._record(script.file, script.checksum, "apply")
+        finally:
+            self._reset_session()
+        return Outcome(script, time.monotonic() - started, dropped)
+
+    def _apply_pipelined(self, script: Script) -> None:
+        """BEGIN, the statements, the records and COMMIT in one round trip to the server."""
+        sent = []
+        try:
+            with self.conn.pipeline(), self.conn.transaction():
+                self.conn.execute(_NO_FLUSH_WAIT)
+                for statement in script.statements:
+                    sent.append((statement, self.conn.execute(statement.sql)))
+                self._record(script.file, script.checksum, "apply")
+        except Exception as exc:
+            if isinstance(exc, DbopsError) or not type(exc).__module__.startswith("psycopg"):
+                raise
+            failed = next((statement for statement, cursor in sent if cursor.pgresult is None), None)
+            if failed is None:  # every statement ran: the records or the COMMIT failed
+                raise MigrationFailed(
+                    f"Migration {script.name} failed at commit: {_pg_message(exc)}",
+                    "Nothing of it was applied (deferred constraints are checked at commit). "
+                    + _pg_hint(exc, script, "apply"),
+                ) from None
+            done = [statement for statement, cursor in sent if cursor.pgresult is not None]
+            raise self._failure(script, failed, exc, done, "apply") from None
+
+    def rollback(self, script: Script) -> Outcome:
+        started = time.monotonic()
+        steps = tuple(reversed(script.python_steps))
+        try:
+            if script.transactional:
+                with self.conn.transaction():
+                    self.conn.execute(_NO_FLUSH_WAIT)
+                    self._run(script, script.rollback_statements, steps, "rollback")
+                    self._unrecord(script)
+            else:
+                self._run(script, script.rollback_statements, steps, "rollback")
+                with self.conn.transaction():
+                    self._unrecord(script)
+        finally:
+            self._reset_session()
+        return Outcome(script, time.monotonic() - started)
+
+    def mark(self, file: MigrationFile) -> None:
+        """Record as applied without running it (baseline)."""
+        with self.conn.transaction():
+            self._record(file, file.checksum(), "mark")
+
+    def accept(self, migration_id: str, file: MigrationFile | None) -> None:
+        """Take the file as it is now (or its deletion) as the applied version."""
+        with self.conn.transaction():
+            self._save_checksum(migration_id, file.checksum() if file else DELETED, file)
+
+    def flush(self) -> None:
+        """Wait once for the disk: a durable commit flushes every earlier one's WAL too."""
+        if self.conn.closed or self.conn.info.transaction_status != 0:  # not idle: nothing sane to do
+            return
+        with self.conn.transaction():
+            self.conn.execute("SELECT txid_current()")
+
+    def _reset_session(self) -> None:
+        if not self.conn.closed and self.conn.info.transaction_status == 0:
+            for statement in _RESET_SESSION:
+                self.conn.execute(statement)
+
+    # ------------------------------------------------------------------ running statements
+
+    def _run(
+        self, script: Script, statements: Sequence[Statement], steps: Sequence[PythonStep], direction: str
+    ) -> None:
+        ran: list[Statement] = []
+        invalid_before = self._all_invalid() if not script.transactional else set()
+        for statement in statements:
+            try:
+                self.conn.execute(statement.sql)  # no parameters: sent as written, % and all
+            except Exception as exc:
+                if not type(exc).__module__.startswith("psycopg"):
+                    raise
+                left = sorted(self._all_invalid() - invalid_before) if not script.transactional else []
+                raise self._failure(script, statement, exc, ran, direction, left) from None
+            ran.append(statement)
+        count = len(steps)
+        for index, step in enumerate(steps):
+            number = count - index if direction == "rollback" else index + 1  # as written in the file
+            self._run_python_step(script, number, step, direction)
+
+    def _run_python_step(self, script: Script, number: int, step: PythonStep, direction: str) -> None:
+        action = step.apply if direction == "apply" else step.rollback
+        if action is None:
+            return
+        ignore = step.ignore_errors in (direction, "all")
+        try:
+            with self.conn.transaction() if ignore else nullcontext():  # a savepoint keeps the rest alive
+                if isinstance(action, str):
+                    self.conn.execute(action)
+                else:
+                    action(self.conn)
+        except Exception as exc:
+            if ignore:
+                return
+            if isinstance(exc, DbopsError):
+                raise
+            line = _line_in(exc, str(script.file.path))
+            what = "Migration" if direction == "apply" else "Rollback of"
+            where = f"line {line}, step {number}" if line else f"step {number}"
+            raise MigrationFailed(
+                f"{what} {script.name} failed at {where}: {_pg_message(exc)}",
+                _pg_hint(exc, script, direction),
+            ) from None
+
+    def _failure(
+        self,
+        script: Script,
+        statement: Statement,
+        exc: Exception,
+        ran: Sequence[Statement],
+        direction: str,
+        invalid: Sequence[str] = (),
+    ) -> MigrationFailed:
+        position = getattr(getattr(exc, "diag", None), "statement_position", None)
+        line = statement.line + _lines_before(code_of(statement.sql), position, statement.sql)
+        if direction == "apply":
+            message = f"Migration {script.name} failed at line {line}: {_pg_message(exc)}"
+        else:
+            rollback = script.file.rollback.name if script.file.rollback else script.name
+            message = f"Rollback of {script.id} failed at {rollback}:{line}: {_pg_message(exc)}"
+        if script.transactional:
+            undone = "Nothing of it was applied. " if direction == "apply" else "Nothing was rolled back. "
+            return MigrationFailed(message, undone + _pg_hint(exc, script, direction))
+        done = ", ".join(f"line {s.line}" for s in ran) or "none"
+        hint = f"Not transactional: statements that ran and stay: {done}."
+        if invalid:
+            hint += f" INVALID index left behind: {', '.join(invalid)} (dropped before the next attempt)."
+        failure = MigrationFailed(message, f"{hint} {_pg_hint(exc, script, direction)}")
+        if ran or invalid:
+            failure.exit_code = EXIT_UNDO_FAILED  # part of it stays: attention needed
+        return failure
+
+    # ------------------------------------------------------------------ CREATE INDEX CONCURRENTLY leftovers
+
+    def _all_invalid(self) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _drop_invalid_leftovers(self, script: Script) -> list[str]:
+        """INVALID indexes named by this migration's CREATE INDEX CONCURRENTLY: an earlier attempt's."""
+        from psycopg import sql
+
+        named = []
+        for statement in script.statements:
+            match = _CONCURRENT_INDEX.match(code_of(statement.sql))
+            if match:
+                named.append(match.group(1).strip('"').split(".")[-1])
+        invalid = sorted(self._all_invalid() & set(named))
+        for name in invalid:
+            self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+        return invalid
+
+    # ------------------------------------------------------------------ records
+
+    def _record(self, file: MigrationFile, checksum: str, operation: str) -> None:
+        migration_hash = _yoyo_hash(file.id)
+        self.conn.execute(
+            f"INSERT INTO {self._tables[YOYO_TABLE]} (migration_hash, migration_id, applied_at_utc) "
+            "VALUES (%s, %s, clock_timestamp() AT TIME ZONE 'UTC')",
+            (migration_hash, file.id),
+        )
+        self._log(migration_hash, file.id, operation)
+        self._save_checksum(file.id, checksum, file)
+
+    def _unrecord(self, script: Script) -> None:
+        migration_hash = _yoyo_hash(script.id)
+        self.conn.execute(
+            f"DELETE FROM {self._tables[YOYO_TABLE]} WHERE migration_hash = %s", (migration_hash,)
+        )
+        self.conn.execute(f"DELETE FROM {self._tables[CHECKSUM_TABLE]} WHERE migration_id = %s", (script.id,))
+        self._log(migration_hash, script.id, "rollback")
+
+    def _log(self, migration_hash: str, migration_id: str, operation: str) -> None:
+        self.conn.execute(
+            f"INSERT INTO {self._tables['_yoyo_log']} (id, migration_hash, migration_id, operation, username,"
+            " hostname, comment, created_at_utc)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp() AT TIME ZONE 'UTC')",
+            (str(uuid.uuid1()), migration_hash, migration_id, operation, self.user, self.host, "dbops"),
+        )
+
+    def _save_checksum(self, migration_id: str, checksum: str, file: MigrationFile | None) -> None:
+        files = ",".join(p.name for p in file.files) if file else ""
+        self.conn.execute(
+            f"INSERT INTO {self._tables[CHECKSUM_TABLE]} (migration_id, sha256, files, recorded_at_utc) "
+            "VALUES (%s, %s, %s, clock_timestamp() AT TIME ZONE 'UTC') "
+            "ON CONFLICT (migration_id) DO UPDATE SET sha256 = EXCLUDED.sha256, files = EXCLUDED.files, "
+            "recorded_at_utc = EXCLUDED.recorded_at_utc",
+            (migration_id, checksum, files),
+        )
+
+
+def _yoyo_hash(migration_id: str) -> str:
+    """yoyo's migration_hash: a sha256 of the id, not of the content."""
+    return hashlib.sha256(migration_id.encode()).hexdigest()
+
+
+def _lines_before(code: str, position: Any, sql: str) -> int:
+    """PostgreSQL's error position (1-based, in the statement as sent) -> lines past the code's start."""
+    try:
+        index = int(position) - 1
+    except (TypeError, ValueError):
+        return 0
+    offset = len(sql) - len(code)  # the comments before the code
+    return max(sql.count("\n", 0, max(index, 0)) - sql.count("\n", 0, offset), 0)
+
+
+def _line_in(exc: Exception, path: str) -> int | None:
+    """The line of the migration file where a Python step raised."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    return frames[-1].lineno if frames else None
+
+
+def _pg_message(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    return primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _pg_hint(exc: Exception, script: Script, direction: str) -> str:
+    diag = getattr(exc, "diag", None)
+    parts = [p for p in (getattr(diag, "message_hint", None), getattr(diag, "message_detail", None)) if p]
+    if direction == "apply":
+        parts.append(f"Fix {script.name} and run migrate again")
+    else:
+        rollback = script.file.rollback.name if script.file.rollback else script.name
+        parts.append(f"Fix {rollback} and run migrate-rollback again")
+    return "; ".join(parts)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

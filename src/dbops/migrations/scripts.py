@@ -1,0 +1,268 @@
+"""Migration files -> runnable scripts, parsed exactly as yoyo parses them.
+
+SQL files go through yoyo's own reader (sqlparse split, the ``-- depends:`` and
+``-- transactional:`` directives of the leading comment block); each statement keeps the line
+it starts on, so a failure can name it. Python files are loaded by yoyo (``step()``), and
+their steps are flattened into apply/rollback pairs that dbops runs on its own connection.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dbops.errors import DbopsError
+from dbops.migrations.files import MigrationFile, checksum_of
+
+
+class BadMigration(DbopsError):
+    """A migration file that cannot be read, parsed or ordered."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    line: int  # the line of its file where the statement starts
+
+    @property
+    def summary(self) -> str:
+        first = " ".join(code_of(self.sql).rstrip().rstrip(";").split())
+        return first if len(first) <= 70 else first[:67] + "..."
+
+
+@dataclass(frozen=True)
+class PythonStep:
+    apply: str | Callable[[Any], Any] | None
+    rollback: str | Callable[[Any], Any] | None
+    ignore_errors: str | None = None
+
+
+@dataclass(frozen=True)
+class Script:
+    file: MigrationFile
+    depends: tuple[str, ...]
+    transactional: bool
+    statements: tuple[Statement, ...] = ()
+    python_steps: tuple[PythonStep, ...] = field(default=(), repr=False)
+    checksum: str = ""  # of the bytes that were parsed: what runs is what gets recorded
+
+    @cached_property
+    def rollback_statements(self) -> tuple[Statement, ...]:
+        """The rollback script, parsed when first needed (applying never needs it)."""
+        if self.file.rollback is None or self.is_python:
+            return ()
+        text = _decode(self.file.rollback, _read_bytes(self.file.rollback))
+        return _locate(text, _split(text)[1])
+
+    @property
+    def id(self) -> str:
+        return self.file.id
+
+    @property
+    def name(self) -> str:
+        return self.file.path.name
+
+    @property
+    def is_python(self) -> bool:
+        return self.file.path.suffix == ".py"
+
+    @property
+    def reversible(self) -> bool:
+        if self.is_python:
+            return bool(self.python_steps) and all(s.rollback is not None for s in self.python_steps)
+        return bool(self.rollback_statements)
+
+
+def load(files: Sequence[MigrationFile], wanted: Iterable[str] | None = None) -> dict[str, Script]:
+    """Load the wanted migrations (all by default); every file is known for dependencies."""
+    ids = {f.id for f in files}
+    chosen = set(ids if wanted is None else wanted)
+    python = [f for f in files if f.path.suffix == ".py"]
+    registry = _yoyo_registry(files) if any(f.id in chosen for f in python) else {}
+    scripts = {}
+    for file in files:
+        if file.id not in chosen:
+            continue
+        script = _load_python(file, registry) if file.path.suffix == ".py" else _load_sql(file)
+        unknown = [d for d in script.depends if d not in ids]
+        if unknown:
+            folder = file.path.parent.name
+            raise BadMigration(
+                f"{file.path.name}: depends on {', '.join(unknown)}, which is not in {folder}/",
+                "Fix the -- depends: line (ids are file names without .sql/.py)",
+            )
+        scripts[file.id] = script
+    return scripts
+
+
+def order(scripts: Sequence[Script], known: dict[str, Script] | None = None) -> list[Script]:
+    """Dependency order, file order where free (as yoyo does); a cycle is an error naming it."""
+    by_id = {s.id: s for s in scripts}
+    placed: list[Script] = []
+    done: set[str] = set()
+    visiting: list[str] = []
+
+    def visit(script: Script) -> None:
+        if script.id in done:
+            return
+        if script.id in visiting:
+            cycle = [*visiting[visiting.index(script.id) :], script.id]
+            raise BadMigration(
+                f"Migration dependencies form a cycle: {' -> '.join(cycle)}", "Break the cycle"
+            )
+        visiting.append(script.id)
+        for dep in sorted(script.depends):
+            if dep in by_id:
+                visit(by_id[dep])
+        visiting.pop()
+        done.add(script.id)
+        placed.append(script)
+
+    for script in sorted(scripts, key=lambda s: str(s.file.path)):
+        visit(script)
+    return placed
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+TRANSACTION_CONTROL = re.compile(
+    r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b)|PREPARE\s+TRANSACTION)\b",
+    re.IGNORECASE,
+)
+_LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadMigration(
+            f"Cannot read {path.name}: {exc.strerror}", "Check the file's permissions"
+        ) from None
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """As yoyo reads it: UTF-8, universal newlines."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadMigration(
+            f"{path.name}: not UTF-8 ({exc.reason} at byte {exc.start})", "Save it as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _split(text: str) -> tuple[dict[str, str], list[str]]:
+    """yoyo's read_sql_migration, on text we already hold (so what runs is what we hash)."""
+    import sqlparse
+    from yoyo.migrations import parse_metadata_from_sql_comments
+
+    statements = sqlparse.split(text)
+    directives: dict[str, str] = {}
+    if statements:
+        directives, _, statements[0] = parse_metadata_from_sql_comments(statements[0])
+    return directives, [s for s in statements if s.strip()]
+
+
+def _load_sql(file: MigrationFile) -> Script:
+    raw = _read_bytes(file.path)
+    source = _decode(file.path, raw)
+    directives, statements = _split(source)
+    transactional = directives.get("transactional", "true").strip().lower()
+    if transactional not in ("true", "false"):
+        raise BadMigration(f"{file.path.name}: -- transactional: must be true or false", "Fix the directive")
+    located = _locate(source, statements)
+    if transactional == "true":
+        for statement in located:
+            if TRANSACTION_CONTROL.match(code_of(statement.sql)):
+                raise BadMigration(
+                    f"{file.path.name}:{statement.line}: {statement.summary}: a migration runs in one "
+                    "transaction with its record, and may not end or start one itself",
+                    "Remove it, or add -- transactional: false to the leading comment block",
+                )
+    parts = [(file.path.name, raw)]
+    if file.rollback is not None:
+        parts.append((file.rollback.name, _read_bytes(file.rollback)))
+    return Script(
+        file=file,
+        depends=tuple(d for d in directives.get("depends", "").split() if d),
+        transactional=transactional == "true",
+        statements=located,
+        checksum=checksum_of(parts),
+    )
+
+
+def split_sql(text: str) -> tuple[Statement, ...]:
+    """SQL text -> its statements, each with the line it starts on (as migrations are split)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _locate(text, _split(text)[1])
+
+
+def code_of(sql: str) -> str:
+    """The statement without its leading whitespace and comments."""
+    return sql[_LEADING_NOISE.match(sql).end() :]  # type: ignore[union-attr]
+
+
+def _locate(source: str, statements: Sequence[str]) -> tuple[Statement, ...]:
+    """Each statement with the line its code starts on (after any comment above it)."""
+    located = []
+    cursor = _LEADING_NOISE.match(source).end()  # type: ignore[union-attr]
+    for sql in statements:
+        text = sql.strip()
+        found = source.find(text, cursor)
+        start = (found if found >= 0 else cursor) + (len(text) - len(code_of(text)))
+        located.append(Statement(text, source.count("\n", 0, start) + 1))
+        if found >= 0:
+            cursor = found + len(text)
+    return tuple(located)
+
+
+# --------------------------------------------------------------------------- Python
+
+
+def _yoyo_registry(files: Sequence[MigrationFile]) -> dict[str, Any]:
+    """yoyo resolves a Python migration's __depends__ through its global registry of Migrations."""
+    from yoyo.migrations import Migration
+
+    return {f.id: Migration(f.id, str(f.path), str(f.path.parent)) for f in files}
+
+
+def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
+    from yoyo import exceptions
+
+    migration = registry[file.id]
+    try:
+        migration.load()
+    except exceptions.BadMigration as exc:
+        cause = exc.args[1] if len(exc.args) > 1 else exc
+        raise BadMigration(
+            f"{file.path.name}: cannot be loaded: {type(cause).__name__}: {cause}",
+            "Fix the Python migration; it must call step() at import",
+        ) from None
+    depends = tuple(sorted(m.id for m in migration.depends))
+    return Script(
+        file=file,
+        depends=depends,
+        transactional=bool(migration.use_transactions),
+        python_steps=tuple(_flatten(migration.steps or [])),
+        checksum=checksum_of([(file.path.name, _read_bytes(file.path))]),
+    )
+
+
+def _flatten(steps: Iterable[Any], ignore: str | None = None) -> Iterable[PythonStep]:
+    from yoyo.migrations import StepGroup
+
+    for wrapper in steps:
+        inner = getattr(wrapper, "step", wrapper)
+        ignore_errors = getattr(wrapper, "ignore_errors", None) or ignore
+        if isinstance(inner, StepGroup):
+            yield from _flatten(inner.steps, ignore_errors)
+        else:
+            yield PythonStep(inner._apply, inner._rollback, ignore_errors)

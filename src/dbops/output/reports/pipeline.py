@@ -1,0 +1,111 @@
+"""The report of a pipeline (each step's own report, then the steps' outcomes) and of its plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbops.engine.pipeline import StepResult, StepStatus
+from dbops.output.render import Line, Style, heading
+
+_MARKS: dict[StepStatus, tuple[Style, str]] = {
+    "ok": ("ok", "✓"),
+    "failed": ("fail", "✗"),
+    "interrupted": ("fail", "✗"),
+    "not run": ("dim", "·"),
+}
+
+
+@dataclass
+class StepReport:
+    number: int
+    step: str
+    status: StepStatus
+    duration_s: float
+    messages: list[str]
+    report: Any  # the step's own report (a dataclass), if it has one
+
+
+@dataclass
+class PipelineReport:
+    title: str
+    pipeline: str
+    description: str
+    environment: str
+    database: str
+    steps: list[StepReport] = field(default_factory=list)
+    duration_s: float = 0.0
+    ok: bool = False
+
+    @classmethod
+    def of(cls, title: str, pipeline: str, description: str, environment: str, database: str,
+           results: list[StepResult], duration_s: float) -> PipelineReport:  # fmt: skip
+        steps = [
+            StepReport(n, r.name, r.status, r.duration_s, r.messages, r.data if _reports(r.data) else None)
+            for n, r in enumerate(results, 1)
+        ]
+        ok = all(r.status == "ok" for r in results)
+        return cls(title, pipeline, description, environment, database, steps, duration_s, ok)
+
+    def warnings(self) -> list[str]:
+        return [w for s in self.steps if s.report is not None for w in s.report.warnings()]
+
+    def lines(self) -> list[Line]:
+        lines = heading(self.title)
+        if self.description:
+            lines.append(("dim", self.description))
+        lines += [("", f"Environment: {self.environment}"), ("", f"Database: {self.database}")]
+        for step in self.steps:
+            if step.report is not None:
+                lines += [("", ""), *step.report.lines()]
+        lines += [("", ""), ("", "Steps:")]
+        for step in self.steps:
+            style, mark = _MARKS[step.status]
+            timing = f" ({_took(step.duration_s)})" if step.status != "not run" else ""
+            status = "" if step.status == "ok" else f" {step.status}"
+            said = f": {'; '.join(step.messages)}" if step.messages else ""
+            lines.append((style, f"{mark} {step.number}. {step.step}{status}{timing}{said}"))
+        if self.ok:
+            lines.append(("ok", f"Pipeline {self.pipeline} completed successfully! ({self.duration_s:.1f}s)"))
+        return lines
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f}s"
+
+
+def _reports(data: Any) -> bool:
+    return callable(getattr(data, "lines", None)) and callable(getattr(data, "warnings", None))
+
+
+@dataclass
+class PlannedStep:
+    number: int
+    step: str
+    does: str
+    undo: str
+
+
+@dataclass
+class PlanReport:
+    pipeline: str
+    description: str
+    environment: str
+    database: str
+    steps: list[PlannedStep]
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def lines(self) -> list[Line]:
+        lines = heading(f"🧭 Pipeline Plan: {self.pipeline} (dry run: nothing is changed)")
+        if self.description:
+            lines.append(("dim", self.description))
+        lines += [("", f"Environment: {self.environment}"), ("", f"Database: {self.database}")]
+        lines.append(("", "Steps, and the undo each one registers:"))
+        for step in self.steps:
+            style: Style = "fail" if step.does.startswith("refuse:") else ""
+            lines.append((style, f"{step.number}. {step.step}: {step.does}"))
+            lines.append(("dim", f"   undo: {step.undo}"))
+        lines.append(("ok", "Dry run complete: nothing was changed."))
+        return lines

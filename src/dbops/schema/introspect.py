@@ -1,0 +1,178 @@
+"""Reading the live catalog in a handful of queries, never one per table.
+
+"Application objects" are those in user schemas, not owned by an extension, and not yoyo's
+bookkeeping tables. Reading never waits long for a lock: a migration holding or queueing for
+an exclusive lock turns sizes and counts into estimates instead of a hang.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dbops.migrations.files import YOYO_TABLES
+
+if TYPE_CHECKING:
+    import psycopg
+
+EXACT_COUNT_MAX_BYTES = 8 * 1024 * 1024  # tables up to 8 MB are counted exactly
+LONG_TRANSACTION = "5 minutes"
+LOCK_WAIT = "1s"  # at most this long behind another session's lock, then estimates
+
+_USER_SCHEMA = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
+"""
+_NOT_EXTENSION = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')"
+_YOYO = "(" + ", ".join(f"'{t}'" for t in YOYO_TABLES) + ")"
+_APP_TABLES = f"""
+  c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_USER_SCHEMA}
+  AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {_YOYO}
+"""
+# Shared with the schema snapshot of validate (queries run with parameters: % is doubled).
+USER_SCHEMA, YOYO_NAMES = _USER_SCHEMA, _YOYO
+
+# Sizes take a lock on each table: ones held exclusively by another session are skipped.
+_TABLES_SQL = f"""
+WITH locked AS MATERIALIZED (
+  SELECT DISTINCT relation FROM pg_locks
+  WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted AND pid <> pg_backend_pid()
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT n.nspname, c.relname, t.reltuples, t.unanalyzed, t.locked,
+       has_table_privilege(c.oid, 'SELECT'), t.heap_bytes, t.total_bytes
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (  -- a partitioned table is the sum of its partitions
+  SELECT sum(greatest(p.reltuples, 0))::bigint AS reltuples, bool_or(p.reltuples < 0) AS unanalyzed,
+         bool_or(k.locked) AS locked,
+         sum(CASE WHEN k.locked OR NOT %(sizes)s THEN p.relpages::bigint * 8192
+                  ELSE pg_relation_size(p.oid) END)::bigint AS heap_bytes,
+         sum(CASE WHEN k.locked OR NOT %(sizes)s THEN p.relpages::bigint * 8192
+                  ELSE pg_total_relation_size(p.oid) END)::bigint AS total_bytes
+  FROM pg_class p CROSS JOIN LATERAL (SELECT p.oid IN (SELECT relation FROM locked) AS locked) k
+  WHERE p.oid = c.oid OR (c.relkind = 'p' AND p.oid IN (SELECT relid FROM pg_partition_tree(c.oid)))
+) t
+WHERE {_APP_TABLES}
+ORDER BY n.nspname, c.relname
+"""
+
+_SUMMARY_SQL = f"""
+WITH rel AS (
+  SELECT c.oid, c.relkind, c.relname, n.nspname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE {_USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+), app_table AS (
+  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_APP_TABLES}
+)
+SELECT
+  (SELECT count(*) FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM app_table)),
+  (SELECT count(*) FROM pg_constraint k WHERE k.contype <> 'n' AND k.conrelid IN (SELECT oid FROM app_table)),
+  (SELECT count(*) FROM rel WHERE relkind IN ('v', 'm')),
+  (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE {_USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="p.oid")}),
+  (SELECT count(*) FROM rel WHERE relkind = 'S'),
+  pg_database_size(current_database()),
+  (SELECT coalesce(array_agg(format('%%I.%%I', r.nspname, r.relname) ORDER BY 1), '{{}}')
+     FROM pg_index i JOIN rel r ON r.oid = i.indexrelid WHERE NOT i.indisvalid),
+  (SELECT coalesce(array_agg(format('%%s on %%s', k.conname, k.conrelid::regclass) ORDER BY 1), '{{}}')
+     FROM pg_constraint k WHERE NOT k.convalidated AND k.conrelid IN (SELECT oid FROM app_table)),
+  (SELECT coalesce(array_agg(format('pid %%s (%%s, since %%s)', a.pid,
+          coalesce(nullif(a.application_name, ''), a.usename::text),
+          to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'))
+          ORDER BY a.xact_start), '{{}}')
+     FROM pg_stat_activity a
+     WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+       AND a.xact_start < now() - %(long)s::interval)
+"""
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    name: str
+    rows: int | None  # None: never analyzed and too large to count
+    exact: bool
+    total_bytes: int
+    locked: bool = False  # held exclusively by another session: estimates only
+
+    @property
+    def qualified(self) -> str:
+        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class CatalogSummary:
+    tables: tuple[TableInfo, ...]
+    indexes: int
+    constraints: int
+    views: int
+    functions: int
+    sequences: int
+    database_bytes: int
+    invalid_indexes: tuple[str, ...]
+    not_valid_constraints: tuple[str, ...]
+    long_transactions: tuple[str, ...]
+    estimates_only: bool = False  # a lock was queued: sizes and counts are pg_class's estimates
+
+
+def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
+    raw_tables, estimates_only = _tables(conn)
+    # An empty heap holds no row at all: 0 is exact without asking. Small readable ones are counted.
+    to_count = [
+        (schema, name)
+        for schema, name, _, _, locked, readable, heap, _ in raw_tables
+        if not estimates_only and not locked and readable and 0 < heap <= EXACT_COUNT_MAX_BYTES
+    ]
+    counts = _exact_counts(conn, to_count)
+    tables = []
+    for schema, name, reltuples, unanalyzed, locked, _, heap, total in raw_tables:
+        if (heap == 0 and not estimates_only and not locked) or (schema, name) in counts:
+            tables.append(TableInfo(schema, name, counts.get((schema, name), 0), True, total))
+        else:
+            tables.append(TableInfo(schema, name, None if unanalyzed else reltuples, False, total, locked))
+    row = conn.execute(_SUMMARY_SQL, {"long": LONG_TRANSACTION}).fetchone()
+    assert row is not None
+    return CatalogSummary(
+        tables=tuple(tables),
+        indexes=row[0],
+        constraints=row[1],
+        views=row[2],
+        functions=row[3],
+        sequences=row[4],
+        database_bytes=row[5],
+        invalid_indexes=tuple(row[6]),
+        not_valid_constraints=tuple(row[7]),
+        long_transactions=tuple(row[8]),
+        estimates_only=estimates_only,
+    )
+
+
+def _tables(conn: psycopg.Connection[Any]) -> tuple[list[tuple[Any, ...]], bool]:
+    """Every application table with its sizes; pg_class's estimates if a lock would make us wait."""
+    from psycopg import errors
+
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+            return conn.execute(_TABLES_SQL, {"sizes": True}).fetchall(), False
+    except errors.LockNotAvailable:
+        return conn.execute(_TABLES_SQL, {"sizes": False}).fetchall(), True
+
+
+def _exact_counts(conn: psycopg.Connection[Any], tables: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """count(*) of many small tables in one statement; estimates instead if one gets locked meanwhile."""
+    if not tables:
+        return {}
+    from psycopg import errors, sql
+
+    parts = [
+        sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), sql.Identifier(schema, name))
+        for i, (schema, name) in enumerate(tables)
+    ]
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+            rows = conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
+    except errors.LockNotAvailable:
+        return {}
+    return {tables[i]: count for i, count in rows}

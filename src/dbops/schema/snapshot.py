@@ -1,0 +1,275 @@
+"""A schema snapshot: the application's tables, columns, constraints, indexes, enums, sequences
+and views, read from the catalog in a handful of queries.
+
+The same objects count as in status (user schemas, not owned by an extension, not yoyo's or
+dbops' bookkeeping). Everything is read with ``search_path = public`` in one transaction, so
+two databases print names, types and expressions the same way: objects in ``public`` bare,
+others schema-qualified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dbops.schema.introspect import USER_SCHEMA, YOYO_NAMES
+
+if TYPE_CHECKING:
+    import psycopg
+
+# Objects an extension owns are not the application's (one hashed scan of pg_depend).
+_NOT_EXTENSION = "{oid} NOT IN (SELECT objid FROM pg_depend WHERE deptype = 'e')"
+
+_RELATIONS = f"""
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {YOYO_NAMES}
+"""
+
+# One row per table, then its columns in order (a table without columns still gets its row).
+_TABLES_SQL = f"""
+WITH owned AS (  -- sequences owned by a column (serial), as its default names them
+  SELECT dep.refobjid AS table_oid, dep.refobjsubid AS attnum,
+         format('nextval(%%L::regclass)', s.oid::regclass::text) AS nextval
+    FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S'
+   WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass AND dep.deptype = 'a'
+)
+SELECT n.nspname, c.relname, a.attname,
+       format_type(a.atttypid, a.atttypmod)
+         || CASE WHEN a.attcollation <> t.typcollation THEN ' COLLATE ' || quote_ident(co.collname)
+                 ELSE '' END,
+       a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated, o.nextval
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_collation co ON co.oid = a.attcollation
+  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+  LEFT JOIN owned o ON o.table_oid = c.oid AND o.attnum = a.attnum
+ WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+   AND c.relname NOT IN {YOYO_NAMES}
+ ORDER BY n.nspname, c.relname, a.attnum
+"""
+
+# Primary keys, unique, check, foreign key and exclusion constraints (not PostgreSQL 18's
+# NOT NULL constraints: nullability is compared on the column).
+_CONSTRAINTS_SQL = f"""
+SELECT n.nspname, c.relname, k.conname, k.contype,
+       ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.ord),
+       pg_get_constraintdef(k.oid, true)
+  FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE k.contype IN ('p', 'u', 'c', 'f', 'x') AND c.relkind IN ('r', 'p') AND {USER_SCHEMA}
+   AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {YOYO_NAMES}
+ ORDER BY 1, 2, 3
+"""
+
+# Indexes that no constraint owns (those are compared as their constraints).
+_INDEXES_SQL = f"""
+SELECT n.nspname, c.relname, i.relname, am.amname, x.indisunique,
+       pg_get_indexdef(x.indexrelid), pg_get_expr(x.indpred, x.indrelid, true)
+  FROM pg_index x
+  JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam
+  JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+   AND c.relname NOT IN {YOYO_NAMES}
+   AND NOT EXISTS (SELECT 1 FROM pg_constraint k
+                    WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid
+                      AND k.contype IN ('p', 'u', 'x'))
+ ORDER BY 1, 2, 3
+"""
+
+_ENUMS_SQL = f"""
+SELECT n.nspname, t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+ WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="t.oid")}
+ GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+# Sequences, except identity columns' own (the column's identity is compared instead).
+_SEQUENCES_SQL = f"""
+SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin,
+       s.seqmax, s.seqcache, s.seqcycle,
+       (SELECT ARRAY[tn.nspname::text, tc.relname::text]
+          FROM pg_depend dep JOIN pg_class tc ON tc.oid = dep.refobjid
+          JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+         WHERE dep.classid = 'pg_class'::regclass AND dep.objid = c.oid AND dep.deptype = 'a'
+           AND dep.refclassid = 'pg_class'::regclass LIMIT 1)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
+ WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+  AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass
+                   AND dep.objid = c.oid AND dep.deptype = 'i')
+ORDER BY 1, 2
+"""
+
+_VIEWS_SQL = f"""
+SELECT n.nspname, c.relname, c.relkind = 'm', pg_get_viewdef(c.oid, true)
+{_RELATIONS} AND c.relkind IN ('v', 'm')
+ORDER BY 1, 2
+"""
+
+
+def qualified(schema: str, name: str) -> str:
+    """How messages name an object: bare in public, else schema.name."""
+    return name if schema == "public" else f"{schema}.{name}"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type with modifiers (varchar(255), numeric(10,2), integer[]) and collation
+    not_null: bool
+    default: str | None  # as PostgreSQL prints it; None when there is none
+    identity: str  # '' none, 'a' GENERATED ALWAYS, 'd' GENERATED BY DEFAULT
+    generated: str | None  # a generated column's expression
+    owned_sequence_default: str | None = None  # nextval() of the sequence this column owns (serial)
+
+    @property
+    def is_serial(self) -> bool:
+        return self.default is not None and self.default == self.owned_sequence_default
+
+
+@dataclass(frozen=True)
+class Constraint:
+    name: str
+    kind: str  # p primary key, u unique, c check, f foreign key, x exclusion
+    columns: tuple[str, ...]
+    definition: str  # pg_get_constraintdef: what it enforces, without its name
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    method: str
+    unique: bool
+    definition: str  # pg_get_indexdef: CREATE [UNIQUE] INDEX name ON table USING ...
+    predicate: str | None
+
+    @property
+    def body(self) -> str:
+        """What the index is, without its name and table: btree (a, b) INCLUDE (c) WHERE ..."""
+        unique = "UNIQUE " if self.unique else ""
+        return unique + self.definition.split(" USING ", 1)[1]
+
+    @property
+    def columns(self) -> str:
+        """The key columns and everything else but the method and the predicate."""
+        text = self.definition.split(" USING ", 1)[1].removeprefix(self.method + " ")
+        if self.predicate is not None:
+            text = text.rpartition(" WHERE ")[0]
+        return text
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    columns: dict[str, Column] = field(default_factory=dict)
+    constraints: tuple[Constraint, ...] = ()
+    indexes: dict[str, Index] = field(default_factory=dict)
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class Sequence:
+    schema: str
+    name: str
+    type: str
+    start: int
+    increment: int
+    minimum: int
+    maximum: int
+    cache: int
+    cycle: bool
+    owner: str | None  # the table whose column owns it (serial), as qualified() names it
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {
+            "as": self.type,
+            "start": self.start,
+            "increment": self.increment,
+            "minvalue": self.minimum,
+            "maxvalue": self.maximum,
+            "cache": self.cache,
+            "cycle": self.cycle,
+        }
+
+
+@dataclass(frozen=True)
+class View:
+    schema: str
+    name: str
+    materialized: bool
+    definition: str
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, Table]  # keyed by qualified name
+    enums: dict[str, tuple[str, ...]]
+    sequences: dict[str, Sequence]
+    views: dict[str, View]
+
+
+def read_schema(conn: psycopg.Connection[Any]) -> Schema:
+    """The whole application schema, in one read-only transaction."""
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL search_path = public")
+        tables = _tables(conn)
+        enums = {qualified(s, n): tuple(labels) for s, n, labels in conn.execute(_ENUMS_SQL, {}).fetchall()}
+        sequences = {}
+        for schema, name, type_, start, step, low, high, cache, cycle, owner in conn.execute(
+            _SEQUENCES_SQL, {}
+        ).fetchall():
+            owned_by = qualified(*owner) if owner else None
+            sequences[qualified(schema, name)] = Sequence(
+                schema, name, type_, start, step, low, high, cache, cycle, owned_by
+            )
+        views = {qualified(row[0], row[1]): View(*row) for row in conn.execute(_VIEWS_SQL, {}).fetchall()}
+    return Schema(tables, enums, sequences, views)
+
+
+def _tables(conn: psycopg.Connection[Any]) -> dict[str, Table]:
+    columns: dict[str, dict[str, Column]] = {}
+    names: dict[str, tuple[str, str]] = {}
+    for schema, table, *col in conn.execute(_TABLES_SQL, {}).fetchall():
+        key = qualified(schema, table)
+        names[key] = (schema, table)
+        columns.setdefault(key, {})
+        name, type_, not_null, default, identity, generated, owned = col
+        if name is None:
+            continue
+        is_generated = bool(generated) and generated != "\x00"
+        columns[key][name] = Column(
+            name=name,
+            type=type_,
+            not_null=not_null,
+            default=None if is_generated else default,
+            identity=identity if identity not in ("", "\x00") else "",
+            generated=default if is_generated else None,
+            owned_sequence_default=owned,
+        )
+    constraints: dict[str, list[Constraint]] = {}
+    for schema, table, name, kind, cols, definition in conn.execute(_CONSTRAINTS_SQL, {}).fetchall():
+        constraints.setdefault(qualified(schema, table), []).append(
+            Constraint(name, kind, tuple(cols), definition)
+        )
+    indexes: dict[str, dict[str, Index]] = {}
+    for schema, table, name, method, unique, definition, predicate in conn.execute(
+        _INDEXES_SQL, {}
+    ).fetchall():
+        indexes.setdefault(qualified(schema, table), {})[name] = Index(
+            name, method, unique, definition, predicate
+        )
+    return {
+        key: Table(
+            schema,
+            table,
+            columns[key],
+            tuple(constraints.get(key, ())),
+            indexes.get(key, {}),
+        )
+        for key, (schema, table) in names.items()
+    }
