@@ -10,34 +10,15 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import DbopsError, UsageError
-from dbops.output.render import Line, heading
+from dbops.output.reports.create import CreatedReport
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-
-
-@dataclass(frozen=True)
-class CreatedReport:
-    migration: str
-    rollback: str
-    depends: tuple[str, ...]
-
-    def warnings(self) -> list[str]:
-        return []
-
-    def lines(self) -> list[Line]:
-        lines = heading("📝 New Migration")
-        lines += [("ok", f"✓ Created {self.migration}"), ("ok", f"✓ Created {self.rollback}")]
-        if self.depends:
-            lines.append(("dim", f"  depends on {', '.join(self.depends)}"))
-        lines.append(("", "Write the change, then: dbops migrate"))
-        return lines
 
 
 class CreateMigration:

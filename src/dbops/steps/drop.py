@@ -13,12 +13,11 @@ without one, none: what it dropped is gone.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.migrations.files import YOYO_TABLES
-from dbops.output.render import Line, heading
+from dbops.output.reports.drop import DropReport
 
 if TYPE_CHECKING:
     import psycopg
@@ -73,41 +72,6 @@ WHERE k.contype = 'f' AND k.conrelid <> k.confrelid
 """
 
 _ORDER = ("view", "table", "sequence", "function", "type", "schema")
-_TITLES = {
-    "view": "Views",
-    "table": "Tables",
-    "bookkeeping": "Migration records (yoyo's and dbops' tables)",
-    "sequence": "Sequences",
-    "function": "Functions and procedures",
-    "type": "Types",
-    "schema": "Schemas",
-}
-
-
-@dataclass
-class DropReport:
-    environment: str
-    database: str
-    dropped: dict[str, list[str]] = field(default_factory=dict)  # kind -> names, in drop order
-    duration_s: float = 0.0
-    finished: bool = False
-
-    def warnings(self) -> list[str]:
-        return []
-
-    def lines(self) -> list[Line]:
-        lines = heading("🗑️ Dropping All Database Objects")
-        lines += [("", f"Database: {self.database}"), ("", f"Environment: {self.environment}")]
-        if not self.finished:
-            return lines
-        if not any(self.dropped.values()):
-            return [*lines, ("ok", "Nothing to drop: the database holds no application object")]
-        for kind, names in self.dropped.items():
-            if names:
-                shown = ", ".join(names[:8]) + (f", … (+{len(names) - 8})" if len(names) > 8 else "")
-                lines.append(("ok", f"✓ {_TITLES[kind]}: {len(names)} ({shown})"))
-        lines.append(("ok", f"All objects dropped ({self.duration_s:.1f}s)"))
-        return lines
 
 
 class DropSchema:

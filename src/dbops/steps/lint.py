@@ -5,43 +5,16 @@ where validate_before_migrate (default: protected) says so. Undo: none (it only 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome
 from dbops.errors import PolicyRefused
 from dbops.migrations.lint import IGNORE, Finding
-from dbops.output.render import Line, heading
+from dbops.output.reports.lint import LintReport
 
 if TYPE_CHECKING:
     from dbops.migrations.scripts import Script
-
-
-@dataclass
-class LintReport:
-    environment: str
-    database: str
-    pending: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    finished: bool = False
-
-    def warnings(self) -> list[str]:
-        return [f.text for f in self.findings]
-
-    def lines(self) -> list[Line]:
-        lines = heading("🔎 Linting Pending Migrations")
-        lines += [("", f"Database: {self.database}"), ("", f"Environment: {self.environment}")]
-        if not self.finished:
-            return lines
-        lines.append(("", f"Pending migrations: {len(self.pending)}"))
-        for finding in self.findings:
-            lines.append(("warn", f"⚠ {finding.text}"))
-            silence = f" (or -- {IGNORE} {finding.rule})" if finding.ignorable else ""
-            lines.append(("dim", f"    Fix: {finding.fix}{silence}"))
-        if not self.findings:
-            lines.append(("ok", f"✓ No findings in {len(self.pending)} pending migration(s)"))
-        return lines
 
 
 class Lint:

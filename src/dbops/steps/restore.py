@@ -11,74 +11,12 @@ backup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from dbops.backups.restore import RestoreResult
 from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome
-from dbops.output.render import Line, heading
-
-
-@dataclass
-class RestoreReport:
-    environment: str
-    database: str
-    file: str
-    path: Path
-    created: str = ""
-    size: int = 0
-    format: str = ""
-    kind: str = ""
-    source_database: str = ""
-    verified: bool = False
-    safety_backup: str | None = None
-    result: RestoreResult | None = None
-    duration_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    def warnings(self) -> list[str]:
-        return []
-
-    def lines(self) -> list[Line]:
-        from dbops.backups.store import describe_size
-
-        lines = heading("♻️ Restoring Database")
-        lines += [
-            ("", f"Database: {self.database}"),
-            ("", f"Environment: {self.environment}"),
-            ("", f"Backup file: {self.file}"),
-        ]
-        if self.created:
-            source = f", from {self.source_database}" if self.source_database != self.database else ""
-            lines.append(
-                (
-                    "dim",
-                    f"  {self.kind} {self.format} backup of {self.created}, "
-                    f"{describe_size(self.size)}{source}",
-                )
-            )
-        if self.verified:
-            lines.append(("ok", "✓ Backup file verified (sha256, full read)"))
-        if self.safety_backup:
-            lines.append(("ok", f"✓ Safety backup: {self.safety_backup}"))
-        r = self.result
-        if r is None:
-            return lines
-        if r.in_place:
-            lines.append(("ok", f"✓ Restored in place, in one transaction ({r.load_s:.1f}s)"))
-        else:
-            lines.append(("ok", f"✓ Restored into scratch database {r.scratch} ({r.load_s:.1f}s)"))
-        lines.append(("ok", f"✓ Verified: {r.tables} tables, {r.rows:,} records, objects match the manifest"))
-        if not r.in_place:
-            lines.append(("ok", f"✓ Terminated {r.terminated} connection(s) to {r.database}"))
-            lines.append(("ok", f"✓ Swapped: {r.database} is now the restored database"))
-            if r.kept_as:
-                lines.append(("", f"Previous database kept as: {r.kept_as}"))
-                lines.append(("dim", f"  (drop it once you no longer need it: DROP DATABASE {r.kept_as})"))
-        lines.append(("ok", f"Database restored successfully! ({self.duration_s:.1f}s)"))
-        return lines
+from dbops.output.reports.restore import RestoreReport
 
 
 class CheckBackup:

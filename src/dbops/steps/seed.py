@@ -10,70 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome
 from dbops.errors import DbopsError
-from dbops.output.render import Line, heading
-from dbops.seeding.loader import Account, Progress, TableResult
+from dbops.output.reports.seed import SeedReport
+from dbops.seeding.loader import Progress
 
 if TYPE_CHECKING:
     pass
-
-
-@dataclass
-class SeedReport:
-    environment: str
-    database: str
-    files: list[str] = field(default_factory=list)
-    tables: list[TableResult] = field(default_factory=list)
-    accounts: list[Account] = field(default_factory=list)
-    cleared: bool = False
-    duration_s: float = 0.0
-    finished: bool = False
-
-    def warnings(self) -> list[str]:
-        return []
-
-    def lines(self) -> list[Line]:
-        lines = heading("🌱 Seeding Database")
-        lines += [("", f"Environment: {self.environment}"), ("", f"Database: {self.database}")]
-        if self.cleared:
-            lines.append(("dim", "Cleared the seeded tables first (--clear)"))
-        if not self.finished:
-            return lines
-        if not self.files:
-            return [*lines, ("ok", "Nothing to seed: no seed files")]
-        lines.append(("", "Seeding data:"))
-        for table in self.tables:
-            lines.append(("ok", f"✓ {_title(table.table)}: {_counts(table)}"))
-        lines.append(("ok", f"Database seeded successfully! ({self.duration_s:.1f}s)"))
-        if self.accounts:
-            lines.append(("", "Test Accounts:"))
-            lines += [("", f"- {a.login} / {a.password}") for a in self.accounts]
-        return lines
-
-
-def _title(table: str) -> str:
-    name = table.split(".")[-1].replace("_", " ").title()
-    return name.replace("Api ", "API ")
-
-
-def _counts(table: TableResult) -> str:
-    if table.created == table.declared:
-        return f"{table.created:,} records created"
-    parts = [
-        f"{n:,} {word}"
-        for n, word in (
-            (table.created, "created"),
-            (table.updated, "updated"),
-            (table.unchanged, "unchanged"),
-        )
-        if n
-    ]
-    return ", ".join(parts) or "0 records"
 
 
 class Seed:

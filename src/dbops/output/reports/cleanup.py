@@ -1,0 +1,57 @@
+"""The report of backup-cleanup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dbops.output.render import Line, heading
+
+
+@dataclass
+class CleanupItem:
+    file: str
+    age: str
+    size: int
+    why: str
+
+
+@dataclass
+class CleanupReport:
+    folder: str
+    retention_days: int
+    dry_run: bool
+    delete: list[CleanupItem] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    kept: dict[str, int] = field(default_factory=dict)  # why -> how many
+    freed: int = 0
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def lines(self) -> list[Line]:
+        from dbops.backups.store import describe_size
+
+        lines = heading("🧹 Backup Cleanup")
+        lines += [
+            ("", f"Folder: {self.folder}"),
+            ("", f"Retention: automatic backups older than {self.retention_days} days"),
+        ]
+        verb = "Would delete" if self.dry_run else "Deleted"
+        if self.delete or self.leftovers:
+            lines.append(("", f"{verb}:"))
+            lines += [
+                ("warn" if self.dry_run else "ok", f"- {i.file} ({i.why}, {i.age} old)") for i in self.delete
+            ]
+            lines += [
+                ("warn" if self.dry_run else "ok", f"- {name} (leftover temporary file)")
+                for name in self.leftovers
+            ]
+        else:
+            lines.append(("ok", "✓ Nothing to delete"))
+        if self.kept:
+            lines.append(("dim", "Kept: " + ", ".join(f"{n} {why}" for why, n in self.kept.items())))
+        if self.dry_run and (self.delete or self.leftovers):
+            lines.append(("dim", "Dry run: nothing was deleted. Run with --force to delete them."))
+        elif not self.dry_run and self.freed:
+            lines.append(("ok", f"✓ Freed {describe_size(self.freed)}"))
+        return lines
