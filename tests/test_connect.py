@@ -106,7 +106,7 @@ def test_ssl_required_but_not_offered(project: Path, cli: Run, tcp_server: str) 
     ],
 )
 def test_server_requiring_ssl_is_recognised(libpq_says: str) -> None:
-    from dbops.config.loader import Environment
+    from dbops.config.model import Environment
     from dbops.postgres.connection import connection_error
 
     error = connection_error(

@@ -443,7 +443,7 @@ def resolve(argument: str, root: Path, project: Path, cwd: Path, *, database: st
     if stem == "latest":
         newest = newest_automatic(root, database)
         if newest is None:
-            from dbops.config.loader import shown
+            from dbops.config.model import shown
 
             raise DbopsError(
                 f"No automatic backup of {database} in {shown(root / AUTOMATED, project)}/ "

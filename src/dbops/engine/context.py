@@ -12,7 +12,7 @@ from dbops.errors import ConfigError, DatabaseMissing, DbopsError
 if TYPE_CHECKING:
     import psycopg
 
-    from dbops.config.loader import Config, Environment
+    from dbops.config.model import Config, Environment
     from dbops.engine.pipeline import Undo
     from dbops.postgres.connection import Target
     from dbops.postgres.embedded import EmbeddedServer

@@ -30,7 +30,7 @@ from dbops.engine.pipeline import StepOutcome
 from dbops.errors import PolicyRefused
 
 if TYPE_CHECKING:
-    from dbops.config.loader import Environment
+    from dbops.config.model import Environment
     from dbops.engine.context import RunContext
     from dbops.engine.pipeline import Step
 

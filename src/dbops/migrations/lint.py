@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbops.config.loader import Environment
+    from dbops.config.model import Environment
     from dbops.migrations.scripts import Script
 
 IGNORE = "dbops:ignore"

@@ -18,7 +18,7 @@ from dbops.errors import ConfigError, ConnectionFailed, DatabaseMissing, DbopsEr
 if TYPE_CHECKING:
     import psycopg
 
-    from dbops.config.loader import Environment
+    from dbops.config.model import Environment
 
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://")
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from dbops.config.loader import Environment
+    from dbops.config.model import Environment
     from dbops.postgres.connection import Target
 
 MIGRATION_LOCK = 0x64626F7073_4D47  # "dbops" "MG"

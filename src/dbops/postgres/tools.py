@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from dbops.errors import ConfigError, DbopsError, UsageError
 
 if TYPE_CHECKING:
-    from dbops.config.loader import Config
+    from dbops.config.model import Config
     from dbops.postgres.connection import Target
 
 COMPRESSION_METHODS = ("gzip", "lz4", "zstd", "none")

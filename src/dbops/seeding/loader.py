@@ -17,7 +17,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dbops.config.loader import shown
+from dbops.config.model import shown
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.seeding.files import BadSeed, Rows, SeedFile
 
