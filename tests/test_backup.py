@@ -386,26 +386,27 @@ def test_confirmation_on_a_terminal(
     import io
 
     from dbops.boundary import run_operation
+    from dbops.engine.options import BackupOptions, RestoreOptions, Safety
 
     db.execute("CREATE TABLE notes (id int)")
     monkeypatch.setenv("DBOPS_TEST_PROD_URL", database_url)
-    assert run_operation("backup") == 0
+    assert run_operation("backup", BackupOptions, safety=Safety()) == 0
     path = next((project / "backups" / "db").glob("*.sql.gz"))
     monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    assert run_operation("restore", file=str(path)) == 3
+    assert run_operation("restore", lambda: RestoreOptions(str(path)), safety=Safety()) == 3
     err = capsys.readouterr().err
     assert "⚠️ WARNING: This will replace all current data!" in err and "Answer yes to confirm" in err
     monkeypatch.setattr("sys.stdin", io.StringIO("yes\n"))
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    assert run_operation("restore", file=str(path)) == 0
+    assert run_operation("restore", lambda: RestoreOptions(str(path)), safety=Safety()) == 0
     monkeypatch.setattr("sys.stdin", io.StringIO("yes\n"))
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    assert run_operation("restore", file=str(path), env="production") == 3
+    assert run_operation("restore", lambda: RestoreOptions(str(path)), safety=Safety(), env="production") == 3
     assert "Type the database name exactly" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO(db.info.dbname + "\n"))
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    assert run_operation("restore", file=str(path), env="production") == 0
+    assert run_operation("restore", lambda: RestoreOptions(str(path)), safety=Safety(), env="production") == 0
 
 
 # ----------------------------------------------------------------------------- automatic backups
@@ -752,13 +753,15 @@ def test_restore_file_and_the_backup_step_as_other_steps_use_them(
     """The interface other steps' undo actions use: Backup(automatic=True) and restore_file()."""
     from dbops.backups.restore import restore_file
     from dbops.config.loader import load_config
+    from dbops.engine.catalog import RULES
     from dbops.engine.context import RunContext
+    from dbops.engine.options import BackupOptions
     from dbops.steps.backup import Backup
 
     db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
-    config = load_config()
+    config = load_config(RULES)
     ctx = RunContext(config, config.environment("development"))
-    outcome = Backup(automatic=True, reason="before reset").run(ctx)
+    outcome = Backup(BackupOptions(), automatic=True, reason="before reset").run(ctx)
     assert outcome.undo is None
     path = outcome.data.path
     assert path.parent == project / "backups" / "db" / "automated" and path.is_file()

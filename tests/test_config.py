@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dbops.config.loader import find_config, load_config, parse_duration_ms
+from dbops.engine.catalog import RULES
 from dbops.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def load(tmp_path: Path, text: str):
     (tmp_path / "dbops.yaml").write_text(text)
-    return load_config(str(tmp_path / "dbops.yaml"))
+    return load_config(RULES, str(tmp_path / "dbops.yaml"))
 
 
 def error_of(tmp_path: Path, text: str) -> str:
@@ -28,7 +29,7 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 
 def test_sample_config_loads_typed_and_frozen() -> None:
-    config = load_config(str(REPO / "dbops.yaml"))
+    config = load_config(RULES, str(REPO / "dbops.yaml"))
     prod = config.environment("prod")
     assert prod.name == "production" and prod.protected and not prod.embedded
     assert prod.lock_timeout_ms == 5000 and prod.statement_timeout_ms == 300_000

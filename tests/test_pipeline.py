@@ -10,8 +10,9 @@ import psycopg
 import pytest
 
 from dbops.config.loader import load_config
+from dbops.engine.catalog import RULES
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import StepOutcome, Undo, run_pipeline
+from dbops.engine.pipeline import Step, StepOutcome, Undo, run_pipeline
 from dbops.errors import DbopsError
 
 
@@ -19,6 +20,8 @@ class CreateTable:
     """A real step: creates a table; its undo drops it."""
 
     description = "create a table"
+    undo = "drop it"
+    policy_action = None
 
     def __init__(self, table: str, undo_fails: bool = False) -> None:
         self.name = f"create {table}"
@@ -40,6 +43,8 @@ class CreateTable:
 class Fail:
     name = "fail"
     description = "a step that fails"
+    undo = "none"
+    policy_action = None
 
     def __init__(self, raise_: Callable[[], None]) -> None:
         self.raise_ = raise_
@@ -56,7 +61,7 @@ def tables(db: psycopg.Connection) -> set[str]:
 
 @pytest.fixture
 def ctx(project: Path) -> RunContext:
-    config = load_config()
+    config = load_config(RULES)
     return RunContext(config, config.environment("development"))
 
 
@@ -64,7 +69,7 @@ def test_steps_run_in_order_and_pass_data(ctx: RunContext, db: psycopg.Connectio
     result = run_pipeline("p", [CreateTable("a"), CreateTable("b")], ctx)
     assert result.ok and result.exit_code == 0 and result.undos == []
     assert [s.status for s in result.steps] == ["ok", "ok"]
-    assert ctx.step_data("create b") == "b"
+    assert [s.data for s in result.steps] == ["a", "b"]
     assert tables(db) == {"a", "b"}
 
 
@@ -130,17 +135,19 @@ def test_sigterm_at_the_boundary_undoes_and_exits_130(
     import os
 
     from dbops.boundary import run_operation
-    from dbops.engine import operations
+    from dbops.engine import catalog
+    from dbops.engine.options import NoOptions, Safety
 
     def terminated() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
-    def build() -> list[CreateTable | Fail]:
+    def build(options: NoOptions) -> list[Step]:
         return [CreateTable("a"), Fail(terminated), CreateTable("c")]
 
-    monkeypatch.setitem(operations.OPERATIONS, "cancel-me", operations.Operation("cancel-me", build, "none"))
+    operation = catalog.Operation("cancel-me", NoOptions, build, "none", connects=False)
+    monkeypatch.setitem(catalog.OPERATIONS, "cancel-me", operation)
     previous = signal.getsignal(signal.SIGTERM)
-    assert run_operation("cancel-me") == 130
+    assert run_operation("cancel-me", NoOptions, safety=Safety()) == 130
     assert signal.getsignal(signal.SIGTERM) is previous
     assert tables(db) == set()
     err = capsys.readouterr().err

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import Run, dbops_bin
 from dbops.config.loader import load_config
+from dbops.engine.catalog import RULES
 from dbops.errors import ConfigError
 
 USERS = "20251001090000_create_users"
@@ -59,7 +60,7 @@ def bad_seed(project: Path) -> None:
 def config_error(project: Path, pipelines: str) -> str:
     declare(project, pipelines)
     with pytest.raises(ConfigError) as info:
-        load_config()
+        load_config(RULES)
     assert info.value.exit_code == 2 and info.value.hint
     return info.value.message
 
@@ -88,9 +89,8 @@ def test_a_wrong_pipeline_names_its_key_path(project: Path, pipelines: str, mess
 
 def test_no_pipeline_can_shadow_a_built_in_task() -> None:
     from dbops.cli.tasks import BUILT_IN, reset, run
-    from dbops.config.loader import BUILT_IN_TASKS
 
-    assert {t.name.replace("_", "-") for t in (*BUILT_IN, reset, run)} == BUILT_IN_TASKS
+    assert {t.name.replace("_", "-") for t in (*BUILT_IN, reset, run)} == RULES.reserved
 
 
 def test_pipelines_load_typed(project: Path) -> None:
@@ -99,7 +99,7 @@ def test_pipelines_load_typed(project: Path) -> None:
         "  fresh:\n    description: Start afresh\n    steps: [reset, {seed: {clear: true}}]\n"
         "  up: [{migrate: {to: 20251001090200}}, status]\n",
     )
-    pipelines = load_config().pipelines
+    pipelines = load_config(RULES).pipelines
     assert pipelines["fresh"].description == "Start afresh"
     assert [(c.name, dict(c.args)) for c in pipelines["fresh"].steps] == [
         ("reset", {}),

@@ -170,6 +170,7 @@ def test_a_protected_environment_asks_for_the_database_name(
 
 def test_policy_keys_are_checked_when_dbops_yaml_loads(project: Path, database_url: str) -> None:
     from dbops.config.loader import load_config
+    from dbops.engine.catalog import RULES
     from dbops.errors import ConfigError
 
     for production, message in (
@@ -182,7 +183,7 @@ def test_policy_keys_are_checked_when_dbops_yaml_loads(project: Path, database_u
     ):
         configure(project, database_url, production)
         with pytest.raises(ConfigError) as info:
-            load_config()
+            load_config(RULES)
         assert message in info.value.message
 
 

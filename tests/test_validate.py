@@ -578,21 +578,23 @@ def test_no_password_in_output_json_or_log(
 
 def test_validate_is_a_pipeline_step_after_migrate(project: Path, db: psycopg.Connection) -> None:
     from dbops.config.loader import load_config
+    from dbops.engine.catalog import RULES
     from dbops.engine.context import RunContext
+    from dbops.engine.options import MigrateOptions
     from dbops.engine.pipeline import run_pipeline
     from dbops.steps.connect import Connect
     from dbops.steps.migrate import Migrate
     from dbops.steps.validate import Validate
 
-    config = load_config()
+    config = load_config(RULES)
     ctx = RunContext(config, config.environment(None))
     try:
-        result = run_pipeline("deploy", [Connect(), Migrate(), Validate(strict=True)], ctx)
+        result = run_pipeline("deploy", [Connect(), Migrate(MigrateOptions()), Validate(strict=True)], ctx)
     finally:
         ctx.close()
     assert result.ok, result.error
     assert [s.status for s in result.steps] == ["ok", "ok", "ok"]
-    assert ctx.step_data("validate").differences == []
+    assert result.steps[-1].data.differences == []
 
 
 # ----------------------------------------------------------------------------- SQLAlchemy models

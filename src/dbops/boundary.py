@@ -9,62 +9,62 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
 
+from dbops import oplog
+from dbops.config.loader import load_config
+from dbops.engine.catalog import RULES
+from dbops.engine.context import RunContext
+from dbops.engine.options import Options, Safety
+from dbops.engine.pipeline import ErrorInfo, PipelineResult, as_dbops_error, run_pipeline
+from dbops.engine.prepare import prepare
 from dbops.errors import EXIT_INTERRUPTED
+from dbops.output.render import OperationResult, Output
 
-if TYPE_CHECKING:
-    from dbops.engine.pipeline import ErrorInfo, PipelineResult
-    from dbops.output.render import OperationResult
+# An operation's options, built by the boundary from the task's flags (dbops.engine.options):
+# a flag that its checks refuse is then reported like any other failure.
+MakeOptions = Callable[[], Options]
 
 
 def run_operation(
     name: str,
+    options: MakeOptions,
     *,
+    safety: Safety,
     env: str | None = None,
     config: str | None = None,
     json: bool = False,
-    **options: Any,
 ) -> int:
-    """Run a built-in operation and render its report; returns the exit code."""
-    from dbops.output.render import OperationResult, Output
-
+    """Run an operation (built-in, or a pipeline of dbops.yaml) and render its report; returns
+    the exit code."""
     started = time.monotonic()
     result = OperationResult(name, environment=env)
     output = Output(json_mode=json)
     with _sigterm_as_interrupt():
-        state_dir = _execute(result, env=env, config=config, options=options, interactive=output.color)
+        state_dir = _execute(result, options, safety, env=env, config=config, interactive=output.color)
     output.emit(result)
     if state_dir is not None:
-        from dbops import oplog
-
         oplog.append(state_dir, result, time.monotonic() - started)
     return result.exit_code
 
 
 def run_across_environments(
     name: str,
+    options: MakeOptions,
     *,
+    safety: Safety,
     config: str | None = None,
     json: bool = False,
     include_protected: bool = False,
-    **options: Any,
 ) -> int:
     """--all-environments: one report per environment; non-zero if any of them failed."""
-    from dbops.config.loader import load_config
-    from dbops.engine.pipeline import ErrorInfo
-    from dbops.output.render import OperationResult, Output
-
     output = Output(json_mode=json)
     try:
-        cfg = load_config(config)
+        cfg = load_config(RULES, config)
     except Exception as exc:
-        from dbops.engine.pipeline import as_dbops_error
-
         failure = as_dbops_error(exc)
         result = OperationResult(name, None, error=ErrorInfo.of(failure), exit_code=failure.exit_code)
         output.emit(result)
@@ -75,12 +75,10 @@ def run_across_environments(
         started = time.monotonic()
         result = OperationResult(name, environment=env_name)
         with _sigterm_as_interrupt():
-            state_dir = _execute(result, env=env_name, config=config, options=options)
+            state_dir = _execute(result, options, safety, env=env_name, config=config)
         if not json:
             output.emit(result)
         if state_dir is not None:
-            from dbops import oplog
-
             oplog.append(state_dir, result, time.monotonic() - started)
         results.append(result)
         if result.exit_code == EXIT_INTERRUPTED:
@@ -96,28 +94,24 @@ def run_across_environments(
 
 def _execute(
     result: OperationResult,
+    options: MakeOptions,
+    safety: Safety,
     *,
     env: str | None,
     config: str | None,
-    options: dict[str, Any],
     interactive: bool = False,
 ) -> Path | None:
     """Fill result in; returns the project's state folder once the config is known."""
-    from dbops.config.loader import load_config
-    from dbops.engine.context import RunContext
-    from dbops.engine.pipeline import ErrorInfo, run_pipeline
-    from dbops.engine.prepare import prepare
-
     state_dir = None
     ctx: RunContext | None = None
     try:
-        cfg = load_config(config)
+        cfg = load_config(RULES, config)
         state_dir = cfg.state_dir
         environment = cfg.environment(env)
         result.environment = environment.name
         ctx = RunContext(cfg, environment, interactive=interactive)
         result.database = ctx.database()  # as far as known now, for a refusal's log line
-        prepared = prepare(result.operation, options, ctx)
+        prepared = prepare(result.operation, options(), safety, ctx)
         pipeline = run_pipeline(result.operation, prepared.steps, ctx)
         result.pipeline = pipeline
         result.report = prepared.report(ctx, pipeline)
@@ -125,8 +119,6 @@ def _execute(
         result.exit_code = pipeline.exit_code
         result.database = ctx.database()
     except Exception as exc:  # expected failures, and any bug outside the pipeline: one line, no traceback
-        from dbops.engine.pipeline import as_dbops_error
-
         failure = as_dbops_error(exc, ctx)
         result.error = ErrorInfo.of(failure)
         result.exit_code = failure.exit_code
@@ -142,8 +134,6 @@ def _execute(
 
 
 def _interrupted(pipeline: PipelineResult) -> ErrorInfo:
-    from dbops.engine.pipeline import ErrorInfo
-
     if not pipeline.undos:
         hint = "The report above shows what was done before the interruption"
     elif all(undo.ok for undo in pipeline.undos):
@@ -155,8 +145,6 @@ def _interrupted(pipeline: PipelineResult) -> ErrorInfo:
 
 def _failed(pipeline: PipelineResult) -> ErrorInfo | None:
     """The failing step's error; when an undo failed too, its hint says what to do next."""
-    from dbops.engine.pipeline import ErrorInfo
-
     error = pipeline.error
     if error is None or all(undo.ok for undo in pipeline.undos):
         return error

@@ -9,6 +9,8 @@ from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
 from dbops import __version__
+from dbops.cli.tasks import collection
+from dbops.errors import DbopsError
 
 _USAGE_HINT = "Hint: dbops --list shows the tasks, dbops TASK --help their flags"
 
@@ -31,19 +33,18 @@ class DbopsProgram(Program):
 
 def _config_problem() -> str | None:
     """Why dbops.yaml's pipelines are not tasks, if it does not load (an unknown task may be one)."""
+    # lazy: only a command line that does not parse pays for loading dbops.yaml
     from dbops.config.loader import load_config
-    from dbops.errors import DbopsError
+    from dbops.engine.catalog import RULES
 
     try:
-        load_config()
+        load_config(RULES)
     except DbopsError as exc:
         return f"Hint: dbops.yaml does not load, so its pipelines are not tasks: {exc.message}"
     return None
 
 
 def make_program() -> Program:
-    from dbops.cli.tasks import collection
-
     return DbopsProgram(name="dbops", binary="dbops", namespace=collection(), version=__version__)
 
 

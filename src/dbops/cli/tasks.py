@@ -8,12 +8,16 @@ pipeline it declares becomes a task of its own.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task, task
+
+if TYPE_CHECKING:
+    from dbops.boundary import MakeOptions
+    from dbops.engine.options import Safety
 
 COMMON_HELP = {
     "env": "Environment from dbops.yaml (or an alias such as dev/prod). Default: $DBOPS_ENV, "
@@ -38,16 +42,29 @@ def _count(value: str | None, flag: str) -> int | None:
     return int(value)
 
 
-def _run(operation: str, **options: Any) -> None:
+def _run(
+    operation: str,
+    options: MakeOptions,
+    *,
+    env: str | None,
+    config: str | None,
+    json: bool,
+    safety: Safety | None = None,
+) -> None:
     """Hand over to the boundary; a non-zero exit code leaves through invoke's Exit."""
-    # invoke switches bytecode writing off for the whole process (meant for the project's
-    # tasks.py); dbops' own modules, imported from here on, are cached as Python would.
-    sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
-    from dbops.boundary import run_operation
+    _cache_bytecode()
+    from dbops.boundary import run_operation  # lazy: the task listing does not pay for it
+    from dbops.engine.options import Safety
 
-    code = run_operation(operation, **options)
+    code = run_operation(operation, options, safety=safety or Safety(), env=env, config=config, json=json)
     if code:
         raise Exit(code=code)
+
+
+def _cache_bytecode() -> None:
+    """invoke switches bytecode writing off for the whole process (meant for the project's
+    tasks.py); dbops' own modules, imported from here on, are cached as Python would."""
+    sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
 
 
 @task(
@@ -60,7 +77,9 @@ def status(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, check: bool = False
 ) -> None:
     """Show connection, migrations, schema, data, size and health of the database."""
-    _run("status", env=env, config=config, json=json, check=check)
+    from dbops.engine import options as o  # lazy, in every task: the task listing does not pay for it
+
+    _run("status", lambda: o.StatusOptions(check=check), env=env, config=config, json=json)
 
 
 @task(
@@ -79,7 +98,9 @@ def server(
     start: bool = False,
 ) -> None:
     """Show, start or stop the project's embedded PostgreSQL (it stays up between commands)."""
-    _run("server", env=env, config=config, json=json, start=start, stop=stop)
+    from dbops.engine import options as o
+
+    _run("server", lambda: o.ServerOptions(start=start, stop=stop), env=env, config=config, json=json)
 
 
 @task(
@@ -106,8 +127,12 @@ def migrate(
     include_protected: bool = False,
 ) -> None:
     """Apply pending migrations in dependency order (one transaction each, with its record)."""
-    options = {"dry_run": dry_run, "start": from_, "end": to, "accept_changes": accept_changes}
-    _dispatch("migrate", env, all_environments, include_protected, config=config, json=json, **options)
+    from dbops.engine import options as o
+
+    def options() -> o.MigrateOptions:
+        return o.MigrateOptions(dry_run=dry_run, start=from_, end=to, accept_changes=accept_changes)
+
+    _dispatch("migrate", options, env, all_environments, include_protected, config=config, json=json)
 
 
 @task(
@@ -130,16 +155,11 @@ def migrate_rollback(
     dry_run: bool = False,
 ) -> None:
     """Roll back the most recently applied migration (--steps N or --to ID for more)."""
-    _run(
-        "migrate-rollback",
-        env=env,
-        config=config,
-        json=json,
-        steps=_count(steps, "--steps") or 1,
-        to=to,
-        force=force,
-        dry_run=dry_run,
-    )
+    from dbops.engine import options as o
+
+    count = _count(steps, "--steps") or 1
+    options = lambda: o.RollbackOptions(steps=count, to=to, dry_run=dry_run)  # noqa: E731
+    _run("migrate-rollback", options, env=env, config=config, json=json, safety=o.Safety(force=force))
 
 
 @task(
@@ -157,7 +177,9 @@ def migrate_create(
             "  NAME: lowercase snake_case, e.g. add_organizations",
             code=0,
         )
-    _run("migrate-create", env=env, config=config, json=json, migration_name=name)
+    from dbops.engine import options as o
+
+    _run("migrate-create", lambda: o.CreateOptions(name), env=env, config=config, json=json)
 
 
 @task(
@@ -173,13 +195,17 @@ def migrate_baseline(
     """Adopt an existing database: mark migrations up to ID as applied without running them."""
     if migration_id in ("--help", "-h"):
         raise Exit("Usage: dbops migrate-baseline ID [--env ENV] [--config PATH] [--json]", code=0)
-    _run("migrate-baseline", env=env, config=config, json=json, migration_id=migration_id)
+    from dbops.engine import options as o
+
+    _run("migrate-baseline", lambda: o.BaselineOptions(migration_id), env=env, config=config, json=json)
 
 
 @task(auto_shortflags=False, help=_help())
 def migrate_repair(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
     """Accept applied migrations whose files were edited or deleted, as they are now."""
-    _run("migrate-repair", env=env, config=config, json=json)
+    from dbops.engine import options as o
+
+    _run("migrate-repair", o.NoOptions, env=env, config=config, json=json)
 
 
 @task(
@@ -190,7 +216,9 @@ def seed(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, clear: bool = False
 ) -> None:
     """Load seeds/ (SQL templates, YAML, CSV, Python) in foreign-key order, in one transaction."""
-    _run("seed", env=env, config=config, json=json, clear=clear)
+    from dbops.engine import options as o
+
+    _run("seed", lambda: o.SeedOptions(clear=clear), env=env, config=config, json=json)
 
 
 @task(
@@ -217,17 +245,14 @@ def backup(
     keep: bool = False,
 ) -> None:
     """Back up the database with pg_dump: verified, atomic, with a manifest beside it."""
-    _run(
-        "backup",
-        env=env,
-        config=config,
-        json=json,
-        format=format,
-        compress=compress,
-        jobs=_count(jobs, "--jobs"),
-        verify=verify,
-        keep=keep,
-    )
+    from dbops.engine import options as o
+
+    count = _count(jobs, "--jobs")
+
+    def options() -> o.BackupOptions:
+        return o.BackupOptions(format, compress, count, verify, keep)  # type: ignore[arg-type]  # checked there
+
+    _run("backup", options, env=env, config=config, json=json)
 
 
 @task(
@@ -255,22 +280,19 @@ def restore(
         raise Exit(
             "Usage: dbops restore FILE|latest [--env ENV] [--force] [--in-place] [--jobs N] [--json]", code=0
         )
-    _run(
-        "restore",
-        env=env,
-        config=config,
-        json=json,
-        file=file,
-        force=force,
-        in_place=in_place,
-        jobs=_count(jobs, "--jobs"),
-    )
+    from dbops.engine import options as o
+
+    count = _count(jobs, "--jobs")
+    options = lambda: o.RestoreOptions(file, in_place=in_place, jobs=count)  # noqa: E731
+    _run("restore", options, env=env, config=config, json=json, safety=o.Safety(force=force))
 
 
 @task(auto_shortflags=False, help=_help())
 def backup_list(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
     """List every backup: kind, age, size, database, and whether its checksum still matches."""
-    _run("backup-list", env=env, config=config, json=json)
+    from dbops.engine import options as o
+
+    _run("backup-list", o.NoOptions, env=env, config=config, json=json)
 
 
 @task(auto_shortflags=False, help=_help(force="Delete them (without it, only list what would go)"))
@@ -278,7 +300,9 @@ def backup_cleanup(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, force: bool = False
 ) -> None:
     """Delete automatic backups older than retention_days (manual and keep-marked ones stay)."""
-    _run("backup-cleanup", env=env, config=config, json=json, force=force)
+    from dbops.engine import options as o
+
+    _run("backup-cleanup", lambda: o.CleanupOptions(delete=force), env=env, config=config, json=json)
 
 
 NO_BACKUP = "Skip the automatic backup before reset (refused in protected environments)"
@@ -292,13 +316,17 @@ def validate(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, strict: bool = False
 ) -> None:
     """Compare the live schema with the one the migrations define; lint pending migrations."""
-    _run("validate", env=env, config=config, json=json, strict=strict)
+    from dbops.engine import options as o
+
+    _run("validate", lambda: o.ValidateOptions(strict=strict), env=env, config=config, json=json)
 
 
 @task(auto_shortflags=False, help=_help())
 def lint(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
     """Check pending migrations for operations that lock or break production (exit 3 on a finding)."""
-    _run("lint", env=env, config=config, json=json)
+    from dbops.engine import options as o
+
+    _run("lint", o.NoOptions, env=env, config=config, json=json)
 
 
 @task(
@@ -321,8 +349,10 @@ def reset(
     no_backup: bool = False,
 ) -> None:
     """Drop every object of the application's schemas and migrate from scratch; --seed seeds too."""
-    options = {"force": force, "seed": seed, "dry_run": dry_run, "no_backup": no_backup}
-    _run("reset", env=env, config=config, json=json, **options)
+    from dbops.engine import options as o
+
+    safety = o.Safety(force=force, no_backup=no_backup, plan=dry_run)
+    _run("reset", lambda: o.ResetOptions(seed=seed), env=env, config=config, json=json, safety=safety)
 
 
 PIPELINE_HELP = _help(
@@ -350,16 +380,11 @@ def run(
     """Run a pipeline declared under pipelines: in dbops.yaml (each is also a task of its own)."""
     if name in ("--help", "-h"):
         raise Exit("Usage: dbops run NAME [--env ENV] [--dry-run] [--force] [--config PATH] [--json]", code=0)
+    from dbops.engine import options as o
+
+    safety = o.Safety(force=force, no_backup=no_backup, plan=dry_run)
     _dispatch(
-        name,
-        env,
-        all_environments,
-        include_protected,
-        config=config,
-        json=json,
-        force=force,
-        dry_run=dry_run,
-        no_backup=no_backup,
+        name, o.NoOptions, env, all_environments, include_protected, config=config, json=json, safety=safety
     )
 
 
@@ -375,8 +400,19 @@ def _pipeline_task(name: str, description: str) -> Task[Any]:
         all_environments: bool = False,
         include_protected: bool = False,
     ) -> None:
-        options = {"config": config, "json": json, "force": force, "dry_run": dry_run, "no_backup": no_backup}
-        _dispatch(name, env, all_environments, include_protected, **options)
+        from dbops.engine import options as o
+
+        safety = o.Safety(force=force, no_backup=no_backup, plan=dry_run)
+        _dispatch(
+            name,
+            o.NoOptions,
+            env,
+            all_environments,
+            include_protected,
+            config=config,
+            json=json,
+            safety=safety,
+        )
 
     pipeline.__doc__ = description
     return Task(pipeline, name=name, auto_shortflags=False, help=PIPELINE_HELP)
@@ -390,28 +426,40 @@ def _declared_pipelines() -> list[Task[Any]]:
 
 
 def _dispatch(
-    name: str, env: str | None, all_environments: bool, include_protected: bool, **options: Any
+    name: str,
+    options: MakeOptions,
+    env: str | None,
+    all_environments: bool,
+    include_protected: bool,
+    *,
+    config: str | None,
+    json: bool,
+    safety: Safety | None = None,
 ) -> None:
     """One environment, or --all-environments."""
     if all_environments:
         if env:
             raise Exit("Error: --env and --all-environments exclude each other\nHint: pick one", code=2)
-        _run_across(name, include_protected=include_protected, **options)
+        _cache_bytecode()
+        from dbops.boundary import run_across_environments  # lazy: the task listing does not pay for it
+        from dbops.engine.options import Safety
+
+        code = run_across_environments(
+            name,
+            options,
+            safety=safety or Safety(),
+            config=config,
+            json=json,
+            include_protected=include_protected,
+        )
+        if code:
+            raise Exit(code=code)
     elif include_protected:
         raise Exit(
             "Error: --include-protected needs --all-environments\nHint: add --all-environments", code=2
         )
     else:
-        _run(name, env=env, **options)
-
-
-def _run_across(operation: str, **options: Any) -> None:
-    sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
-    from dbops.boundary import run_across_environments
-
-    code = run_across_environments(operation, **options)
-    if code:
-        raise Exit(code=code)
+        _run(name, options, env=env, config=config, json=json, safety=safety)
 
 
 BUILT_IN = (

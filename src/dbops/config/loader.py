@@ -19,6 +19,7 @@ from dbops.config.model import (
     Config,
     Environment,
     Pipeline,
+    PipelineRules,
     StepCall,
 )
 from dbops.errors import ConfigError
@@ -29,13 +30,15 @@ KeyPath = tuple[str | int, ...]
 # --------------------------------------------------------------------------- reading the file
 
 
-def load_config(explicit: str | None = None, start: Path | None = None) -> Config:
+def load_config(rules: PipelineRules, explicit: str | None = None, start: Path | None = None) -> Config:
+    """Find dbops.yaml (--config, DBOPS_CONFIG, upwards) and load it; its pipelines are checked
+    against the rules the engine gives (dbops.engine.catalog.RULES)."""
     path = find_config(explicit, start)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read {path}: {exc}", "Check the file's permissions and encoding") from None
-    return parse_config(text, path)
+    return parse_config(text, path, rules)
 
 
 # --------------------------------------------------------------------------- YAML with line numbers
@@ -283,7 +286,7 @@ def _environment(name: str, raw: Any, doc: _Doc) -> Environment:
     return env
 
 
-def parse_config(text: str, path: Path) -> Config:
+def parse_config(text: str, path: Path, rules: PipelineRules) -> Config:
     doc = _Doc(path)
     raw = _read_yaml(text, doc)
     top = _mapping(raw, (), doc)
@@ -319,7 +322,7 @@ def parse_config(text: str, path: Path) -> Config:
     )
     _check_aliases(config, doc)
     if "pipelines" in top:
-        config = replace(config, pipelines=_pipelines(top["pipelines"], doc))
+        config = replace(config, pipelines=_pipelines(top["pipelines"], doc, rules))
     if default_env is not None and config.aliases().get(default_env, default_env) not in environments:
         raise doc.error(("default_env",), f"names no environment (known: {config.describe_environments()})")
     return config
@@ -339,30 +342,9 @@ def _check_aliases(config: Config, doc: _Doc) -> None:
 
 # --------------------------------------------------------------------------- pipelines
 
+
 # The tasks of the db collection (dbops.cli.tasks): a pipeline cannot take one of their names.
-BUILT_IN_TASKS = frozenset(
-    (
-        "status",
-        "server",
-        "migrate",
-        "migrate-rollback",
-        "migrate-create",
-        "migrate-baseline",
-        "migrate-repair",
-        "seed",
-        "backup",
-        "restore",
-        "backup-list",
-        "backup-cleanup",
-        "validate",
-        "lint",
-        "reset",
-        "run",
-    )
-)
-
-
-def _pipelines(raw: Any, doc: _Doc) -> dict[str, Pipeline]:
+def _pipelines(raw: Any, doc: _Doc, rules: PipelineRules) -> dict[str, Pipeline]:
     """``NAME: [step, {step: {arg: value}}]``, or ``NAME: {description: ..., steps: [...]}``."""
     pipelines = {}
     for name, body in _mapping(raw, ("pipelines",), doc).items():
@@ -370,7 +352,7 @@ def _pipelines(raw: Any, doc: _Doc) -> dict[str, Pipeline]:
         _name(name, keypath, doc)
         if "_" in name:  # Invoke shows task names with dashes: one spelling everywhere
             raise doc.error(keypath, f"a pipeline's name is a task's: write {name.replace('_', '-')}")
-        if name in BUILT_IN_TASKS:
+        if name in rules.reserved:
             raise doc.error(keypath, f"'{name}' is a built-in task's name", "Name the pipeline otherwise")
         description = None
         steps_path = keypath
@@ -382,14 +364,13 @@ def _pipelines(raw: Any, doc: _Doc) -> dict[str, Pipeline]:
             body = body.get("steps")
         if not isinstance(body, list) or not body:
             raise doc.error(steps_path, "expected a list of steps, e.g. [migrate, {seed: {clear: true}}]")
-        calls = tuple(_step_call(item, (*steps_path, i), doc) for i, item in enumerate(body))
+        calls = tuple(_step_call(item, (*steps_path, i), doc, rules.steps) for i, item in enumerate(body))
         description = description or "Pipeline: " + " → ".join(c.name for c in calls)
         pipelines[name] = Pipeline(name, description, calls, _where(doc, keypath))
     return pipelines
 
 
-def _step_call(item: Any, keypath: KeyPath, doc: _Doc) -> StepCall:
-    from dbops.engine.catalog import STEPS
+def _step_call(item: Any, keypath: KeyPath, doc: _Doc, steps: Mapping[str, Mapping[str, type]]) -> StepCall:
 
     args: dict[str, Any] = {}
     if isinstance(item, dict) and len(item) == 1:
@@ -399,19 +380,17 @@ def _step_call(item: Any, keypath: KeyPath, doc: _Doc) -> StepCall:
         name = item
     else:
         raise doc.error(keypath, f"expected a step name or {{step: {{argument: value}}}}, got {item!r}")
-    if name not in STEPS:
-        close = difflib.get_close_matches(name, list(STEPS), n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else f"known steps: {', '.join(STEPS)}"
+    if name not in steps:
+        close = difflib.get_close_matches(name, list(steps), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"known steps: {', '.join(steps)}"
         raise doc.error(
             keypath, f"unknown step '{name}' ({hint})", "The README lists the steps and their arguments"
         )
-    kind = STEPS[name]
-    if args and not kind.args:
+    kinds = steps[name]
+    if args and not kinds:
         raise doc.error((*keypath, name, next(iter(args))), f"unknown argument: step '{name}' takes none")
-    _check_keys(args, kind.args, (*keypath, name), doc)
-    checked = {
-        key: _argument(value, kind.args[key], (*keypath, name, key), doc) for key, value in args.items()
-    }
+    _check_keys(args, kinds, (*keypath, name), doc)
+    checked = {key: _argument(value, kinds[key], (*keypath, name, key), doc) for key, value in args.items()}
     return StepCall(name, checked, _where(doc, keypath))
 
 

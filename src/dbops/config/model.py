@@ -101,6 +101,16 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class PipelineRules:
+    """What a pipeline of dbops.yaml may name as steps, with their arguments' types (bool, int or
+    str), and the names it may not take (the built-in tasks'). The engine's catalog gives them
+    (dbops.engine.catalog.RULES): config knows no step itself."""
+
+    steps: Mapping[str, Mapping[str, type]]
+    reserved: frozenset[str]
+
+
+@dataclass(frozen=True)
 class BackupSettings:
     """``backups:``: where backups go, how long automatic ones stay, which pg_dump makes them."""
 

@@ -1,126 +1,190 @@
-"""The steps a pipeline in dbops.yaml may name and their arguments; what each step's undo does.
+"""Every operation dbops runs, in one table: its options, its steps, its report, and whether a
+pipeline in dbops.yaml may name it as a step (with which arguments).
 
-Light on purpose: config.py checks every pipeline against this table when dbops.yaml is
-loaded, so no step module is imported here; an entry builds its steps only when a pipeline
-runs. A new step plugs in with one entry in STEPS.
+An operation is a list of steps (dbops.steps), built from its options (dbops.engine.options).
+A built-in operation connects first where it needs the database; a declared pipeline connects
+once, then runs the steps of each operation it names. What a step's undo does, and which
+policy action it counts as, each step class says itself (its ``undo`` and ``action``).
+
+A new operation plugs in with one entry in OPERATIONS; config checks the pipelines of
+dbops.yaml against PIPELINE_STEPS when it loads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-if TYPE_CHECKING:
-    from dbops.engine.pipeline import Step
+from dbops.config.model import PipelineRules
+from dbops.engine import options as o
+from dbops.engine.pipeline import Step
+from dbops.steps.backup import Backup
+from dbops.steps.backup_cleanup import CleanupBackups
+from dbops.steps.backup_list import ListBackups
+from dbops.steps.baseline import Baseline, Repair
+from dbops.steps.create import CreateMigration
+from dbops.steps.drop import DropSchema
+from dbops.steps.gate import HealthGate
+from dbops.steps.inspect import Inspect
+from dbops.steps.lint import Lint
+from dbops.steps.migrate import Migrate
+from dbops.steps.restore import CheckBackup, LockRestore, Restore
+from dbops.steps.rollback import Rollback
+from dbops.steps.seed import Seed
+from dbops.steps.server import ServerControl
+from dbops.steps.validate import Validate
 
-Args = Mapping[str, Any]
+# a dbops.yaml argument -> (the option it sets, its type: bool, int or str)
+Arguments = Mapping[str, tuple[str, type]]
 
 
 @dataclass(frozen=True)
-class StepKind:
+class Operation:
     name: str
-    summary: str  # what it does
-    args: Mapping[str, type]  # argument -> bool, int or str
-    build: Callable[[Args], list[Step]]
+    options: type[Any]  # its frozen options dataclass (dbops.engine.options)
+    build: Callable[[Any], list[Step]]  # the steps after connecting
+    report_step: str | None  # whose data is the report; None: the pipeline's own report, of every step
+    connects: bool = True  # a Connect step first (the operations that need the database)
+    pipeline: Arguments | None = None  # usable as a step of a declared pipeline, with these arguments
+    summary: str = ""  # what it does, as a pipeline step
+    force_is_own: bool = False  # its --force is its own option, not the one that skips the confirmation
+    arguments: Mapping[str, type] = field(init=False)
 
-    def describe(self, args: Args) -> str:
-        given = ", ".join(f"{k}: {_yaml(v)}" for k, v in args.items())
-        return f"{self.summary} ({given})" if given else self.summary
+    def __post_init__(self) -> None:
+        args = {key: kind for key, (_, kind) in (self.pipeline or {}).items()}
+        object.__setattr__(self, "arguments", args)
 
-
-def _yaml(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _migrate(args: Args) -> list[Step]:
-    from dbops.steps.migrate import Migrate
-
-    return [Migrate(start=args.get("from"), end=args.get("to"), accept=args.get("accept_changes", False))]
-
-
-def _rollback(args: Args) -> list[Step]:
-    from dbops.steps.rollback import Rollback
-
-    return [Rollback(steps=args.get("steps", 1), to=args.get("to"))]
+    def from_pipeline(self, args: Mapping[str, Any]) -> Any:
+        """Its options from a dbops.yaml step's arguments (already checked against their types)."""
+        assert self.pipeline is not None
+        return self.options(**{self.pipeline[key][0]: value for key, value in args.items()})
 
 
-def _seed(args: Args) -> list[Step]:
-    from dbops.steps.seed import Seed
-
-    return [Seed(clear=args.get("clear", False))]
-
-
-def _reset(args: Args) -> list[Step]:
-    from dbops.steps.drop import DropSchema
-    from dbops.steps.migrate import Migrate
-
-    return [DropSchema(), Migrate()]
+def _status(opts: o.StatusOptions) -> list[Step]:
+    inspect = Inspect()
+    return [inspect, HealthGate(inspect)] if opts.check else [inspect]
 
 
-def _validate(args: Args) -> list[Step]:
-    from dbops.steps.validate import Validate
-
-    return [Validate(strict=args.get("strict", False))]
+def _reset(opts: o.ResetOptions) -> list[Step]:
+    return [DropSchema(), Migrate(o.MigrateOptions()), *([Seed(o.SeedOptions())] if opts.seed else [])]
 
 
-def _lint(args: Args) -> list[Step]:
-    from dbops.steps.lint import Lint
-
-    return [Lint()]
-
-
-def _backup(args: Args) -> list[Step]:
-    from dbops.steps.backup import Backup
-
-    return [Backup(keep=args.get("keep", False))]
+def _restore(opts: o.RestoreOptions) -> list[Step]:
+    # the lock (and the rights) before the safety backup the policy puts in front of restore
+    check, lock = CheckBackup(opts.file), LockRestore(in_place=opts.in_place)
+    return [check, lock, Restore(check, lock, in_place=opts.in_place, jobs=opts.jobs)]
 
 
-def _status(args: Args) -> list[Step]:
-    from dbops.steps.gate import HealthGate
-    from dbops.steps.inspect import Inspect
-
-    return [Inspect(), HealthGate("inspect")] if args.get("check") else [Inspect()]
-
-
-STEPS: dict[str, StepKind] = {
-    kind.name: kind
-    for kind in (
-        StepKind(
-            "migrate", "apply pending migrations", {"from": str, "to": str, "accept_changes": bool}, _migrate
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation(
+            "server", o.ServerOptions, lambda opts: [ServerControl(opts.action)], "server", connects=False
         ),
-        StepKind("rollback", "roll back the most recent migrations", {"steps": int, "to": str}, _rollback),
-        StepKind("seed", "load the seed data", {"clear": bool}, _seed),
-        StepKind("reset", "drop every object of the application's schemas, then migrate", {}, _reset),
-        StepKind("status", "show migrations, schema, data and health", {"check": bool}, _status),
-        StepKind("validate", "compare the schema with the migrations", {"strict": bool}, _validate),
-        StepKind("lint", "check pending migrations for operations that lock or break production", {}, _lint),
-        StepKind("backup", "back up the database (a verified pg_dump)", {"keep": bool}, _backup),
+        Operation(
+            "migrate",
+            o.MigrateOptions,
+            lambda opts: [Migrate(opts)],
+            "migrate",
+            pipeline={"from": ("start", str), "to": ("end", str), "accept_changes": ("accept_changes", bool)},
+            summary="apply pending migrations",
+        ),
+        Operation(
+            "migrate-rollback",
+            o.RollbackOptions,
+            lambda opts: [Rollback(opts)],
+            "rollback",
+            pipeline={"steps": ("steps", int), "to": ("to", str)},
+            summary="roll back the most recent migrations",
+        ),
+        Operation(
+            "migrate-baseline",
+            o.BaselineOptions,
+            lambda opts: [Baseline(opts.migration_id)],
+            "baseline",
+        ),
+        Operation("migrate-repair", o.NoOptions, lambda opts: [Repair()], "repair"),
+        Operation(
+            "migrate-create",
+            o.CreateOptions,
+            lambda opts: [CreateMigration(opts.migration_name)],
+            "create",
+            connects=False,
+        ),
+        Operation(
+            "seed",
+            o.SeedOptions,
+            lambda opts: [Seed(opts)],
+            "seed",
+            pipeline={"clear": ("clear", bool)},
+            summary="load the seed data",
+        ),
+        Operation(
+            "reset",
+            o.ResetOptions,
+            _reset,
+            None,
+            pipeline={},
+            summary="drop every object of the application's schemas, then migrate",
+        ),
+        Operation(
+            "status",
+            o.StatusOptions,
+            _status,
+            "inspect",
+            pipeline={"check": ("check", bool)},
+            summary="show migrations, schema, data and health",
+        ),
+        Operation(
+            "validate",
+            o.ValidateOptions,
+            lambda opts: [Validate(strict=opts.strict)],
+            "validate",
+            pipeline={"strict": ("strict", bool)},
+            summary="compare the schema with the migrations",
+        ),
+        Operation(
+            "lint",
+            o.NoOptions,
+            lambda opts: [Lint()],
+            "lint",
+            pipeline={},
+            summary="check pending migrations for operations that lock or break production",
+        ),
+        Operation(
+            "backup",
+            o.BackupOptions,
+            lambda opts: [Backup(opts)],
+            "backup",
+            pipeline={"keep": ("keep", bool)},
+            summary="back up the database (a verified pg_dump)",
+        ),
+        Operation("restore", o.RestoreOptions, _restore, "check-backup"),  # it makes the report
+        Operation("backup-list", o.NoOptions, lambda opts: [ListBackups()], "backup-list", connects=False),
+        Operation(
+            "backup-cleanup",
+            o.CleanupOptions,
+            lambda opts: [CleanupBackups(force=opts.delete)],
+            "backup-cleanup",
+            connects=False,
+            force_is_own=True,
+        ),
     )
 }
 
-# What the undo of each step (by its name in the report) does, as --dry-run and the README say.
-READS_ONLY = "none: it only reads"
-UNDO_OF = {
-    "connect": READS_ONLY,
-    "confirm": "none: it changes nothing",
-    "drop": "restore the backup taken before it (reset takes one unless --no-backup); else none",
-    "migrate": "roll back the migrations it applied, newest first (also when it fails part-way); "
-    "one without rollback script: restore the backup taken before it",
-    "rollback": "restore the backup taken before it; without one, apply the migrations again "
-    "(the schema comes back, not their rows)",
-    "backup": "none: it is what the undos of later steps restore when they cannot take their step back",
-    "check-backup": READS_ONLY,
-    "restore-lock": READS_ONLY,  # a lock, released when the run ends; rights read
-    "restore": "none: the safety backup before it, and the database it replaced (kept, renamed), stay",
-    "seed": "none: its one transaction never commits when it fails; once committed, the rows stay",
-    "inspect": READS_ONLY,
-    "check": READS_ONLY,
-    "validate": READS_ONLY,
-    "lint": READS_ONLY,
+# What a pipeline in dbops.yaml may name: step -> its arguments and their types (for dbops.config).
+# A pipeline step goes by its operation's short name (rollback, not migrate-rollback).
+PIPELINE_STEPS: dict[str, Mapping[str, type]] = {
+    name.removeprefix("migrate-"): op.arguments for name, op in OPERATIONS.items() if op.pipeline is not None
 }
 
 
-def reads_only(step: str) -> bool:
-    """Whether a step (by its name in the report) only reads: a confirmation may come after it."""
-    return UNDO_OF.get(step) == READS_ONLY
+# dbops.yaml's pipelines are checked against these when it loads (dbops.config.loader); the
+# reserved names are the built-in tasks' (and run, which runs a pipeline by name).
+RULES = PipelineRules(PIPELINE_STEPS, frozenset([*OPERATIONS, "run"]))
+
+
+def pipeline_step(name: str) -> Operation:
+    """The operation a dbops.yaml pipeline step names (config has checked that it exists)."""
+    return OPERATIONS.get(name) or OPERATIONS[f"migrate-{name}"]

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from dbops.config.model import Config, Environment
     from dbops.engine.pipeline import Undo
+    from dbops.engine.restore_point import RestorePoint
     from dbops.postgres.connection import Target
     from dbops.postgres.embedded import EmbeddedServer
     from dbops.steps.connect import ServerFacts
@@ -27,10 +28,10 @@ class RunContext:
         self._target: Target | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._facts: ServerFacts | None = None
-        self._step_data: dict[str, Any] = {}
         self._step: tuple[str, int] = ("", 0)  # the running step's name and position
+        self.partial: Any = None  # the running step's report so far (shown if it fails)
         self.undos: list[tuple[str, int, Undo]] = []  # registered so far, in order
-        self._numbers: dict[str, int] = {}  # the step that recorded each name's data
+        self.restore_point: RestorePoint | None = None  # the last backup this pipeline completed
         self.restored_to: int | None = None  # an undo restored the backup of this step
         self._held: list[Callable[[], None]] = []  # releases of what steps hold until the run ends
 
@@ -121,6 +122,7 @@ class RunContext:
     def begin_step(self, name: str, number: int) -> None:
         """The runner starts a step: the undos registered from now on are its own."""
         self._step = (name, number)
+        self.partial = None
 
     def add_undo(self, undo: Undo) -> None:
         """Register how to take back what the running step has changed so far.
@@ -130,22 +132,15 @@ class RunContext:
         """
         self.undos.append((*self._step, undo))
 
-    def record(self, step: str, data: Any) -> None:
-        """Keep a step's data for the steps (and undos) after it."""
-        self._step_data[step] = data
-        self._numbers[step] = self._step[1]
+    def report_so_far(self, report: Any) -> None:
+        """The running step's report as it stands: the run shows it even if the step then fails
+        (a migrate that applied two of three migrations reports those two)."""
+        self.partial = report
 
     @property
     def running_step(self) -> int:
         """The position of the step running now, from 1."""
         return self._step[1]
-
-    def step_number(self, step: str) -> int:
-        """The position of the step that recorded that data, from 1."""
-        return self._numbers.get(step, 0)
-
-    def step_data(self, step: str) -> Any:
-        return self._step_data.get(step)
 
     def facts(self) -> ServerFacts:
         """Who and where we are connected, read once per run."""

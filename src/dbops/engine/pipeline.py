@@ -40,11 +40,24 @@ class StepOutcome:
     data: Any = None
 
 
+READS_ONLY = "none: it only reads"  # a step's undo, when it changes nothing
+
+
 class Step(Protocol):
+    """One thing a pipeline does. It says what its undo does (a plan shows it) and which policy
+    action it counts as (reset, rollback, restore, seed, migrate; dbops.engine.policy)."""
+
     name: str
     description: str
+    undo: str
+    policy_action: str | None
 
     def run(self, ctx: RunContext) -> StepOutcome: ...
+
+
+def reads_only(step: Step) -> bool:
+    """Whether a step only reads: a confirmation may come after it."""
+    return step.undo == READS_ONLY
 
 
 @dataclass
@@ -139,17 +152,14 @@ def _run_step(step: Step, ctx: RunContext) -> StepResult:
         outcome = step.run(ctx)
     except KeyboardInterrupt:
         took = time.monotonic() - t0
-        return StepResult(step.name, step.description, "interrupted", took, data=ctx.step_data(step.name))
+        return StepResult(step.name, step.description, "interrupted", took, data=ctx.partial)
     except Exception as exc:  # every failure, expected or not, must still run the undos
         error = ErrorInfo.of(as_dbops_error(exc, ctx))
         took = time.monotonic() - t0
         # with what it reported before failing
-        return StepResult(
-            step.name, step.description, "failed", took, error=error, data=ctx.step_data(step.name)
-        )
+        return StepResult(step.name, step.description, "failed", took, error=error, data=ctx.partial)
     if outcome.undo is not None:
         ctx.add_undo(outcome.undo)
-    ctx.record(step.name, outcome.data)
     took = time.monotonic() - t0
     return StepResult(step.name, step.description, "ok", took, outcome.messages, data=outcome.data)
 

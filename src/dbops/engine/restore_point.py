@@ -8,6 +8,7 @@ the steps between the backup and that undo (dbops.engine.pipeline).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,27 +16,31 @@ if TYPE_CHECKING:
     from dbops.engine.context import RunContext
 
 
-def taken(ctx: RunContext, before: int) -> tuple[Path, int] | None:
-    """The file and step number of the last backup this pipeline completed, if that was before
-    step `before` (whose undo it would be)."""
-    report = ctx.step_data("backup")
-    path = getattr(report, "path", None)
-    number = ctx.step_number("backup")
-    if not isinstance(path, Path) or not getattr(report, "finished", False) or number >= before:
-        return None
-    return path, number
+@dataclass(frozen=True)
+class RestorePoint:
+    """A backup the pipeline completed: the backup step sets it on the run (ctx.restore_point)."""
+
+    path: Path
+    file: str  # as shown: relative to the project
+    step: int  # the backup step's position in the pipeline, from 1
 
 
-def restore(ctx: RunContext, point: tuple[Path, int]) -> str:
+def taken(ctx: RunContext, before: int) -> RestorePoint | None:
+    """The last backup this pipeline completed, if that was before step `before` (whose undo it
+    would be)."""
+    point = ctx.restore_point
+    return point if point is not None and point.step < before else None
+
+
+def restore(ctx: RunContext, point: RestorePoint) -> str:
     """Restore the pipeline's backup, as taken() found it (an undo action); a note on it, which
     names the database it replaced: kept under another name, never dropped silently."""
     from dbops.backups.restore import restore_file
 
-    path, number = point
     ctx.close()  # the restore replaces the database under this connection
-    result = restore_file(ctx, path)
-    ctx.restored_to = number
-    note = f"restored {ctx.config.shown(path)}, taken by step {number}"
+    result = restore_file(ctx, point.path)
+    ctx.restored_to = point.step
+    note = f"restored {ctx.config.shown(point.path)}, taken by step {point.step}"
     if result.kept_as:
         note += f"; the database it replaced is kept as {result.kept_as}: drop it once no longer needed"
     return note

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
-from dbops.backups.store import FORMATS, Format, Manifest
+from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
+from dbops.engine.options import BackupOptions
 from dbops.engine.pipeline import StepOutcome
-from dbops.errors import UsageError
+from dbops.engine.restore_point import RestorePoint
 from dbops.output.reports.backup import BackupReport
 
 Verify = Literal["file", "restore"]
@@ -23,41 +24,24 @@ When = Literal["always", "protected"]
 class Backup:
     name = "backup"
     description = "back up the database"
+    undo = "none: it is what the undos of later steps restore when they cannot take their step back"
+    policy_action: str | None = None
 
     def __init__(
         self,
+        options: BackupOptions,
         *,
         automatic: bool = False,
         reason: str | None = None,
-        format: str = "plain",
-        compress: str = "gzip",
-        jobs: int | None = None,
-        verify: str = "file",
-        keep: bool = False,
         when: When = "always",
     ) -> None:
-        from dbops.postgres.tools import parse_compression, plain_compression
-
-        if format not in FORMATS:
-            raise UsageError(f"--format {format}: expected plain, custom or directory", "dbops backup --help")
-        # None: not given, pg_dump's one at a time (the tasks refuse a count below 1)
-        if jobs is not None and (format != "directory" or jobs < 1):
-            raise UsageError(
-                "--jobs needs --format=directory and a count of 1 or more", "dbops backup --help"
-            )
-        # a bad --compress is a usage error now, before connecting, not a failure inside pg_dump
-        method, _ = parse_compression(compress)
-        if format == "plain":
-            plain_compression(compress, method)
-        if verify not in ("file", "restore"):
-            raise UsageError(f"--verify {verify}: expected file or restore", "dbops backup --help")
         self.automatic = automatic
         self.reason = reason
-        self.format: Format = format
-        self.compress = compress
-        self.jobs = jobs
-        self.verify = cast(Verify, verify)
-        self.keep = keep
+        self.format = options.format
+        self.compress = options.compress
+        self.jobs = options.jobs
+        self.verify = options.verify
+        self.keep = options.keep
         self.when = when
         if automatic:
             self.description = f"take a safety backup ({reason})" if reason else "take a safety backup"
@@ -76,7 +60,7 @@ class Backup:
         final = backups.new_path(folder, ctx.database(), self.format, method, backups.utc_now())
         kind: dumper.Kind = "automatic" if self.automatic else "manual"
         report = BackupReport(ctx.env.name, ctx.database(), final, ctx.config.shown(final), kind, self.reason)
-        ctx.record(self.name, report)
+        ctx.report_so_far(report)
         options = dumper.DumpOptions(self.format, self.compress, self.jobs)
         check = _trial_restore(ctx) if self.verify == "restore" else None
         with progress.bar(ctx.interactive) as advance:
@@ -99,6 +83,7 @@ class Backup:
             report.verified.append("test restore (row counts match)")
         report.dump_s, report.verify_s = timings.dump_s, timings.verify_s
         report.finished = True
+        ctx.restore_point = RestorePoint(final, report.file, ctx.running_step)  # for the undos after it
         return StepOutcome(messages=[f"Backup written to {report.file}"], data=report)
 
 

@@ -48,6 +48,8 @@ def plan(
 class CleanupBackups:
     name = "backup-cleanup"
     description = "delete expired automatic backups"
+    undo = "none: deleted backups stay deleted"
+    policy_action: str | None = None
 
     def __init__(self, *, force: bool = False) -> None:
         self.force = force
@@ -60,7 +62,7 @@ class CleanupBackups:
         now = backups.utc_now()
         days = ctx.config.backups.retention_days
         report = CleanupReport(ctx.config.shown(root), days, dry_run=not self.force)
-        ctx.record(self.name, report)
+        ctx.report_so_far(report)
         delete, report.kept = plan(backups.discover(root), days, now)
         leftovers = backups.leftovers(root)
         report.leftovers = [ctx.config.shown(p) for p in leftovers]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import StepOutcome
+from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.output.reports.backup_list import BackupListReport, ListedBackup
 
 
@@ -33,6 +33,8 @@ def environment_database(ctx: RunContext) -> str | None:
 class ListBackups:
     name = "backup-list"
     description = "list the backups"
+    undo = READS_ONLY
+    policy_action: str | None = None
 
     def run(self, ctx: RunContext) -> StepOutcome:
         from dbops.backups import store as backups
@@ -65,7 +67,7 @@ class ListBackups:
                     rows=m.rows_total if m else None,
                 )
             )
-        ctx.record(self.name, report)  # the report, also when the listing fails below
+        ctx.report_so_far(report)  # the report, also when the listing fails below
         corrupt = [b.file for b in report.backups if b.checksum == "mismatch"]
         if corrupt:
             raise DbopsError(

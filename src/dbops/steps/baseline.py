@@ -15,6 +15,8 @@ class Baseline:
 
     name = "baseline"
     description = "mark migrations as applied without running them"
+    undo = "none"
+    policy_action: str | None = None
 
     def __init__(self, up_to: str) -> None:
         self.up_to = up_to
@@ -39,6 +41,8 @@ class Repair:
 
     name = "repair"
     description = "accept changed migration files"
+    undo = "none"
+    policy_action: str | None = None
 
     def run(self, ctx: RunContext) -> StepOutcome:
         with migration_run(ctx, self.name, "repair", write=True) as (report, session):

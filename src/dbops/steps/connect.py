@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dbops.engine.pipeline import StepOutcome
+from dbops.engine.pipeline import READS_ONLY, StepOutcome
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,6 +34,8 @@ def read_facts(conn: psycopg.Connection[Any], target: Target) -> ServerFacts:
 class Connect:
     name = "connect"
     description = "connect to the environment's database"
+    undo = READS_ONLY
+    policy_action: str | None = None
 
     def run(self, ctx: RunContext) -> StepOutcome:
         facts = ctx.facts()

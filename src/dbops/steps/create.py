@@ -24,6 +24,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 class CreateMigration:
     name = "create"
     description = "write a new migration and its rollback"
+    undo = "delete the files it wrote"
+    policy_action: str | None = None
 
     def __init__(self, migration_name: str) -> None:
         if not _NAME.match(migration_name or ""):

@@ -77,13 +77,15 @@ _ORDER = ("view", "table", "sequence", "function", "type", "schema")
 class DropSchema:
     name = "drop"
     description = "drop every object of the application's schemas"
+    undo = "restore the backup taken before it (reset takes one unless --no-backup); else none"
+    policy_action: str | None = "reset"
 
     def run(self, ctx: RunContext) -> StepOutcome:
         from dbops.postgres.locks import migration_lock
 
         started = time.monotonic()
         report = DropReport(ctx.env.name, ctx.database())
-        ctx.record(self.name, report)
+        ctx.report_so_far(report)
         conn = ctx.connection()
         lock = migration_lock(ctx.target(), ctx.env, ctx.env.lock_wait_ms / 1000, yoyo_row=False)
         with lock, conn.transaction():

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import StepOutcome
+from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import CheckFailed
-from dbops.output.reports.status import StatusReport
+from dbops.steps.inspect import Inspect
 
 
 class HealthGate:
     name = "check"
     description = "fail when a health check fails or migrations are pending"
+    undo = READS_ONLY
+    policy_action: str | None = None
 
-    def __init__(self, report_of: str = "inspect") -> None:
-        self.report_of = report_of
+    def __init__(self, inspect: Inspect) -> None:
+        self.inspect = inspect  # the step whose status report it checks
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        report = ctx.step_data(self.report_of)
-        assert isinstance(report, StatusReport)
+        report = self.inspect.report
+        assert report is not None, "the gate runs after its inspect step"
         failing = report.warnings()
         if failing:
             raise CheckFailed(

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import StepOutcome
+from dbops.engine.pipeline import READS_ONLY, StepOutcome
+from dbops.output.reports.status import StatusReport
 
 
 class Inspect:
     name = "inspect"
     description = "read migrations, schema, data and health"
+    undo = READS_ONLY
+    policy_action: str | None = None
+
+    def __init__(self) -> None:
+        self.report: StatusReport | None = None  # for the steps after it (the gate of status --check)
 
     def run(self, ctx: RunContext) -> StepOutcome:
         from dbops.migrations import files as migrations
-        from dbops.output.reports.status import MigrationSummary, StatusReport, health_checks
+        from dbops.output.reports.status import MigrationSummary, health_checks
         from dbops.schema import introspect
 
         conn = ctx.connection()
@@ -33,4 +39,5 @@ class Inspect:
         report = StatusReport.build(
             ctx.env.name, ctx.facts(), summary, catalog, health_checks(summary, catalog)
         )
+        self.report = report
         return StepOutcome(data=report)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import StepOutcome
+from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import PolicyRefused
 from dbops.migrations.lint import IGNORE, Finding
 from dbops.output.reports.lint import LintReport
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 class Lint:
     name = "lint"
     description = "lint the pending migrations"
+    undo = READS_ONLY
+    policy_action: str | None = None
 
     def __init__(
         self, *, start: str | None = None, end: str | None = None, accept: bool = False, policy: bool = False
@@ -31,7 +33,7 @@ class Lint:
 
     def run(self, ctx: RunContext) -> StepOutcome:
         report = LintReport(ctx.env.name, ctx.database())
-        ctx.record(self.name, report)
+        ctx.report_so_far(report)
         scripts, report.findings = lint_pending(ctx, self.start, self.end, accept=self.accept)
         report.pending = [s.id for s in scripts]
         report.finished = True
@@ -53,13 +55,6 @@ def lint_pending(
         scripts = plan(session, start, end)
     findings = lint(scripts, lock_timeout_ms=session_lock_timeout_ms(ctx.env), shown=ctx.config.shown)
     return scripts, findings
-
-
-def lint_before_migrate(ctx: RunContext, start: str | None, end: str | None, accept: bool) -> None:
-    """migrate's policy check (validate_before_migrate): refuse, exit 3, before anything is written."""
-    _, findings = lint_pending(ctx, start, end, accept=accept)
-    if findings:
-        raise refusal(ctx, findings, policy=True)
 
 
 def refusal(ctx: RunContext, findings: list[Finding], *, policy: bool = False) -> PolicyRefused:

@@ -14,6 +14,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from dbops.engine.context import RunContext
+from dbops.engine.options import MigrateOptions
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import DbopsError, UsageError
 from dbops.migrations.files import MigrationFile, MigrationState
@@ -58,7 +59,7 @@ def migration_run(
     """A migration step's report (kept for the run even if the step fails) and its session."""
     started = time.monotonic()
     report = MigrationReport(kind, ctx.env.name, ctx.database())
-    ctx.record(step, report)  # a failure part-way still reports what was done
+    ctx.report_so_far(report)  # a failure part-way still reports what was done
     try:
         with migration_session(ctx, write=write) as session:
             yield report, session
@@ -131,21 +132,20 @@ def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
 class Migrate:
     name = "migrate"
     description = "apply pending migrations"
+    undo = (
+        "roll back the migrations it applied, newest first (also when it fails part-way); "
+        "one without rollback script: restore the backup taken before it"
+    )
+    policy_action: str | None = "migrate"
 
-    def __init__(
-        self, *, dry_run: bool = False, start: str | None = None, end: str | None = None, accept: bool = False
-    ) -> None:
-        self.dry_run = dry_run
-        self.start = start
-        self.end = end
-        self.accept = accept
-        self.lint = True  # False once the safety check runs the lint before the pipeline's changes
+    def __init__(self, options: MigrateOptions) -> None:
+        self.options = options  # validate_before_migrate: the policy puts a Lint of the same range first
+        self.dry_run = options.dry_run
+        self.start = options.start
+        self.end = options.end
+        self.accept = options.accept_changes
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        if self.lint and ctx.env.lints_before_migrate:  # validate_before_migrate: exit 3 before any write
-            from dbops.steps.lint import lint_before_migrate
-
-            lint_before_migrate(ctx, self.start, self.end, self.accept)
         applied: list[Script] = []
 
         number = ctx.running_step

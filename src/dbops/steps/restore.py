@@ -12,19 +12,28 @@ backup.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import StepOutcome
+from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.output.reports.restore import RestoreReport
+
+if TYPE_CHECKING:
+    from dbops.backups.restore import RestoreLock
 
 
 class CheckBackup:
     name = "check-backup"
     description = "check the backup file"
+    undo = READS_ONLY
+    policy_action: str | None = None
 
     def __init__(self, file: str) -> None:
         self.file = file
+        # for the restore step: the checked manifest, and the report both steps fill in
+        self.manifest: Manifest | None = None
+        self.report: RestoreReport | None = None
 
     def run(self, ctx: RunContext) -> StepOutcome:
         from dbops.backups import restore as restorer
@@ -35,38 +44,48 @@ class CheckBackup:
             self.file, ctx.config.backup_dir, ctx.config.root, Path.cwd(), database=ctx.database()
         )
         report = RestoreReport(ctx.env.name, ctx.database(), ctx.config.shown(path), path)
-        ctx.record("restore", report)
+        self.report = report
+        ctx.report_so_far(report)  # the operation's report, from here on (the restore step adds to it)
         with progress.bar(ctx.interactive) as advance:
             manifest = restorer.check_file(ctx, path, advance)
         report.created = manifest.created.replace("T", " ").replace("Z", " UTC")
         report.size, report.format, report.kind = manifest.size, manifest.format, manifest.kind
         report.source_database = manifest.database
         report.verified = True
-        return StepOutcome(
-            messages=[f"{report.file} matches its manifest and reads completely"], data=manifest
-        )
+        self.manifest = manifest
+        return StepOutcome(messages=[f"{report.file} matches its manifest and reads completely"], data=report)
 
 
 class LockRestore:
     name = "restore-lock"
     description = "take the restore lock, check the rights the restore needs"
+    undo = READS_ONLY  # a lock, released when the run ends; rights read
+    policy_action: str | None = None
 
     def __init__(self, *, in_place: bool = False) -> None:
         self.in_place = in_place
+        self.lock: RestoreLock | None = None  # held for the restore step
 
     def run(self, ctx: RunContext) -> StepOutcome:
         from dbops.backups import restore as restorer
 
         lock = restorer.take_lock(ctx, in_place=self.in_place)
         ctx.hold(lock.release)  # until the restore is done, or the run ends before it
+        self.lock = lock
         return StepOutcome(messages=[f"no other restore of {lock.live} is running"], data=lock)
 
 
 class Restore:
     name = "restore"
     description = "restore the database from the backup"
+    undo = "none: the safety backup before it, and the database it replaced (kept, renamed), stay"
+    policy_action: str | None = "restore"
 
-    def __init__(self, *, in_place: bool = False, jobs: int | None = None) -> None:
+    def __init__(
+        self, check: CheckBackup, lock: LockRestore, *, in_place: bool = False, jobs: int | None = None
+    ) -> None:
+        self.check = check  # the steps before it: the checked backup, the restore lock
+        self.lock = lock
         self.in_place = in_place
         self.jobs = jobs
 
@@ -77,14 +96,10 @@ class Restore:
         from dbops.output import progress
 
         started = time.monotonic()
-        manifest = ctx.step_data("check-backup")
-        report = ctx.step_data("restore")
-        assert isinstance(manifest, Manifest) and isinstance(report, RestoreReport)
-        safety = ctx.step_data("backup")
-        if safety is not None:
-            report.safety_backup = safety.file
-        lock = ctx.step_data("restore-lock")
-        assert lock is None or isinstance(lock, restorer.RestoreLock)
+        manifest, report, lock = self.check.manifest, self.check.report, self.lock.lock
+        assert manifest is not None and report is not None, "the restore runs after its check"
+        if ctx.restore_point is not None:
+            report.safety_backup = ctx.restore_point.file
         try:
             with progress.bar(ctx.interactive) as advance:
                 if self.in_place:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from contextlib import suppress
 
 from dbops.engine.context import RunContext
+from dbops.engine.options import RollbackOptions
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import UsageError
 from dbops.migrations.scripts import Script
@@ -30,13 +31,16 @@ def _rollback_sql(script: Script) -> str:
 class Rollback:
     name = "rollback"
     description = "roll back applied migrations"
+    undo = (
+        "restore the backup taken before it; without one, apply the migrations again "
+        "(the schema comes back, not their rows)"
+    )
+    policy_action: str | None = "rollback"
 
-    def __init__(self, *, steps: int = 1, to: str | None = None, dry_run: bool = False) -> None:
-        if steps < 1:
-            raise UsageError("--steps must be at least 1", "dbops migrate-rollback --steps 2")
-        self.steps = steps
-        self.to = to
-        self.dry_run = dry_run
+    def __init__(self, options: RollbackOptions) -> None:
+        self.steps = options.steps
+        self.to = options.to
+        self.dry_run = options.dry_run
 
     def run(self, ctx: RunContext) -> StepOutcome:
         kind = "rollback-plan" if self.dry_run else "rollback"

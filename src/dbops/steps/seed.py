@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dbops.engine.context import RunContext
+from dbops.engine.options import SeedOptions
 from dbops.engine.pipeline import StepOutcome
 from dbops.errors import DbopsError
 from dbops.output.reports.seed import SeedReport
@@ -25,9 +26,11 @@ if TYPE_CHECKING:
 class Seed:
     name = "seed"
     description = "load the seed data"
+    undo = "none: its one transaction never commits when it fails; once committed, the rows stay"
+    policy_action: str | None = "seed"
 
-    def __init__(self, *, clear: bool = False) -> None:
-        self.clear = clear
+    def __init__(self, options: SeedOptions) -> None:
+        self.clear = options.clear
 
     def run(self, ctx: RunContext) -> StepOutcome:
         from dbops.migrations import files as migrations
@@ -37,7 +40,7 @@ class Seed:
         started = time.monotonic()
         env = ctx.env
         report = SeedReport(env.name, ctx.database(), cleared=self.clear)
-        ctx.record(self.name, report)
+        ctx.report_so_far(report)
         conn = ctx.connection()
         pending = migrations.state(conn, ctx.config.migrations_dir).pending
         if pending:

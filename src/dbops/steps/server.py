@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from dbops.engine.context import RunContext
+from dbops.engine.options import ServerAction
 from dbops.engine.pipeline import StepOutcome
 from dbops.output.reports.server import ServerReport
-
-Action = Literal["show", "start", "stop"]
 
 
 class ServerControl:
     name = "server"
+    undo = "none"
+    policy_action: str | None = None
 
-    def __init__(self, action: Action = "show") -> None:
+    def __init__(self, action: ServerAction = "show") -> None:
         self.action = action
         self.description = f"{action} the embedded server"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import StepOutcome
+from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import ConfigError, DbopsError
 from dbops.output.reports.validate import ValidateReport
 
@@ -20,6 +20,8 @@ class ValidationFailed(DbopsError):
 class Validate:
     name = "validate"
     description = "compare the schema with the migrations"
+    undo = READS_ONLY
+    policy_action: str | None = None
 
     def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
@@ -35,7 +37,7 @@ class Validate:
 
         started = time.monotonic()
         report = ValidateReport(ctx.env.name, ctx.database(), strict=self.strict)
-        ctx.record(self.name, report)
+        ctx.report_so_far(report)
         conn = ctx.connection()
         state = migrations.state(conn, ctx.config.migrations_dir)
         if not state.folder_exists and not ctx.config.models:
