@@ -11,7 +11,7 @@ import pytest
 
 from dbops.config.loader import load_config
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import StepOutcome, Undo, run_pipeline
+from dbops.engine.pipeline import Step, StepOutcome, Undo, run_pipeline
 from dbops.errors import DbopsError
 
 
@@ -135,7 +135,7 @@ def test_sigterm_at_the_boundary_undoes_and_exits_130(
     def terminated() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
-    def build() -> list[CreateTable | Fail]:
+    def build() -> list[Step]:
         return [CreateTable("a"), Fail(terminated), CreateTable("c")]
 
     monkeypatch.setitem(operations.OPERATIONS, "cancel-me", operations.Operation("cancel-me", build, "none"))
