@@ -1,6 +1,6 @@
 """The sample project's Invoke tasks: `invoke db.status`, `invoke db.server --stop`, ..."""
 
-from invoke import Collection
+from invoke.collection import Collection
 
 from dbops.cli.tasks import db
 

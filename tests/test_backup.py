@@ -741,7 +741,8 @@ def test_backups_cross_server_versions(
 
 def live_marker_notes(url: str) -> int:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM public.notes").fetchone()[0]  # type: ignore[index]
+        count: int = conn.execute("SELECT count(*) FROM public.notes").fetchone()[0]  # type: ignore[index]
+        return count
 
 
 # ----------------------------------------------------------------------------- for other steps

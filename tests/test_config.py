@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from dbops.config.loader import find_config, load_config, parse_duration_ms
+from dbops.config.loader import load_config, parse_duration_ms
+from dbops.config.locate import find_config
+from dbops.config.model import Config
 from dbops.engine.catalog import RULES
 from dbops.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load(tmp_path: Path, text: str):
+def load(tmp_path: Path, text: str) -> Config:
     (tmp_path / "dbops.yaml").write_text(text)
     return load_config(RULES, str(tmp_path / "dbops.yaml"))
 

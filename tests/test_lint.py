@@ -19,12 +19,12 @@ def lint_folder(folder: Path, *, lock_timeout_ms: int | None = 5000, pending_fro
     return lint(scripts, lock_timeout_ms=lock_timeout_ms, shown=lambda p: p.name)
 
 
-def lint_sql(tmp_path: Path, sql: str, **options: int | None) -> list[tuple[int, str]]:
+def lint_sql(tmp_path: Path, sql: str, lock_timeout_ms: int | None = 5000) -> list[tuple[int, str]]:
     """Lint one pending migration onto an existing database: (line, rule) of each finding."""
     folder = tmp_path / "migrations"
     folder.mkdir(exist_ok=True)
     (folder / "0001_change.sql").write_text(sql)
-    return [(f.line, f.rule) for f in lint_folder(folder, **options)]
+    return [(f.line, f.rule) for f in lint_folder(folder, lock_timeout_ms=lock_timeout_ms)]
 
 
 RULE_CASES = [
@@ -189,7 +189,8 @@ def production(project: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 def yoyo_rows(db: psycopg.Connection) -> int:
     if db.execute("SELECT to_regclass('_yoyo_migration')").fetchone() == (None,):
         return -1
-    return db.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0]  # type: ignore[index]
+    count: int = db.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0]  # type: ignore[index]
+    return count
 
 
 def test_protected_migrate_refuses_before_any_change(

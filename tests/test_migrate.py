@@ -19,8 +19,8 @@ from conftest import Run, dbops_bin, write_config
 
 def write_migrations(folder: Path, files: dict[str, str]) -> None:
     folder.mkdir(exist_ok=True)
-    for name in folder.iterdir():
-        name.unlink()
+    for old in folder.iterdir():
+        old.unlink()
     for name, text in files.items():
         (folder / name).write_text(text)
 
@@ -627,7 +627,7 @@ def test_session_settings_do_not_leak_into_the_next_migration(
     )
     result = cli("migrate")
     assert result.code == 0, result.text
-    where = dict(
+    where: dict[str, str] = dict(
         db.execute(
             "SELECT tablename, schemaname FROM pg_tables WHERE tablename IN ('inside', 'other')"
         ).fetchall()

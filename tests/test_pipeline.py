@@ -21,7 +21,7 @@ class CreateTable:
 
     description = "create a table"
     undo = "drop it"
-    policy_action = None
+    policy_action: str | None = None
 
     def __init__(self, table: str, undo_fails: bool = False) -> None:
         self.name = f"create {table}"
@@ -44,7 +44,7 @@ class Fail:
     name = "fail"
     description = "a step that fails"
     undo = "none"
-    policy_action = None
+    policy_action: str | None = None
 
     def __init__(self, raise_: Callable[[], None]) -> None:
         self.raise_ = raise_

@@ -296,7 +296,7 @@ def test_a_row_that_omits_a_column_keeps_its_value(migrated: Path, cli: Run, db:
     db.execute("UPDATE users SET role = 'admin' WHERE email = 'b@x'")
     again = cli("seed")
     assert again.code == 0 and "✓ Users: 3 unchanged" in again.out
-    roles = dict(db.execute("SELECT email, role FROM users").fetchall())
+    roles: dict[str, str] = dict(db.execute("SELECT email, role FROM users").fetchall())
     assert roles == {"a@x": "admin", "b@x": "admin", "c@x": "viewer"}
 
 
