@@ -19,8 +19,9 @@ from dbops.config.loader import load_config
 from dbops.engine.catalog import RULES
 from dbops.engine.context import RunContext
 from dbops.engine.options import Options, Safety
-from dbops.engine.pipeline import ErrorInfo, PipelineResult, as_dbops_error, run_pipeline
+from dbops.engine.pipeline import as_dbops_error, run_pipeline
 from dbops.engine.prepare import prepare
+from dbops.engine.results import ErrorInfo, PipelineResult
 from dbops.errors import EXIT_INTERRUPTED
 from dbops.output.render import OperationResult, Output
 

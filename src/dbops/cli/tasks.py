@@ -15,6 +15,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
+from dbops.cli.task_index import declared
+
 if TYPE_CHECKING:
     from dbops.boundary import MakeOptions
     from dbops.engine.options import Safety
@@ -98,7 +100,7 @@ def server(
     start: bool = False,
 ) -> None:
     """Show, start or stop the project's embedded PostgreSQL (it stays up between commands)."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("server", lambda: o.ServerOptions(start=start, stop=stop), env=env, config=config, json=json)
 
@@ -127,7 +129,7 @@ def migrate(
     include_protected: bool = False,
 ) -> None:
     """Apply pending migrations in dependency order (one transaction each, with its record)."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     def options() -> o.MigrateOptions:
         return o.MigrateOptions(dry_run=dry_run, start=from_, end=to, accept_changes=accept_changes)
@@ -155,7 +157,7 @@ def migrate_rollback(
     dry_run: bool = False,
 ) -> None:
     """Roll back the most recently applied migration (--steps N or --to ID for more)."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     count = _count(steps, "--steps") or 1
     options = lambda: o.RollbackOptions(steps=count, to=to, dry_run=dry_run)  # noqa: E731
@@ -177,7 +179,7 @@ def migrate_create(
             "  NAME: lowercase snake_case, e.g. add_organizations",
             code=0,
         )
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("migrate-create", lambda: o.CreateOptions(name), env=env, config=config, json=json)
 
@@ -195,7 +197,7 @@ def migrate_baseline(
     """Adopt an existing database: mark migrations up to ID as applied without running them."""
     if migration_id in ("--help", "-h"):
         raise Exit("Usage: dbops migrate-baseline ID [--env ENV] [--config PATH] [--json]", code=0)
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("migrate-baseline", lambda: o.BaselineOptions(migration_id), env=env, config=config, json=json)
 
@@ -203,7 +205,7 @@ def migrate_baseline(
 @task(auto_shortflags=False, help=_help())
 def migrate_repair(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
     """Accept applied migrations whose files were edited or deleted, as they are now."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("migrate-repair", o.NoOptions, env=env, config=config, json=json)
 
@@ -216,7 +218,7 @@ def seed(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, clear: bool = False
 ) -> None:
     """Load seeds/ (SQL templates, YAML, CSV, Python) in foreign-key order, in one transaction."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("seed", lambda: o.SeedOptions(clear=clear), env=env, config=config, json=json)
 
@@ -245,7 +247,7 @@ def backup(
     keep: bool = False,
 ) -> None:
     """Back up the database with pg_dump: verified, atomic, with a manifest beside it."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     count = _count(jobs, "--jobs")
 
@@ -280,7 +282,7 @@ def restore(
         raise Exit(
             "Usage: dbops restore FILE|latest [--env ENV] [--force] [--in-place] [--jobs N] [--json]", code=0
         )
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     count = _count(jobs, "--jobs")
     options = lambda: o.RestoreOptions(file, in_place=in_place, jobs=count)  # noqa: E731
@@ -290,7 +292,7 @@ def restore(
 @task(auto_shortflags=False, help=_help())
 def backup_list(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
     """List every backup: kind, age, size, database, and whether its checksum still matches."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("backup-list", o.NoOptions, env=env, config=config, json=json)
 
@@ -300,7 +302,7 @@ def backup_cleanup(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, force: bool = False
 ) -> None:
     """Delete automatic backups older than retention_days (manual and keep-marked ones stay)."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("backup-cleanup", lambda: o.CleanupOptions(delete=force), env=env, config=config, json=json)
 
@@ -316,7 +318,7 @@ def validate(
     c: Context, env: str | None = None, json: bool = False, config: str | None = None, strict: bool = False
 ) -> None:
     """Compare the live schema with the one the migrations define; lint pending migrations."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("validate", lambda: o.ValidateOptions(strict=strict), env=env, config=config, json=json)
 
@@ -324,7 +326,7 @@ def validate(
 @task(auto_shortflags=False, help=_help())
 def lint(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
     """Check pending migrations for operations that lock or break production (exit 3 on a finding)."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     _run("lint", o.NoOptions, env=env, config=config, json=json)
 
@@ -349,7 +351,7 @@ def reset(
     no_backup: bool = False,
 ) -> None:
     """Drop every object of the application's schemas and migrate from scratch; --seed seeds too."""
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     safety = o.Safety(force=force, no_backup=no_backup, plan=dry_run)
     _run("reset", lambda: o.ResetOptions(seed=seed), env=env, config=config, json=json, safety=safety)
@@ -380,7 +382,7 @@ def run(
     """Run a pipeline declared under pipelines: in dbops.yaml (each is also a task of its own)."""
     if name in ("--help", "-h"):
         raise Exit("Usage: dbops run NAME [--env ENV] [--dry-run] [--force] [--config PATH] [--json]", code=0)
-    from dbops.engine import options as o
+    from dbops.engine import options as o  # lazy: as in status
 
     safety = o.Safety(force=force, no_backup=no_backup, plan=dry_run)
     _dispatch(
@@ -400,7 +402,7 @@ def _pipeline_task(name: str, description: str) -> Task[Any]:
         all_environments: bool = False,
         include_protected: bool = False,
     ) -> None:
-        from dbops.engine import options as o
+        from dbops.engine import options as o  # lazy: as in status
 
         safety = o.Safety(force=force, no_backup=no_backup, plan=dry_run)
         _dispatch(
@@ -420,8 +422,6 @@ def _pipeline_task(name: str, description: str) -> Task[Any]:
 
 def _declared_pipelines() -> list[Task[Any]]:
     """A task per pipeline of the dbops.yaml that commands find (none when it does not load)."""
-    from dbops.cli.task_index import declared
-
     return [_pipeline_task(name, description) for name, description in declared()]
 
 

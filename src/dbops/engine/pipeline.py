@@ -1,4 +1,4 @@
-"""The pipeline runner and its result objects.
+"""The pipeline runner (its results: dbops.engine.results).
 
 A step does one thing and may return its undo. The runner executes steps in order; when one
 fails (or Ctrl-C arrives) it runs the undos registered so far in reverse order and reports
@@ -13,14 +13,14 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dbops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNDO_FAILED, DbopsError
+from dbops.engine.results import ErrorInfo, PipelineResult, StepResult, UndoResult
+from dbops.errors import DbopsError
+from dbops.postgres.connection import database_error
 
 if TYPE_CHECKING:
     from dbops.engine.context import RunContext
-
-StepStatus = Literal["ok", "failed", "interrupted", "not run"]
 
 
 @dataclass(frozen=True)
@@ -58,62 +58,6 @@ class Step(Protocol):
 def reads_only(step: Step) -> bool:
     """Whether a step only reads: a confirmation may come after it."""
     return step.undo == READS_ONLY
-
-
-@dataclass
-class ErrorInfo:
-    message: str
-    hint: str
-    exit_code: int
-    kind: str
-
-    @classmethod
-    def of(cls, error: DbopsError) -> ErrorInfo:
-        return cls(error.message, error.hint, error.exit_code, type(error).__name__)
-
-
-@dataclass
-class StepResult:
-    name: str
-    description: str
-    status: StepStatus
-    duration_s: float = 0.0
-    messages: list[str] = field(default_factory=list)
-    error: ErrorInfo | None = None
-    data: Any = field(default=None, repr=False)  # the operation's report carries it
-
-
-@dataclass
-class UndoResult:
-    step: str
-    number: int  # the step's position in the pipeline, from 1
-    description: str
-    ok: bool
-    duration_s: float
-    error: ErrorInfo | None = None
-    note: str | None = None
-
-
-@dataclass
-class PipelineResult:
-    name: str
-    steps: list[StepResult]
-    undos: list[UndoResult]
-    error: ErrorInfo | None
-    interrupted: bool
-    duration_s: float
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.interrupted
-
-    @property
-    def exit_code(self) -> int:
-        if any(not undo.ok for undo in self.undos):
-            return EXIT_UNDO_FAILED
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return self.error.exit_code if self.error else EXIT_OK
 
 
 def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
@@ -194,8 +138,6 @@ def as_dbops_error(exc: Exception, ctx: RunContext | None = None) -> DbopsError:
     if isinstance(exc, DbopsError):
         return exc
     if type(exc).__module__.startswith("psycopg"):
-        from dbops.postgres.connection import database_error
-
         return database_error(exc, ctx.target_if_known() if ctx else None)
     if ctx is not None:
         ctx.debug(traceback.format_exc())

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from dbops.engine.catalog import OPERATIONS, pipeline_step
 from dbops.engine.context import RunContext
 from dbops.engine.options import Options, Safety
-from dbops.engine.pipeline import PipelineResult, Step
+from dbops.engine.pipeline import Step
 from dbops.engine.policy import Policy, arm, lint_first
+from dbops.engine.results import PipelineResult
 from dbops.errors import UsageError
 from dbops.output.render import Report
 from dbops.output.reports.pipeline import PipelineReport

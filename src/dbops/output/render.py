@@ -19,7 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
-from dbops.engine.pipeline import ErrorInfo, PipelineResult
+from dbops.engine.results import ErrorInfo, PipelineResult
 
 Style = Literal["title", "rule", "ok", "warn", "fail", "dim", "key", ""]
 Line = tuple[Style, str]

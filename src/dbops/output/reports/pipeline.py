@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbops.engine.pipeline import StepResult, StepStatus
+from dbops.engine.results import StepResult, StepStatus
 from dbops.output.render import Line, Style, heading
 
 _MARKS: dict[StepStatus, tuple[Style, str]] = {
