@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from dbops.config.model import PipelineRules
 from dbops.engine import options as o
@@ -39,11 +39,14 @@ from dbops.steps.validate import Validate
 Arguments = Mapping[str, tuple[str, type]]
 
 
+Opts = TypeVar("Opts")
+
+
 @dataclass(frozen=True)
-class Operation:
+class Operation(Generic[Opts]):
     name: str
-    options: type[Any]  # its frozen options dataclass (dbops.engine.options)
-    build: Callable[[Any], list[Step]]  # the steps after connecting
+    options: type[Opts]  # its frozen options dataclass (dbops.engine.options)
+    build: Callable[[Opts], list[Step]]  # the steps after connecting
     report_step: str | None  # whose data is the report; None: the pipeline's own report, of every step
     connects: bool = True  # a Connect step first (the operations that need the database)
     pipeline: Arguments | None = None  # usable as a step of a declared pipeline, with these arguments
@@ -55,7 +58,7 @@ class Operation:
         args = {key: kind for key, (_, kind) in (self.pipeline or {}).items()}
         object.__setattr__(self, "arguments", args)
 
-    def from_pipeline(self, args: Mapping[str, Any]) -> Any:
+    def from_pipeline(self, args: Mapping[str, Any]) -> Opts:
         """Its options from a dbops.yaml step's arguments (already checked against their types)."""
         assert self.pipeline is not None
         return self.options(**{self.pipeline[key][0]: value for key, value in args.items()})
@@ -76,7 +79,7 @@ def _restore(opts: o.RestoreOptions) -> list[Step]:
     return [check, lock, Restore(check, lock, in_place=opts.in_place, jobs=opts.jobs)]
 
 
-OPERATIONS: dict[str, Operation] = {
+OPERATIONS: dict[str, Operation[Any]] = {
     op.name: op
     for op in (
         Operation(
@@ -185,6 +188,6 @@ PIPELINE_STEPS: dict[str, Mapping[str, type]] = {
 RULES = PipelineRules(PIPELINE_STEPS, frozenset([*OPERATIONS, "run"]))
 
 
-def pipeline_step(name: str) -> Operation:
+def pipeline_step(name: str) -> Operation[Any]:
     """The operation a dbops.yaml pipeline step names (config has checked that it exists)."""
     return OPERATIONS.get(name) or OPERATIONS[f"migrate-{name}"]
