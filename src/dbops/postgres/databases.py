@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from dbops.postgres.connection import Target, connect, server_version
+
 if TYPE_CHECKING:
     import psycopg
 
-    from dbops.engine.context import RunContext
-    from dbops.postgres.connection import Target
+    from dbops.config.model import Environment
+    from dbops.postgres.embedded import EmbeddedServer
 
 PREFIX = "dbops_validate_"
 STALE_AFTER = timedelta(hours=1)
@@ -37,16 +39,17 @@ class Scratch:
 
 
 @contextmanager
-def scratch_database(ctx: RunContext) -> Iterator[Scratch]:
-    """A new, empty database next to the environment's (or on the embedded server)."""
+def scratch_database(
+    conn: psycopg.Connection[Any], target: Target, env: Environment, embedded: EmbeddedServer
+) -> Iterator[Scratch]:
+    """A new, empty database next to `target`'s, created on `conn` (the caller's connection to
+    it, left open), or on the `embedded` server (started if need be) when that role may not."""
     from psycopg import sql
 
-    from dbops.postgres.connection import server_version
-
-    name = scratch_name(ctx.database())
-    admin, target, location = _create(ctx, name)
+    name = scratch_name(target.dbname)
+    admin, server, location = _create(conn, target, env, embedded, name)
     try:
-        yield Scratch(target.with_dbname(name), location, server_version(admin))
+        yield Scratch(server.with_dbname(name), location, server_version(admin))
     finally:
         try:
             force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
@@ -68,29 +71,28 @@ def can_create_databases(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def _create(ctx: RunContext, name: str) -> tuple[psycopg.Connection[Any], Target, str]:
+def _create(
+    conn: psycopg.Connection[Any], target: Target, env: Environment, embedded: EmbeddedServer, name: str
+) -> tuple[psycopg.Connection[Any], Target, str]:
     """Create the database where allowed: the connection that made it, its server, where."""
     from psycopg import errors
 
-    from dbops.postgres.connection import Target, connect
-
-    conn = ctx.connection()
     if can_create_databases(conn):
         try:
             _create_on(conn, name)
-            return conn, ctx.target(), "same server"
+            return conn, target, "same server"
         except errors.InsufficientPrivilege:
             pass  # a managed service's own policy: as if the role could not
-    state = ctx.embedded_server().ensure_running()
+    state = embedded.ensure_running()
     params = {"host": str(state.socket_dir), "port": "5432", "user": "postgres", "dbname": "postgres"}
-    target = Target(params=params, embedded_data=state.data_dir)
-    admin = connect(target, ctx.env)
+    server = Target(params=params, embedded_data=state.data_dir)
+    admin = connect(server, env)
     try:
         _create_on(admin, name)
     except BaseException:
         admin.close()
         raise
-    return admin, target, "embedded"
+    return admin, server, "embedded"
 
 
 def _create_on(admin: psycopg.Connection[Any], name: str) -> None:
