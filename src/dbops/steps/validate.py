@@ -54,7 +54,9 @@ class Validate:
             shown=ctx.config.shown,
         )
         with scratch_database(conn, ctx.target(), ctx.env, ctx.embedded_server()) as scratch:
-            wanted, report.expected = expected.build(ctx, scratch, scripts)
+            wanted, report.expected = expected.build(
+                scratch, ctx.env, scripts, models=ctx.config.models, root=ctx.config.root
+            )
             live = read_schema(conn)  # meanwhile the scratch session ends: dropping it need not wait
         report.differences = compare(wanted, live)
         report.duration_s = time.monotonic() - started
