@@ -17,6 +17,7 @@ from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome
 from dbops.output.reports.restore import RestoreReport
+from dbops.postgres.locks import RestoreLock, take_restore_lock
 
 
 class CheckBackup:
@@ -55,9 +56,7 @@ class LockRestore:
         self.in_place = in_place
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.backups import restore as restorer
-
-        lock = restorer.take_lock(ctx, in_place=self.in_place)
+        lock = take_restore_lock(ctx.target(), ctx.env, ctx.connection(), in_place=self.in_place)
         ctx.hold(lock.release)  # until the restore is done, or the run ends before it
         return StepOutcome(messages=[f"no other restore of {lock.live} is running"], data=lock)
 
@@ -84,7 +83,7 @@ class Restore:
         if safety is not None:
             report.safety_backup = safety.file
         lock = ctx.step_data("restore-lock")
-        assert lock is None or isinstance(lock, restorer.RestoreLock)
+        assert lock is None or isinstance(lock, RestoreLock)
         try:
             with progress.bar(ctx.interactive) as advance:
                 if self.in_place:
