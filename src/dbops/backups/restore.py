@@ -1,8 +1,8 @@
 """Restoring a backup without risking the live database.
 
-``restore_file(ctx, path)``: check the file against its manifest (sha256, a full read), restore
-it into a scratch database ``<db>__restore_<ts>`` (stopping at the first error), check the
-scratch database (row counts and objects against the manifest), then swap: terminate the
+``restore_file(target, env, config, path)``: check the file against its manifest (sha256, a full
+read), restore it into a scratch database ``<db>__restore_<ts>`` (stopping at the first error),
+check the scratch database (row counts and objects against the manifest), then swap: terminate the
 sessions on the live database, and in one transaction rename live to ``<db>__pre_restore_<ts>``
 (kept, so nothing is lost) and scratch to live. Before the swap the live database is never
 touched; on any failure the scratch database is dropped.
@@ -25,19 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dbops.backups import contents
 from dbops.backups import store as backups
-from dbops.backups.store import CHUNK, Manifest
+from dbops.backups.script_filter import ScriptFilter
+from dbops.backups.store import CHUNK, Advance, Manifest
 from dbops.errors import RestoreFailed
 from dbops.postgres import tools as pgtools
+from dbops.postgres.connection import Target, connect
 from dbops.postgres.databases import create_scratch, drop_database, drop_leftovers, swap, unused_name
 from dbops.postgres.locks import RestoreLock, locked_maintenance, restore_lock_on
 
 if TYPE_CHECKING:
     import psycopg
 
-    from dbops.engine.context import RunContext
-    from dbops.output.progress import Advance
-    from dbops.postgres.connection import Target
+    from dbops.config.model import Config, Environment
 
 
 @dataclass
@@ -54,26 +55,30 @@ class RestoreResult:
     in_place: bool = False
 
 
-def restore_file(ctx: RunContext, path: Path) -> RestoreResult:
-    """Restore the environment's database from `path` (verified first), non-interactively,
-    without a safety backup: for other steps' undo actions. The database it replaces is kept
-    (renamed, RestoreResult.kept_as), as in every restore: the caller says so."""
-    manifest = check_file(ctx, path)
-    return replace_database(ctx, path, manifest)
+def restore_file(target: Target, env: Environment, config: Config, path: Path) -> RestoreResult:
+    """Restore `target`'s database from `path` (verified first), non-interactively, without a
+    safety backup: for other steps' undo actions. The caller closes its own sessions on that
+    database first (they would block the swap). The database it replaces is kept (renamed,
+    RestoreResult.kept_as), as in every restore: the caller says so."""
+    manifest = check_file(path, config)
+    return replace_database(target, env, pgtools.toolbox(config), path, manifest)
 
 
-def check_file(ctx: RunContext, path: Path, progress: Advance | None = None) -> Manifest:
-    """The manifest, the size and sha256 it records, and a full read of the file (exit 2 if not)."""
-    shown = ctx.config.shown(path)
+def check_file(path: Path, config: Config, progress: Advance | None = None) -> Manifest:
+    """The manifest, the size and sha256 it records, and a full read of the file (exit 2 if not);
+    with the pg_restore that config names."""
+    shown = config.shown(path)
     manifest = backups.read_manifest(path, shown)
-    tools = pgtools.toolbox(ctx.config)
+    tools = pgtools.toolbox(config)
     advance = (lambda done: progress("Checking backup", done, manifest.size)) if progress else None
     backups.verify(path, manifest, tools.pg_restore.path, shown, advance)
     return manifest
 
 
 def replace_database(
-    ctx: RunContext,
+    target: Target,
+    env: Environment,
+    tools: pgtools.Toolbox,
     path: Path,
     manifest: Manifest,
     *,
@@ -83,25 +88,26 @@ def replace_database(
 ) -> RestoreResult:
     """Scratch database, its check, the swap (the README's steps 5 to 7); on the connection of
     `lock` (taken by the restore-lock step, before the safety backup), or on one that takes the
-    lock now."""
-    live = ctx.target().dbname
+    lock now. The caller's own sessions on `target` must be closed: they would block the rename."""
+    live = target.dbname
     stamp = backups.utc_now().strftime("%Y%m%d_%H%M%S")
     result = RestoreResult(live)
-    ctx.close()  # our own session on the live database would block the rename
     with contextlib.ExitStack() as stack:
         if lock is not None and lock.maintenance and not lock.conn.closed:
             admin = lock.conn
         else:
-            admin = stack.enter_context(locked_maintenance(ctx.target(), ctx.env))
+            admin = stack.enter_context(locked_maintenance(target, env))
         drop_leftovers(admin, live)
         result.scratch = unused_name(admin, live, f"__restore_{stamp}")
         create_scratch(admin, result.scratch, live, manifest.encoding)
         try:
             started = time.monotonic()
-            load(ctx, path, manifest, result.scratch, _major_of(admin), jobs=jobs, progress=progress)
+            load(
+                target, tools, path, manifest, result.scratch, _major_of(admin), jobs=jobs, progress=progress
+            )
             result.load_s = time.monotonic() - started
             started = time.monotonic()
-            result.rows, result.tables = check_restored(ctx, result.scratch, manifest)
+            result.rows, result.tables = check_restored(target, env, result.scratch, manifest)
             result.verify_s = time.monotonic() - started
             started = time.monotonic()
             result.kept_as, result.terminated = swap(admin, live, result.scratch, stamp)
@@ -113,47 +119,51 @@ def replace_database(
     return result
 
 
-def trial_restore(ctx: RunContext, path: Path, manifest: Manifest) -> None:
-    """--verify=restore: restore into a scratch database, compare the row counts, drop it."""
-    live = ctx.target().dbname
-    with locked_maintenance(ctx.target(), ctx.env) as admin:
+def trial_restore(
+    target: Target, env: Environment, tools: pgtools.Toolbox, path: Path, manifest: Manifest
+) -> None:
+    """--verify=restore: restore into a scratch database beside `target`'s, compare the row
+    counts, drop it."""
+    live = target.dbname
+    with locked_maintenance(target, env) as admin:
         scratch = unused_name(admin, live, f"__verify_{backups.utc_now().strftime('%Y%m%d_%H%M%S')}")
         create_scratch(admin, scratch, live, manifest.encoding)
         try:
-            load(ctx, path, manifest, scratch, _major_of(admin))
-            check_restored(ctx, scratch, manifest)
+            load(target, tools, path, manifest, scratch, _major_of(admin))
+            check_restored(target, env, scratch, manifest)
         finally:
             drop_database(admin, scratch)
 
 
 def restore_in_place(
-    ctx: RunContext,
+    conn: psycopg.Connection[Any],
+    target: Target,
+    env: Environment,
+    tools: pgtools.Toolbox,
     path: Path,
     manifest: Manifest,
     progress: Advance | None = None,
     lock: RestoreLock | None = None,
 ) -> RestoreResult:
-    """Empty the live database and load the backup, all in one transaction (no CREATEDB needed)."""
-    live = ctx.target().dbname
+    """Empty the live database and load the backup, all in one transaction (no CREATEDB needed).
+    `conn` is the caller's connection to `target` (the restore lock is taken on it unless `lock`
+    holds it on a connection of its own); it stays open."""
+    live = target.dbname
     result = RestoreResult(live, in_place=True)
-    conn = ctx.connection()
     if lock is None or not lock.maintenance or lock.conn.closed:
         restore_lock_on(conn, live)  # again if the lock step took it on this session: it counts twice
     started = time.monotonic()
-    _run_script(ctx, path, manifest, live, _major_of(conn), clear_first=True, progress=progress)
+    _run_script(target, tools, path, manifest, live, _major_of(conn), clear_first=True, progress=progress)
     result.load_s = time.monotonic() - started
     started = time.monotonic()
-    result.rows, result.tables = check_restored(ctx, live, manifest)
+    result.rows, result.tables = check_restored(target, env, live, manifest)
     result.verify_s = time.monotonic() - started
     return result
 
 
-def check_restored(ctx: RunContext, database: str, manifest: Manifest) -> tuple[int, int]:
-    """Row counts and objects of the restored database against the manifest."""
-    from dbops.backups import contents
-    from dbops.postgres.connection import connect
-
-    with connect(ctx.target().with_dbname(database), ctx.env) as conn:
+def check_restored(target: Target, env: Environment, database: str, manifest: Manifest) -> tuple[int, int]:
+    """Row counts and objects of the restored database (on `target`'s server) against the manifest."""
+    with connect(target.with_dbname(database), env) as conn:
         found = contents.read(conn)
     problems = contents.differences(manifest.tables, manifest.objects, found)
     if problems:
@@ -170,7 +180,8 @@ def check_restored(ctx: RunContext, database: str, manifest: Manifest) -> tuple[
 
 
 def load(
-    ctx: RunContext,
+    target: Target,
+    tools: pgtools.Toolbox,
     path: Path,
     manifest: Manifest,
     database: str,
@@ -179,14 +190,12 @@ def load(
     jobs: int | None = None,
     progress: Advance | None = None,
 ) -> None:
-    """The backup into an empty database, stopping at the first error."""
-    target = ctx.target()
+    """The backup into an empty database on `target`'s server, stopping at the first error."""
     if manifest.format == "plain" or server_major < 17 or _major(manifest.server_version) != server_major:
         # through ScriptFilter: SET transaction_timeout for servers before 17, and other servers'
         # column options, need taking out
-        _run_script(ctx, path, manifest, database, server_major, progress=progress)
+        _run_script(target, tools, path, manifest, database, server_major, progress=progress)
         return
-    tools = pgtools.toolbox(ctx.config)
     args = [
         str(tools.pg_restore.path),
         f"--dbname={pgtools.conninfo(target, database)}",
@@ -199,7 +208,7 @@ def load(
     _pg_restore([*args, str(path)], target, len(manifest.tables), progress)
     # The database's own settings, comment and grants (pg_restore applies them only with --create);
     # after the data, so that a setting such as default_transaction_read_only cannot get in its way.
-    _run_script(ctx, path, manifest, database, server_major, head_only=True)
+    _run_script(target, tools, path, manifest, database, server_major, head_only=True)
 
 
 def _major(version: str) -> int:
@@ -243,7 +252,8 @@ _LOAD_HINT = "The live database was not touched; the scratch database was droppe
 
 
 def _run_script(
-    ctx: RunContext,
+    target: Target,
+    tools: pgtools.Toolbox,
     path: Path,
     manifest: Manifest,
     database: str,
@@ -255,10 +265,6 @@ def _run_script(
 ) -> None:
     """The backup as an SQL script (the file itself, or pg_restore's rendering of it), adapted by
     ScriptFilter, into psql (stopping at the first error; one transaction when clearing first)."""
-    from dbops.backups.script_filter import ScriptFilter
-
-    target = ctx.target()
-    tools = pgtools.toolbox(ctx.config)
     script_filter = ScriptFilter(database, server_major=server_major, head_only=head_only)
     psql = [
         str(tools.psql.path),

@@ -29,11 +29,13 @@ def taken(ctx: RunContext, before: int) -> tuple[Path, int] | None:
 def restore(ctx: RunContext, point: tuple[Path, int]) -> str:
     """Restore the pipeline's backup, as taken() found it (an undo action); a note on it, which
     names the database it replaced: kept under another name, never dropped silently."""
+    # import cost: the policy imports steps.migrate (and so this module) on every run, dbops
+    # status included, and only an undo needs the backups package
     from dbops.backups.restore import restore_file
 
     path, number = point
     ctx.close()  # the restore replaces the database under this connection
-    result = restore_file(ctx, path)
+    result = restore_file(ctx.target(), ctx.env, ctx.config, path)
     ctx.restored_to = number
     note = f"restored {ctx.config.shown(path)}, taken by step {number}"
     if result.kept_as:

@@ -11,13 +11,18 @@ backup.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from dbops.backups import restore as restorer
+from dbops.backups import store as backups
 from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome
+from dbops.output import progress
 from dbops.output.reports.restore import RestoreReport
 from dbops.postgres.locks import RestoreLock, take_restore_lock
+from dbops.postgres.tools import toolbox
 
 
 class CheckBackup:
@@ -28,17 +33,13 @@ class CheckBackup:
         self.file = file
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.backups import restore as restorer
-        from dbops.backups import store as backups
-        from dbops.output import progress
-
         path = backups.resolve(
             self.file, ctx.config.backup_dir, ctx.config.root, Path.cwd(), database=ctx.database()
         )
         report = RestoreReport(ctx.env.name, ctx.database(), ctx.config.shown(path), path)
         ctx.record("restore", report)
         with progress.bar(ctx.interactive) as advance:
-            manifest = restorer.check_file(ctx, path, advance)
+            manifest = restorer.check_file(path, ctx.config, advance)
         report.created = manifest.created.replace("T", " ").replace("Z", " UTC")
         report.size, report.format, report.kind = manifest.size, manifest.format, manifest.kind
         report.source_database = manifest.database
@@ -70,11 +71,6 @@ class Restore:
         self.jobs = jobs
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        import time
-
-        from dbops.backups import restore as restorer
-        from dbops.output import progress
-
         started = time.monotonic()
         manifest = ctx.step_data("check-backup")
         report = ctx.step_data("restore")
@@ -86,11 +82,23 @@ class Restore:
         assert lock is None or isinstance(lock, RestoreLock)
         try:
             with progress.bar(ctx.interactive) as advance:
+                tools = toolbox(ctx.config)
                 if self.in_place:
-                    report.result = restorer.restore_in_place(ctx, report.path, manifest, advance, lock)
+                    report.result = restorer.restore_in_place(
+                        ctx.connection(), ctx.target(), ctx.env, tools, report.path, manifest, advance, lock
+                    )
                 else:
+                    target = ctx.target()
+                    ctx.close()  # our own session on the live database would block the rename
                     report.result = restorer.replace_database(
-                        ctx, report.path, manifest, jobs=self.jobs, progress=advance, lock=lock
+                        target,
+                        ctx.env,
+                        tools,
+                        report.path,
+                        manifest,
+                        jobs=self.jobs,
+                        progress=advance,
+                        lock=lock,
                     )
         finally:
             if lock is not None:
