@@ -768,7 +768,8 @@ def test_restore_file_and_the_backup_step_as_other_steps_use_them(
     assert path.parent == project / "backups" / "db" / "automated" and path.is_file()
     assert json.loads(path.with_name(path.name + ".json").read_text())["reason"] == "before reset"
     ctx.connection().execute("INSERT INTO notes VALUES (2)")
-    restore_file(ctx, path)
+    ctx.close()  # as dbops.engine.restore_point does: the restore replaces the database under it
+    restore_file(ctx.target(), ctx.env, ctx.config, path)
     assert live_marker(database_url) == [(1,)]
     assert [p.name for p in path.parent.iterdir() if p.suffix == ".gz"] == [path.name]  # no safety backup
     ctx.close()

@@ -67,3 +67,7 @@ class PolicyRefused(DbopsError):
 
 class CheckFailed(DbopsError):
     """A --check gate found a failing health check or pending migrations."""
+
+
+class RestoreFailed(DbopsError):
+    """The restore stopped before the swap: the live database is as it was."""

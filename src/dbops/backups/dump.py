@@ -23,18 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dbops import __version__
+from dbops.backups import contents as contents_module
 from dbops.backups import store as backups
 from dbops.backups.contents import Contents
 from dbops.backups.rowcount import RowCounter
-from dbops.backups.store import CHUNK, Format, Manifest
+from dbops.backups.store import CHUNK, Advance, Format, Manifest
 from dbops.errors import DbopsError
 from dbops.postgres import tools as pgtools
+from dbops.postgres.connection import PROTECTED_LOCK_TIMEOUT_MS, Target, server_version
 
 if TYPE_CHECKING:
     import psycopg
 
-    from dbops.engine.context import RunContext
-    from dbops.output.progress import Advance
+    from dbops.config.model import Environment
 
 Kind = Literal["manual", "automatic"]
 
@@ -57,22 +59,23 @@ class DumpFailed(DbopsError):
 
 
 def take(
-    ctx: RunContext,
+    conn: psycopg.Connection[Any],
+    target: Target,
+    env: Environment,
+    tools: pgtools.Toolbox,
     final: Path,
     options: DumpOptions,
     *,
+    shown: str,
     kind: Kind,
     reason: str | None,
     keep: bool,
     progress: Advance | None = None,
     check: Callable[[Path, Manifest], None] | None = None,
 ) -> tuple[Manifest, DumpTimings]:
-    """Write a verified backup at `final` with its manifest; `check` runs on the temporary copy."""
-    from dbops import __version__
-    from dbops.postgres.connection import server_version
-
-    tools = pgtools.toolbox(ctx.config)
-    conn = ctx.connection()
+    """Write a verified backup of `target`'s database (on `conn`, the caller's connection to it,
+    left open) at `final` (shown in messages as `shown`) with its manifest; `check` runs on the
+    temporary copy."""
     pgtools.check_dump_version(tools.pg_dump, conn.info.server_version // 10000)
     method, level = pgtools.parse_compression(options.compress)
     if options.fmt == "plain":
@@ -86,10 +89,11 @@ def take(
     backups.ensure_folder(final.parent)
     temp = backups.temp_path(final)
     timings = DumpTimings()
-    shown = ctx.config.shown(final)
     try:
         started = time.monotonic()
-        contents, streamed = _dump(ctx, conn, tools.pg_dump, temp, options, z, (method, level), progress)
+        contents, streamed = _dump(
+            conn, target, env, tools.pg_dump, temp, options, z, (method, level), progress
+        )
         backups.fsync_tree(temp)
         timings.dump_s = time.monotonic() - started
         started = time.monotonic()
@@ -111,8 +115,8 @@ def take(
             )
         manifest = Manifest(
             file=final.name,
-            database=ctx.database(),
-            environment=ctx.env.name,
+            database=target.dbname,
+            environment=env.name,
             server_version=server_version(conn),
             pg_dump_version=tools.pg_dump.version_text,
             format=options.fmt,
@@ -150,8 +154,9 @@ def _scaled(progress: Advance | None, label: str, total: int) -> Callable[[int],
 
 
 def _dump(
-    ctx: RunContext,
     conn: psycopg.Connection[Any],
+    target: Target,
+    environment: Environment,
     pg_dump: pgtools.Tool,
     temp: Path,
     options: DumpOptions,
@@ -164,15 +169,12 @@ def _dump(
     Plain: the rows are counted in the script itself as it streams by. Custom and directory:
     count(*) of every table on this transaction, on a thread, while pg_dump works.
     """
-    from dbops.backups import contents as contents_module
-
-    target = ctx.target()
     plain = options.fmt == "plain"
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
-        args = _arguments(ctx, pg_dump, target, options, z, row[0], temp)
+        args = _arguments(environment, pg_dump, target, options, z, row[0], temp)
         counted: list[Contents] = []
         failed: list[BaseException] = []
 
@@ -232,16 +234,14 @@ def _dump(
 
 
 def _arguments(
-    ctx: RunContext,
+    env: Environment,
     pg_dump: pgtools.Tool,
-    target: Any,
+    target: Target,
     options: DumpOptions,
     z: str,
     snapshot: str,
     temp: Path,
 ) -> list[str]:
-    from dbops.postgres.connection import PROTECTED_LOCK_TIMEOUT_MS
-
     args = [
         str(pg_dump.path),
         f"--dbname={pgtools.conninfo(target)}",
@@ -250,8 +250,8 @@ def _arguments(
         f"--compress={z}",
         f"--snapshot={snapshot}",
     ]
-    lock = ctx.env.lock_timeout_ms
-    if lock is None and ctx.env.protected:
+    lock = env.lock_timeout_ms
+    if lock is None and env.protected:
         lock = PROTECTED_LOCK_TIMEOUT_MS
     if lock:
         args.append(f"--lock-wait-timeout={lock}ms")

@@ -36,6 +36,7 @@ _TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
 _SUFFIXES = (".sql.gz", ".sql", ".dump", ".dir")
 
 Progress = Callable[[int], None]  # bytes done so far
+Advance = Callable[[str, int, int | None], None]  # a progress bar's (what, done, total or None)
 
 
 class BackupInvalid(DbopsError):

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbops.errors import ConfigError, DatabaseMissing, DbopsError
+from dbops.postgres.connection import ServerFacts, Target, connect, ensure_database, read_facts
+from dbops.postgres.embedded import EmbeddedServer
 
 if TYPE_CHECKING:
     import psycopg
@@ -15,9 +17,6 @@ if TYPE_CHECKING:
     from dbops.config.model import Config, Environment
     from dbops.engine.pipeline import Undo
     from dbops.engine.restore_point import RestorePoint
-    from dbops.postgres.connection import Target
-    from dbops.postgres.embedded import EmbeddedServer
-    from dbops.steps.connect import ServerFacts
 
 
 class RunContext:
@@ -38,8 +37,6 @@ class RunContext:
     # ------------------------------------------------------------------ where to connect
 
     def embedded_server(self) -> EmbeddedServer:
-        from dbops.postgres.embedded import EmbeddedServer
-
         return EmbeddedServer(self.config.state_dir / "pg")
 
     def database_name(self) -> str:
@@ -59,8 +56,6 @@ class RunContext:
         except DbopsError:
             return "(from the URL, once it is set)"
         if url:
-            from dbops.postgres.connection import Target
-
             try:
                 return Target.from_url(url).dbname
             except DbopsError:
@@ -71,8 +66,6 @@ class RunContext:
         """The environment's database: its URL, or the embedded server (started on demand)."""
         if self._target is not None:
             return self._target
-        from dbops.postgres.connection import Target
-
         url = self.env.resolved_url()
         if url:
             self._target = Target.from_url(url, self.env.database, self.env.where("url"))
@@ -107,8 +100,6 @@ class RunContext:
     def connection(self) -> psycopg.Connection[Any]:
         """One autocommit connection for the run, opened on first use."""
         if self._conn is None or self._conn.closed:
-            from dbops.postgres.connection import connect, ensure_database
-
             target = self.target()
             try:
                 self._conn = connect(target, self.env)
@@ -145,8 +136,6 @@ class RunContext:
     def facts(self) -> ServerFacts:
         """Who and where we are connected, read once per run."""
         if self._facts is None:
-            from dbops.steps.connect import read_facts
-
             self._facts = read_facts(self.connection(), self.target())
         return self._facts
 

@@ -35,10 +35,12 @@ def taken(ctx: RunContext, before: int) -> RestorePoint | None:
 def restore(ctx: RunContext, point: RestorePoint) -> str:
     """Restore the pipeline's backup, as taken() found it (an undo action); a note on it, which
     names the database it replaced: kept under another name, never dropped silently."""
+    # import cost: the policy imports steps.migrate (and so this module) on every run, dbops
+    # status included, and only an undo needs the backups package
     from dbops.backups.restore import restore_file
 
     ctx.close()  # the restore replaces the database under this connection
-    result = restore_file(ctx, point.path)
+    result = restore_file(ctx.target(), ctx.env, ctx.config, point.path)
     ctx.restored_to = point.step
     note = f"restored {ctx.config.shown(point.path)}, taken by step {point.step}"
     if result.kept_as:

@@ -253,6 +253,21 @@ def server_version(conn: psycopg.Connection[Any]) -> str:
     return f"PostgreSQL {major}.{number % 10000}" if major >= 10 else f"PostgreSQL {number}"
 
 
+@dataclass(frozen=True)
+class ServerFacts:
+    database: str
+    location: str
+    url: str
+    version: str
+    user: str
+
+
+def read_facts(conn: psycopg.Connection[Any], target: Target) -> ServerFacts:
+    row = conn.execute("SELECT current_database(), current_user").fetchone()
+    assert row is not None
+    return ServerFacts(row[0], target.location(), target.display(), server_version(conn), row[1])
+
+
 def ensure_database(target: Target, env: Environment) -> bool:
     """Create target's database when missing (embedded servers only); True if it was created."""
     from psycopg import errors, sql

@@ -1,7 +1,9 @@
-"""One migration run at a time per database: a PostgreSQL advisory lock on its own connection.
+"""One migration run, and one restore, at a time per database: PostgreSQL advisory locks.
 
-The lock lives as long as that connection: a killed dbops releases it when the server notices
-the connection is gone, so no stale lock is ever left behind (unlike yoyo's lock table).
+A lock lives as long as its connection: a killed dbops releases it when the server notices
+the connection is gone, so no stale lock is ever left behind (unlike yoyo's lock table). The
+migration lock is held on a connection to the database itself; the restore lock on one to the
+server's maintenance database (the database it guards is renamed away by the swap).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dbops.errors import DbopsError
+from dbops.errors import ConnectionFailed, DbopsError, RestoreFailed
+from dbops.postgres.connection import connect
 
 if TYPE_CHECKING:
     from typing import Any
@@ -34,8 +38,6 @@ def migration_lock(
 ) -> Iterator[None]:
     """Hold the advisory lock, and yoyo's lock row too unless yoyo_row is False (for a run
     that drops yoyo's tables: the row held uncommitted would block that forever)."""
-    from dbops.postgres.connection import connect
-
     conn = connect(target, env)
     try:
         deadline = time.monotonic() + wait_s
@@ -97,3 +99,105 @@ def _holder(conn: psycopg.Connection[Any]) -> str:
     if row is None:
         return "holder unknown (it may just have finished)"
     return f"pid {row[0]} ({row[1]}), since {row[2]}"
+
+
+# --------------------------------------------------------------------------- the restore lock
+
+
+@dataclass
+class RestoreLock:
+    """The restore lock of a database, taken before the safety backup and held until the restore
+    is done: on a connection of its own to the maintenance database (the one the swap then
+    uses), or, for --in-place when that database is out of reach, on the run's own connection."""
+
+    live: str
+    conn: psycopg.Connection[Any]
+    maintenance: bool  # the connection is its own (closing it releases the lock)
+
+    def release(self) -> None:
+        if self.maintenance:
+            self.conn.close()
+        # else it is the run's connection: the lock goes when the run closes it
+
+
+def take_restore_lock(
+    target: Target, env: Environment, live_conn: psycopg.Connection[Any], *, in_place: bool
+) -> RestoreLock:
+    """Before anything is written (the safety backup included): the restore lock, or "Another
+    restore of X is running"; and, for a restore through a scratch database, the rights it
+    needs (CREATEDB, and owning the database it renames). `live_conn` is the caller's connection
+    to `target`: --in-place locks on it when the maintenance database is out of reach."""
+    live = target.dbname
+    try:
+        conn = _maintenance_connection(target, env)
+    except ConnectionFailed:
+        if not in_place:
+            raise
+        conn = None
+    if conn is None:  # --in-place needs no maintenance database: lock on the live one
+        restore_lock_on(live_conn, live)
+        return RestoreLock(live, live_conn, maintenance=False)
+    try:
+        restore_lock_on(conn, live)
+        if not in_place:
+            check_rights(conn, live)
+    except BaseException:
+        conn.close()
+        raise
+    return RestoreLock(live, conn, maintenance=True)
+
+
+def check_rights(admin: psycopg.Connection[Any], live: str) -> None:
+    """CREATEDB for the scratch database; for the swap's rename, owning the live database."""
+    row = admin.execute(
+        "SELECT current_user, r.rolsuper OR r.rolcreatedb,"
+        " d.oid IS NULL OR r.rolsuper OR pg_has_role(d.datdba, 'USAGE'),"
+        " pg_get_userbyid(d.datdba)"
+        " FROM pg_roles r LEFT JOIN pg_database d ON d.datname = %s WHERE r.rolname = current_user",
+        (live,),
+    ).fetchone()
+    if row is None:
+        return
+    user, createdb, owner, owned_by = row
+    if not createdb:
+        raise RestoreFailed(
+            f"Cannot restore {live} through a scratch database: permission denied (CREATEDB) for {user}",
+            "Grant CREATEDB to this user, or restore into the existing database: dbops restore --in-place",
+        )
+    if not owner:
+        raise RestoreFailed(
+            f"Cannot restore {live}: the swap renames it, and only its owner ({owned_by}) or a "
+            f"superuser may; {user} is neither",
+            "Restore as its owner, or into the existing database: dbops restore --in-place",
+        )
+
+
+@contextmanager
+def locked_maintenance(target: Target, env: Environment) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the server's maintenance database, holding the restore lock of `target`'s
+    database."""
+    with _maintenance_connection(target, env) as conn:
+        restore_lock_on(conn, target.dbname)
+        yield conn
+
+
+def _maintenance_connection(target: Target, env: Environment) -> psycopg.Connection[Any]:
+    """postgres, else template1, on the environment's server."""
+    for name in ("postgres", "template1"):
+        try:
+            return connect(target.with_dbname(name), env)
+        except ConnectionFailed:
+            if name == "template1":
+                raise
+    raise AssertionError("unreachable")
+
+
+def restore_lock_on(conn: psycopg.Connection[Any], live: str) -> None:
+    """The restore lock of `live`, on that session (taken twice, it counts twice)."""
+    row = conn.execute(
+        "SELECT pg_try_advisory_lock(hashtextextended('dbops restore ' || %s, 0))", (live,)
+    ).fetchone()
+    if not row or not row[0]:
+        raise RestoreFailed(
+            f"Another restore of {live} is running on this server", "Wait for it to finish, then try again"
+        )

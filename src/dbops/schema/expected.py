@@ -9,14 +9,18 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbops.errors import ConfigError, DbopsError
+from dbops.migrations.migrator import Migrator
+from dbops.postgres.connection import connect
+from dbops.schema.snapshot import read_schema
 
 if TYPE_CHECKING:
     import psycopg
 
-    from dbops.engine.context import RunContext
+    from dbops.config.model import Environment
     from dbops.migrations.scripts import Script
     from dbops.postgres.databases import Scratch
     from dbops.schema.snapshot import Schema
@@ -35,17 +39,16 @@ class ExpectedInfo:
     duration_s: float
 
 
-def build(ctx: RunContext, scratch: Scratch, scripts: Sequence[Script]) -> tuple[Schema, ExpectedInfo]:
-    """Apply the migrations (or create the models) in the scratch database and read its schema."""
-    from dbops.postgres.connection import connect
-    from dbops.schema.snapshot import read_schema
-
+def build(
+    scratch: Scratch, env: Environment, scripts: Sequence[Script], *, models: str | None, root: Path
+) -> tuple[Schema, ExpectedInfo]:
+    """Apply the migrations (or create the models, ``models:`` of dbops.yaml, importable from the
+    project's folder `root`) in the scratch database and read its schema."""
     started = time.monotonic()
-    models = ctx.config.models
-    conn = connect(scratch.target, ctx.env)
+    conn = connect(scratch.target, env)
     try:
         if models:
-            count = _create_models(ctx, scratch, models)
+            count = _create_models(scratch, env, models, root)
         else:
             _apply(conn, scratch, scripts)
             count = len(scripts)
@@ -58,8 +61,6 @@ def build(ctx: RunContext, scratch: Scratch, scripts: Sequence[Script]) -> tuple
 
 
 def _apply(conn: psycopg.Connection[Any], scratch: Scratch, scripts: Sequence[Script]) -> None:
-    from dbops.migrations.migrator import Migrator
-
     migrator = Migrator(conn, scratch.target)
     migrator.ensure_bookkeeping()
     for script in scripts:
@@ -73,18 +74,16 @@ def _apply(conn: psycopg.Connection[Any], scratch: Scratch, scripts: Sequence[Sc
             ) from None
 
 
-def _create_models(ctx: RunContext, scratch: Scratch, spec: str) -> int:
+def _create_models(scratch: Scratch, env: Environment, spec: str, root: Path) -> int:
     """metadata.create_all() into the scratch database."""
-    from dbops.postgres.connection import connect
-
-    metadata = load_metadata(spec, str(ctx.config.root))
+    metadata = load_metadata(spec, str(root))
     try:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
     except ImportError:  # pragma: no cover - load_metadata already needed it
         raise _no_sqlalchemy() from None
     engine = create_engine(
-        "postgresql+psycopg://", creator=lambda: connect(scratch.target, ctx.env), poolclass=NullPool
+        "postgresql+psycopg://", creator=lambda: connect(scratch.target, env), poolclass=NullPool
     )
     try:
         metadata.create_all(engine)

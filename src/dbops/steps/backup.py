@@ -10,12 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from dbops.backups import contents
+from dbops.backups import dump as dumper
+from dbops.backups import restore as restorer
+from dbops.backups import store as backups
 from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
 from dbops.engine.options import BackupOptions
 from dbops.engine.pipeline import StepOutcome
 from dbops.engine.restore_point import RestorePoint
+from dbops.output import progress
 from dbops.output.reports.backup import BackupReport
+from dbops.postgres.tools import Toolbox, toolbox
 
 Verify = Literal["file", "restore"]
 When = Literal["always", "protected"]
@@ -47,11 +53,6 @@ class Backup:
             self.description = f"take a safety backup ({reason})" if reason else "take a safety backup"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.backups import contents
-        from dbops.backups import dump as dumper
-        from dbops.backups import store as backups
-        from dbops.output import progress
-
         if self.when == "protected" and not ctx.env.protected:
             return StepOutcome(messages=["not a protected environment: no safety backup"])
         ctx.connection()  # connect (and start the embedded server) before naming the file
@@ -62,12 +63,17 @@ class Backup:
         report = BackupReport(ctx.env.name, ctx.database(), final, ctx.config.shown(final), kind, self.reason)
         ctx.report_so_far(report)
         options = dumper.DumpOptions(self.format, self.compress, self.jobs)
-        check = _trial_restore(ctx) if self.verify == "restore" else None
         with progress.bar(ctx.interactive) as advance:
+            tools = toolbox(ctx.config)
+            check = _trial_restore(ctx, tools) if self.verify == "restore" else None
             manifest, timings = dumper.take(
-                ctx,
+                ctx.connection(),
+                ctx.target(),
+                ctx.env,
+                tools,
                 final,
                 options,
+                shown=ctx.config.shown(final),
                 kind=kind,
                 reason=self.reason,
                 keep=self.keep,
@@ -87,10 +93,8 @@ class Backup:
         return StepOutcome(messages=[f"Backup written to {report.file}"], data=report)
 
 
-def _trial_restore(ctx: RunContext) -> Callable[[Path, Manifest], None]:
-    from dbops.backups import restore as restorer
-
+def _trial_restore(ctx: RunContext, tools: Toolbox) -> Callable[[Path, Manifest], None]:
     def check(path: Path, manifest: Manifest) -> None:
-        restorer.trial_restore(ctx, path, manifest)
+        restorer.trial_restore(ctx.target(), ctx.env, tools, path, manifest)
 
     return check

@@ -6,8 +6,9 @@ from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome
 from dbops.errors import UsageError
 from dbops.migrations.scripts import load, order
+from dbops.migrations.session import record_checksums
 from dbops.output.reports.migration import MigrationItem
-from dbops.steps.migrate import migration_run, record_checksums
+from dbops.steps.migrate import migration_run
 
 
 class Baseline:
@@ -47,7 +48,7 @@ class Repair:
     def run(self, ctx: RunContext) -> StepOutcome:
         with migration_run(ctx, self.name, "repair", write=True) as (report, session):
             state = session.state
-            changed = record_checksums(session, report)
+            changed = record_checksums(session, report.adopted)
             for migration_id in changed:
                 file = state.by_id.get(migration_id)
                 name = file.path.name if file else f"{migration_id} (deleted)"

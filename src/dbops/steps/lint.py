@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import PolicyRefused
-from dbops.migrations.lint import IGNORE, Finding
+from dbops.migrations.lint import IGNORE, Finding, lint, session_lock_timeout_ms
+from dbops.migrations.session import check_integrity, migration_session, plan
 from dbops.output.reports.lint import LintReport
 
 if TYPE_CHECKING:
@@ -47,10 +48,9 @@ def lint_pending(
 ) -> tuple[list[Script], list[Finding]]:
     """The pending migrations (in the order migrate applies them) and their findings. Applied
     migrations edited or deleted since refuse first (exit 2), as migrate does."""
-    from dbops.migrations.lint import lint, session_lock_timeout_ms
-    from dbops.steps.migrate import check_integrity, migration_session, plan
-
-    with migration_session(ctx, write=False) as session:
+    with migration_session(
+        ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=False
+    ) as session:
         check_integrity(session.state, accept=accept)
         scripts = plan(session, start, end)
     findings = lint(scripts, lock_timeout_ms=session_lock_timeout_ms(ctx.env), shown=ctx.config.shown)

@@ -11,45 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 
+from dbops.engine import restore_point
 from dbops.engine.context import RunContext
 from dbops.engine.options import MigrateOptions
 from dbops.engine.pipeline import StepOutcome, Undo
-from dbops.errors import DbopsError, UsageError
-from dbops.migrations.files import MigrationFile, MigrationState
-from dbops.migrations.migrator import Migrator
+from dbops.errors import DbopsError
 from dbops.migrations.scripts import Script
+from dbops.migrations.session import Session, check_integrity, migration_session, plan, record_checksums
 from dbops.output.reports.migration import MigrationItem, MigrationReport
-
-
-class ChecksumMismatch(DbopsError):
-    """Applied migrations were edited or deleted since: refuse until the change is accepted."""
-
-    exit_code = 2
-
-
-@dataclass
-class Session:
-    migrator: Migrator
-    state: MigrationState
-
-
-@contextmanager
-def migration_session(ctx: RunContext, *, write: bool) -> Iterator[Session]:
-    """The run's connection, the migration lock (when writing) and the state read under it."""
-    from dbops.migrations import files as migrations
-    from dbops.postgres.locks import migration_lock
-
-    conn = ctx.connection()
-    target = ctx.target()
-    migrator = Migrator(conn, target)
-    if not write:
-        yield Session(migrator, migrations.state(conn, ctx.config.migrations_dir))
-        return
-    with migration_lock(target, ctx.env, ctx.env.lock_wait_ms / 1000):
-        migrator.ensure_bookkeeping()
-        yield Session(migrator, migrations.state(conn, ctx.config.migrations_dir))
 
 
 @contextmanager
@@ -61,72 +31,13 @@ def migration_run(
     report = MigrationReport(kind, ctx.env.name, ctx.database())
     ctx.report_so_far(report)  # a failure part-way still reports what was done
     try:
-        with migration_session(ctx, write=write) as session:
+        with migration_session(
+            ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=write
+        ) as session:
             yield report, session
     finally:
         report.duration_s = time.monotonic() - started
     report.finished = True
-
-
-def check_integrity(state: MigrationState, *, accept: bool) -> None:
-    """Edited or deleted applied migrations stop everything, unless accepted explicitly."""
-    changed = [
-        *(f"{i} (edited)" for i in state.edited),
-        *(f"{i} (deleted)" for i in state.unaccepted_missing),
-    ]
-    if changed and not accept:
-        raise ChecksumMismatch(
-            f"Applied migrations changed since they were applied: {', '.join(changed)}",
-            "Restore the files, or accept them: dbops migrate-repair (or migrate --accept-changes)",
-        )
-
-
-def record_checksums(session: Session, report: MigrationReport) -> list[str]:
-    """Accept changed files (when asked) and adopt migrations yoyo applied; returns the accepted."""
-    state = session.state
-    files = state.by_id
-    accepted = [*state.edited, *state.unaccepted_missing]
-    for migration_id in accepted:
-        session.migrator.accept(migration_id, files.get(migration_id))
-    for applied in state.applied:  # applied by plain yoyo: take the files as they are now
-        if applied.checksum is None and applied.id in files:
-            session.migrator.accept(applied.id, files[applied.id])
-            report.adopted.append(applied.id)
-    return accepted
-
-
-def select_range(
-    pending: tuple[MigrationFile, ...], known: set[str], start: str | None, end: str | None
-) -> list[MigrationFile]:
-    """--from/--to: ids in that range; an id prefix (--to=005) counts as the ids it starts."""
-    for flag, bound in (("--from", start), ("--to", end)):
-        if bound is not None and not any(i == bound or i.startswith(bound) for i in known):
-            raise UsageError(
-                f"{flag} {bound}: no migration has that id or starts with it", "dbops status lists them"
-            )
-    return [
-        f
-        for f in pending
-        if (start is None or f.id >= start) and (end is None or f.id <= end or f.id.startswith(end))
-    ]
-
-
-def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
-    from dbops.migrations.scripts import load, order
-
-    state = session.state
-    chosen = select_range(state.pending, set(state.by_id), start, end)
-    scripts = order(list(load(state.files, [f.id for f in chosen]).values()))
-    if start is not None or end is not None:
-        left_out = {f.id for f in state.pending} - {s.id for s in scripts}
-        for script in scripts:
-            skipped = sorted(set(script.depends) & left_out)
-            if skipped:
-                raise UsageError(
-                    f"{script.name} depends on {', '.join(skipped)}, which --from/--to leave out",
-                    "Widen the range to include the dependency",
-                )
-    return scripts
 
 
 class Migrate:
@@ -163,7 +74,7 @@ class Migrate:
             if self.dry_run:
                 report.items = [MigrationItem(s.id, s.name, "planned", sql=_sql_of(s)) for s in scripts]
             else:
-                accepted = record_checksums(session, report)
+                accepted = record_checksums(session, report.adopted)
                 report.notes += [f"⚠ Accepted the changed migration {i}" for i in accepted]
                 _apply_all(session, scripts, report, committed)
         return StepOutcome(data=report)
@@ -196,8 +107,6 @@ def _apply_all(
 
 
 def _undo(ctx: RunContext, applied: list[Script], number: int) -> str:
-    from dbops.engine import restore_point
-
     missing = [s.name for s in applied if not s.reversible]
     point = restore_point.taken(ctx, before=number) if missing else None
     if point is not None:
@@ -209,7 +118,9 @@ def _undo(ctx: RunContext, applied: list[Script], number: int) -> str:
             "Restore the database from a backup, or write the rollback script and run "
             f"dbops migrate-rollback --steps {len(applied)}",
         )
-    with migration_session(ctx, write=True) as session:
+    with migration_session(
+        ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=True
+    ) as session:
         for script in reversed(applied):
             session.migrator.rollback(script)
         session.migrator.flush()

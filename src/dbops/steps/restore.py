@@ -11,16 +11,18 @@ backup.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from dbops.backups import restore as restorer
+from dbops.backups import store as backups
 from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
+from dbops.output import progress
 from dbops.output.reports.restore import RestoreReport
-
-if TYPE_CHECKING:
-    from dbops.backups.restore import RestoreLock
+from dbops.postgres.locks import RestoreLock, take_restore_lock
+from dbops.postgres.tools import toolbox
 
 
 class CheckBackup:
@@ -36,10 +38,6 @@ class CheckBackup:
         self.report: RestoreReport | None = None
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.backups import restore as restorer
-        from dbops.backups import store as backups
-        from dbops.output import progress
-
         path = backups.resolve(
             self.file, ctx.config.backup_dir, ctx.config.root, Path.cwd(), database=ctx.database()
         )
@@ -47,7 +45,7 @@ class CheckBackup:
         self.report = report
         ctx.report_so_far(report)  # the operation's report, from here on (the restore step adds to it)
         with progress.bar(ctx.interactive) as advance:
-            manifest = restorer.check_file(ctx, path, advance)
+            manifest = restorer.check_file(path, ctx.config, advance)
         report.created = manifest.created.replace("T", " ").replace("Z", " UTC")
         report.size, report.format, report.kind = manifest.size, manifest.format, manifest.kind
         report.source_database = manifest.database
@@ -67,9 +65,7 @@ class LockRestore:
         self.lock: RestoreLock | None = None  # held for the restore step
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.backups import restore as restorer
-
-        lock = restorer.take_lock(ctx, in_place=self.in_place)
+        lock = take_restore_lock(ctx.target(), ctx.env, ctx.connection(), in_place=self.in_place)
         ctx.hold(lock.release)  # until the restore is done, or the run ends before it
         self.lock = lock
         return StepOutcome(messages=[f"no other restore of {lock.live} is running"], data=lock)
@@ -90,11 +86,6 @@ class Restore:
         self.jobs = jobs
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        import time
-
-        from dbops.backups import restore as restorer
-        from dbops.output import progress
-
         started = time.monotonic()
         manifest, report, lock = self.check.manifest, self.check.report, self.lock.lock
         assert manifest is not None and report is not None, "the restore runs after its check"
@@ -102,11 +93,23 @@ class Restore:
             report.safety_backup = ctx.restore_point.file
         try:
             with progress.bar(ctx.interactive) as advance:
+                tools = toolbox(ctx.config)
                 if self.in_place:
-                    report.result = restorer.restore_in_place(ctx, report.path, manifest, advance, lock)
+                    report.result = restorer.restore_in_place(
+                        ctx.connection(), ctx.target(), ctx.env, tools, report.path, manifest, advance, lock
+                    )
                 else:
+                    target = ctx.target()
+                    ctx.close()  # our own session on the live database would block the rename
                     report.result = restorer.replace_database(
-                        ctx, report.path, manifest, jobs=self.jobs, progress=advance, lock=lock
+                        target,
+                        ctx.env,
+                        tools,
+                        report.path,
+                        manifest,
+                        jobs=self.jobs,
+                        progress=advance,
+                        lock=lock,
                     )
         finally:
             if lock is not None:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from contextlib import suppress
 
+from dbops.engine import restore_point
 from dbops.engine.context import RunContext
 from dbops.engine.options import RollbackOptions
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import UsageError
-from dbops.migrations.scripts import Script
+from dbops.migrations.scripts import Script, load
+from dbops.migrations.session import Session, check_integrity, migration_session
 from dbops.output.reports.migration import MigrationItem, MigrationReport
-from dbops.steps.migrate import Session, check_integrity, migration_run, migration_session
+from dbops.steps.migrate import migration_run
 
 
 def _rollback_sql(script: Script) -> str:
@@ -73,8 +75,6 @@ class Rollback:
                 session.migrator.flush()
 
     def _choose(self, session: Session) -> list[Script]:
-        from dbops.migrations.scripts import load
-
         state = session.state
         newest_first = [m.id for m in reversed(state.applied)]
         if self.to is not None:  # an id prefix counts as the ids it starts, as for migrate --to
@@ -103,8 +103,6 @@ class Rollback:
         return [scripts[i] for i in chosen]
 
     def _check_dependents(self, session: Session, chosen: list[str], applied: set[str]) -> None:
-        from dbops.migrations.scripts import load
-
         staying = [i for i in applied - set(chosen) if i in session.state.by_id]
         for script in load(session.state.files, staying).values():
             needs = sorted(set(script.depends) & set(chosen))
@@ -116,8 +114,6 @@ class Rollback:
 
 
 def _undo(ctx: RunContext, done: list[Script]) -> Undo:
-    from dbops.engine import restore_point
-
     point = restore_point.taken(ctx, before=ctx.running_step)
     if point is not None:
         return Undo(
@@ -130,7 +126,9 @@ REAPPLY = "apply again the migrations it rolled back (the schema comes back, not
 
 
 def _reapply(ctx: RunContext, rolled_back: list[Script]) -> str:
-    with migration_session(ctx, write=True) as session:
+    with migration_session(
+        ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=True
+    ) as session:
         for script in reversed(rolled_back):
             session.migrator.apply(script)
         session.migrator.flush()

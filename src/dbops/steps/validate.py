@@ -10,7 +10,14 @@ import time
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import ConfigError, DbopsError
+from dbops.migrations import files as migrations
+from dbops.migrations.lint import lint, session_lock_timeout_ms
+from dbops.migrations.scripts import load, order
 from dbops.output.reports.validate import ValidateReport
+from dbops.postgres.databases import scratch_database
+from dbops.schema import expected
+from dbops.schema.compare import compare
+from dbops.schema.snapshot import read_schema
 
 
 class ValidationFailed(DbopsError):
@@ -27,14 +34,6 @@ class Validate:
         self.strict = strict
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.migrations import files as migrations
-        from dbops.migrations.lint import lint, session_lock_timeout_ms
-        from dbops.migrations.scripts import load, order
-        from dbops.postgres.databases import scratch_database
-        from dbops.schema import expected
-        from dbops.schema.compare import compare
-        from dbops.schema.snapshot import read_schema
-
         started = time.monotonic()
         report = ValidateReport(ctx.env.name, ctx.database(), strict=self.strict)
         ctx.report_so_far(report)
@@ -56,8 +55,10 @@ class Validate:
             lock_timeout_ms=session_lock_timeout_ms(ctx.env),
             shown=ctx.config.shown,
         )
-        with scratch_database(ctx) as scratch:
-            wanted, report.expected = expected.build(ctx, scratch, scripts)
+        with scratch_database(conn, ctx.target(), ctx.env, ctx.embedded_server()) as scratch:
+            wanted, report.expected = expected.build(
+                scratch, ctx.env, scripts, models=ctx.config.models, root=ctx.config.root
+            )
             live = read_schema(conn)  # meanwhile the scratch session ends: dropping it need not wait
         report.differences = compare(wanted, live)
         report.duration_s = time.monotonic() - started

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dbops.output.render import Line, heading
+from dbops.postgres.connection import ServerFacts
 from dbops.schema.introspect import CatalogSummary, TableInfo
-from dbops.steps.connect import ServerFacts
 
 CheckResult = Literal["ok", "warn", "fail"]
 
