@@ -7,8 +7,9 @@
    it on the way; custom and directory formats itself). Files are private (umask 077).
 3. fsync, then the verification: re-read everything, check the sha256 (plain) and decode it
    completely (gunzip and the dump's trailer, or pg_restore reading every block).
-4. The manifest and the backup are renamed into place and the folder is fsynced. On any
-   failure the temporary files are removed: nothing appears under the final name.
+4. The manifest and the backup are published (dbops.atomic: never over an existing name) and
+   the folder is fsynced. On any failure the temporary files are removed: nothing appears
+   under the final name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dbops import atomic
 from dbops.backups import store as backups
 from dbops.backups.contents import Contents
 from dbops.backups.rowcount import RowCounter
@@ -84,13 +86,13 @@ def take(
         z = pgtools.compress_argument(tools.pg_dump, method, level)
     created = backups.utc_now()
     backups.ensure_folder(final.parent)
-    temp = backups.temp_path(final)
+    temp = atomic.temp_path(final)
     timings = DumpTimings()
     shown = ctx.config.shown(final)
     try:
         started = time.monotonic()
         contents, streamed = _dump(ctx, conn, tools.pg_dump, temp, options, z, (method, level), progress)
-        backups.fsync_tree(temp)
+        atomic.fsync_tree(temp)
         timings.dump_s = time.monotonic() - started
         started = time.monotonic()
         size = backups.size_of(temp)
@@ -135,10 +137,15 @@ def take(
         if check is not None:
             check(temp, manifest)
         timings.verify_s = time.monotonic() - started
-        backups.publish(temp, final, manifest)
+        try:
+            backups.publish(temp, final, manifest)
+        except FileExistsError:
+            raise DbopsError(
+                f"Backup {shown} already exists: not overwriting it",
+                "Another backup took that name meanwhile; run the backup again",
+            ) from None
     except BaseException:
         backups.remove(temp)
-        backups.remove(backups.temp_path(backups.manifest_path(final)))
         raise
     return manifest, timings
 
