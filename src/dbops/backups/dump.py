@@ -201,27 +201,19 @@ def _dump(
             )
             counter = threading.Thread(target=count, name="dbops-count", daemon=True)
             counter.start()
-            errors: list[bytes] = []
-            stderr_reader = threading.Thread(
-                target=lambda: errors.append(pgtools.drain(process.stderr)), daemon=True
-            )
-            stderr_reader.start()
             rows = RowCounter()
             try:
-                if plain:
-                    streamed: str | None = _stream(process, temp, compression, rows, progress)
-                else:
-                    _watch(process, temp, progress)
-                    streamed = None
-                code = process.wait()
-            except BaseException:
-                pgtools.stop(process)
-                raise
+                with pgtools.drained(process) as stderr:
+                    if plain:
+                        streamed: str | None = _stream(process, temp, compression, rows, progress)
+                    else:
+                        _watch(process, temp, progress)
+                        streamed = None
+                    code = process.wait()
             finally:
-                stderr_reader.join(timeout=30)
                 counter.join()
         if code != 0:
-            detail = pgtools.error_text(errors[0] if errors else b"", target)
+            detail = pgtools.error_text(stderr(), target)
             raise DumpFailed(
                 f"pg_dump failed (exit {code}): {detail}",
                 "Nothing was written; fix the cause above and run the backup again",

@@ -30,7 +30,7 @@ from dbops.atomic import fsync_path as fsync_path  # backup-cleanup syncs the fo
 from dbops.config.model import shown as shown_path
 from dbops.errors import DbopsError
 from dbops.postgres.embedded import process_alive
-from dbops.postgres.tools import base_env, spawn
+from dbops.postgres.tools import base_env, drained, spawn
 
 Format = Literal["plain", "custom", "directory"]
 FORMATS: tuple[Format, ...] = ("plain", "custom", "directory")
@@ -270,35 +270,16 @@ def _pg_restore_reads(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    errors: list[bytes] = []
-    with _drained(process, errors):
+    with drained(process) as stderr:
         digest, files = (
             directory_digest(archive) if archive.is_dir() else (sha256_file(archive, progress), {})
         )
         code = process.wait()
     if code != 0:
-        detail = errors[0].decode("utf-8", "replace").strip().splitlines() if errors else []
+        detail = stderr().decode("utf-8", "replace").strip().splitlines()
         reason = next((line for line in detail if "error" in line), detail[-1] if detail else "")
         raise BackupInvalid(shown, f"pg_restore cannot read it: {reason.removeprefix('pg_restore: ')}")
     return digest, files
-
-
-@contextlib.contextmanager
-def _drained(process: subprocess.Popen[bytes], into: list[bytes]) -> Iterator[None]:
-    """Collect a child's stderr on a thread (so it never blocks on a full pipe); kill it on error."""
-    import threading
-
-    from dbops.postgres.tools import drain, stop
-
-    reader = threading.Thread(target=lambda: into.append(drain(process.stderr)), daemon=True)
-    reader.start()
-    try:
-        yield
-    except BaseException:
-        stop(process)
-        raise
-    finally:
-        reader.join(timeout=30)
 
 
 def verify(
