@@ -7,8 +7,9 @@
    it on the way; custom and directory formats itself). Files are private (umask 077).
 3. fsync, then the verification: re-read everything, check the sha256 (plain) and decode it
    completely (gunzip and the dump's trailer, or pg_restore reading every block).
-4. The manifest and the backup are renamed into place and the folder is fsynced. On any
-   failure the temporary files are removed: nothing appears under the final name.
+4. The manifest and the backup are published (dbops.atomic: never over an existing name) and
+   the folder is fsynced. On any failure the temporary files are removed: nothing appears
+   under the final name.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dbops import __version__
+from dbops import __version__, atomic
 from dbops.backups import contents as contents_module
 from dbops.backups import store as backups
 from dbops.backups.contents import Contents
@@ -87,14 +88,14 @@ def take(
         z = pgtools.compress_argument(tools.pg_dump, method, level)
     created = backups.utc_now()
     backups.ensure_folder(final.parent)
-    temp = backups.temp_path(final)
+    temp = atomic.temp_path(final)
     timings = DumpTimings()
     try:
         started = time.monotonic()
         contents, streamed = _dump(
             conn, target, env, tools.pg_dump, temp, options, z, (method, level), progress
         )
-        backups.fsync_tree(temp)
+        atomic.fsync_tree(temp)
         timings.dump_s = time.monotonic() - started
         started = time.monotonic()
         size = backups.size_of(temp)
@@ -139,10 +140,15 @@ def take(
         if check is not None:
             check(temp, manifest)
         timings.verify_s = time.monotonic() - started
-        backups.publish(temp, final, manifest)
+        try:
+            backups.publish(temp, final, manifest)
+        except FileExistsError:
+            raise DbopsError(
+                f"Backup {shown} already exists: not overwriting it",
+                "Another backup took that name meanwhile; run the backup again",
+            ) from None
     except BaseException:
         backups.remove(temp)
-        backups.remove(backups.temp_path(backups.manifest_path(final)))
         raise
     return manifest, timings
 
@@ -196,27 +202,19 @@ def _dump(
             )
             counter = threading.Thread(target=count, name="dbops-count", daemon=True)
             counter.start()
-            errors: list[bytes] = []
-            stderr_reader = threading.Thread(
-                target=lambda: errors.append(pgtools.drain(process.stderr)), daemon=True
-            )
-            stderr_reader.start()
             rows = RowCounter()
             try:
-                if plain:
-                    streamed: str | None = _stream(process, temp, compression, rows, progress)
-                else:
-                    _watch(process, temp, progress)
-                    streamed = None
-                code = process.wait()
-            except BaseException:
-                pgtools.stop(process)
-                raise
+                with pgtools.drained(process) as stderr:
+                    if plain:
+                        streamed: str | None = _stream(process, temp, compression, rows, progress)
+                    else:
+                        _watch(process, temp, progress)
+                        streamed = None
+                    code = process.wait()
             finally:
-                stderr_reader.join(timeout=30)
                 counter.join()
         if code != 0:
-            detail = pgtools.error_text(errors[0] if errors else b"", target)
+            detail = pgtools.error_text(stderr(), target)
             raise DumpFailed(
                 f"pg_dump failed (exit {code}): {detail}",
                 "Nothing was written; fix the cause above and run the backup again",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -285,10 +284,7 @@ def _run_script(
         )
         assert sink.stdin is not None
         pgtools.widen_pipe(sink.stdin.fileno())
-        errors: list[bytes] = []
-        reader = threading.Thread(target=lambda: errors.append(pgtools.drain(sink.stderr)), daemon=True)
-        reader.start()
-        try:
+        with pgtools.drained(sink) as stderr:
             with contextlib.suppress(BrokenPipeError):
                 if clear_first:
                     sink.stdin.write(CLEAR_SQL.encode())
@@ -306,13 +302,8 @@ def _run_script(
             # pg_restore's own verdict, before leaving _source stops it (unless psql failed first,
             # or only the head was wanted)
             render_error = renderer() if renderer is not None and code == 0 and not head_only else None
-        except BaseException:
-            pgtools.stop(sink)
-            raise
-        finally:
-            reader.join(timeout=30)
     if code != 0:
-        detail = pgtools.error_text(errors[0] if errors else b"", target) or f"psql exit code {code}"
+        detail = pgtools.error_text(stderr(), target) or f"psql exit code {code}"
         raise RestoreFailed(f"Restore failed: {detail}", _LOAD_HINT if not clear_first else _IN_PLACE_HINT)
     if render_error:
         raise RestoreFailed(f"pg_restore failed: {render_error}", _LOAD_HINT)
@@ -347,24 +338,20 @@ def _source(
         args, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert renderer.stdout is not None
-    errors: list[bytes] = []
-    reader = threading.Thread(target=lambda: errors.append(pgtools.drain(renderer.stderr)), daemon=True)
-    reader.start()
     stdout = renderer.stdout
+    with pgtools.drained(renderer) as stderr:
 
-    def failure() -> str | None:
-        code = renderer.wait()
-        reader.join(timeout=30)
-        if code == 0:
-            return None
-        lines = errors[0].decode("utf-8", "replace").strip().splitlines() if errors and errors[0] else []
-        return lines[-1] if lines else f"exit code {code}"
+        def failure() -> str | None:
+            code = renderer.wait()
+            if code == 0:
+                return None
+            lines = stderr().decode("utf-8", "replace").strip().splitlines()
+            return lines[-1] if lines else f"exit code {code}"
 
-    try:
-        yield iter(lambda: stdout.read(CHUNK), b""), failure, None
-    finally:
-        pgtools.stop(renderer)
-        reader.join(timeout=30)
+        try:
+            yield iter(lambda: stdout.read(CHUNK), b""), failure, None
+        finally:
+            pgtools.stop(renderer)
 
 
 # Everything of the application's, so the backup loads into an empty database: every schema but

@@ -3,8 +3,9 @@
 A backup is a file (``.sql.gz``/``.sql`` plain SQL, ``.dump`` custom) or a folder (``.dir``,
 pg_dump's directory format) with a manifest ``<name>.json`` beside it. Manual backups live in
 ``backups/db/``, automatic ones (taken before a destructive step) in ``backups/db/automated/``.
-Nothing is ever visible under a final name before it is complete: writers use a hidden
-temporary name (``.<name>.tmp-<pid>``), fsync, rename, then fsync the folder.
+Nothing is ever visible under a final name before it is complete, and nothing is overwritten:
+writers use dbops.atomic (a hidden temporary name ``.<name>.tmp-<pid>``, fsync, link or
+rename-noreplace, then fsync the folder).
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from dbops import atomic
+from dbops.atomic import fsync_path as fsync_path  # backup-cleanup syncs the folders it swept
+from dbops.config.model import shown as shown_path
 from dbops.errors import DbopsError
 from dbops.postgres.embedded import process_alive
+from dbops.postgres.tools import base_env, drained, spawn
 
 Format = Literal["plain", "custom", "directory"]
 FORMATS: tuple[Format, ...] = ("plain", "custom", "directory")
@@ -144,38 +149,16 @@ def ensure_folder(folder: Path) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def temp_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(path: Path) -> None:
-    """A file, or a folder with every file in it, then the folder itself."""
-    if path.is_dir():
-        for child in path.iterdir():
-            fsync_path(child)
-    fsync_path(path)
-
-
 def publish(temp: Path, final: Path, manifest: Manifest) -> None:
     """Manifest first, then the backup: a crash between leaves only an orphan manifest, never an
-    unverifiable backup under its final name."""
-    mtemp = temp_path(manifest_path(final))
-    fd = os.open(mtemp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(manifest.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(mtemp, manifest_path(final))
-    os.rename(temp, final)
-    fsync_path(final.parent)
+    unverifiable backup under its final name. Never overwrites: FileExistsError when either name
+    is taken (then neither name is left holding this backup's files)."""
+    atomic.write_new(manifest_path(final), manifest.to_json(), mode=0o600)
+    try:
+        atomic.publish(temp, final)
+    except FileExistsError:
+        manifest_path(final).unlink()  # ours: write_new created it just now
+        raise
 
 
 def remove(path: Path) -> None:
@@ -281,8 +264,6 @@ def _pg_restore_reads(
 ) -> tuple[str, dict[str, str]]:
     """pg_restore -f /dev/null over the archive (it decodes every block), while this process
     hashes the file beside it; returns the sha256 (of the file; the combined one of a folder)."""
-    from dbops.postgres.tools import base_env, spawn
-
     process = spawn(
         [str(pg_restore), "-f", os.devnull, str(archive)],
         base_env(),
@@ -290,35 +271,16 @@ def _pg_restore_reads(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    errors: list[bytes] = []
-    with _drained(process, errors):
+    with drained(process) as stderr:
         digest, files = (
             directory_digest(archive) if archive.is_dir() else (sha256_file(archive, progress), {})
         )
         code = process.wait()
     if code != 0:
-        detail = errors[0].decode("utf-8", "replace").strip().splitlines() if errors else []
+        detail = stderr().decode("utf-8", "replace").strip().splitlines()
         reason = next((line for line in detail if "error" in line), detail[-1] if detail else "")
         raise BackupInvalid(shown, f"pg_restore cannot read it: {reason.removeprefix('pg_restore: ')}")
     return digest, files
-
-
-@contextlib.contextmanager
-def _drained(process: subprocess.Popen[bytes], into: list[bytes]) -> Iterator[None]:
-    """Collect a child's stderr on a thread (so it never blocks on a full pipe); kill it on error."""
-    import threading
-
-    from dbops.postgres.tools import drain, stop
-
-    reader = threading.Thread(target=lambda: into.append(drain(process.stderr)), daemon=True)
-    reader.start()
-    try:
-        yield
-    except BaseException:
-        stop(process)
-        raise
-    finally:
-        reader.join(timeout=30)
 
 
 def verify(
@@ -444,10 +406,8 @@ def resolve(argument: str, root: Path, project: Path, cwd: Path, *, database: st
     if stem == "latest":
         newest = newest_automatic(root, database)
         if newest is None:
-            from dbops.config.model import shown
-
             raise DbopsError(
-                f"No automatic backup of {database} in {shown(root / AUTOMATED, project)}/ "
+                f"No automatic backup of {database} in {shown_path(root / AUTOMATED, project)}/ "
                 f"to restore as '{argument}'",
                 _others(root),
                 exit_code=2,
@@ -479,12 +439,3 @@ def utc_now() -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def describe_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")

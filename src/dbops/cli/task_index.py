@@ -11,11 +11,10 @@ no pipeline, and the command that runs says what is wrong.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from dbops import atomic
 from dbops.config.locate import find_config
 from dbops.errors import DbopsError
 
@@ -38,7 +37,7 @@ def declared() -> list[tuple[str, str]]:
             return [(str(name), str(description)) for name, description in kept["pipelines"]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    # lazy: the catalog imports every step; only a changed dbops.yaml pays for it
+    # lazy: the catalog imports every step; only a stale index pays for them and for loading
     from dbops.config.loader import load_config
     from dbops.engine.catalog import RULES
 
@@ -56,12 +55,10 @@ def declared() -> list[tuple[str, str]]:
 
 
 def _write(index: Path, document: object) -> None:
-    """Atomically; a project folder dbops may not write to just goes without the index."""
+    """Atomically (a cache: replacing the old one); a project folder dbops may not write to just
+    goes without the index."""
     try:
         index.parent.mkdir(exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tasks-", suffix=".json", dir=index.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False)
-        os.replace(temp, index)
+        atomic.write_replacing(index, json.dumps(document, ensure_ascii=False), mode=0o600)
     except OSError:
         return

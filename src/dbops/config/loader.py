@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from dbops.config import yaml_lines
 from dbops.config.locate import find_config
 from dbops.config.model import (
     BackupSettings,
@@ -22,10 +23,8 @@ from dbops.config.model import (
     PipelineRules,
     StepCall,
 )
+from dbops.config.yaml_lines import KeyPath, YamlShapeError, YamlSyntaxError
 from dbops.errors import ConfigError
-
-KeyPath = tuple[str | int, ...]
-
 
 # --------------------------------------------------------------------------- reading the file
 
@@ -41,11 +40,11 @@ def load_config(rules: PipelineRules, explicit: str | None = None, start: Path |
     return parse_config(text, path, rules)
 
 
-# --------------------------------------------------------------------------- YAML with line numbers
+# --------------------------------------------------------------------------- YAML, and its lines in messages
 
 
 class _Doc:
-    """The parsed document plus the line of every key path, for messages."""
+    """The line of every key path of the parsed document, for messages."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -59,49 +58,22 @@ class _Doc:
 
 
 def _read_yaml(text: str, doc: _Doc) -> Any:
-    import yaml
-
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
     try:
-        node = loader.get_single_node()
-        return None if node is None else _plain(loader, node, (), doc)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{doc.path.name}:{mark.line + 1}:{mark.column + 1}" if mark else doc.path.name
+        document = yaml_lines.read(text)
+    except YamlSyntaxError as exc:
+        if exc.line is None:
+            raise ConfigError(
+                f"{doc.path.name}: invalid YAML: {exc.problem}", "Check the file's syntax"
+            ) from None
         raise ConfigError(
-            f"{where}: invalid YAML: {exc.problem or exc.context}",
+            f"{exc.where(doc.path.name)}: invalid YAML: {exc.problem}",
             "Check the indentation and quoting around that position",
         ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{doc.path.name}: invalid YAML: {exc}", "Check the file's syntax") from None
-    finally:
-        loader.dispose()
-
-
-def _plain(loader: Any, node: Any, keypath: KeyPath, doc: _Doc, seen: frozenset[int] = frozenset()) -> Any:
-    import yaml
-
-    doc.lines[keypath] = node.start_mark.line + 1
-    if id(node) in seen:
-        raise doc.error(keypath, "an alias refers to a node that contains it")
-    seen = seen | {id(node)}
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # YAML merge keys: <<: *defaults
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node)
-            if not isinstance(key, str):
-                doc.lines[(*keypath, str(key))] = key_node.start_mark.line + 1
-                raise doc.error((*keypath, str(key)), "keys must be strings")
-            if key in result:
-                doc.lines[(*keypath, key)] = key_node.start_mark.line + 1
-                raise doc.error((*keypath, key), "duplicate key")
-            result[key] = _plain(loader, value_node, (*keypath, key), doc, seen)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(loader, item, (*keypath, i), doc, seen) for i, item in enumerate(node.value)]
-    return loader.construct_object(node)
+    except YamlShapeError as exc:
+        doc.lines[exc.keypath] = exc.line
+        raise doc.error(exc.keypath, exc.message) from None
+    doc.lines = document.lines
+    return document.value
 
 
 # --------------------------------------------------------------------------- value parsers

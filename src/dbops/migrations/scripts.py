@@ -17,6 +17,7 @@ from typing import Any
 
 from dbops.errors import DbopsError
 from dbops.migrations.files import MigrationFile, checksum_of
+from dbops.toposort import CycleError, stable_order
 
 
 class BadMigration(DbopsError):
@@ -101,32 +102,17 @@ def load(files: Sequence[MigrationFile], wanted: Iterable[str] | None = None) ->
     return scripts
 
 
-def order(scripts: Sequence[Script], known: dict[str, Script] | None = None) -> list[Script]:
+def order(scripts: Sequence[Script]) -> list[Script]:
     """Dependency order, file order where free (as yoyo does); a cycle is an error naming it."""
-    by_id = {s.id: s for s in scripts}
-    placed: list[Script] = []
-    done: set[str] = set()
-    visiting: list[str] = []
-
-    def visit(script: Script) -> None:
-        if script.id in done:
-            return
-        if script.id in visiting:
-            cycle = [*visiting[visiting.index(script.id) :], script.id]
-            raise BadMigration(
-                f"Migration dependencies form a cycle: {' -> '.join(cycle)}", "Break the cycle"
-            )
-        visiting.append(script.id)
-        for dep in sorted(script.depends):
-            if dep in by_id:
-                visit(by_id[dep])
-        visiting.pop()
-        done.add(script.id)
-        placed.append(script)
-
-    for script in sorted(scripts, key=lambda s: str(s.file.path)):
-        visit(script)
-    return placed
+    in_file_order = sorted(scripts, key=lambda s: str(s.file.path))
+    by_id = {s.id: s for s in in_file_order}
+    try:
+        ids = stable_order(list(by_id), {s.id: sorted(s.depends) for s in in_file_order})
+    except CycleError as exc:
+        raise BadMigration(
+            f"Migration dependencies form a cycle: {' -> '.join(exc.args[1])}", "Break the cycle"
+        ) from None
+    return [by_id[i] for i in ids]
 
 
 # --------------------------------------------------------------------------- SQL

@@ -1,42 +1,53 @@
-"""A transient progress bar for long backups and restores, on a terminal only."""
+"""The one transient progress bar (backups, restores, seeds), on a terminal only."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 Advance = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
 
 @contextmanager
-def bar(show: bool) -> Iterator[Advance | None]:
-    """Yields advance(description, done, total); None when not on a terminal (nothing is drawn)."""
+def bar(
+    show: bool, *, counting: Literal["bytes", "rows"] = "bytes", label: str = "{}"
+) -> Iterator[Advance | None]:
+    """Yields advance(what, done, total), one task of the bar per `what` (shown as
+    label.format(what)); None when not on a terminal (nothing is drawn).
+
+    bytes: the size done so far and the time taken (a dump's total is unknown); rows: counts of
+    anything (rows, or bytes of a CSV file) and the time left.
+    """
     if not show:
         yield None
         return
-    from rich.progress import (
+    from rich.progress import (  # rich costs start-up time: only when a bar is drawn
         BarColumn,
         DownloadColumn,
         Progress,
+        ProgressColumn,
         TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
-    columns = (
+    columns: tuple[ProgressColumn, ...] = (
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        DownloadColumn(),
-        TimeElapsedColumn(),
     )
+    if counting == "bytes":
+        columns += (DownloadColumn(), TimeElapsedColumn())
+    else:
+        columns += (TimeRemainingColumn(),)
     tasks: dict[str, Any] = {}
     with Progress(*columns, transient=True) as progress:
 
-        def advance(description: str, done: int, total: int | None) -> None:
-            if description not in tasks:
-                tasks[description] = progress.add_task(description, total=total)
-            progress.update(tasks[description], completed=done, total=total)
+        def advance(what: str, done: int, total: int | None) -> None:
+            if what not in tasks:
+                tasks[what] = progress.add_task(label.format(what), total=total)
+            progress.update(tasks[what], completed=done, total=total)
 
         yield advance

@@ -14,13 +14,15 @@ import re
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from dbops.errors import ConfigError, DbopsError, UsageError
+from dbops.postgres.embedded import bin_dir
 
 if TYPE_CHECKING:
     from dbops.config.model import Config
@@ -64,8 +66,6 @@ def toolbox(config: Config) -> Toolbox:
         folder = configured.parent
         names = {"pg_dump": configured.name, "pg_restore": "pg_restore", "psql": "psql"}
     else:
-        from dbops.postgres.embedded import bin_dir
-
         folder = bin_dir()
         names = {"pg_dump": "pg_dump", "pg_restore": "pg_restore", "psql": "psql"}
     tools = {key: _tool(key, folder / name) for key, name in names.items()}
@@ -285,7 +285,29 @@ def error_text(stderr: bytes | str, target: Target) -> str:
     return target.scrub(" ".join([chosen, *detail]))
 
 
-def drain(stream: IO[bytes] | None, keep: int = 64 * 1024) -> bytes:
+@contextlib.contextmanager
+def drained(process: subprocess.Popen[bytes], keep: int = 64 * 1024) -> Iterator[Callable[[], bytes]]:
+    """Read the child's stderr to its end on a thread while the block runs, so that the child
+    never blocks on a full pipe; stop the child if the block fails. Yields a function that waits
+    for the end of stderr (30 s at most) and returns its last `keep` bytes."""
+    kept: list[bytes] = []
+    reader = threading.Thread(target=lambda: kept.append(_tail(process.stderr, keep)), daemon=True)
+    reader.start()
+
+    def stderr() -> bytes:
+        reader.join(timeout=30)
+        return kept[0] if kept else b""
+
+    try:
+        yield stderr
+    except BaseException:
+        stop(process)
+        raise
+    finally:
+        reader.join(timeout=30)
+
+
+def _tail(stream: IO[bytes] | None, keep: int) -> bytes:
     """Read a child's stream to its end, keeping only its last bytes."""
     if stream is None:
         return b""

@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbops.config import yaml_lines
+from dbops.config.yaml_lines import YamlSyntaxError, line_of
 from dbops.errors import DbopsError
+from dbops.seeding import fixture_text
 
 SEED_KINDS = (".sql", ".yaml", ".yml", ".csv", ".py")
 _TABLE_OPTIONS = ("key", "hash", "accounts", "rows")
@@ -96,8 +99,6 @@ def read(path: Path, shown: str | None = None) -> SeedFile:
 
 def _yaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
     """Large fixtures of the usual shape are read by fixture_text; anything else by PyYAML."""
-    from dbops.seeding import fixture_text
-
     fast = fixture_text.split(text)
     if fast is None:
         return _pyyaml_tables(path, text, shown)
@@ -125,40 +126,34 @@ def _yaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
 
 
 def _pyyaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
-    import yaml
+    import yaml  # for its node classes; yaml_lines has imported it already
 
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            return []
-        if not isinstance(root, yaml.MappingNode):
-            raise _bad(shown, root, "expected a mapping of table names to rows")
-        loader.flatten_mapping(root)
-        tables: list[Rows] = []
-        for key_node, value_node in root.value:
-            name = loader.construct_object(key_node)
-            if not isinstance(name, str):
-                raise _bad(shown, key_node, "table names must be strings")
-            if name.startswith("_"):
-                continue  # reserved for notes
-            if any(t.table == name for t in tables):
-                raise _bad(shown, key_node, f"{name} appears twice in this file; put its rows together")
-            tables.append(_table(loader, path, shown, name, key_node, value_node))
-        return tables
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
-        raise BadSeed(f"{where}: invalid YAML: {exc.problem or exc.context}", "Fix the YAML syntax") from None
-    finally:
-        loader.dispose()
+        with yaml_lines.composed(text) as (loader, root):
+            if root is None:
+                return []
+            if not isinstance(root, yaml.MappingNode):
+                raise _bad(shown, root, "expected a mapping of table names to rows")
+            loader.flatten_mapping(root)
+            tables: list[Rows] = []
+            for key_node, value_node in root.value:
+                name = loader.construct_object(key_node)
+                if not isinstance(name, str):
+                    raise _bad(shown, key_node, "table names must be strings")
+                if name.startswith("_"):
+                    continue  # reserved for notes
+                if any(t.table == name for t in tables):
+                    raise _bad(shown, key_node, f"{name} appears twice in this file; put its rows together")
+                tables.append(_table(loader, path, shown, name, key_node, value_node))
+            return tables
+    except YamlSyntaxError as exc:
+        raise BadSeed(f"{exc.where(shown)}: invalid YAML: {exc.problem}", "Fix the YAML syntax") from None
 
 
 def _table(loader: Any, path: Path, shown: str, name: str, key_node: Any, node: Any) -> Rows:
     import yaml
 
-    rows = Rows(name, path, key_node.start_mark.line + 1)
+    rows = Rows(name, path, line_of(key_node))
     rows_node = node
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
@@ -198,9 +193,9 @@ def _table(loader: Any, path: Path, shown: str, name: str, key_node: Any, node: 
         if rows.accounts and not set(rows.accounts) <= set(row):
             raise _bad(shown, item, f"{name}: the row lacks the accounts: columns {', '.join(rows.accounts)}")
         rows.rows.append(row)
-        rows.lines.append(item.start_mark.line + 1)
+        rows.lines.append(line_of(item))
     return rows
 
 
 def _bad(shown: str, node: Any, message: str) -> BadSeed:
-    return BadSeed(f"{shown}:{node.start_mark.line + 1}: {message}", "See the seeds section of the README")
+    return BadSeed(f"{shown}:{line_of(node)}: {message}", "See the seeds section of the README")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dbops.config.model import shown
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.seeding.files import BadSeed, Rows, SeedFile
+from dbops.toposort import CycleError, stable_order
 
 if TYPE_CHECKING:
     import psycopg
@@ -173,33 +174,23 @@ class Seeder:
     def _topological(
         self, names: list[str], parents: dict[str, set[str]], deferrable: dict[tuple[str, str], bool]
     ) -> list[str]:
-        placed: list[str] = []
-        visiting: list[str] = []
+        """Parents first, else file order. A cycle of DEFERRABLE foreign keys is broken at the
+        reference that closes it, and checked at commit; any other cycle is refused."""
+        parents = {name: set(of) for name, of in parents.items()}
         deferred = False
-
-        def visit(name: str) -> None:
-            nonlocal deferred
-            if name in placed:
-                return
-            if name in visiting:
-                cycle = [*visiting[visiting.index(name) :], name]
-                pairs = list(pairwise(cycle))
-                if all(deferrable.get(pair, False) for pair in pairs):
-                    deferred = True  # checked at commit, once every row is in
-                    return
-                raise BadSeed(
-                    f"Seeded tables reference each other in a cycle: {' -> '.join(cycle)}",
-                    "Make one of those foreign keys DEFERRABLE, or seed one side in a later step",
-                )
-            visiting.append(name)
-            for parent in sorted(parents[name]):
-                visit(parent)
-            visiting.pop()
-            if name not in placed:
-                placed.append(name)
-
-        for name in names:
-            visit(name)
+        while True:
+            try:
+                placed = stable_order(names, {name: sorted(of) for name, of in parents.items()})
+                break
+            except CycleError as exc:
+                cycle: list[str] = exc.args[1]
+                if not all(deferrable.get(pair, False) for pair in pairwise(cycle)):
+                    raise BadSeed(
+                        f"Seeded tables reference each other in a cycle: {' -> '.join(cycle)}",
+                        "Make one of those foreign keys DEFERRABLE, or seed one side in a later step",
+                    ) from None
+                parents[cycle[-2]].discard(cycle[-1])
+                deferred = True  # checked at commit, once every row is in
         if deferred:
             self.conn.execute("SET CONSTRAINTS ALL DEFERRED")
         return placed

@@ -6,16 +6,16 @@ A project overrides the templates with its own ``migration.sql.j2`` and
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dbops import atomic
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import DbopsError, UsageError
+from dbops.migrations.files import discover
 from dbops.output.reports.create import CreatedReport
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -36,8 +36,6 @@ class CreateMigration:
         self.migration_name = migration_name
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.migrations.files import discover
-
         folder = ctx.config.migrations_dir
         folder.mkdir(parents=True, exist_ok=True)
         now = datetime.now(UTC)
@@ -92,25 +90,11 @@ class CreateMigration:
 
 
 def _write_new(path: Path, text: str) -> None:
-    """Write atomically and never overwrite: a temporary file, fsync, link to the name, fsync the folder."""
-    fd, temp = tempfile.mkstemp(prefix="_tmp_yoyonew_dbops_", suffix=".tmp", dir=path.parent)
+    """Write atomically and never overwrite (dbops.atomic)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            raise UsageError(f"{path.name} already exists: not overwriting it", "Pick another name") from None
-    finally:
-        os.unlink(temp)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        atomic.write_new(path, text, mode=0o644)
+    except FileExistsError:
+        raise UsageError(f"{path.name} already exists: not overwriting it", "Pick another name") from None
 
 
 def _delete(paths: list[Path]) -> None:

@@ -12,12 +12,16 @@ without one, none: what it dropped is gone.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
+from dbops.engine import restore_point
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.migrations.files import YOYO_TABLES
 from dbops.output.reports.drop import DropReport
+from dbops.postgres.locks import migration_lock
 
 if TYPE_CHECKING:
     import psycopg
@@ -81,8 +85,6 @@ class DropSchema:
     policy_action: str | None = "reset"
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.postgres.locks import migration_lock
-
         started = time.monotonic()
         report = DropReport(ctx.env.name, ctx.database())
         ctx.report_so_far(report)
@@ -98,8 +100,6 @@ class DropSchema:
 
 
 def _undo(ctx: RunContext) -> Undo | None:
-    from dbops.engine import restore_point
-
     point = restore_point.taken(ctx, before=ctx.running_step)
     if point is None:
         return None
@@ -133,22 +133,30 @@ def _plan(conn: psycopg.Connection[Any], report: DropReport) -> list[str]:
 def _children_first(
     conn: psycopg.Connection[Any], tables: list[tuple[str, str, str]]
 ) -> list[tuple[str, str, str]]:
-    """Reverse dependency order: a table goes only after every table that references it."""
+    """Reverse dependency order: a table goes only after every table that references it. Round by
+    round, every table then free goes, in name order; where a cycle holds them all, the first by
+    name goes (its CASCADE breaks the cycle)."""
     referenced_by: dict[tuple[str, str], set[tuple[str, str]]] = {(s, n): set() for s, n, _ in tables}
     for child_schema, child, parent_schema, parent in conn.execute(_REFERENCES_SQL).fetchall():
         if (parent_schema, parent) in referenced_by and (child_schema, child) in referenced_by:
             referenced_by[(parent_schema, parent)].add((child_schema, child))
     statements = {(s, n): stmt for s, n, stmt in tables}
-    ordered: list[tuple[str, str, str]] = []
+    ordered: list[tuple[str, str]] = []
     done: set[tuple[str, str]] = set()
-    remaining = sorted(referenced_by)
-    while remaining:
-        ready = [t for t in remaining if referenced_by[t] <= done] or remaining[:1]  # a cycle: CASCADE
-        for table in ready:
-            ordered.append((*table, statements[table]))
-            done.add(table)
-        remaining = [t for t in remaining if t not in done]
-    return ordered
+    while len(done) < len(referenced_by):
+        left = {t: by - done for t, by in sorted(referenced_by.items()) if t not in done}
+        rounds = TopologicalSorter(left)
+        with contextlib.suppress(CycleError):  # the rounds still run up to the cycle
+            rounds.prepare()
+        while ready := sorted(rounds.get_ready()):
+            ordered += ready
+            done.update(ready)
+            rounds.done(*ready)
+        if len(done) < len(referenced_by):
+            first = min(left.keys() - done)
+            ordered.append(first)
+            done.add(first)
+    return [(*table, statements[table]) for table in ordered]
 
 
 def _shown(schema: str, name: str) -> str:

@@ -8,19 +8,17 @@ of the pipeline runs (dbops.engine.policy).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
 
 from dbops.engine.context import RunContext
 from dbops.engine.options import SeedOptions
 from dbops.engine.pipeline import StepOutcome
 from dbops.errors import DbopsError
+from dbops.migrations import files as migrations
+from dbops.output import progress
 from dbops.output.reports.seed import SeedReport
-from dbops.seeding.loader import Progress
-
-if TYPE_CHECKING:
-    pass
+from dbops.seeding import files as seeds
+from dbops.seeding.loader import Progress, Seeder
 
 
 class Seed:
@@ -33,10 +31,6 @@ class Seed:
         self.clear = options.clear
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.migrations import files as migrations
-        from dbops.seeding import files as seeds
-        from dbops.seeding.loader import Seeder
-
         started = time.monotonic()
         env = ctx.env
         report = SeedReport(env.name, ctx.database(), cleared=self.clear)
@@ -54,8 +48,8 @@ class Seed:
         report.files = [ctx.config.shown(p) for p in paths]
         context = {"env": env.name, "database": ctx.database(), "protected": env.protected}
         large = sum(p.stat().st_size for p in paths) >= PROGRESS_FROM_BYTES
-        with _progress_bar(ctx.interactive and large) as progress:
-            seeder = Seeder(conn, root, context, progress)
+        with _progress_bar(ctx.interactive and large) as advance:
+            seeder = Seeder(conn, root, context, advance)
             with conn.transaction():  # all or nothing
                 conn.execute("SET LOCAL jit = off")  # compiling bulk statements costs more than it saves
                 seeder.load(files, clear=self.clear)
@@ -70,22 +64,6 @@ class Seed:
 PROGRESS_FROM_BYTES = 1 << 20  # seed files of a megabyte or more show a progress bar on a terminal
 
 
-@contextmanager
-def _progress_bar(show: bool) -> Iterator[Progress | None]:
-    """A transient rich progress bar, one task per table; nothing when not on a terminal."""
-    if not show:
-        yield None
-        return
-    from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
-    from rich.progress import Progress as Bar
-
-    tasks: dict[str, Any] = {}
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
-    with Bar(*columns, transient=True) as bar:
-
-        def advance(table: str, done: int, total: int) -> None:
-            if table not in tasks:
-                tasks[table] = bar.add_task(f"Seeding {table}", total=total)
-            bar.update(tasks[table], completed=done, total=total)
-
-        yield advance
+def _progress_bar(show: bool) -> AbstractContextManager[Progress | None]:
+    """The one progress bar (dbops.output.progress), a task per table."""
+    return progress.bar(show, counting="rows", label="Seeding {}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbops.output import units
 from dbops.output.render import Line, heading
 
 
@@ -32,8 +33,6 @@ class BackupReport:
         return []
 
     def lines(self) -> list[Line]:
-        from dbops.backups.store import describe_size
-
         title = "💾 Creating Database Backup" if self.kind == "manual" else "💾 Creating Safety Backup"
         lines = heading(title)
         lines += [("", f"Database: {self.database}"), ("", f"Backup file: {self.file}")]
@@ -45,7 +44,7 @@ class BackupReport:
         records = f"{self.rows:,}" if self.rows_exact else f"~{self.rows:,}"
         lines += [
             ("ok", "✓ Backup created successfully"),
-            ("ok", f"✓ Size: {describe_size(self.size)}{compressed}"),
+            ("ok", f"✓ Size: {units.size(self.size)}{compressed}"),
             ("ok", f"✓ Records: {records} in {self.tables} tables"),
             ("ok", f"✓ Verified: {', '.join(self.verified)}"),
             ("", "Backup location:"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dbops.output import units
 from dbops.output.render import Line, heading
 
 UNKNOWN = "?"  # the database of a backup without manifest
@@ -35,8 +36,6 @@ class BackupListReport:
         return [f"{b.file}: {b.checksum}" for b in self.backups if b.checksum != "ok"]
 
     def lines(self) -> list[Line]:
-        from dbops.backups.store import describe_size
-
         lines = heading("🗂️ Database Backups")
         lines.append(("", f"Folder: {self.folder}"))
         if not self.backups:
@@ -48,7 +47,7 @@ class BackupListReport:
             extra = f" ({b.reason})" if b.reason else ""
             keep = " keep" if b.keep else ""
             text = (
-                f"{mark} {b.kind:<9} {b.age:>5} {describe_size(b.size):>10}  {database:<{width}}  "
+                f"{mark} {b.kind:<9} {b.age:>5} {units.size(b.size):>10}  {database:<{width}}  "
                 f"{b.file}{extra}{keep}" + ("" if b.checksum == "ok" else f"  checksum: {b.checksum}")
             )
             lines.append(("ok" if b.checksum == "ok" else "fail", text))

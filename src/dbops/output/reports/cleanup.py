@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dbops.output import units
 from dbops.output.render import Line, heading
 
 
@@ -29,8 +30,6 @@ class CleanupReport:
         return []
 
     def lines(self) -> list[Line]:
-        from dbops.backups.store import describe_size
-
         lines = heading("🧹 Backup Cleanup")
         lines += [
             ("", f"Folder: {self.folder}"),
@@ -53,5 +52,5 @@ class CleanupReport:
         if self.dry_run and (self.delete or self.leftovers):
             lines.append(("dim", "Dry run: nothing was deleted. Run with --force to delete them."))
         elif not self.dry_run and self.freed:
-            lines.append(("ok", f"✓ Freed {describe_size(self.freed)}"))
+            lines.append(("ok", f"✓ Freed {units.size(self.freed)}"))
         return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dbops.output import units
 from dbops.output.render import Line, heading
 
 if TYPE_CHECKING:
@@ -44,5 +45,5 @@ class DropReport:
             if names:
                 shown = ", ".join(names[:8]) + (f", … (+{len(names) - 8})" if len(names) > 8 else "")
                 lines.append(("ok", f"✓ {_TITLES[kind]}: {len(names)} ({shown})"))
-        lines.append(("ok", f"All objects dropped ({self.duration_s:.1f}s)"))
+        lines.append(("ok", f"All objects dropped ({units.duration(self.duration_s)})"))
         return lines

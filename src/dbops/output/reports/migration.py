@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dbops.output import units
 from dbops.output.render import Line, Style, heading
 
 ItemStatus = Literal["applied", "failed", "planned", "rolled back", "marked", "accepted"]
@@ -64,7 +65,8 @@ class MigrationReport:
         lines.append(("", _LISTS.get(self.kind, "Migrations:")))
         for item in self.items:
             style, mark = _MARKS[item.status]
-            timing = f" ({_ms(item.duration_s)})" if item.status in ("applied", "rolled back") else ""
+            took = units.step_duration(item.duration_s)
+            timing = f" ({took})" if item.status in ("applied", "rolled back") else ""
             failed = " failed" if item.status == "failed" else ""
             lines.append((style, f"{mark} {item.file}{timing}{failed}"))
             if item.note:
@@ -72,7 +74,7 @@ class MigrationReport:
             if item.sql is not None:
                 lines += [("dim", f"    {line}") for line in item.sql.splitlines()]
         if self.finished:
-            lines.append(("ok", f"{_DONE[self.kind]} ({self.duration_s:.1f}s)"))
+            lines.append(("ok", f"{_DONE[self.kind]} ({units.duration(self.duration_s)})"))
         return lines
 
     def _nothing(self) -> str:
@@ -100,7 +102,3 @@ _DONE = {
     "plan": "Dry run complete: nothing was changed.",
     "rollback-plan": "Dry run complete: nothing was changed.",
 }
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f}s"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbops.engine.results import StepResult, StepStatus
+from dbops.output import units
 from dbops.output.render import Line, Style, heading
 
 _MARKS: dict[StepStatus, tuple[Style, str]] = {
@@ -61,17 +62,14 @@ class PipelineReport:
         lines += [("", ""), ("", "Steps:")]
         for step in self.steps:
             style, mark = _MARKS[step.status]
-            timing = f" ({_took(step.duration_s)})" if step.status != "not run" else ""
+            timing = f" ({units.step_duration(step.duration_s)})" if step.status != "not run" else ""
             status = "" if step.status == "ok" else f" {step.status}"
             said = f": {'; '.join(step.messages)}" if step.messages else ""
             lines.append((style, f"{mark} {step.number}. {step.step}{status}{timing}{said}"))
         if self.ok:
-            lines.append(("ok", f"Pipeline {self.pipeline} completed successfully! ({self.duration_s:.1f}s)"))
+            took = units.duration(self.duration_s)
+            lines.append(("ok", f"Pipeline {self.pipeline} completed successfully! ({took})"))
         return lines
-
-
-def _took(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f}s"
 
 
 def _reports(data: Any) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dbops.backups.restore import RestoreResult
+from dbops.output import units
 from dbops.output.render import Line, heading
 
 
@@ -30,8 +31,6 @@ class RestoreReport:
         return []
 
     def lines(self) -> list[Line]:
-        from dbops.backups.store import describe_size
-
         lines = heading("♻️ Restoring Database")
         lines += [
             ("", f"Database: {self.database}"),
@@ -43,8 +42,7 @@ class RestoreReport:
             lines.append(
                 (
                     "dim",
-                    f"  {self.kind} {self.format} backup of {self.created}, "
-                    f"{describe_size(self.size)}{source}",
+                    f"  {self.kind} {self.format} backup of {self.created}, {units.size(self.size)}{source}",
                 )
             )
         if self.verified:
@@ -55,9 +53,9 @@ class RestoreReport:
         if r is None:
             return lines
         if r.in_place:
-            lines.append(("ok", f"✓ Restored in place, in one transaction ({r.load_s:.1f}s)"))
+            lines.append(("ok", f"✓ Restored in place, in one transaction ({units.duration(r.load_s)})"))
         else:
-            lines.append(("ok", f"✓ Restored into scratch database {r.scratch} ({r.load_s:.1f}s)"))
+            lines.append(("ok", f"✓ Restored into scratch database {r.scratch} ({units.duration(r.load_s)})"))
         lines.append(("ok", f"✓ Verified: {r.tables} tables, {r.rows:,} records, objects match the manifest"))
         if not r.in_place:
             lines.append(("ok", f"✓ Terminated {r.terminated} connection(s) to {r.database}"))
@@ -65,5 +63,5 @@ class RestoreReport:
             if r.kept_as:
                 lines.append(("", f"Previous database kept as: {r.kept_as}"))
                 lines.append(("dim", f"  (drop it once you no longer need it: DROP DATABASE {r.kept_as})"))
-        lines.append(("ok", f"Database restored successfully! ({self.duration_s:.1f}s)"))
+        lines.append(("ok", f"Database restored successfully! ({units.duration(self.duration_s)})"))
         return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dbops.output import units
 from dbops.output.render import Line, heading
 from dbops.seeding.loader import Account, TableResult
 
@@ -38,7 +39,7 @@ class SeedReport:
         lines.append(("", "Seeding data:"))
         for table in self.tables:
             lines.append(("ok", f"✓ {_title(table.table)}: {_counts(table)}"))
-        lines.append(("ok", f"Database seeded successfully! ({self.duration_s:.1f}s)"))
+        lines.append(("ok", f"Database seeded successfully! ({units.duration(self.duration_s)})"))
         if self.accounts:
             lines.append(("", "Test Accounts:"))
             lines += [("", f"- {a.login} / {a.password}") for a in self.accounts]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from dbops.output import units
 from dbops.output.render import Line, heading
 from dbops.postgres.connection import ServerFacts
 from dbops.schema.introspect import CatalogSummary, TableInfo
@@ -93,10 +94,10 @@ class StatusReport:
         lines += [("", f"  {t.qualified}: {_rows(t)}") for t in cat.tables] or [("dim", "  (no tables)")]
         if cat.estimates_only:
             lines.append(("warn", "  (another session is waiting for a table lock: figures are estimates)"))
-        lines += [("key", "Size:"), ("", f"  Database: {human_bytes(cat.database_bytes)}")]
+        lines += [("key", "Size:"), ("", f"  Database: {units.size(cat.database_bytes)}")]
         largest = self.largest_table
         if largest is not None:
-            lines.append(("", f"  Largest table: {largest.qualified} ({human_bytes(largest.total_bytes)})"))
+            lines.append(("", f"  Largest table: {largest.qualified} ({units.size(largest.total_bytes)})"))
         return lines + self._health_lines()
 
     def _health_lines(self) -> list[Line]:
@@ -161,12 +162,3 @@ def _rows(table: TableInfo) -> str:
     if table.rows is None:
         return f"? records (never analyzed){note}"
     return f"{table.rows:,} records" if table.exact else f"~{table.rows:,} records{note}"
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dbops.migrations.lint import Finding
+from dbops.output import units
 from dbops.output.render import Line, heading
 from dbops.schema.compare import Difference, Severity
 from dbops.schema.expected import ExpectedInfo
@@ -91,7 +92,8 @@ class ValidateReport:
 
     def _summary(self) -> Line:
         errors, warnings = len(self.errors()), len(self.warnings())
-        counts = f"{_count(errors, 'error')}, {_count(warnings, 'warning')} ({self.duration_s:.1f}s)"
+        took = units.duration(self.duration_s)
+        counts = f"{_count(errors, 'error')}, {_count(warnings, 'warning')} ({took})"
         if errors:
             return ("fail", f"✗ Validation failed: {counts}")
         if self.strict:
@@ -106,7 +108,8 @@ def _expected_line(info: ExpectedInfo) -> str:
         else f"{_count(info.objects, 'table')} from {info.source}"
     )
     where = "the embedded server" if info.scratch == "embedded" else "the same server"
-    return f"Expected schema: {what} in a scratch database on {where}, {info.server} ({info.duration_s:.1f}s)"
+    took = units.duration(info.duration_s)
+    return f"Expected schema: {what} in a scratch database on {where}, {info.server} ({took})"
 
 
 def _count(n: int, word: str) -> str:
