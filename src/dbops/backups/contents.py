@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dbops.backups.store import TableCount
+from dbops.migrations.files import YOYO_TABLES
 
 if TYPE_CHECKING:
     import psycopg
@@ -82,8 +83,6 @@ class Contents:
 
 def application(tables: list[TableCount]) -> list[TableCount]:
     """The application's tables: without yoyo's and dbops' bookkeeping (as status counts them)."""
-    from dbops.migrations.files import YOYO_TABLES
-
     return [t for t in tables if not (t.schema == "public" and t.name in YOYO_TABLES)]
 
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Literal
 
 from dbops import atomic
-from dbops.atomic import fsync_path as fsync_path  # backup-cleanup syncs the folders it swept
 from dbops.config.model import shown as shown_path
 from dbops.errors import DbopsError
 from dbops.postgres.embedded import process_alive

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dbops.postgres.connection import PROTECTED_LOCK_TIMEOUT_MS
+
 if TYPE_CHECKING:
     from dbops.config.model import Environment
     from dbops.migrations.scripts import Script
@@ -84,8 +86,6 @@ class Finding:
 
 def session_lock_timeout_ms(env: Environment) -> int | None:
     """The lock_timeout a migration's session starts with: dbops.yaml's, or protected's default."""
-    from dbops.postgres.connection import PROTECTED_LOCK_TIMEOUT_MS
-
     if env.lock_timeout_ms is not None:
         return env.lock_timeout_ms
     return PROTECTED_LOCK_TIMEOUT_MS if env.protected else None

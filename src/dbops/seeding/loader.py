@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbops.config.model import shown
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
+from dbops.migrations.scripts import TRANSACTION_CONTROL, code_of, split_sql
 from dbops.seeding.files import BadSeed, Rows, SeedFile
 from dbops.toposort import CycleError, stable_order
 
@@ -484,8 +485,6 @@ class Seeder:
 
     def _run_sql(self, file: SeedFile) -> None:
         from psycopg import Error
-
-        from dbops.migrations.scripts import TRANSACTION_CONTROL, code_of, split_sql
 
         text = self._render(file)
         for statement in split_sql(text):

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from dbops import atomic
+from dbops.backups import store as backups
 from dbops.backups.store import BackupEntry
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome
 from dbops.output.reports.cleanup import CleanupItem, CleanupReport
+from dbops.steps.backup_list import age
 
 
 def plan(
@@ -55,9 +58,6 @@ class CleanupBackups:
         self.force = force
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.backups import store as backups
-        from dbops.steps.backup_list import age
-
         root = ctx.config.backup_dir
         now = backups.utc_now()
         days = ctx.config.backups.retention_days
@@ -81,5 +81,5 @@ class CleanupBackups:
             if delete or leftovers:
                 for folder in {root, root / backups.AUTOMATED}:
                     if folder.is_dir():
-                        backups.fsync_path(folder)
+                        atomic.fsync_path(folder)
         return StepOutcome(data=report)

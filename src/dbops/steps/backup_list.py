@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from dbops.backups import store as backups
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
+from dbops.errors import DbopsError
 from dbops.output.reports.backup_list import BackupListReport, ListedBackup
+from dbops.postgres.connection import Target
 
 
 def age(created: datetime, now: datetime) -> str:
@@ -20,9 +23,6 @@ def age(created: datetime, now: datetime) -> str:
 
 def environment_database(ctx: RunContext) -> str | None:
     """The environment's database name, without connecting (or starting the embedded server)."""
-    from dbops.errors import DbopsError
-    from dbops.postgres.connection import Target
-
     try:
         url = ctx.env.resolved_url()
         return Target.from_url(url, ctx.env.database).dbname if url else ctx.database_name()
@@ -37,9 +37,6 @@ class ListBackups:
     policy_action: str | None = None
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.backups import store as backups
-        from dbops.errors import DbopsError
-
         root = ctx.config.backup_dir
         now = backups.utc_now()
         report = BackupListReport(ctx.config.shown(root), ctx.env.name, environment_database(ctx))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
-from dbops.output.reports.status import StatusReport
+from dbops.migrations import files as migrations
+from dbops.output.reports.status import MigrationSummary, StatusReport, health_checks
+from dbops.schema import introspect
 
 
 class Inspect:
@@ -17,10 +19,6 @@ class Inspect:
         self.report: StatusReport | None = None  # for the steps after it (the gate of status --check)
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        from dbops.migrations import files as migrations
-        from dbops.output.reports.status import MigrationSummary, health_checks
-        from dbops.schema import introspect
-
         conn = ctx.connection()
         state = migrations.state(conn, ctx.config.migrations_dir)
         catalog = introspect.summarize(conn)
