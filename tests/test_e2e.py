@@ -172,3 +172,60 @@ def test_the_readme_pipelines_and_the_makefile(sample: Path) -> None:
     assert make.returncode == 0, make.stdout + make.stderr
     assert "Pipeline test-setup completed successfully!" in make.stdout
     assert "🧭 Pipeline Plan: deploy (dry run: nothing is changed)" in make.stdout
+
+
+TASKS = (
+    "status",
+    "server",
+    "migrate",
+    "migrate-rollback",
+    "migrate-create",
+    "migrate-baseline",
+    "migrate-repair",
+    "seed",
+    "backup",
+    "restore",
+    "backup-list",
+    "backup-cleanup",
+    "validate",
+    "lint",
+    "reset",
+    "run",
+    "fresh",
+)
+
+
+def test_every_task_gives_its_full_help_under_both_programs(sample: Path) -> None:
+    """`dbops TASK --help` and `invoke db.TASK --help` print the task's flags, also for the tasks
+    whose positional argument Invoke would hand the flag to (restore FILE, migrate-create NAME)."""
+    for task in TASKS:
+        for program, name in (("dbops", task), ("invoke", f"db.{task}")):
+            done = run(sample, program, name, "--help")
+            assert done.returncode == 0, (program, task, done.stderr)
+            shown = "inv[oke]" if program == "invoke" else program  # as Invoke's own help says it
+            assert done.stdout.startswith(f"Usage: {shown} [--core-opts] {name} "), done.stdout
+            assert "--env=STRING" in done.stdout or task == "migrate-create", (program, task)
+            assert "--json" in done.stdout and done.stderr == "", (program, task, done.stderr)
+    restore_help = " ".join(run(sample, "invoke", "db.restore", "-h").stdout.split())
+    assert "--in-place Restore into the existing database in one transaction" in restore_help
+
+
+def test_dbops_help_lists_only_the_core_options_that_mean_something(sample: Path) -> None:
+    text = run(sample, "dbops", "--help").stdout
+    core = text.split("Subcommands:")[0]
+    for useless in (
+        "--hide",
+        "--echo",
+        "--pty",
+        "--dry",
+        "--warn-only",
+        "--prompt-for-sudo-password",
+        "--command-timeout",
+        "--write-pyc",
+        "--config",
+        "--debug",
+    ):
+        assert useless not in core, useless
+    for kept in ("--help", "--list", "--version", "--list-format"):
+        assert kept in core, kept
+    assert "  restore " in text

@@ -9,6 +9,7 @@ from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
 from dbops import __version__
+from dbops.cli.help import HELP_FLAGS, core_options
 from dbops.cli.tasks import collection
 from dbops.errors import DbopsError
 
@@ -20,15 +21,31 @@ class DbopsProgram(Program):
 
     def parse_core(self, argv: list[str] | None) -> None:
         try:
-            super().parse_core(argv)
+            super().parse_core(_help_first(sys.argv if argv is None else argv))
         except ParseError as exc:
             raise Exit(f"Error: {exc}\n{_USAGE_HINT}", code=2) from None
+
+    def print_help(self) -> None:
+        """Invoke's, with only the core options that mean something for dbops."""
+        print(f"Usage: {self.binary} [--core-opts] <subcommand> [--subcommand-opts] ...\n")
+        print("Core options:\n")
+        self.print_columns(core_options(self.initial_context.help_tuples()))
+        self.list_tasks()
 
     def parse_tasks(self) -> None:
         try:
             super().parse_tasks()
         except ParseError as exc:
             raise Exit(f"Error: {exc}\n{_config_problem() or _USAGE_HINT}", code=2) from None
+
+
+def _help_first(argv: list[str]) -> list[str]:
+    """``dbops TASK ... --help`` as ``dbops --help TASK``: the task's full help, also for a task
+    with a positional argument (which Invoke would hand the flag to)."""
+    words = argv[1:]
+    if words and not words[0].startswith("-") and any(w in HELP_FLAGS for w in words[1:]):
+        return [argv[0], "--help", words[0]]
+    return argv
 
 
 def _config_problem() -> str | None:

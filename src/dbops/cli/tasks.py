@@ -15,6 +15,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
+from dbops.cli.help import HELP_FLAGS, task_help
 from dbops.cli.task_index import declared
 
 if TYPE_CHECKING:
@@ -173,12 +174,8 @@ def migrate_create(
     c: Context, name: str, env: str | None = None, json: bool = False, config: str | None = None
 ) -> None:
     """Create migrations/<UTC timestamp>_<name>.sql and its .rollback.sql from templates."""
-    if name in ("--help", "-h"):  # invoke hands --help to a positional argument
-        raise Exit(
-            "Usage: dbops migrate-create NAME [--config PATH] [--json]\n"
-            "  NAME: lowercase snake_case, e.g. add_organizations",
-            code=0,
-        )
+    if name in HELP_FLAGS:  # invoke hands --help to a positional argument
+        task_help(migrate_create)
     from dbops.engine import options as o  # lazy: as in status
 
     _run("migrate-create", lambda: o.CreateOptions(name), env=env, config=config, json=json)
@@ -195,8 +192,8 @@ def migrate_baseline(
     c: Context, migration_id: str, env: str | None = None, json: bool = False, config: str | None = None
 ) -> None:
     """Adopt an existing database: mark migrations up to ID as applied without running them."""
-    if migration_id in ("--help", "-h"):
-        raise Exit("Usage: dbops migrate-baseline ID [--env ENV] [--config PATH] [--json]", code=0)
+    if migration_id in HELP_FLAGS:
+        task_help(migrate_baseline)
     from dbops.engine import options as o  # lazy: as in status
 
     _run("migrate-baseline", lambda: o.BaselineOptions(migration_id), env=env, config=config, json=json)
@@ -278,10 +275,8 @@ def restore(
     jobs: str | None = None,
 ) -> None:
     """Restore the database from a backup (FILE or latest), keeping the previous one."""
-    if file in ("--help", "-h"):
-        raise Exit(
-            "Usage: dbops restore FILE|latest [--env ENV] [--force] [--in-place] [--jobs N] [--json]", code=0
-        )
+    if file in HELP_FLAGS:
+        task_help(restore)
     from dbops.engine import options as o  # lazy: as in status
 
     count = _count(jobs, "--jobs")
@@ -380,8 +375,8 @@ def run(
     include_protected: bool = False,
 ) -> None:
     """Run a pipeline declared under pipelines: in dbops.yaml (each is also a task of its own)."""
-    if name in ("--help", "-h"):
-        raise Exit("Usage: dbops run NAME [--env ENV] [--dry-run] [--force] [--config PATH] [--json]", code=0)
+    if name in HELP_FLAGS:
+        task_help(run)
     from dbops.engine import options as o  # lazy: as in status
 
     safety = o.Safety(force=force, no_backup=no_backup, plan=dry_run)
