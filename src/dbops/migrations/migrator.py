@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.migrations.files import CHECKSUM_TABLE, DELETED, YOYO_TABLE, MigrationFile
 from dbops.migrations.scripts import PythonStep, Script, Statement, code_of
+from dbops.postgres.locks import MigrationLock, lock_lost
 
 if TYPE_CHECKING:
     import psycopg
@@ -78,6 +79,8 @@ class Migrator:
         self.user = _user()
         self.host = socket.gethostname()
         self._tables: dict[str, str] = {}  # bookkeeping table -> its schema-qualified name
+        self.lock: MigrationLock | None = None  # when set, checked before each commit of a record
+        self._pipelined = False
 
     # ------------------------------------------------------------------ bookkeeping tables
 
@@ -141,12 +144,13 @@ class Migrator:
                 with self.conn.transaction():
                     self.conn.execute(_NO_FLUSH_WAIT)
                     self._run(script, script.statements, script.python_steps, "apply")
-                    self._record(script.file, script.checksum, "apply")
+                    self._record(script.file, script.checksum, "apply", script.name)
             else:
+                self._check_lock(script.name)  # before anything of it runs in autocommit
                 dropped = self._drop_invalid_leftovers(script)
                 self._run(script, script.statements, script.python_steps, "apply")
                 with self.conn.transaction():
-                    self._record(script.file, script.checksum, "apply")
+                    self._record(script.file, script.checksum, "apply", script.name, ran=True)
         finally:
             self._reset_session()
         return Outcome(script, time.monotonic() - started, dropped)
@@ -154,6 +158,7 @@ class Migrator:
     def _apply_pipelined(self, script: Script) -> None:
         """BEGIN, the statements, the records and COMMIT in one round trip to the server."""
         sent = []
+        self._pipelined = True
         try:
             with self.conn.pipeline(), self.conn.transaction():
                 self.conn.execute(_NO_FLUSH_WAIT)
@@ -163,6 +168,8 @@ class Migrator:
         except Exception as exc:
             if isinstance(exc, DbopsError) or not type(exc).__module__.startswith("psycopg"):
                 raise
+            if MigrationLock.lost(exc):
+                raise lock_lost(script.name) from None
             failed = next((statement for statement, cursor in sent if cursor.pgresult is None), None)
             if failed is None:  # every statement ran: the records or the COMMIT failed
                 raise MigrationFailed(
@@ -172,6 +179,8 @@ class Migrator:
                 ) from None
             done = [statement for statement, cursor in sent if cursor.pgresult is not None]
             raise self._failure(script, failed, exc, done, "apply") from None
+        finally:
+            self._pipelined = False
 
     def rollback(self, script: Script) -> Outcome:
         started = time.monotonic()
@@ -183,9 +192,10 @@ class Migrator:
                     self._run(script, script.rollback_statements, steps, "rollback")
                     self._unrecord(script)
             else:
+                self._check_lock(script.name)
                 self._run(script, script.rollback_statements, steps, "rollback")
                 with self.conn.transaction():
-                    self._unrecord(script)
+                    self._unrecord(script, ran=True)
         finally:
             self._reset_session()
         return Outcome(script, time.monotonic() - started)
@@ -193,11 +203,12 @@ class Migrator:
     def mark(self, file: MigrationFile) -> None:
         """Record as applied without running it (baseline)."""
         with self.conn.transaction():
-            self._record(file, file.checksum(), "mark")
+            self._record(file, file.checksum(), "mark", file.path.name)
 
     def accept(self, migration_id: str, file: MigrationFile | None) -> None:
         """Take the file as it is now (or its deletion) as the applied version."""
         with self.conn.transaction():
+            self._check_lock(migration_id)
             self._save_checksum(migration_id, file.checksum() if file else DELETED, file)
 
     def flush(self) -> None:
@@ -309,7 +320,32 @@ class Migrator:
 
     # ------------------------------------------------------------------ records
 
-    def _record(self, file: MigrationFile, checksum: str, operation: str) -> None:
+    def _check_lock(self, name: str, *, ran: bool = False) -> None:
+        """Fail loudly, before a commit, when the migration lock's session has ended. In a
+        pipeline the statement is only queued: _apply_pipelined turns its failure into LockLost."""
+        if self.lock is None:
+            return
+        if self._pipelined:
+            self.conn.execute(self.lock.check_sql())
+            return
+        try:
+            self.conn.execute(self.lock.check_sql())
+        except Exception as exc:
+            if not MigrationLock.lost(exc):
+                raise
+            failure = lock_lost(name)
+            if ran:  # a non-transactional migration's statements ran in autocommit and stay
+                failure.hint = (
+                    "Its statements ran and stay, but it was not recorded; check the server log for "
+                    "why the session ended, then run migrate again"
+                )
+                failure.exit_code = EXIT_UNDO_FAILED
+            raise failure from None
+
+    def _record(
+        self, file: MigrationFile, checksum: str, operation: str, name: str = "", *, ran: bool = False
+    ) -> None:
+        self._check_lock(name or file.path.name, ran=ran)
         migration_hash = _yoyo_hash(file.id)
         self.conn.execute(
             f"INSERT INTO {self._tables[YOYO_TABLE]} (migration_hash, migration_id, applied_at_utc) "
@@ -319,7 +355,8 @@ class Migrator:
         self._log(migration_hash, file.id, operation)
         self._save_checksum(file.id, checksum, file)
 
-    def _unrecord(self, script: Script) -> None:
+    def _unrecord(self, script: Script, *, ran: bool = False) -> None:
+        self._check_lock(script.name, ran=ran)
         migration_hash = _yoyo_hash(script.id)
         self.conn.execute(
             f"DELETE FROM {self._tables[YOYO_TABLE]} WHERE migration_hash = %s", (migration_hash,)

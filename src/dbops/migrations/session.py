@@ -50,7 +50,8 @@ def migration_session(
     if not write:
         yield Session(migrator, migrations.state(conn, migrations_dir))
         return
-    with migration_lock(target, env, env.lock_wait_ms / 1000):
+    with migration_lock(target, env, env.lock_wait_ms / 1000) as lock:
+        migrator.lock = lock
         migrator.ensure_bookkeeping()
         yield Session(migrator, migrations.state(conn, migrations_dir))
 

@@ -1,0 +1,94 @@
+"""Migrations under unlucky conditions (issue 12): a lock the server would end, INVALID indexes in
+other schemas, empty and duplicate migration files, a mistyped migrations folder, broken Python."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import Run
+from test_migrate import applied_ids, run_dbops, tables, write_migrations
+
+# ----------------------------------------------------------------------------- the migration lock
+
+
+def _lock_holders(db: psycopg.Connection) -> list[int]:
+    from dbops.postgres.locks import MIGRATION_LOCK
+
+    rows = db.execute(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND ((classid::bigint << 32) | objid::bigint) = %s",
+        (MIGRATION_LOCK,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _wait_for_sleep(db: psycopg.Connection, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        row = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(%'"
+            " AND pid <> pg_backend_pid()"
+        ).fetchone()
+        if row and row[0]:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the migration never started sleeping")
+
+
+def test_the_lock_outlives_server_idle_timeouts(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    """A database-level idle_in_transaction_session_timeout and idle_session_timeout of 1 s, and a
+    migration that runs 2.5 s: the advisory lock and yoyo's row are held throughout."""
+    folder = project / "migrations"
+    write_migrations(folder, {"001_first.sql": "CREATE TABLE first (id int);\n"})
+    assert cli("migrate").code == 0  # yoyo's lock table exists from now on
+    dbname = db.info.dbname
+    db.execute(f"ALTER DATABASE \"{dbname}\" SET idle_in_transaction_session_timeout = '1s'")
+    db.execute(f"ALTER DATABASE \"{dbname}\" SET idle_session_timeout = '1s'")
+    (folder / "002_slow.sql").write_text("CREATE TABLE slow (id int);\nSELECT pg_sleep(2.5);\n")
+    (folder / "003_after.sql").write_text("CREATE TABLE after (id int);\n")
+    child = run_dbops(project, "migrate")
+    _wait_for_sleep(db)
+    time.sleep(1.6)  # past both timeouts
+    with psycopg.connect(database_url, autocommit=True) as other:
+        assert len(_lock_holders(other)) == 1
+        other.execute("SET lock_timeout = '100ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable), other.transaction():
+            other.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, now(), 1)")
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, out + err
+    assert {"first", "slow", "after"} <= tables(db)
+
+
+@pytest.mark.parametrize("session", ["advisory", "yoyo row"])
+def test_a_lost_lock_fails_loudly_before_the_next_commit(
+    project: Path, cli: Run, db: psycopg.Connection, session: str
+) -> None:
+    """The session holding the advisory lock (or yoyo's row) is terminated while a migration
+    runs: that migration is not committed, and the run fails with one line saying why."""
+    folder = project / "migrations"
+    write_migrations(folder, {"001_first.sql": "CREATE TABLE first (id int);\n"})
+    assert cli("migrate").code == 0  # yoyo's lock table exists from now on
+    (folder / "002_slow.sql").write_text("CREATE TABLE slow (id int);\nSELECT pg_sleep(1.5);\n")
+    (folder / "003_after.sql").write_text("CREATE TABLE after (id int);\n")
+    child = run_dbops(project, "migrate")
+    _wait_for_sleep(db)
+    if session == "advisory":
+        (holder,) = _lock_holders(db)
+    else:
+        (holder,) = db.execute(
+            "SELECT DISTINCT pid FROM pg_locks WHERE relation = 'yoyo_lock'::regclass"
+        ).fetchone() or (None,)
+    db.execute("SELECT pg_terminate_backend(%s)", (holder,))
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 1, out + err
+    assert err.startswith("Error: The migration lock was lost before 002_slow.sql was committed"), err
+    assert "Traceback" not in err
+    assert not {"slow", "after"} & tables(db)
+    assert applied_ids(db) == ["001_first"]
