@@ -92,3 +92,58 @@ def test_a_lost_lock_fails_loudly_before_the_next_commit(
     assert "Traceback" not in err
     assert not {"slow", "after"} & tables(db)
     assert applied_ids(db) == ["001_first"]
+
+
+# ----------------------------------------------------------------------------- CREATE INDEX CONCURRENTLY
+
+
+def test_an_invalid_index_outside_public_is_dropped_and_another_schemas_survives(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    db.execute("CREATE SCHEMA other; CREATE TABLE other.t (v int); INSERT INTO other.t VALUES (1), (1)")
+    with pytest.raises(psycopg.errors.UniqueViolation):  # other.t_v_key: INVALID, and not ours
+        db.execute("CREATE UNIQUE INDEX CONCURRENTLY t_v_key ON other.t (v)")
+    write_migrations(
+        project / "migrations",
+        {
+            "001_app.sql": "CREATE SCHEMA app;\nCREATE TABLE app.t (v int);\nINSERT INTO app.t VALUES (1), (1);\n",
+            "002_key.sql": "-- transactional: false\nCREATE UNIQUE INDEX CONCURRENTLY t_v_key ON app.t (v);\n",
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 4, result.text
+    assert "INVALID index left behind: app.t_v_key (dropped before the next attempt)" in result.err
+    db.execute("DELETE FROM app.t WHERE ctid = (SELECT max(ctid) FROM app.t)")
+    retry = cli("migrate")
+    assert retry.code == 0, retry.text
+    assert "dropped the INVALID index an earlier attempt left: app.t_v_key" in retry.out
+    rows = db.execute(
+        "SELECT n.nspname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 't_v_key' ORDER BY 1"
+    ).fetchall()
+    assert rows == [("app", True), ("other", False)]
+
+
+def test_concurrently_in_a_transactional_migration_hints_at_the_directive(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    folder = project / "migrations"
+    write_migrations(
+        folder,
+        {
+            "001_t.sql": "CREATE TABLE t (v int);\n",
+            "001_t.rollback.sql": "DROP TABLE t;\n",
+            "002_idx.sql": "-- an index\nCREATE INDEX CONCURRENTLY t_v ON t (v);\n",
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 1
+    assert "cannot run inside a transaction block" in result.err
+    assert "add -- transactional: false to its leading comment block (002_idx.sql" in result.err
+    # following the hint
+    (folder / "002_idx.sql").write_text(
+        "-- an index\n-- transactional: false\nCREATE INDEX CONCURRENTLY t_v ON t (v);\n"
+    )
+    retry = cli("migrate")
+    assert retry.code == 0, retry.text
+    assert db.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 't_v'").fetchone() == (1,)

@@ -41,11 +41,9 @@ if TYPE_CHECKING:
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 _NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
+_IN_TRANSACTION_BLOCK = "25001"  # active_sql_transaction: "... cannot run inside a transaction block"
 _RESET_SESSION = ("RESET ALL", "RESET ROLE")
-_CONCURRENT_INDEX = re.compile(
-    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?!ON\b)(\"[^\"]+\"|[\w.$]+)\s+ON\b",
-    re.IGNORECASE,
-)
+_CONCURRENT_INDEX = re.compile(r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b", re.IGNORECASE)
 
 # yoyo 9's internal schema at version 2 (yoyo/internalmigrations/v2.py and its lock table).
 _YOYO_V2_SCHEMA = (
@@ -299,24 +297,34 @@ class Migrator:
     # ------------------------------------------------------------------ CREATE INDEX CONCURRENTLY leftovers
 
     def _all_invalid(self) -> set[str]:
+        """Every INVALID index, schema-qualified where its schema is not public."""
         rows = self.conn.execute(
-            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid"
+            "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid"
         ).fetchall()
-        return {r[0] for r in rows}
+        return {_shown(schema, name) for schema, name in rows}
 
     def _drop_invalid_leftovers(self, script: Script) -> list[str]:
-        """INVALID indexes named by this migration's CREATE INDEX CONCURRENTLY: an earlier attempt's."""
+        """INVALID indexes named by this migration's CREATE INDEX CONCURRENTLY: an earlier attempt's.
+
+        Matched by name and by the table the statement names (an index lives in its table's
+        schema), so an index of that name in another schema, or a valid one, is never dropped."""
         from psycopg import sql
 
-        named = []
-        for statement in script.statements:
-            match = _CONCURRENT_INDEX.match(code_of(statement.sql))
-            if match:
-                named.append(match.group(1).strip('"').split(".")[-1])
-        invalid = sorted(self._all_invalid() & set(named))
-        for name in invalid:
-            self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
-        return invalid
+        dropped = []
+        for index, table in _concurrent_indexes(script.statements):
+            rows = self.conn.execute(
+                "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE NOT i.indisvalid AND c.relname = %s AND i.indrelid = to_regclass(%s)",
+                (index, table),
+            ).fetchall()
+            for schema, name in rows:
+                self.conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, name))
+                )
+                dropped.append(_shown(schema, name))
+        return sorted(dropped)
 
     # ------------------------------------------------------------------ records
 
@@ -383,6 +391,34 @@ class Migrator:
         )
 
 
+def _concurrent_indexes(statements: Sequence[Statement]) -> list[tuple[str, str]]:
+    """(index name, its table as a quoted, possibly schema-qualified name) of each named
+    CREATE INDEX CONCURRENTLY, read from PostgreSQL's own parse tree."""
+    from pglast import ast, parse_sql
+    from pglast.parser import ParseError
+    from psycopg import sql
+
+    found = []
+    for statement in statements:
+        if not _CONCURRENT_INDEX.match(code_of(statement.sql)):
+            continue  # parse only what can be one: pglast costs a few ms to import
+        try:
+            parsed = parse_sql(statement.sql)
+        except ParseError:
+            continue
+        for raw in parsed:
+            node = raw.stmt
+            relation = node.relation if isinstance(node, ast.IndexStmt) else None
+            if isinstance(node, ast.IndexStmt) and node.concurrent and node.idxname and relation:
+                parts = [p for p in (relation.schemaname, relation.relname) if p]
+                found.append((node.idxname, sql.Identifier(*parts).as_string()))
+    return found
+
+
+def _shown(schema: str, name: str) -> str:
+    return name if schema == "public" else f"{schema}.{name}"
+
+
 def _yoyo_hash(migration_id: str) -> str:
     """yoyo's migration_hash: a sha256 of the id, not of the content."""
     return hashlib.sha256(migration_id.encode()).hexdigest()
@@ -413,7 +449,18 @@ def _pg_message(exc: Exception) -> str:
 def _pg_hint(exc: Exception, script: Script, direction: str) -> str:
     diag = getattr(exc, "diag", None)
     parts = [p for p in (getattr(diag, "message_hint", None), getattr(diag, "message_detail", None)) if p]
-    if direction == "apply":
+    if script.transactional and getattr(exc, "sqlstate", None) == _IN_TRANSACTION_BLOCK:
+        # CREATE INDEX CONCURRENTLY, VACUUM, ALTER SYSTEM...: never inside a transaction
+        how = (
+            "__transactional__ = False at its top level"
+            if script.is_python
+            else "-- transactional: false to its leading comment block"
+        )
+        parts.append(
+            f"That statement cannot run in a transaction: add {how} ({script.name}; each statement "
+            "then runs on its own, in autocommit), and run it again"
+        )
+    elif direction == "apply":
         parts.append(f"Fix {script.name} and run migrate again")
     else:
         rollback = script.file.rollback.name if script.file.rollback else script.name
