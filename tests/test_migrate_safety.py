@@ -147,3 +147,24 @@ def test_concurrently_in_a_transactional_migration_hints_at_the_directive(
     retry = cli("migrate")
     assert retry.code == 0, retry.text
     assert db.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 't_v'").fetchone() == (1,)
+
+
+# ----------------------------------------------------------------------------- Python migrations
+
+
+def test_a_python_migration_with_a_syntax_error_prints_no_traceback(
+    project: Path, db: psycopg.Connection
+) -> None:
+    write_migrations(
+        project / "migrations",
+        {"001_bad.py": "from yoyo import step\n\nstep('CREATE TABLE t (v int)'\n"},
+    )
+    child = run_dbops(project, "migrate")
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 2, out + err
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("Error: 001_bad.py: cannot be loaded: SyntaxError")
+    assert lines[1].startswith("Hint: ")
+    assert "Traceback" not in out + err
+    assert tables(db) == set()

@@ -8,8 +8,10 @@ their steps are flattened into apply/rollback pairs that dbops runs on its own c
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -225,7 +227,8 @@ def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
 
     migration = registry[file.id]
     try:
-        migration.load()
+        with _yoyo_silenced():  # it logs the traceback of a file it cannot import: ours says it in one line
+            migration.load()
     except exceptions.BadMigration as exc:
         cause = exc.args[1] if len(exc.args) > 1 else exc
         raise BadMigration(
@@ -240,6 +243,18 @@ def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
         python_steps=tuple(_flatten(migration.steps or [])),
         checksum=checksum_of([(file.path.name, _read_bytes(file.path))]),
     )
+
+
+@contextmanager
+def _yoyo_silenced() -> Iterator[None]:
+    """yoyo's logger off for the duration (restored after, for an application that embeds dbops)."""
+    logger = logging.getLogger("yoyo.migrations")  # the logger of Migration.load
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
 
 
 def _flatten(steps: Iterable[Any], ignore: str | None = None) -> Iterable[PythonStep]:
