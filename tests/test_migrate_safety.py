@@ -168,3 +168,40 @@ def test_a_python_migration_with_a_syntax_error_prints_no_traceback(
     assert lines[1].startswith("Hint: ")
     assert "Traceback" not in out + err
     assert tables(db) == set()
+
+
+# ----------------------------------------------------------------------------- which files are migrations
+
+
+def test_two_files_with_one_id_are_refused_naming_both(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_dup.sql": "CREATE TABLE from_sql (v int);\n",
+            "001_dup.py": "from yoyo import step\n\nstep('CREATE TABLE from_py (v int)')\n",
+        },
+    )
+    for command in ("migrate", "lint", "status"):
+        result = cli(command)
+        assert result.code == 2, (command, result.text)
+        assert "Two migrations have the id 001_dup: 001_dup.py and 001_dup.sql" in result.err
+    assert tables(db) == set()
+
+
+def test_a_rollback_script_without_its_migration_is_named_in_a_warning(project: Path, cli: Run) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_t.sql": "CREATE TABLE t (v int);\n",
+            "001_t.rollback.sql": "DROP TABLE t;\n",
+            "002_renamed.rollback.sql": "DROP TABLE u;\n",
+        },
+    )
+    result = cli("migrate")
+    assert result.code == 0, result.text
+    assert (
+        "⚠ 002_renamed.rollback.sql has no migration beside it (002_renamed.sql): it is never run"
+        in result.out
+    )

@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dbops.errors import DbopsError
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -61,6 +63,7 @@ class MigrationState:
     folder_exists: bool
     files: tuple[MigrationFile, ...]
     applied: tuple[AppliedMigration, ...]
+    orphans: tuple[Path, ...] = ()  # rollback scripts without a migration beside them
 
     @property
     def by_id(self) -> dict[str, MigrationFile]:
@@ -99,10 +102,16 @@ class MigrationState:
         return self.applied[-1] if self.applied else None
 
 
+class DuplicateMigration(DbopsError):
+    """Two files with one migration id (yoyo would silently skip one of them)."""
+
+    exit_code = 2
+
+
 def discover(folder: Path) -> tuple[MigrationFile, ...]:
     if not folder.is_dir():
         return ()
-    files = []
+    files: dict[str, MigrationFile] = {}
     for path in sorted(folder.iterdir(), key=str):
         name = path.name
         if path.suffix not in (".sql", ".py") or not path.is_file():
@@ -110,9 +119,28 @@ def discover(folder: Path) -> tuple[MigrationFile, ...]:
         if name.endswith(".rollback.sql") or name.startswith((_YOYO_TEMP_PREFIX, "post-apply")):
             continue
         migration_id = path.stem
+        if migration_id in files:
+            raise DuplicateMigration(
+                f"Two migrations have the id {migration_id}: {files[migration_id].path.name} and {name}",
+                "Rename or remove one of them (a migration's id is its file name without .sql/.py)",
+            )
         rollback = path.with_name(migration_id + ".rollback.sql") if path.suffix == ".sql" else None
-        files.append(MigrationFile(migration_id, path, rollback if rollback and rollback.is_file() else None))
-    return tuple(files)
+        files[migration_id] = MigrationFile(
+            migration_id, path, rollback if rollback and rollback.is_file() else None
+        )
+    return tuple(files.values())
+
+
+def orphan_rollbacks(folder: Path, files: tuple[MigrationFile, ...]) -> tuple[Path, ...]:
+    """Rollback scripts that belong to no migration (a renamed or deleted one, a typo)."""
+    if not folder.is_dir():
+        return ()
+    owned = {f.rollback for f in files if f.rollback is not None}
+    return tuple(
+        path
+        for path in sorted(folder.glob("*.rollback.sql"), key=str)
+        if path.is_file() and path not in owned and not path.name.startswith(_YOYO_TEMP_PREFIX)
+    )
 
 
 def applied(conn: psycopg.Connection[Any]) -> tuple[AppliedMigration, ...]:
@@ -130,4 +158,13 @@ def applied(conn: psycopg.Connection[Any]) -> tuple[AppliedMigration, ...]:
 
 
 def state(conn: psycopg.Connection[Any], folder: Path) -> MigrationState:
-    return MigrationState(folder, folder.is_dir(), discover(folder), applied(conn))
+    files = discover(folder)
+    return MigrationState(folder, folder.is_dir(), files, applied(conn), orphan_rollbacks(folder, files))
+
+
+def orphan_warnings(state: MigrationState) -> list[str]:
+    return [
+        f"⚠ {path.name} has no migration beside it ({path.name.removesuffix('.rollback.sql')}.sql): "
+        "it is never run"
+        for path in state.orphans
+    ]

@@ -17,6 +17,7 @@ from dbops.engine.context import RunContext
 from dbops.engine.options import MigrateOptions
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import DbopsError
+from dbops.migrations.files import orphan_warnings
 from dbops.migrations.scripts import Script
 from dbops.migrations.session import Session, check_integrity, migration_session, plan, record_checksums
 from dbops.output.reports.migration import MigrationItem, MigrationReport
@@ -34,6 +35,7 @@ def migration_run(
         with migration_session(
             ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=write
         ) as session:
+            report.notes += orphan_warnings(session.state)
             yield report, session
     finally:
         report.duration_s = time.monotonic() - started
