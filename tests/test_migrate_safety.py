@@ -205,3 +205,26 @@ def test_a_rollback_script_without_its_migration_is_named_in_a_warning(project: 
         "⚠ 002_renamed.rollback.sql has no migration beside it (002_renamed.sql): it is never run"
         in result.out
     )
+
+
+def test_an_untouched_template_is_refused_and_an_empty_rollback_named_as_such(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    folder = project / "migrations"
+    write_migrations(folder, {})
+    assert cli("migrate-create", "add_things").code == 0
+    (migration,) = folder.glob("*_add_things.sql")
+    rollback = migration.with_name(migration.stem + ".rollback.sql")
+    assert rollback.is_file()
+    for command in ("migrate", "lint", "validate"):
+        result = cli(command)
+        assert result.code == 2, (command, result.text)
+        assert f"Error: {migration.name} is empty: it holds no SQL statement, only comments" in result.err
+    assert applied_ids(db) == []  # nothing recorded
+    migration.write_text(migration.read_text() + "CREATE TABLE things (id int);\n")
+    assert cli("migrate").code == 0
+    result = cli("migrate-rollback")
+    assert result.code == 2, result.text
+    assert f"Error: {rollback.name}: the rollback script is empty (only comments)" in result.err
+    assert "No rollback script" not in result.err
+    assert "things" in tables(db)

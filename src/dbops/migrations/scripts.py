@@ -76,6 +76,11 @@ class Script:
         return self.file.path.suffix == ".py"
 
     @property
+    def empty(self) -> bool:
+        """Nothing to run: an untouched template, only comments (or a Python file without step())."""
+        return not self.statements and not self.python_steps
+
+    @property
     def reversible(self) -> bool:
         if self.is_python:
             return bool(self.python_steps) and all(s.rollback is not None for s in self.python_steps)
@@ -102,6 +107,17 @@ def load(files: Sequence[MigrationFile], wanted: Iterable[str] | None = None) ->
             )
         scripts[file.id] = script
     return scripts
+
+
+def refuse_empty(scripts: Iterable[Script]) -> None:
+    """An empty migration would be recorded as applied, doing nothing: refuse it, naming it."""
+    for script in scripts:
+        if script.empty:
+            what = "calls no step()" if script.is_python else "holds no SQL statement, only comments"
+            raise BadMigration(
+                f"{script.name} is empty: it {what}",
+                "Write the change in it, or delete the file (applied, it would be recorded doing nothing)",
+            )
 
 
 def order(scripts: Sequence[Script]) -> list[Script]:

@@ -18,7 +18,7 @@ from dbops.errors import DbopsError, UsageError
 from dbops.migrations import files as migrations
 from dbops.migrations.files import MigrationFile, MigrationState
 from dbops.migrations.migrator import Migrator
-from dbops.migrations.scripts import Script, load, order
+from dbops.migrations.scripts import Script, load, order, refuse_empty
 from dbops.postgres.locks import migration_lock
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
     state = session.state
     chosen = select_range(state.pending, set(state.by_id), start, end)
     scripts = order(list(load(state.files, [f.id for f in chosen]).values()))
+    refuse_empty(scripts)
     if start is not None or end is not None:
         left_out = {f.id for f in state.pending} - {s.id for s in scripts}
         for script in scripts:
