@@ -228,3 +228,37 @@ def test_an_untouched_template_is_refused_and_an_empty_rollback_named_as_such(
     assert f"Error: {rollback.name}: the rollback script is empty (only comments)" in result.err
     assert "No rollback script" not in result.err
     assert "things" in tables(db)
+
+
+# ----------------------------------------------------------------------------- a mistyped migrations folder
+
+
+def test_a_mistyped_migrations_folder_never_switches_edit_detection_off(
+    project: Path, cli: Run, database_url: str, db: psycopg.Connection
+) -> None:
+    assert cli("migrate").code == 0  # the sample's 7 migrations
+    config = project / "dbops.yaml"
+    good = config.read_text()
+    config.write_text("migrations: migratons\n" + good)
+    for command in ("migrate", "migrate-repair", "lint", "migrate-rollback"):
+        result = cli(command)
+        assert result.code == 2, (command, result.text)
+        assert "Error: Migrations folder migratons does not exist" in result.err
+        assert "(deleted)" not in result.text
+    # a folder that exists but lost every applied migration: repair refuses to accept them all
+    (project / "migratons").mkdir()
+    result = cli("migrate-repair")
+    assert result.code == 2, result.text
+    assert "Every applied migration (7) is missing from migratons/" in result.err
+    hint = "dbops migrate-repair --all-deleted"
+    assert hint in result.err
+    assert cli(*hint.split()[1:]).code == 0  # following the hint: recorded as deleted
+    # the typo is fixed, and one applied migration was edited meanwhile: noticed again
+    config.write_text(good)
+    edited = sorted((project / "migrations").glob("*_create_projects.sql"))[0]
+    edited.write_text(edited.read_text() + "\n-- edited\n")
+    result = cli("migrate")
+    assert result.code == 2, result.text
+    assert f"Applied migrations changed since they were applied: {edited.stem} (edited)" in result.err
+    assert cli("migrate-repair").code == 0
+    assert cli("migrate").code == 0

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 YOYO_TABLE = "_yoyo_migration"
 CHECKSUM_TABLE = "_dbops_migration_checksum"
 YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", CHECKSUM_TABLE)
-DELETED = "deleted"  # the checksum recorded when a deleted file was accepted
+DELETED = "deleted"  # the checksum recorded when a deleted file was accepted (before: kept, files '')
 _YOYO_TEMP_PREFIX = "_tmp_yoyonew"
 
 
@@ -55,6 +55,7 @@ class AppliedMigration:
     id: str
     applied_at: datetime
     checksum: str | None  # None: applied without dbops (plain yoyo), nothing recorded yet
+    deleted: bool = False  # its deletion was accepted; checksum is then the files' as applied
 
 
 @dataclass(frozen=True)
@@ -88,14 +89,14 @@ class MigrationState:
             m.id
             for m in self.applied
             if m.id in present
-            and m.checksum not in (None, DELETED)
-            and present[m.id].checksum() != m.checksum
+            and m.checksum is not None
+            and present[m.id].checksum() != m.checksum  # a file back after its deletion too
         )
 
     @property
     def unaccepted_missing(self) -> tuple[str, ...]:
         present = self.by_id
-        return tuple(m.id for m in self.applied if m.id not in present and m.checksum != DELETED)
+        return tuple(m.id for m in self.applied if m.id not in present and not m.deleted)
 
     @property
     def last_applied(self) -> AppliedMigration | None:
@@ -148,13 +149,13 @@ def applied(conn: psycopg.Connection[Any]) -> tuple[AppliedMigration, ...]:
     row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)", (YOYO_TABLE, CHECKSUM_TABLE)).fetchone()
     if not row or not row[0]:
         return ()
-    checksum = "c.sha256" if row[1] else "NULL"
+    checksum = "c.sha256, c.files = ''" if row[1] else "NULL, false"
     join = f"LEFT JOIN {CHECKSUM_TABLE} c USING (migration_id)" if row[1] else ""
     rows = conn.execute(
         f"SELECT m.migration_id, m.applied_at_utc, {checksum} FROM {YOYO_TABLE} m {join} "
         "ORDER BY m.applied_at_utc, m.migration_id"
     ).fetchall()
-    return tuple(AppliedMigration(r[0], r[1], r[2]) for r in rows)
+    return tuple(AppliedMigration(r[0], r[1], r[2], bool(r[3]) or r[2] == DELETED) for r in rows)
 
 
 def state(conn: psycopg.Connection[Any], folder: Path) -> MigrationState:

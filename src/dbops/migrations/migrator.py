@@ -207,7 +207,17 @@ class Migrator:
         """Take the file as it is now (or its deletion) as the applied version."""
         with self.conn.transaction():
             self._check_lock(migration_id)
-            self._save_checksum(migration_id, file.checksum() if file else DELETED, file)
+            if file is not None:
+                self._save_checksum(migration_id, file.checksum(), file)
+                return
+            # a deletion keeps the checksum as applied: should the file come back, it is checked
+            kept = self.conn.execute(
+                f"UPDATE {self._tables[CHECKSUM_TABLE]} SET files = '',"
+                " recorded_at_utc = clock_timestamp() AT TIME ZONE 'UTC' WHERE migration_id = %s",
+                (migration_id,),
+            )
+            if kept.rowcount == 0:  # applied by plain yoyo, its files never seen
+                self._save_checksum(migration_id, DELETED, None)
 
     def flush(self) -> None:
         """Wait once for the disk: a durable commit flushes every earlier one's WAL too."""

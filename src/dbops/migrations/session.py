@@ -69,12 +69,21 @@ def check_integrity(state: MigrationState, *, accept: bool) -> None:
         )
 
 
-def record_checksums(session: Session, adopted: list[str]) -> list[str]:
+def record_checksums(session: Session, adopted: list[str], *, all_deleted: bool = False) -> list[str]:
     """Accept changed files (when asked) and adopt migrations yoyo applied, appending their ids
-    to `adopted` as it goes; returns the accepted."""
+    to `adopted` as it goes; returns the accepted. Every applied migration deleted at once is
+    more likely a wrong folder than a decision: refused unless `all_deleted`."""
     state = session.state
     files = state.by_id
-    accepted = [*state.edited, *state.unaccepted_missing]
+    deleted = state.unaccepted_missing
+    if deleted and not all_deleted and not any(m.id in files for m in state.applied):
+        raise UsageError(
+            f"Every applied migration ({len(deleted)}) is missing from {state.folder.name}/: refusing to "
+            "record them all as deleted",
+            "Check migrations: in dbops.yaml; if they really are all gone: "
+            "dbops migrate-repair --all-deleted",
+        )
+    accepted = [*state.edited, *deleted]
     for migration_id in accepted:
         session.migrator.accept(migration_id, files.get(migration_id))
     for applied in state.applied:  # applied by plain yoyo: take the files as they are now
