@@ -199,12 +199,21 @@ def migrate_baseline(
     _run("migrate-baseline", lambda: o.BaselineOptions(migration_id), env=env, config=config, json=json)
 
 
-@task(auto_shortflags=False, help=_help())
-def migrate_repair(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+@task(
+    auto_shortflags=False,
+    help=_help(all_deleted="Accept it when every applied migration's file is gone (else refused)"),
+)
+def migrate_repair(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    all_deleted: bool = False,
+) -> None:
     """Accept applied migrations whose files were edited or deleted, as they are now."""
     from dbops.engine import options as o  # lazy: as in status
 
-    _run("migrate-repair", o.NoOptions, env=env, config=config, json=json)
+    _run("migrate-repair", lambda: o.RepairOptions(all_deleted), env=env, config=config, json=json)
 
 
 @task(

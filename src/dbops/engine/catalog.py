@@ -107,7 +107,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
             lambda opts: [Baseline(opts.migration_id)],
             "baseline",
         ),
-        Operation("migrate-repair", o.NoOptions, lambda opts: [Repair()], "repair"),
+        Operation("migrate-repair", o.RepairOptions, lambda opts: [Repair(opts.all_deleted)], "repair"),
         Operation(
             "migrate-create",
             o.CreateOptions,

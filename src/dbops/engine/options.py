@@ -64,6 +64,11 @@ class MigrateOptions:
 
 
 @dataclass(frozen=True)
+class RepairOptions:
+    all_deleted: bool = False  # accept that every applied migration's file is gone
+
+
+@dataclass(frozen=True)
 class RollbackOptions:
     steps: int = 1
     to: str | None = None
@@ -148,6 +153,7 @@ Options = (
     | ServerOptions
     | MigrateOptions
     | RollbackOptions
+    | RepairOptions
     | BaselineOptions
     | CreateOptions
     | SeedOptions

@@ -16,13 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dbops.errors import DbopsError
+
 if TYPE_CHECKING:
     import psycopg
 
 YOYO_TABLE = "_yoyo_migration"
 CHECKSUM_TABLE = "_dbops_migration_checksum"
 YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", CHECKSUM_TABLE)
-DELETED = "deleted"  # the checksum recorded when a deleted file was accepted
+DELETED = "deleted"  # the checksum recorded when a deleted file was accepted (before: kept, files '')
 _YOYO_TEMP_PREFIX = "_tmp_yoyonew"
 
 
@@ -53,6 +55,7 @@ class AppliedMigration:
     id: str
     applied_at: datetime
     checksum: str | None  # None: applied without dbops (plain yoyo), nothing recorded yet
+    deleted: bool = False  # its deletion was accepted; checksum is then the files' as applied
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class MigrationState:
     folder_exists: bool
     files: tuple[MigrationFile, ...]
     applied: tuple[AppliedMigration, ...]
+    orphans: tuple[Path, ...] = ()  # rollback scripts without a migration beside them
 
     @property
     def by_id(self) -> dict[str, MigrationFile]:
@@ -85,24 +89,30 @@ class MigrationState:
             m.id
             for m in self.applied
             if m.id in present
-            and m.checksum not in (None, DELETED)
-            and present[m.id].checksum() != m.checksum
+            and m.checksum is not None
+            and present[m.id].checksum() != m.checksum  # a file back after its deletion too
         )
 
     @property
     def unaccepted_missing(self) -> tuple[str, ...]:
         present = self.by_id
-        return tuple(m.id for m in self.applied if m.id not in present and m.checksum != DELETED)
+        return tuple(m.id for m in self.applied if m.id not in present and not m.deleted)
 
     @property
     def last_applied(self) -> AppliedMigration | None:
         return self.applied[-1] if self.applied else None
 
 
+class DuplicateMigration(DbopsError):
+    """Two files with one migration id (yoyo would silently skip one of them)."""
+
+    exit_code = 2
+
+
 def discover(folder: Path) -> tuple[MigrationFile, ...]:
     if not folder.is_dir():
         return ()
-    files = []
+    files: dict[str, MigrationFile] = {}
     for path in sorted(folder.iterdir(), key=str):
         name = path.name
         if path.suffix not in (".sql", ".py") or not path.is_file():
@@ -110,9 +120,28 @@ def discover(folder: Path) -> tuple[MigrationFile, ...]:
         if name.endswith(".rollback.sql") or name.startswith((_YOYO_TEMP_PREFIX, "post-apply")):
             continue
         migration_id = path.stem
+        if migration_id in files:
+            raise DuplicateMigration(
+                f"Two migrations have the id {migration_id}: {files[migration_id].path.name} and {name}",
+                "Rename or remove one of them (a migration's id is its file name without .sql/.py)",
+            )
         rollback = path.with_name(migration_id + ".rollback.sql") if path.suffix == ".sql" else None
-        files.append(MigrationFile(migration_id, path, rollback if rollback and rollback.is_file() else None))
-    return tuple(files)
+        files[migration_id] = MigrationFile(
+            migration_id, path, rollback if rollback and rollback.is_file() else None
+        )
+    return tuple(files.values())
+
+
+def orphan_rollbacks(folder: Path, files: tuple[MigrationFile, ...]) -> tuple[Path, ...]:
+    """Rollback scripts that belong to no migration (a renamed or deleted one, a typo)."""
+    if not folder.is_dir():
+        return ()
+    owned = {f.rollback for f in files if f.rollback is not None}
+    return tuple(
+        path
+        for path in sorted(folder.glob("*.rollback.sql"), key=str)
+        if path.is_file() and path not in owned and not path.name.startswith(_YOYO_TEMP_PREFIX)
+    )
 
 
 def applied(conn: psycopg.Connection[Any]) -> tuple[AppliedMigration, ...]:
@@ -120,14 +149,23 @@ def applied(conn: psycopg.Connection[Any]) -> tuple[AppliedMigration, ...]:
     row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)", (YOYO_TABLE, CHECKSUM_TABLE)).fetchone()
     if not row or not row[0]:
         return ()
-    checksum = "c.sha256" if row[1] else "NULL"
+    checksum = "c.sha256, c.files = ''" if row[1] else "NULL, false"
     join = f"LEFT JOIN {CHECKSUM_TABLE} c USING (migration_id)" if row[1] else ""
     rows = conn.execute(
         f"SELECT m.migration_id, m.applied_at_utc, {checksum} FROM {YOYO_TABLE} m {join} "
         "ORDER BY m.applied_at_utc, m.migration_id"
     ).fetchall()
-    return tuple(AppliedMigration(r[0], r[1], r[2]) for r in rows)
+    return tuple(AppliedMigration(r[0], r[1], r[2], bool(r[3]) or r[2] == DELETED) for r in rows)
 
 
 def state(conn: psycopg.Connection[Any], folder: Path) -> MigrationState:
-    return MigrationState(folder, folder.is_dir(), discover(folder), applied(conn))
+    files = discover(folder)
+    return MigrationState(folder, folder.is_dir(), files, applied(conn), orphan_rollbacks(folder, files))
+
+
+def orphan_warnings(state: MigrationState) -> list[str]:
+    return [
+        f"⚠ {path.name} has no migration beside it ({path.name.removesuffix('.rollback.sql')}.sql): "
+        "it is never run"
+        for path in state.orphans
+    ]

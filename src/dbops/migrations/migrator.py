@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.migrations.files import CHECKSUM_TABLE, DELETED, YOYO_TABLE, MigrationFile
 from dbops.migrations.scripts import PythonStep, Script, Statement, code_of
+from dbops.postgres.locks import MigrationLock, lock_lost
 
 if TYPE_CHECKING:
     import psycopg
@@ -40,11 +41,9 @@ if TYPE_CHECKING:
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 _NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
+_IN_TRANSACTION_BLOCK = "25001"  # active_sql_transaction: "... cannot run inside a transaction block"
 _RESET_SESSION = ("RESET ALL", "RESET ROLE")
-_CONCURRENT_INDEX = re.compile(
-    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(?!ON\b)(\"[^\"]+\"|[\w.$]+)\s+ON\b",
-    re.IGNORECASE,
-)
+_CONCURRENT_INDEX = re.compile(r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b", re.IGNORECASE)
 
 # yoyo 9's internal schema at version 2 (yoyo/internalmigrations/v2.py and its lock table).
 _YOYO_V2_SCHEMA = (
@@ -78,6 +77,8 @@ class Migrator:
         self.user = _user()
         self.host = socket.gethostname()
         self._tables: dict[str, str] = {}  # bookkeeping table -> its schema-qualified name
+        self.lock: MigrationLock | None = None  # when set, checked before each commit of a record
+        self._pipelined = False
 
     # ------------------------------------------------------------------ bookkeeping tables
 
@@ -141,12 +142,13 @@ class Migrator:
                 with self.conn.transaction():
                     self.conn.execute(_NO_FLUSH_WAIT)
                     self._run(script, script.statements, script.python_steps, "apply")
-                    self._record(script.file, script.checksum, "apply")
+                    self._record(script.file, script.checksum, "apply", script.name)
             else:
+                self._check_lock(script.name)  # before anything of it runs in autocommit
                 dropped = self._drop_invalid_leftovers(script)
                 self._run(script, script.statements, script.python_steps, "apply")
                 with self.conn.transaction():
-                    self._record(script.file, script.checksum, "apply")
+                    self._record(script.file, script.checksum, "apply", script.name, ran=True)
         finally:
             self._reset_session()
         return Outcome(script, time.monotonic() - started, dropped)
@@ -154,6 +156,7 @@ class Migrator:
     def _apply_pipelined(self, script: Script) -> None:
         """BEGIN, the statements, the records and COMMIT in one round trip to the server."""
         sent = []
+        self._pipelined = True
         try:
             with self.conn.pipeline(), self.conn.transaction():
                 self.conn.execute(_NO_FLUSH_WAIT)
@@ -163,6 +166,8 @@ class Migrator:
         except Exception as exc:
             if isinstance(exc, DbopsError) or not type(exc).__module__.startswith("psycopg"):
                 raise
+            if MigrationLock.lost(exc):
+                raise lock_lost(script.name) from None
             failed = next((statement for statement, cursor in sent if cursor.pgresult is None), None)
             if failed is None:  # every statement ran: the records or the COMMIT failed
                 raise MigrationFailed(
@@ -172,6 +177,8 @@ class Migrator:
                 ) from None
             done = [statement for statement, cursor in sent if cursor.pgresult is not None]
             raise self._failure(script, failed, exc, done, "apply") from None
+        finally:
+            self._pipelined = False
 
     def rollback(self, script: Script) -> Outcome:
         started = time.monotonic()
@@ -183,9 +190,10 @@ class Migrator:
                     self._run(script, script.rollback_statements, steps, "rollback")
                     self._unrecord(script)
             else:
+                self._check_lock(script.name)
                 self._run(script, script.rollback_statements, steps, "rollback")
                 with self.conn.transaction():
-                    self._unrecord(script)
+                    self._unrecord(script, ran=True)
         finally:
             self._reset_session()
         return Outcome(script, time.monotonic() - started)
@@ -193,12 +201,23 @@ class Migrator:
     def mark(self, file: MigrationFile) -> None:
         """Record as applied without running it (baseline)."""
         with self.conn.transaction():
-            self._record(file, file.checksum(), "mark")
+            self._record(file, file.checksum(), "mark", file.path.name)
 
     def accept(self, migration_id: str, file: MigrationFile | None) -> None:
         """Take the file as it is now (or its deletion) as the applied version."""
         with self.conn.transaction():
-            self._save_checksum(migration_id, file.checksum() if file else DELETED, file)
+            self._check_lock(migration_id)
+            if file is not None:
+                self._save_checksum(migration_id, file.checksum(), file)
+                return
+            # a deletion keeps the checksum as applied: should the file come back, it is checked
+            kept = self.conn.execute(
+                f"UPDATE {self._tables[CHECKSUM_TABLE]} SET files = '',"
+                " recorded_at_utc = clock_timestamp() AT TIME ZONE 'UTC' WHERE migration_id = %s",
+                (migration_id,),
+            )
+            if kept.rowcount == 0:  # applied by plain yoyo, its files never seen
+                self._save_checksum(migration_id, DELETED, None)
 
     def flush(self) -> None:
         """Wait once for the disk: a durable commit flushes every earlier one's WAL too."""
@@ -288,28 +307,63 @@ class Migrator:
     # ------------------------------------------------------------------ CREATE INDEX CONCURRENTLY leftovers
 
     def _all_invalid(self) -> set[str]:
+        """Every INVALID index, schema-qualified where its schema is not public."""
         rows = self.conn.execute(
-            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid"
+            "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid"
         ).fetchall()
-        return {r[0] for r in rows}
+        return {_shown(schema, name) for schema, name in rows}
 
     def _drop_invalid_leftovers(self, script: Script) -> list[str]:
-        """INVALID indexes named by this migration's CREATE INDEX CONCURRENTLY: an earlier attempt's."""
+        """INVALID indexes named by this migration's CREATE INDEX CONCURRENTLY: an earlier attempt's.
+
+        Matched by name and by the table the statement names (an index lives in its table's
+        schema), so an index of that name in another schema, or a valid one, is never dropped."""
         from psycopg import sql
 
-        named = []
-        for statement in script.statements:
-            match = _CONCURRENT_INDEX.match(code_of(statement.sql))
-            if match:
-                named.append(match.group(1).strip('"').split(".")[-1])
-        invalid = sorted(self._all_invalid() & set(named))
-        for name in invalid:
-            self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
-        return invalid
+        dropped = []
+        for index, table in _concurrent_indexes(script.statements):
+            rows = self.conn.execute(
+                "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE NOT i.indisvalid AND c.relname = %s AND i.indrelid = to_regclass(%s)",
+                (index, table),
+            ).fetchall()
+            for schema, name in rows:
+                self.conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, name))
+                )
+                dropped.append(_shown(schema, name))
+        return sorted(dropped)
 
     # ------------------------------------------------------------------ records
 
-    def _record(self, file: MigrationFile, checksum: str, operation: str) -> None:
+    def _check_lock(self, name: str, *, ran: bool = False) -> None:
+        """Fail loudly, before a commit, when the migration lock's session has ended. In a
+        pipeline the statement is only queued: _apply_pipelined turns its failure into LockLost."""
+        if self.lock is None:
+            return
+        if self._pipelined:
+            self.conn.execute(self.lock.check_sql())
+            return
+        try:
+            self.conn.execute(self.lock.check_sql())
+        except Exception as exc:
+            if not MigrationLock.lost(exc):
+                raise
+            failure = lock_lost(name)
+            if ran:  # a non-transactional migration's statements ran in autocommit and stay
+                failure.hint = (
+                    "Its statements ran and stay, but it was not recorded; check the server log for "
+                    "why the session ended, then run migrate again"
+                )
+                failure.exit_code = EXIT_UNDO_FAILED
+            raise failure from None
+
+    def _record(
+        self, file: MigrationFile, checksum: str, operation: str, name: str = "", *, ran: bool = False
+    ) -> None:
+        self._check_lock(name or file.path.name, ran=ran)
         migration_hash = _yoyo_hash(file.id)
         self.conn.execute(
             f"INSERT INTO {self._tables[YOYO_TABLE]} (migration_hash, migration_id, applied_at_utc) "
@@ -319,7 +373,8 @@ class Migrator:
         self._log(migration_hash, file.id, operation)
         self._save_checksum(file.id, checksum, file)
 
-    def _unrecord(self, script: Script) -> None:
+    def _unrecord(self, script: Script, *, ran: bool = False) -> None:
+        self._check_lock(script.name, ran=ran)
         migration_hash = _yoyo_hash(script.id)
         self.conn.execute(
             f"DELETE FROM {self._tables[YOYO_TABLE]} WHERE migration_hash = %s", (migration_hash,)
@@ -344,6 +399,34 @@ class Migrator:
             "recorded_at_utc = EXCLUDED.recorded_at_utc",
             (migration_id, checksum, files),
         )
+
+
+def _concurrent_indexes(statements: Sequence[Statement]) -> list[tuple[str, str]]:
+    """(index name, its table as a quoted, possibly schema-qualified name) of each named
+    CREATE INDEX CONCURRENTLY, read from PostgreSQL's own parse tree."""
+    from pglast import ast, parse_sql
+    from pglast.parser import ParseError
+    from psycopg import sql
+
+    found = []
+    for statement in statements:
+        if not _CONCURRENT_INDEX.match(code_of(statement.sql)):
+            continue  # parse only what can be one: pglast costs a few ms to import
+        try:
+            parsed = parse_sql(statement.sql)
+        except ParseError:
+            continue
+        for raw in parsed:
+            node = raw.stmt
+            relation = node.relation if isinstance(node, ast.IndexStmt) else None
+            if isinstance(node, ast.IndexStmt) and node.concurrent and node.idxname and relation:
+                parts = [p for p in (relation.schemaname, relation.relname) if p]
+                found.append((node.idxname, sql.Identifier(*parts).as_string()))
+    return found
+
+
+def _shown(schema: str, name: str) -> str:
+    return name if schema == "public" else f"{schema}.{name}"
 
 
 def _yoyo_hash(migration_id: str) -> str:
@@ -376,7 +459,18 @@ def _pg_message(exc: Exception) -> str:
 def _pg_hint(exc: Exception, script: Script, direction: str) -> str:
     diag = getattr(exc, "diag", None)
     parts = [p for p in (getattr(diag, "message_hint", None), getattr(diag, "message_detail", None)) if p]
-    if direction == "apply":
+    if script.transactional and getattr(exc, "sqlstate", None) == _IN_TRANSACTION_BLOCK:
+        # CREATE INDEX CONCURRENTLY, VACUUM, ALTER SYSTEM...: never inside a transaction
+        how = (
+            "__transactional__ = False at its top level"
+            if script.is_python
+            else "-- transactional: false to its leading comment block"
+        )
+        parts.append(
+            f"That statement cannot run in a transaction: add {how} ({script.name}; each statement "
+            "then runs on its own, in autocommit), and run it again"
+        )
+    elif direction == "apply":
         parts.append(f"Fix {script.name} and run migrate again")
     else:
         rollback = script.file.rollback.name if script.file.rollback else script.name

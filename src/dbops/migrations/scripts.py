@@ -8,8 +8,10 @@ their steps are flattened into apply/rollback pairs that dbops runs on its own c
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -74,6 +76,11 @@ class Script:
         return self.file.path.suffix == ".py"
 
     @property
+    def empty(self) -> bool:
+        """Nothing to run: an untouched template, only comments (or a Python file without step())."""
+        return not self.statements and not self.python_steps
+
+    @property
     def reversible(self) -> bool:
         if self.is_python:
             return bool(self.python_steps) and all(s.rollback is not None for s in self.python_steps)
@@ -100,6 +107,17 @@ def load(files: Sequence[MigrationFile], wanted: Iterable[str] | None = None) ->
             )
         scripts[file.id] = script
     return scripts
+
+
+def refuse_empty(scripts: Iterable[Script]) -> None:
+    """An empty migration would be recorded as applied, doing nothing: refuse it, naming it."""
+    for script in scripts:
+        if script.empty:
+            what = "calls no step()" if script.is_python else "holds no SQL statement, only comments"
+            raise BadMigration(
+                f"{script.name} is empty: it {what}",
+                "Write the change in it, or delete the file (applied, it would be recorded doing nothing)",
+            )
 
 
 def order(scripts: Sequence[Script]) -> list[Script]:
@@ -225,7 +243,8 @@ def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
 
     migration = registry[file.id]
     try:
-        migration.load()
+        with _yoyo_silenced():  # it logs the traceback of a file it cannot import: ours says it in one line
+            migration.load()
     except exceptions.BadMigration as exc:
         cause = exc.args[1] if len(exc.args) > 1 else exc
         raise BadMigration(
@@ -240,6 +259,18 @@ def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
         python_steps=tuple(_flatten(migration.steps or [])),
         checksum=checksum_of([(file.path.name, _read_bytes(file.path))]),
     )
+
+
+@contextmanager
+def _yoyo_silenced() -> Iterator[None]:
+    """yoyo's logger off for the duration (restored after, for an application that embeds dbops)."""
+    logger = logging.getLogger("yoyo.migrations")  # the logger of Migration.load
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
 
 
 def _flatten(steps: Iterable[Any], ignore: str | None = None) -> Iterable[PythonStep]:

@@ -18,7 +18,7 @@ from dbops.errors import DbopsError, UsageError
 from dbops.migrations import files as migrations
 from dbops.migrations.files import MigrationFile, MigrationState
 from dbops.migrations.migrator import Migrator
-from dbops.migrations.scripts import Script, load, order
+from dbops.migrations.scripts import Script, load, order, refuse_empty
 from dbops.postgres.locks import migration_lock
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ def migration_session(
     if not write:
         yield Session(migrator, migrations.state(conn, migrations_dir))
         return
-    with migration_lock(target, env, env.lock_wait_ms / 1000):
+    with migration_lock(target, env, env.lock_wait_ms / 1000) as lock:
+        migrator.lock = lock
         migrator.ensure_bookkeeping()
         yield Session(migrator, migrations.state(conn, migrations_dir))
 
@@ -68,12 +69,21 @@ def check_integrity(state: MigrationState, *, accept: bool) -> None:
         )
 
 
-def record_checksums(session: Session, adopted: list[str]) -> list[str]:
+def record_checksums(session: Session, adopted: list[str], *, all_deleted: bool = False) -> list[str]:
     """Accept changed files (when asked) and adopt migrations yoyo applied, appending their ids
-    to `adopted` as it goes; returns the accepted."""
+    to `adopted` as it goes; returns the accepted. Every applied migration deleted at once is
+    more likely a wrong folder than a decision: refused unless `all_deleted`."""
     state = session.state
     files = state.by_id
-    accepted = [*state.edited, *state.unaccepted_missing]
+    deleted = state.unaccepted_missing
+    if deleted and not all_deleted and not any(m.id in files for m in state.applied):
+        raise UsageError(
+            f"Every applied migration ({len(deleted)}) is missing from {state.folder.name}/: refusing to "
+            "record them all as deleted",
+            "Check migrations: in dbops.yaml; if they really are all gone: "
+            "dbops migrate-repair --all-deleted",
+        )
+    accepted = [*state.edited, *deleted]
     for migration_id in accepted:
         session.migrator.accept(migration_id, files.get(migration_id))
     for applied in state.applied:  # applied by plain yoyo: take the files as they are now
@@ -103,6 +113,7 @@ def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
     state = session.state
     chosen = select_range(state.pending, set(state.by_id), start, end)
     scripts = order(list(load(state.files, [f.id for f in chosen]).values()))
+    refuse_empty(scripts)
     if start is not None or end is not None:
         left_out = {f.id for f in state.pending} - {s.id for s in scripts}
         for script in scripts:

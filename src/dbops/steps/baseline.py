@@ -45,10 +45,13 @@ class Repair:
     undo = "none"
     policy_action: str | None = None
 
+    def __init__(self, all_deleted: bool = False) -> None:
+        self.all_deleted = all_deleted
+
     def run(self, ctx: RunContext) -> StepOutcome:
         with migration_run(ctx, self.name, "repair", write=True) as (report, session):
             state = session.state
-            changed = record_checksums(session, report.adopted)
+            changed = record_checksums(session, report.adopted, all_deleted=self.all_deleted)
             for migration_id in changed:
                 file = state.by_id.get(migration_id)
                 name = file.path.name if file else f"{migration_id} (deleted)"

@@ -13,6 +13,7 @@ from dbops.errors import PolicyRefused
 from dbops.migrations.lint import IGNORE, Finding, lint, session_lock_timeout_ms
 from dbops.migrations.session import check_integrity, migration_session, plan
 from dbops.output.reports.lint import LintReport
+from dbops.steps.migrate import require_folder
 
 if TYPE_CHECKING:
     from dbops.migrations.scripts import Script
@@ -48,6 +49,7 @@ def lint_pending(
 ) -> tuple[list[Script], list[Finding]]:
     """The pending migrations (in the order migrate applies them) and their findings. Applied
     migrations edited or deleted since refuse first (exit 2), as migrate does."""
+    require_folder(ctx)
     with migration_session(
         ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=False
     ) as session:

@@ -16,7 +16,8 @@ from dbops.engine import restore_point
 from dbops.engine.context import RunContext
 from dbops.engine.options import MigrateOptions
 from dbops.engine.pipeline import StepOutcome, Undo
-from dbops.errors import DbopsError
+from dbops.errors import ConfigError, DbopsError
+from dbops.migrations.files import orphan_warnings
 from dbops.migrations.scripts import Script
 from dbops.migrations.session import Session, check_integrity, migration_session, plan, record_checksums
 from dbops.output.reports.migration import MigrationItem, MigrationReport
@@ -27,6 +28,7 @@ def migration_run(
     ctx: RunContext, step: str, kind: str, *, write: bool
 ) -> Iterator[tuple[MigrationReport, Session]]:
     """A migration step's report (kept for the run even if the step fails) and its session."""
+    require_folder(ctx)
     started = time.monotonic()
     report = MigrationReport(kind, ctx.env.name, ctx.database())
     ctx.report_so_far(report)  # a failure part-way still reports what was done
@@ -34,10 +36,22 @@ def migration_run(
         with migration_session(
             ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=write
         ) as session:
+            report.notes += orphan_warnings(session.state)
             yield report, session
     finally:
         report.duration_s = time.monotonic() - started
     report.finished = True
+
+
+def require_folder(ctx: RunContext) -> None:
+    """A migrations folder that does not exist is a configuration error (a typo in migrations:),
+    never "every applied migration was deleted"."""
+    folder = ctx.config.migrations_dir
+    if not folder.is_dir():
+        raise ConfigError(
+            f"Migrations folder {ctx.config.shown(folder)} does not exist",
+            "Check migrations: in dbops.yaml (or create the folder: dbops migrate-create NAME)",
+        )
 
 
 class Migrate:

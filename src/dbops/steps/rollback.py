@@ -93,10 +93,18 @@ class Rollback:
                 f"Cannot roll back {', '.join(missing)}: the file is gone", "Restore the file first"
             )
         scripts = load(state.files, chosen)
-        irreversible = [scripts[i].name for i in chosen if not scripts[i].reversible]
+        irreversible = [scripts[i] for i in chosen if not scripts[i].reversible]
+        empty = [s.file.rollback.name for s in irreversible if s.file.rollback is not None]
+        if empty:
+            raise UsageError(
+                f"{', '.join(empty)}: the rollback script is empty (only comments): refusing to unmark "
+                "the migration, objects and all",
+                "Write the statements that reverse it in that file, or restore from a backup",
+            )
         if irreversible:
             raise UsageError(
-                f"No rollback script for {', '.join(irreversible)}: refusing to unmark it, objects and all",
+                f"No rollback script for {', '.join(s.name for s in irreversible)}: refusing to unmark it, "
+                "objects and all",
                 "Write <id>.rollback.sql (or step(apply, rollback) in Python), or restore from a backup",
             )
         self._check_dependents(session, chosen, set(newest_first))

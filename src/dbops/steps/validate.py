@@ -12,7 +12,7 @@ from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import ConfigError, DbopsError
 from dbops.migrations import files as migrations
 from dbops.migrations.lint import lint, session_lock_timeout_ms
-from dbops.migrations.scripts import load, order
+from dbops.migrations.scripts import load, order, refuse_empty
 from dbops.output.reports.validate import ValidateReport
 from dbops.postgres.databases import scratch_database
 from dbops.schema import expected
@@ -50,6 +50,7 @@ class Validate:
         report.deleted = list(state.unaccepted_missing)
         scripts = order(list(load(state.files).values()))
         pending = set(report.pending)
+        refuse_empty(s for s in scripts if s.id in pending)
         report.lint = lint(
             [s for s in scripts if s.id in pending],
             lock_timeout_ms=session_lock_timeout_ms(ctx.env),
