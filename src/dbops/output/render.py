@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 from dbops.engine.results import ErrorInfo, PipelineResult
+from dbops.redact import clean, clean_tree
 
 Style = Literal["title", "rule", "ok", "warn", "fail", "dim", "key", ""]
 Line = tuple[Style, str]
@@ -127,7 +128,7 @@ class Output:
 
     def emit(self, result: OperationResult) -> None:
         if self.json_mode:
-            self.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+            self.stdout.write(json.dumps(clean_tree(result.to_json()), ensure_ascii=False) + "\n")
             self.stdout.flush()
         else:
             if result.report is not None:
@@ -148,7 +149,7 @@ class Output:
             "environments": [r.to_json() for r in results],
             "skipped": list(skipped),
         }
-        self.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        self.stdout.write(json.dumps(clean_tree(doc), ensure_ascii=False) + "\n")
         self.stdout.flush()
         for result in results:
             self.annotate(result)
@@ -169,7 +170,7 @@ class Output:
         stream.flush()
 
     def _ci_line(self, kind: str, message: str) -> str:
-        message = " ".join(message.split())
+        message = " ".join(clean(message).split())
         if self.ci == "azure":
             return f"##vso[task.logissue type={kind}]{message}"
         return f"::{kind}::{message.replace('%', '%25')}"
@@ -179,6 +180,7 @@ class Output:
     def write(self, lines: Sequence[Line], stream: TextIO) -> None:
         if not lines:
             return
+        lines = [(style, clean(text)) for style, text in lines]  # the last line of defence
         if self.color and stream is self.stdout:
             from rich.console import Console
             from rich.text import Text
