@@ -116,7 +116,8 @@ class Output:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self.json_mode = json_mode
-        self.color = not json_mode and _is_tty(self.stdout) and "NO_COLOR" not in os.environ
+        self.terminal = not json_mode and _is_tty(self.stdout)
+        self.color = self.terminal and "NO_COLOR" not in os.environ
         if os.environ.get("TF_BUILD"):
             self.ci: str | None = "azure"
         elif os.environ.get("GITHUB_ACTIONS") == "true":
@@ -132,6 +133,7 @@ class Output:
             self.stdout.flush()
         else:
             if result.report is not None:
+                self.mask(_report_secrets(result.report, self.terminal))
                 self.write(result.report.lines(), self.stdout)
             if result.pipeline is not None:
                 self.write(pipeline_lines(result.pipeline), self.stdout)
@@ -168,6 +170,19 @@ class Output:
         if result.error is not None:
             stream.write(self._ci_line("error", f"{result.error.message} ({result.error.hint})") + "\n")
         stream.flush()
+
+    def mask(self, secrets: Sequence[str]) -> None:
+        """Secrets a report shows on a terminal: in CI, registered with the service first, so
+        that its log shows *** in their place."""
+        if self.ci is None or not secrets:
+            return
+        for number, secret in enumerate(secrets, 1):
+            if self.ci == "azure":
+                line = f"##vso[task.setvariable variable=DBOPS_SECRET_{number};issecret=true]{secret}"
+            else:
+                line = "::add-mask::" + secret.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            self.stdout.write(line + "\n")
+        self.stdout.flush()
 
     def _ci_line(self, kind: str, message: str) -> str:
         message = " ".join(clean(message).split())
@@ -219,6 +234,12 @@ def pipeline_lines(result: PipelineResult) -> list[Line]:
             reason = undo.error.message if undo.error else "failed"
             lines.append(("fail", f"  ✗ {undo.number}. {undo.step}: {undo.description}: {reason}"))
     return lines
+
+
+def _report_secrets(report: Report, on_terminal: bool) -> list[str]:
+    """Reports that show secrets (seed's test accounts) show them on a terminal only."""
+    show = getattr(report, "show_secrets", None)
+    return list(show(on_terminal)) if callable(show) else []
 
 
 def _report_errors(report: Report | None) -> list[str]:
