@@ -207,7 +207,7 @@ def test_no_password_reaches_a_child_output_or_manifest(
         wrapper = fake_pg_dump(
             project / "wrapbin",
             f'if [ "$1" != --version ]; then echo "$@" > {record}; env >> {record}; '
-            f'stat -c %a "$PGPASSFILE" >> {record}; cat "$PGPASSFILE" >> {record}; fi\n'
+            f'stat -L -c %a "$PGPASSFILE" >> {record}; cat "$PGPASSFILE" >> {record}; fi\n'
             f'exec {bin_dir() / "pg_dump"} "$@"\n',
         )
         from urllib.parse import quote
@@ -226,7 +226,7 @@ def test_no_password_reaches_a_child_output_or_manifest(
         assert "PGPASSFILE=" in seen and "\n600\n" in seen
         assert "*:*:*:*:s3cr\\:et\\\\pass" in seen  # the passfile's escaping
         passfile = re.search(r"PGPASSFILE=(\S+)", seen).group(1)  # type: ignore[union-attr]
-        assert not Path(passfile).exists()
+        assert passfile.startswith("/dev/fd/")  # an anonymous memory file: never on disk
         assert secret not in result.out and quote(secret, safe="") not in result.out
         for path in (project / "backups" / "db").iterdir():
             if path.name.endswith(".json"):

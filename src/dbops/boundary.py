@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from dbops import oplog
+from dbops import oplog, redact
 from dbops.config.loader import load_config
 from dbops.engine.catalog import RULES
 from dbops.engine.context import RunContext
@@ -42,6 +42,7 @@ def run_operation(
     """Run an operation (built-in, or a pipeline of dbops.yaml) and render its report; returns
     the exit code."""
     started = time.monotonic()
+    redact.remember_environment()
     result = OperationResult(name, environment=env)
     output = Output(json_mode=json)
     with _sigterm_as_interrupt():

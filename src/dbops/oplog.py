@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dbops import __version__
 from dbops.output.render import OperationResult
+from dbops.redact import clean
 
 _OUTCOMES = {0: "ok", 1: "failed", 2: "usage error", 3: "refused", 4: "undo failed", 130: "interrupted"}
 
@@ -19,14 +20,14 @@ def append(state_dir: Path, result: OperationResult, duration_s: float) -> None:
     record = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "environment": result.environment,
-        "database": result.database,
+        "database": clean(result.database) if result.database else None,
         "operation": result.operation,
         "outcome": _OUTCOMES.get(result.exit_code, "failed"),
         "exit_code": result.exit_code,
         "duration_s": round(duration_s, 4),
         "dbops_version": __version__,
         "user": f"{_user()}@{socket.gethostname()}",
-        "error": result.error.message if result.error else None,
+        "error": clean(result.error.message) if result.error else None,
     }
     folder = state_dir / "log"
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbops import redact
 from dbops.config.locate import CONFIG_NAME
 from dbops.config.variables import interpolate
 from dbops.errors import ConfigError
@@ -75,10 +76,14 @@ class Environment:
         env_file. Without ``url:``, the URL is the env_file's own DATABASE_URL and nothing else:
         a DATABASE_URL exported in the shell never redirects an environment that did not ask.
         """
+        values = self.file_values()
+        redact.remember_variables(values)  # every message from here on is scrubbed of them
         if self.url is None:
-            return self.file_values().get("DATABASE_URL") or None
-        variables = {**self.file_values(), **os.environ}
-        return interpolate(self.url, variables, self.where("url"), self.env_file) or None
+            url = values.get("DATABASE_URL") or None
+        else:
+            url = interpolate(self.url, {**values, **os.environ}, self.where("url"), self.env_file) or None
+        redact.remember_connection_string(url)
+        return url
 
 
 @dataclass(frozen=True)

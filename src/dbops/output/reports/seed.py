@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from dbops.output import units
 from dbops.output.render import Line, heading
 from dbops.seeding.loader import Account, TableResult
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -23,9 +19,16 @@ class SeedReport:
     cleared: bool = False
     duration_s: float = 0.0
     finished: bool = False
+    passwords_shown: bool = field(default=False, repr=False)
 
     def warnings(self) -> list[str]:
         return []
+
+    def show_secrets(self, on_terminal: bool) -> list[str]:
+        """The accounts' passwords are shown on a terminal only (the renderer says whether it is
+        one); returns those the lines will show, for CI to mask."""
+        self.passwords_shown = on_terminal
+        return [a.password for a in self.accounts] if on_terminal else []
 
     def lines(self) -> list[Line]:
         lines = heading("🌱 Seeding Database")
@@ -41,8 +44,12 @@ class SeedReport:
             lines.append(("ok", f"✓ {_title(table.table)}: {_counts(table)}"))
         lines.append(("ok", f"Database seeded successfully! ({units.duration(self.duration_s)})"))
         if self.accounts:
-            lines.append(("", "Test Accounts:"))
-            lines += [("", f"- {a.login} / {a.password}") for a in self.accounts]
+            if self.passwords_shown:
+                lines.append(("", "Test Accounts:"))
+                lines += [("", f"- {a.login} / {a.password}") for a in self.accounts]
+            else:
+                lines.append(("", "Test Accounts (passwords are shown on a terminal only):"))
+                lines += [("", f"- {a.login}") for a in self.accounts]
         return lines
 
 
