@@ -282,6 +282,49 @@ def _pg_restore_reads(
     return digest, files
 
 
+# The kinds of entry pg_dump writes in an archive of one database (pg_dump 13 to 18); pg_dumpall's
+# (ROLE, TABLESPACE, ...) and anything else are not a backup of one database.
+ENTRY_KINDS = frozenset(
+    (
+        "ACCESS METHOD", "ACL", "AGGREGATE", "BLOB", "BLOB COMMENTS", "BLOB METADATA", "BLOBS", "CAST",
+        "CHECK CONSTRAINT", "COLLATION", "COMMENT", "CONSTRAINT", "CONVERSION", "DATABASE",
+        "DATABASE PROPERTIES", "DEFAULT", "DEFAULT ACL", "DOMAIN", "ENCODING", "EVENT TRIGGER",
+        "EXTENSION", "FK CONSTRAINT", "FOREIGN DATA WRAPPER", "FOREIGN SERVER", "FOREIGN TABLE",
+        "FUNCTION", "INDEX", "INDEX ATTACH", "LARGE OBJECT", "LARGE OBJECTS", "MATERIALIZED VIEW",
+        "MATERIALIZED VIEW DATA", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY", "POLICY",
+        "PROCEDURAL LANGUAGE", "PROCEDURE", "PUBLICATION", "PUBLICATION TABLE",
+        "PUBLICATION TABLES IN SCHEMA", "ROW SECURITY", "RULE", "SCHEMA", "SEARCHPATH",
+        "SECURITY LABEL", "SEQUENCE", "SEQUENCE OWNED BY", "SEQUENCE SET", "SERVER", "SHELL TYPE",
+        "STATISTICS", "STATISTICS DATA", "STDSTRINGS", "SUBSCRIPTION", "SUBSCRIPTION TABLE", "TABLE",
+        "TABLE ATTACH", "TABLE DATA", "TEXT SEARCH CONFIGURATION", "TEXT SEARCH DICTIONARY",
+        "TEXT SEARCH PARSER", "TEXT SEARCH TEMPLATE", "TRANSFORM", "TRIGGER", "TYPE", "USER MAPPING",
+        "VIEW",
+    )
+)  # fmt: skip
+_ENTRY = re.compile(r"^\d+; \d+ \d+ (?P<rest>.*)$")
+
+
+def check_entries(pg_restore: Path, archive: Path, shown: str) -> None:
+    """Custom and directory formats: `pg_restore --list` holds only the kinds of entry pg_dump
+    writes for one database (BackupInvalid naming the first other one)."""
+    done = subprocess.run(
+        [str(pg_restore), "--list", str(archive)], env=base_env(), capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise BackupInvalid(shown, f"pg_restore cannot list it: {detail[-1] if detail else done.returncode}")
+    for number, raw in enumerate(done.stdout.decode("utf-8", "replace").splitlines(), 1):
+        match = _ENTRY.match(raw)
+        if raw.startswith(";") or not raw.strip():
+            continue
+        rest = match.group("rest") if match else ""
+        words = rest.split(" ")
+        if not any(" ".join(words[:n]) in ENTRY_KINDS for n in range(1, min(len(words), 5) + 1)):
+            raise BackupInvalid(
+                shown, f"entry {number} of its table of contents is not one pg_dump writes: {raw[:120]}"
+            )
+
+
 def verify(
     path: Path, manifest: Manifest, pg_restore: Path, shown: str, progress: Progress | None = None
 ) -> None:
@@ -303,6 +346,8 @@ def verify(
         raise BackupInvalid(
             shown, "its sha256 does not match the manifest: the file was changed or corrupted"
         )
+    if fmt != "plain":
+        check_entries(pg_restore, path, shown)
 
 
 def checksum_matches(path: Path, manifest: Manifest) -> bool:
