@@ -100,6 +100,14 @@ class Manifest:
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [name for name in required if name not in raw]
+        if missing:
+            raise ManifestIncomplete(missing, empty=not raw)
         values = {k: v for k, v in raw.items() if k in known}
         values["tables"] = [TableCount(**t) for t in values.get("tables", [])]
         manifest = cls(**values)
@@ -107,6 +115,14 @@ class Manifest:
             raise ValueError("unknown format or checksum")
         manifest.created_at  # noqa: B018  (raises ValueError on a bad time)
         return manifest
+
+
+class ManifestIncomplete(ValueError):
+    """A manifest without the keys every dbops manifest has."""
+
+    def __init__(self, missing: list[str], *, empty: bool) -> None:
+        super().__init__("it is an empty object ({})" if empty else f"it lacks {', '.join(missing)}")
+        self.missing = missing
 
 
 def manifest_path(path: Path) -> Path:
@@ -118,6 +134,9 @@ def read_manifest(path: Path, shown: str) -> Manifest:
         return Manifest.from_json(manifest_path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         reason = f"no manifest ({manifest_path(path).name}) beside it to check it against"
+        raise BackupInvalid(shown, reason) from None
+    except ManifestIncomplete as exc:
+        reason = f"its manifest ({manifest_path(path).name}) is not one dbops writes: {exc}"
         raise BackupInvalid(shown, reason) from None
     except (OSError, ValueError, TypeError) as exc:
         raise BackupInvalid(shown, f"unreadable manifest: {type(exc).__name__}: {exc}") from None
@@ -336,9 +355,14 @@ def verify(
         raise BackupInvalid(shown, "the manifest says directory format, but this is not a folder")
     if fmt != "directory" and not path.is_file():
         raise BackupInvalid(shown, f"the manifest says {fmt} format, but this is not a file")
-    if size_of(path) != manifest.size:
+    size = size_of(path)
+    if size < manifest.size:
+        raise BackupInvalid(shown, f"{size:,} bytes where the manifest says {manifest.size:,} (truncated?)")
+    if size > manifest.size:
         raise BackupInvalid(
-            shown, f"{size_of(path):,} bytes where the manifest says {manifest.size:,} (truncated?)"
+            shown,
+            f"{size:,} bytes, larger than the {manifest.size:,} its manifest says: something was "
+            "added to it or it was replaced since it was written",
         )
     method = manifest.compression.partition(":")[0]
     digest, _ = read_through(path, fmt, method, pg_restore, shown, progress)
