@@ -45,3 +45,44 @@ def test_a_file_larger_than_its_manifest_says_is_not_called_truncated(
     assert result.code == 2, result.text
     assert "truncated" not in result.err
     assert f"{size + 10:,} bytes, larger than the {size:,} its manifest says" in result.err
+
+
+def test_parallel_backups_all_succeed_with_distinct_files(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    """Three `dbops backup` at once, in the same second: three files, none overwritten."""
+    import hashlib
+    import os
+    import subprocess
+
+    from conftest import dbops_bin
+
+    db.execute("CREATE TABLE notes (id int); INSERT INTO notes SELECT generate_series(1, 1000)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_") and k != "DATABASE_URL"}
+    runs = [
+        subprocess.Popen(
+            [dbops_bin(), "backup", "--json"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    paths = {Path(json.loads(out)["report"]["path"]) for out, _ in outputs}
+    assert len(paths) == 3
+    folder = project / "backups" / "db"
+    assert sorted(p.name for p in folder.glob("*.sql.gz")) == sorted(p.name for p in paths)
+    for path in paths:
+        manifest = json.loads(path.with_name(path.name + ".json").read_text())
+        assert manifest["file"] == path.name
+        assert manifest["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left
+    listed = cli("backup-list", "--json")
+    assert listed.code == 0, listed.text
+    from datetime import datetime
+
+    created = [datetime.fromisoformat(b["created"]) for b in json.loads(listed.out)["report"]["backups"]]
+    assert created == sorted(created) and len(set(created)) == 3  # sub-second: still in order

@@ -152,15 +152,26 @@ def extension(fmt: Format, method: str) -> str:
 
 
 def new_path(folder: Path, database: str, fmt: Format, method: str, now: datetime) -> Path:
-    """<folder>/<database>_<UTC YYYYMMDD_HHMMSS><ext>; a second one in the same second gets _2."""
+    """<folder>/<database>_<UTC YYYYMMDD_HHMMSS><ext>; a second one in the same second gets _2
+    (and so on: see next_path)."""
     stem = f"{database}_{now.strftime('%Y%m%d_%H%M%S')}"
-    ext = extension(fmt, method)
-    candidate = folder / f"{stem}{ext}"
-    serial = 1
+    candidate = folder / f"{stem}{extension(fmt, method)}"
     while candidate.exists() or manifest_path(candidate).exists():
-        serial += 1
-        candidate = folder / f"{stem}_{serial}{ext}"
+        candidate = next_path(candidate)
     return candidate
+
+
+_SERIAL = re.compile(r"^(?P<stem>.*_\d{8}_\d{6})(?:_(?P<serial>\d+))?(?P<ext>\.sql\.gz|\.sql|\.dump|\.dir)$")
+
+
+def next_path(path: Path) -> Path:
+    """The name after `path` in the same second: <stem>_2<ext>, then _3, ..."""
+    match = _SERIAL.match(path.name)
+    if match is None:
+        stem, _, ext = path.name.partition(".")
+        return path.with_name(f"{stem}_2.{ext}")
+    serial = int(match.group("serial") or 1) + 1
+    return path.with_name(f"{match.group('stem')}_{serial}{match.group('ext')}")
 
 
 def ensure_folder(folder: Path) -> None:
@@ -177,6 +188,19 @@ def publish(temp: Path, final: Path, manifest: Manifest) -> None:
     except FileExistsError:
         manifest_path(final).unlink()  # ours: write_new created it just now
         raise
+
+
+def publish_unique(temp: Path, final: Path, manifest: Manifest, attempts: int = 1000) -> Path:
+    """publish() under `final`, or, when another backup took that name meanwhile (two runs in the
+    same second), under the next free one (next_path); returns the name it got."""
+    for _ in range(attempts):
+        manifest.file = final.name
+        try:
+            publish(temp, final, manifest)
+            return final
+        except FileExistsError:
+            final = next_path(final)
+    raise FileExistsError(f"no free name after {attempts} attempts: {final}")
 
 
 def remove(path: Path) -> None:
@@ -503,6 +527,11 @@ def _others(root: Path) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def utc_now_precise() -> datetime:
+    """For a manifest's `created`: backups taken in the same second still sort by time."""
+    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:

@@ -46,7 +46,7 @@ class CheckBackup:
         ctx.report_so_far(report)  # the operation's report, from here on (the restore step adds to it)
         with progress.bar(ctx.interactive) as advance:
             manifest = restorer.check_file(path, ctx.config, advance)
-        report.created = manifest.created.replace("T", " ").replace("Z", " UTC")
+        report.created = manifest.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         report.size, report.format, report.kind = manifest.size, manifest.format, manifest.kind
         report.source_database = manifest.database
         report.verified = True
