@@ -572,7 +572,7 @@ def test_kill_9_during_a_backup_leaves_nothing_under_the_final_name(
         if process.poll() is None:
             process.kill()
     names = [p.name for p in folder.iterdir()]
-    assert len(names) == 1 and re.fullmatch(r"\..+\.sql\.gz\.tmp-\d+", names[0]), names
+    assert len(names) == 1 and re.fullmatch(r"\..+\.sql\.gz\.tmp-.+-\d+", names[0]), names
     listed = cli("backup-list")
     assert "No backups yet" in listed.out
     result = cli("backup-cleanup")

@@ -86,3 +86,34 @@ def test_parallel_backups_all_succeed_with_distinct_files(
 
     created = [datetime.fromisoformat(b["created"]) for b in json.loads(listed.out)["report"]["backups"]]
     assert created == sorted(created) and len(set(created)) == 3  # sub-second: still in order
+
+
+def test_cleanup_leaves_another_hosts_temporary_files_alone(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    """A backups folder shared between hosts: a pid means something only on its own host."""
+    import os
+    import time
+
+    from dbops.atomic import host
+
+    db.execute("CREATE TABLE notes (id int)")
+    folder = backup(cli).parent
+    dead = 2**22 + 12345  # above pid_max's default: no such process here
+    names = {
+        "mine, dead": f".a.sql.gz.tmp-{host()}-{dead}",
+        "mine, running": f".b.sql.gz.tmp-{host()}-{os.getpid()}",
+        "other host, fresh": f".c.sql.gz.tmp-ci-runner-7-{dead}",
+        "other host, 25 h old": f".d.sql.gz.tmp-ci-runner-7-{dead}",
+        "no host, fresh": f".e.sql.gz.tmp-{dead}",
+        "no host, 25 h old": f".f.sql.gz.tmp-{dead}",
+    }
+    for name in names.values():
+        (folder / name).write_bytes(b"partial")
+    old = time.time() - 25 * 3600
+    for key in ("other host, 25 h old", "no host, 25 h old"):
+        os.utime(folder / names[key], (old, old))
+    result = cli("backup-cleanup", "--force")
+    assert result.code == 0, result.text
+    left = {key for key, name in names.items() if (folder / name).exists()}
+    assert left == {"mine, running", "other host, fresh", "no host, fresh"}

@@ -4,7 +4,7 @@ A backup is a file (``.sql.gz``/``.sql`` plain SQL, ``.dump`` custom) or a folde
 pg_dump's directory format) with a manifest ``<name>.json`` beside it. Manual backups live in
 ``backups/db/``, automatic ones (taken before a destructive step) in ``backups/db/automated/``.
 Nothing is ever visible under a final name before it is complete, and nothing is overwritten:
-writers use dbops.atomic (a hidden temporary name ``.<name>.tmp-<pid>``, fsync, link or
+writers use dbops.atomic (a hidden temporary name ``.<name>.tmp-<host>-<pid>``, fsync, link or
 rename-noreplace, then fsync the folder).
 """
 
@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +37,11 @@ FORMATS: tuple[Format, ...] = ("plain", "custom", "directory")
 AUTOMATED = "automated"
 TRAILER = b"-- PostgreSQL database dump complete"
 CHUNK = 1 << 20
-_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+# A temporary file of another host's writer (a folder shared between containers or runners),
+# or of an older dbops that did not record its host: dbops cannot tell whether its writer still
+# runs, and leaves it alone until it is this old.
+FOREIGN_TEMP_AGE_S = 24 * 3600
 _SUFFIXES = (".sql.gz", ".sql", ".dump", ".dir")
 
 Progress = Callable[[int], None]  # bytes done so far
@@ -461,15 +466,26 @@ def discover(root: Path) -> list[BackupEntry]:
     return sorted(entries.values(), key=lambda e: (e.created, e.path.name))
 
 
-def leftovers(root: Path) -> list[Path]:
-    """Temporary files and folders of writers that are gone (their pid no longer runs)."""
+def leftovers(root: Path, now: float | None = None) -> list[Path]:
+    """Temporary files and folders of writers that are gone: on this host, their pid no longer
+    runs; another host's (or one without a host), older than FOREIGN_TEMP_AGE_S."""
     found = []
+    here = atomic.host()
+    moment = time.time() if now is None else now
     for folder in (root, root / AUTOMATED):
         if not folder.is_dir():
             continue
         for item in folder.iterdir():
             match = _TEMP.match(item.name)
-            if match and not process_alive(int(match.group("pid"))):
+            if match is None:
+                continue
+            gone = False
+            if match.group("host") == here:
+                gone = not process_alive(int(match.group("pid")))
+            else:
+                with contextlib.suppress(OSError):
+                    gone = moment - item.lstat().st_mtime > FOREIGN_TEMP_AGE_S
+            if gone:
                 found.append(item)
     return sorted(found)
 
