@@ -117,3 +117,57 @@ def test_cleanup_leaves_another_hosts_temporary_files_alone(
     assert result.code == 0, result.text
     left = {key for key, name in names.items() if (folder / name).exists()}
     assert left == {"mine, running", "other host, fresh", "no host, fresh"}
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_ctrl_c_during_a_backup_does_not_wait_for_the_row_counts(
+    project: Path, db: psycopg.Connection, database_url: str, fmt: str
+) -> None:
+    """The row counts run on a thread beside pg_dump; here they wait on a lock (as a long scan
+    would take long): a real SIGINT cancels them, and the run ends at once with 130."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import dbops_bin
+
+    db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_") and k != "DATABASE_URL"}
+    with psycopg.connect(database_url) as locker:
+        locker.execute("LOCK TABLE notes IN ACCESS EXCLUSIVE MODE")  # held until the block ends
+        child = subprocess.Popen(
+            [dbops_bin(), "backup", f"--format={fmt}"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores it
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not db.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query ILIKE '%count(*)%'"
+            ).fetchone()[0]:  # type: ignore[index]
+                assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+                time.sleep(0.05)
+            child.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            out, err = child.communicate(timeout=20)
+            took = time.monotonic() - started
+        finally:
+            child.kill()
+        locker.rollback()
+    assert child.returncode == 130, out + err
+    assert took < 10, took
+    assert "Traceback" not in err
+    folder = project / "backups" / "db"
+    assert not folder.exists() or list(folder.iterdir()) == []
+    deadline = time.monotonic() + 10  # the sessions of the ended run go away
+    while db.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchone() != (0,):
+        assert time.monotonic() < deadline, "a session of the interrupted backup is left"
+        time.sleep(0.05)

@@ -205,15 +205,17 @@ def _dump(
             counter.start()
             rows = RowCounter()
             try:
-                with pgtools.drained(process) as stderr:
+                with pgtools.drained(process) as stderr:  # stops pg_dump on any failure
                     if plain:
                         streamed: str | None = _stream(process, temp, compression, rows, progress)
                     else:
                         _watch(process, temp, progress)
                         streamed = None
                     code = process.wait()
-            finally:
-                counter.join()
+            except BaseException:
+                _stop_counting(conn, counter)  # Ctrl-C never waits on a count(*) of every table
+                raise
+            counter.join()
         if code != 0:
             detail = pgtools.error_text(stderr(), target)
             raise DumpFailed(
@@ -230,6 +232,18 @@ def _dump(
             if unseen:  # no COPY block recognised for them: count them in the same snapshot
                 contents_module.count_rows_of(conn, unseen)
     return found, streamed
+
+
+def _stop_counting(conn: psycopg.Connection[Any], counter: threading.Thread, limit_s: float = 30) -> None:
+    """Cancel the counting thread's query until the thread is done (each cancel ends the query
+    running then; the thread gives up at the first), for `limit_s` at most."""
+    deadline = time.monotonic() + limit_s
+    while counter.is_alive() and time.monotonic() < deadline:
+        try:
+            conn.cancel_safe(timeout=2)
+        except Exception:  # the connection is going away anyway
+            return
+        counter.join(timeout=0.2)
 
 
 def _arguments(
