@@ -171,3 +171,59 @@ def test_ctrl_c_during_a_backup_does_not_wait_for_the_row_counts(
     ).fetchone() != (0,):
         assert time.monotonic() < deadline, "a session of the interrupted backup is left"
         time.sleep(0.05)
+
+
+def test_restoring_another_databases_backup_says_so_when_asking(
+    project: Path,
+    admin_url: str,
+    database_url: str,
+    db: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+    import uuid
+
+    from psycopg import sql
+
+    from conftest import url_for
+    from dbops.boundary import run_operation
+    from dbops.engine.options import BackupOptions, RestoreOptions, Safety
+
+    other = f"dbops_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(other)))
+    try:
+        with psycopg.connect(url_for(admin_url, other), autocommit=True) as conn:
+            conn.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (7)")
+        with (project / "dbops.yaml").open("a") as config:
+            config.write(f'  staging:\n    url: "{url_for(admin_url, other)}"\n')
+        db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
+        assert run_operation("backup", BackupOptions, safety=Safety(), env="staging") == 0
+        path = next((project / "backups" / "db").glob(f"{other}_*.sql.gz"))
+        capsys.readouterr()
+        # no terminal: --force is needed, as before; the refusal names the other database too
+        assert run_operation("restore", lambda: RestoreOptions(str(path)), safety=Safety()) == 3
+        err = capsys.readouterr().err
+        assert f"this backup comes from another database: {other}, not {db.info.dbname}" in err
+        # on a terminal: the question says so in plain words, before the answer
+        monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
+        monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+        assert run_operation("restore", lambda: RestoreOptions(str(path)), safety=Safety()) == 3
+        err = capsys.readouterr().err
+        warning = (
+            f"⚠️ WARNING: This backup comes from another database: {other}, not {db.info.dbname}; "
+            f"its contents will replace {db.info.dbname}'s"
+        )
+        assert warning in err and err.index(warning) < err.index("Answer yes to confirm")
+        assert db.execute("SELECT id FROM notes").fetchall() == [(1,)]
+        # its own database's backup: no such warning
+        assert run_operation("backup", BackupOptions, safety=Safety()) == 0
+        own = next((project / "backups" / "db").glob(f"{db.info.dbname}_*.sql.gz"))
+        monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
+        capsys.readouterr()
+        assert run_operation("restore", lambda: RestoreOptions(str(own)), safety=Safety()) == 3
+        assert "another database" not in capsys.readouterr().err
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))

@@ -36,6 +36,7 @@ class CheckBackup:
         # for the restore step: the checked manifest, and the report both steps fill in
         self.manifest: Manifest | None = None
         self.report: RestoreReport | None = None
+        self.live = ""
 
     def run(self, ctx: RunContext) -> StepOutcome:
         path = backups.resolve(
@@ -51,7 +52,17 @@ class CheckBackup:
         report.source_database = manifest.database
         report.verified = True
         self.manifest = manifest
+        self.live = ctx.database()
         return StepOutcome(messages=[f"{report.file} matches its manifest and reads completely"], data=report)
+
+    def confirmation_note(self) -> str | None:
+        """For the confirmation: a backup of another database says so, and names it."""
+        if self.manifest is None or self.manifest.database == self.live:
+            return None
+        return (
+            f"this backup comes from another database: {self.manifest.database}, "
+            f"not {self.live}; its contents will replace {self.live}'s"
+        )
 
 
 class LockRestore:
