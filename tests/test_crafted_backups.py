@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from backup_helpers import build_rich, fingerprint, schema_dump
 from conftest import Run
@@ -19,42 +16,7 @@ from dbops.backups.restore import _has_restrict
 from dbops.backups.script_filter import ScriptFilter, ScriptRefused
 from dbops.postgres.embedded import bin_dir
 from dbops.postgres.tools import Tool
-
-
-@pytest.fixture(autouse=True)
-def drop_side_databases(admin_url: str, database_url: str) -> Iterator[None]:
-    yield
-    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        for (other,) in conn.execute(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
-        ).fetchall():
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
-
-
-def side_databases(admin_url: str, database_url: str) -> list[str]:
-    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
-        ).fetchall()
-    return [r[0] for r in rows]
-
-
-def backup(cli: Run, *args: str) -> Path:
-    result = cli("backup", "--json", *args)
-    assert result.code == 0, result.text
-    return Path(json.loads(result.out)["report"]["path"])
-
-
-def refresh_manifest(path: Path) -> None:
-    import hashlib
-
-    manifest_file = path.with_name(path.name + ".json")
-    manifest = json.loads(manifest_file.read_text())
-    manifest["size"] = path.stat().st_size
-    manifest["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    manifest_file.write_text(json.dumps(manifest))
+from test_backup import backup, refresh_manifest, side_databases
 
 
 def state_of(url: str) -> tuple[str, dict[str, str]]:
