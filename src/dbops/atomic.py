@@ -1,7 +1,8 @@
 """Writing files atomically: nothing is ever visible under a final name before it is complete.
 
 Every writer works the same way: a hidden temporary name in the same folder
-(``.<name>.tmp-<pid>``, so a sweeper can tell a dead writer's leftovers by the pid), fsync, then
+(``.<name>.tmp-<host>-<pid>``, so a sweeper can tell a dead writer's leftovers by the pid, and
+leave alone what a writer on another host (a shared folder) is writing), fsync, then
 the final name is given with link(2) for a file and rename-noreplace for a folder, and the
 folder is fsynced. An existing file or folder is never overwritten: publishing raises
 FileExistsError and the caller decides what that means. Only a cache (the task index), which
@@ -20,7 +21,12 @@ from pathlib import Path
 
 def temp_path(final: Path) -> Path:
     """The temporary name beside `final` that this process writes before publishing."""
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    return final.with_name(f".{final.name}.tmp-{host()}-{os.getpid()}")
+
+
+def host() -> str:
+    """This host's name as temporary names carry it (letters, digits, '.', '-', '_' only)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in ".-_") else "_" for c in os.uname().nodename)
 
 
 def fsync_path(path: Path) -> None:

@@ -76,7 +76,8 @@ def take(
 ) -> tuple[Manifest, DumpTimings]:
     """Write a verified backup of `target`'s database (on `conn`, the caller's connection to it,
     left open) at `final` (shown in messages as `shown`) with its manifest; `check` runs on the
-    temporary copy."""
+    temporary copy. When another backup took `final` meanwhile, the next free name in that
+    second is used (the manifest's `file` says which)."""
     pgtools.check_dump_version(tools.pg_dump, conn.info.server_version // 10000)
     method, level = pgtools.parse_compression(options.compress)
     if options.fmt == "plain":
@@ -86,7 +87,7 @@ def take(
         z = pgtools.compress_argument(tools.pg_dump, "none", None)
     else:
         z = pgtools.compress_argument(tools.pg_dump, method, level)
-    created = backups.utc_now()
+    created = backups.utc_now_precise()
     backups.ensure_folder(final.parent)
     temp = atomic.temp_path(final)
     timings = DumpTimings()
@@ -141,11 +142,11 @@ def take(
             check(temp, manifest)
         timings.verify_s = time.monotonic() - started
         try:
-            backups.publish(temp, final, manifest)
+            backups.publish_unique(temp, final, manifest)  # manifest.file: the name it got
         except FileExistsError:
             raise DbopsError(
-                f"Backup {shown} already exists: not overwriting it",
-                "Another backup took that name meanwhile; run the backup again",
+                f"Backup {shown}: no free name beside it, not overwriting any",
+                "Remove old backups (dbops backup-cleanup), then run the backup again",
             ) from None
     except BaseException:
         backups.remove(temp)
@@ -204,15 +205,17 @@ def _dump(
             counter.start()
             rows = RowCounter()
             try:
-                with pgtools.drained(process) as stderr:
+                with pgtools.drained(process) as stderr:  # stops pg_dump on any failure
                     if plain:
                         streamed: str | None = _stream(process, temp, compression, rows, progress)
                     else:
                         _watch(process, temp, progress)
                         streamed = None
                     code = process.wait()
-            finally:
-                counter.join()
+            except BaseException:
+                _stop_counting(conn, counter)  # Ctrl-C never waits on a count(*) of every table
+                raise
+            counter.join()
         if code != 0:
             detail = pgtools.error_text(stderr(), target)
             raise DumpFailed(
@@ -229,6 +232,18 @@ def _dump(
             if unseen:  # no COPY block recognised for them: count them in the same snapshot
                 contents_module.count_rows_of(conn, unseen)
     return found, streamed
+
+
+def _stop_counting(conn: psycopg.Connection[Any], counter: threading.Thread, limit_s: float = 30) -> None:
+    """Cancel the counting thread's query until the thread is done (each cancel ends the query
+    running then; the thread gives up at the first), for `limit_s` at most."""
+    deadline = time.monotonic() + limit_s
+    while counter.is_alive() and time.monotonic() < deadline:
+        try:
+            conn.cancel_safe(timeout=2)
+        except Exception:  # the connection is going away anyway
+            return
+        counter.join(timeout=0.2)
 
 
 def _arguments(

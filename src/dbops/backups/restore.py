@@ -17,6 +17,7 @@ drop and swap databases in dbops.postgres.databases; loading and checking the ba
 from __future__ import annotations
 
 import contextlib
+import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from dbops.backups import contents
 from dbops.backups import store as backups
-from dbops.backups.script_filter import ScriptFilter
+from dbops.backups.script_filter import ScriptFilter, ScriptRefused
 from dbops.backups.store import CHUNK, Advance, Manifest
-from dbops.errors import RestoreFailed
+from dbops.errors import DbopsError, RestoreFailed
 from dbops.postgres import tools as pgtools
 from dbops.postgres.connection import Target, connect
 from dbops.postgres.databases import create_scratch, drop_database, drop_leftovers, swap, unused_name
@@ -275,6 +276,58 @@ def _run_script(
     ]
     if clear_first:
         psql.append("--single-transaction")
+    try:
+        code, stderr, render_error = _pipe(
+            psql, target, tools, path, manifest, script_filter, head_only, clear_first, progress
+        )
+    except ScriptRefused as exc:  # psql was stopped before it got that line
+        raise UnsafeBackup(exc, in_place=clear_first) from None
+    if code != 0:
+        detail = pgtools.error_text(stderr, target) or f"psql exit code {code}"
+        raise RestoreFailed(f"Restore failed: {detail}", _LOAD_HINT if not clear_first else _IN_PLACE_HINT)
+    if render_error:
+        raise RestoreFailed(f"pg_restore failed: {render_error}", _LOAD_HINT)
+
+
+class UnsafeBackup(DbopsError):
+    """A backup whose script holds what pg_dump never writes (a psql command, a foreign COPY)."""
+
+    exit_code = 2
+
+    def __init__(self, refused: ScriptRefused, *, in_place: bool) -> None:
+        super().__init__(
+            f"Refused to restore this backup: line {refused.line} of its SQL script holds "
+            f"{refused.reason}, which pg_dump never writes",
+            "A backup may hold only the SQL and COPY data pg_dump writes; nothing from that line on "
+            "ran, and "
+            + (
+                "the one transaction was rolled back: the database is as it was"
+                if in_place
+                else "the live database was not touched (the scratch database was dropped)"
+            ),
+        )
+
+
+def _has_restrict(psql: pgtools.Tool) -> bool:
+    """psql's \\restrict (which refuses every backslash command until \\unrestrict with the same
+    key): psql 18, 17.6, 16.10, 15.14, 14.19, 13.22 and later."""
+    major, minor = psql.version
+    first = {17: 6, 16: 10, 15: 14, 14: 19, 13: 22}
+    return major >= 18 or (major in first and minor >= first[major])
+
+
+def _pipe(
+    psql: list[str],
+    target: Target,
+    tools: pgtools.Toolbox,
+    path: Path,
+    manifest: Manifest,
+    script_filter: ScriptFilter,
+    head_only: bool,
+    clear_first: bool,
+    progress: Advance | None,
+) -> tuple[int, bytes, str | None]:
+    """The script, filtered, into psql: psql's exit code and stderr, and pg_restore's error."""
     with (
         pgtools.child_env(target) as env,
         _source(tools, path, manifest, env, head_only) as (source, renderer, consumed),
@@ -286,6 +339,8 @@ def _run_script(
         pgtools.widen_pipe(sink.stdin.fileno())
         with pgtools.drained(sink) as stderr:
             with contextlib.suppress(BrokenPipeError):
+                if _has_restrict(tools.psql):  # psql itself then refuses any backslash command
+                    sink.stdin.write(b"\\restrict " + secrets.token_hex(24).encode() + b"\n")
                 if clear_first:
                     sink.stdin.write(CLEAR_SQL.encode())
                 for chunk in source:
@@ -302,11 +357,7 @@ def _run_script(
             # pg_restore's own verdict, before leaving _source stops it (unless psql failed first,
             # or only the head was wanted)
             render_error = renderer() if renderer is not None and code == 0 and not head_only else None
-    if code != 0:
-        detail = pgtools.error_text(stderr(), target) or f"psql exit code {code}"
-        raise RestoreFailed(f"Restore failed: {detail}", _LOAD_HINT if not clear_first else _IN_PLACE_HINT)
-    if render_error:
-        raise RestoreFailed(f"pg_restore failed: {render_error}", _LOAD_HINT)
+    return code, stderr(), render_error
 
 
 _IN_PLACE_HINT = "It ran in one transaction and was rolled back: the database is as it was"

@@ -5,8 +5,17 @@ settings and the database's own entries (``CREATE DATABASE``, ``\\connect``, the
 ``ALTER DATABASE ... SET``, its comment and grants). After it, only statements are looked at:
 table data (``COPY ... FROM stdin`` up to ``\\.``) goes through unread, found with one search.
 
-- ``CREATE DATABASE`` and ``\\connect`` are dropped: psql is already connected to the database
-  being restored (a scratch database, or the live one in place).
+- ``CREATE DATABASE``, ``DROP DATABASE`` (``--clean``) and the ``\\connect`` lines after them
+  (pg_dump writes the same one again after the database's settings) are dropped: psql is
+  already connected to the database being restored (a scratch database, or the live one in
+  place), and must not leave it.
+- The script is input, and psql runs backslash commands wherever they stand: every line psql
+  will see is read by dbops.backups.psql_lexer first. pg_dump's own ``\\restrict KEY`` and
+  ``\\unrestrict KEY`` lines are dropped (the restore wraps the whole script in a
+  ``\\restrict`` of its own), the head's ``\\connect`` is dropped, ``\\.`` ends COPY
+  data; any other backslash command, a COPY other than pg_dump's ``COPY ... FROM stdin;`` line,
+  or a change of ``standard_conforming_strings`` raises ScriptRefused, naming the line, before
+  psql gets a byte of that line.
 - The database's own statements name the target database instead of the dumped one.
 - ``SET transaction_timeout`` (pg_dump 17+) is dropped for servers older than 17, which
   reject it.
@@ -18,6 +27,8 @@ table data (``COPY ... FROM stdin`` up to ``\\.``) goes through unread, found wi
 from __future__ import annotations
 
 import re
+
+from dbops.backups.psql_lexer import Lexer, Refused
 
 _DB_STATEMENTS = (
     b"ALTER DATABASE ",
@@ -31,7 +42,19 @@ _DATABASE_NAME = re.compile(rb'(DATABASE )("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]
 _HEADER = re.compile(rb"^-- Name: (.*?); Type: (.*?);")
 _COLUMN_OPTIONS = re.compile(rb"^(ALTER TABLE .* ALTER COLUMN .* SET \()(.*)(\);\n?)$", re.S)
 _KNOWN_COLUMN_OPTIONS = (b"n_distinct=", b"n_distinct_inherited=")
-_COPY_END = b"\n\\.\n"
+_RESTRICT = re.compile(rb"^\\(?:un)?restrict [A-Za-z0-9]+\r?\n?$")
+_COPY_LINE = re.compile(rb"^COPY .* FROM stdin;\r?\n$", re.S)
+_CONFORMING = re.compile(rb"standard_conforming_strings", re.I)
+_CONFORMING_ON = b"SET standard_conforming_strings = on;\n"
+
+
+class ScriptRefused(Exception):
+    """A line that pg_dump never writes and psql must not see."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
 
 
 def quote_ident(name: str) -> bytes:
@@ -46,6 +69,10 @@ class ScriptFilter:
         self.in_head = True
         self.in_copy = False
         self.pending = b""
+        self.lines = 0  # lines of the script read so far
+        self.lexer = Lexer()
+        self.created = False  # CREATE DATABASE seen (the \\connect after it is pg_dump's)
+        self.connect_line = b""  # pg_dump's \\connect line: it may come again, the same
 
     def feed(self, data: bytes) -> bytes:
         if self.head_only and not self.in_head:
@@ -55,17 +82,15 @@ class ScriptFilter:
         pos = 0  # everything before it is handled
         while True:
             if self.in_copy:
-                if buffer.startswith(_COPY_END[1:], pos):  # the marker is the first line: no rows
-                    end = pos + len(_COPY_END) - 1
-                else:
-                    found = buffer.find(_COPY_END, pos)
-                    end = found + len(_COPY_END) if found >= 0 else -1
+                end = _copy_end(buffer, pos)
                 if end < 0:  # all but the last bytes, which may begin the end marker
-                    stop = max(pos, len(buffer) - (len(_COPY_END) - 1))
+                    stop = max(pos, len(buffer) - 4)
                     out.append(buffer[pos:stop])
+                    self.lines += buffer.count(b"\n", pos, stop)
                     pos = stop
                     break
                 out.append(buffer[pos:end])
+                self.lines += buffer.count(b"\n", pos, end)
                 pos = end
                 self.in_copy = False
                 continue
@@ -84,22 +109,44 @@ class ScriptFilter:
         return rest if self.in_copy or not rest else self._line(rest)
 
     def _line(self, line: bytes) -> bytes:
+        self.lines += 1
         if self.in_head and self._ends_head(line):
             self.in_head = False
             if self.head_only:
                 return b""
-        if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+        between = self.lexer.between_statements
+        if between and _RESTRICT.match(line):
+            return b""  # pg_dump's own \\restrict: the restore has one of its own
+        if between and _COPY_LINE.match(line):
+            self._check(line, copy=True)
             self.in_copy = True
             return line
-        if self.in_head:
-            return self._head_line(line)
-        if line.startswith(b"ALTER TABLE ") and b" ALTER COLUMN " in line:
-            return _known_column_options(line)
+        if self.in_head and between:
+            line = self._head_line(line)
+        elif line.startswith(b"ALTER TABLE ") and b" ALTER COLUMN " in line:
+            line = _known_column_options(line)
+        self._check(line)
         return line
 
+    def _check(self, line: bytes, *, copy: bool = False) -> None:
+        """What psql will see of this line: no backslash command, no COPY but pg_dump's."""
+        if _CONFORMING.search(line) and line != _CONFORMING_ON:
+            raise ScriptRefused(self.lines, "a change of standard_conforming_strings")
+        ended = self.lexer.ended
+        try:
+            self.lexer.line(line, copy_ok=copy)
+        except Refused as exc:
+            raise ScriptRefused(self.lines, exc.reason) from None
+        if copy and (self.lexer.ended != ended + 1 or not self.lexer.between_statements):
+            raise ScriptRefused(self.lines, "a COPY statement other than pg_dump's COPY ... FROM stdin;")
+
     def _head_line(self, line: bytes) -> bytes:
-        if line.startswith((b"CREATE DATABASE ", b"\\connect ")):
+        if line.startswith((b"CREATE DATABASE ", b"DROP DATABASE ")):
+            self.created = True
             return b""
+        if line.startswith(b"\\connect ") and self.created and self.connect_line in (b"", line):
+            self.connect_line = line  # pg_dump --create's (again after the database's settings)
+            return b""  # psql stays where it is
         if self.drop_timeout and line.startswith(b"SET transaction_timeout"):
             return b""
         if line.startswith(_DB_STATEMENTS):
@@ -115,6 +162,26 @@ class ScriptFilter:
         return line.startswith((b"COPY ", b"CREATE ", b"ALTER TABLE ")) and not line.startswith(
             b"CREATE DATABASE "
         )
+
+
+def _copy_end(buffer: bytes, pos: int) -> int:
+    """Where the COPY data that begins at `pos` ends (after its line "\\."; psql also takes
+    "\\.\\r\\n"), or -1 when the buffer does not hold the end yet."""
+    at = pos - 1  # the data begins at a line start: as if after a newline
+    while True:
+        start = at + 1
+        if buffer.startswith(b"\\.", start) and (start == pos or buffer[at] == 0x0A):
+            rest = buffer[start + 2 : start + 4]
+            if rest[:1] == b"\n":
+                return start + 3
+            if rest == b"\r\n":
+                return start + 4
+            if rest in (b"", b"\r"):
+                return -1  # the rest of the marker's line is still to come
+        found = buffer.find(b"\n\\.", start)
+        if found < 0:
+            return -1
+        at = found
 
 
 def _known_column_options(line: bytes) -> bytes:

@@ -4,7 +4,7 @@ A backup is a file (``.sql.gz``/``.sql`` plain SQL, ``.dump`` custom) or a folde
 pg_dump's directory format) with a manifest ``<name>.json`` beside it. Manual backups live in
 ``backups/db/``, automatic ones (taken before a destructive step) in ``backups/db/automated/``.
 Nothing is ever visible under a final name before it is complete, and nothing is overwritten:
-writers use dbops.atomic (a hidden temporary name ``.<name>.tmp-<pid>``, fsync, link or
+writers use dbops.atomic (a hidden temporary name ``.<name>.tmp-<host>-<pid>``, fsync, link or
 rename-noreplace, then fsync the folder).
 """
 
@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +37,11 @@ FORMATS: tuple[Format, ...] = ("plain", "custom", "directory")
 AUTOMATED = "automated"
 TRAILER = b"-- PostgreSQL database dump complete"
 CHUNK = 1 << 20
-_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+# A temporary file of another host's writer (a folder shared between containers or runners),
+# or of an older dbops that did not record its host: dbops cannot tell whether its writer still
+# runs, and leaves it alone until it is this old.
+FOREIGN_TEMP_AGE_S = 24 * 3600
 _SUFFIXES = (".sql.gz", ".sql", ".dump", ".dir")
 
 Progress = Callable[[int], None]  # bytes done so far
@@ -100,6 +105,14 @@ class Manifest:
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [name for name in required if name not in raw]
+        if missing:
+            raise ManifestIncomplete(missing, empty=not raw)
         values = {k: v for k, v in raw.items() if k in known}
         values["tables"] = [TableCount(**t) for t in values.get("tables", [])]
         manifest = cls(**values)
@@ -107,6 +120,14 @@ class Manifest:
             raise ValueError("unknown format or checksum")
         manifest.created_at  # noqa: B018  (raises ValueError on a bad time)
         return manifest
+
+
+class ManifestIncomplete(ValueError):
+    """A manifest without the keys every dbops manifest has."""
+
+    def __init__(self, missing: list[str], *, empty: bool) -> None:
+        super().__init__("it is an empty object ({})" if empty else f"it lacks {', '.join(missing)}")
+        self.missing = missing
 
 
 def manifest_path(path: Path) -> Path:
@@ -118,6 +139,9 @@ def read_manifest(path: Path, shown: str) -> Manifest:
         return Manifest.from_json(manifest_path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         reason = f"no manifest ({manifest_path(path).name}) beside it to check it against"
+        raise BackupInvalid(shown, reason) from None
+    except ManifestIncomplete as exc:
+        reason = f"its manifest ({manifest_path(path).name}) is not one dbops writes: {exc}"
         raise BackupInvalid(shown, reason) from None
     except (OSError, ValueError, TypeError) as exc:
         raise BackupInvalid(shown, f"unreadable manifest: {type(exc).__name__}: {exc}") from None
@@ -133,15 +157,26 @@ def extension(fmt: Format, method: str) -> str:
 
 
 def new_path(folder: Path, database: str, fmt: Format, method: str, now: datetime) -> Path:
-    """<folder>/<database>_<UTC YYYYMMDD_HHMMSS><ext>; a second one in the same second gets _2."""
+    """<folder>/<database>_<UTC YYYYMMDD_HHMMSS><ext>; a second one in the same second gets _2
+    (and so on: see next_path)."""
     stem = f"{database}_{now.strftime('%Y%m%d_%H%M%S')}"
-    ext = extension(fmt, method)
-    candidate = folder / f"{stem}{ext}"
-    serial = 1
+    candidate = folder / f"{stem}{extension(fmt, method)}"
     while candidate.exists() or manifest_path(candidate).exists():
-        serial += 1
-        candidate = folder / f"{stem}_{serial}{ext}"
+        candidate = next_path(candidate)
     return candidate
+
+
+_SERIAL = re.compile(r"^(?P<stem>.*_\d{8}_\d{6})(?:_(?P<serial>\d+))?(?P<ext>\.sql\.gz|\.sql|\.dump|\.dir)$")
+
+
+def next_path(path: Path) -> Path:
+    """The name after `path` in the same second: <stem>_2<ext>, then _3, ..."""
+    match = _SERIAL.match(path.name)
+    if match is None:
+        stem, _, ext = path.name.partition(".")
+        return path.with_name(f"{stem}_2.{ext}")
+    serial = int(match.group("serial") or 1) + 1
+    return path.with_name(f"{match.group('stem')}_{serial}{match.group('ext')}")
 
 
 def ensure_folder(folder: Path) -> None:
@@ -158,6 +193,19 @@ def publish(temp: Path, final: Path, manifest: Manifest) -> None:
     except FileExistsError:
         manifest_path(final).unlink()  # ours: write_new created it just now
         raise
+
+
+def publish_unique(temp: Path, final: Path, manifest: Manifest, attempts: int = 1000) -> Path:
+    """publish() under `final`, or, when another backup took that name meanwhile (two runs in the
+    same second), under the next free one (next_path); returns the name it got."""
+    for _ in range(attempts):
+        manifest.file = final.name
+        try:
+            publish(temp, final, manifest)
+            return final
+        except FileExistsError:
+            final = next_path(final)
+    raise FileExistsError(f"no free name after {attempts} attempts: {final}")
 
 
 def remove(path: Path) -> None:
@@ -282,6 +330,49 @@ def _pg_restore_reads(
     return digest, files
 
 
+# The kinds of entry pg_dump writes in an archive of one database (pg_dump 13 to 18); pg_dumpall's
+# (ROLE, TABLESPACE, ...) and anything else are not a backup of one database.
+ENTRY_KINDS = frozenset(
+    (
+        "ACCESS METHOD", "ACL", "AGGREGATE", "BLOB", "BLOB COMMENTS", "BLOB METADATA", "BLOBS", "CAST",
+        "CHECK CONSTRAINT", "COLLATION", "COMMENT", "CONSTRAINT", "CONVERSION", "DATABASE",
+        "DATABASE PROPERTIES", "DEFAULT", "DEFAULT ACL", "DOMAIN", "ENCODING", "EVENT TRIGGER",
+        "EXTENSION", "FK CONSTRAINT", "FOREIGN DATA WRAPPER", "FOREIGN SERVER", "FOREIGN TABLE",
+        "FUNCTION", "INDEX", "INDEX ATTACH", "LARGE OBJECT", "LARGE OBJECTS", "MATERIALIZED VIEW",
+        "MATERIALIZED VIEW DATA", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY", "POLICY",
+        "PROCEDURAL LANGUAGE", "PROCEDURE", "PUBLICATION", "PUBLICATION TABLE",
+        "PUBLICATION TABLES IN SCHEMA", "ROW SECURITY", "RULE", "SCHEMA", "SEARCHPATH",
+        "SECURITY LABEL", "SEQUENCE", "SEQUENCE OWNED BY", "SEQUENCE SET", "SERVER", "SHELL TYPE",
+        "STATISTICS", "STATISTICS DATA", "STDSTRINGS", "SUBSCRIPTION", "SUBSCRIPTION TABLE", "TABLE",
+        "TABLE ATTACH", "TABLE DATA", "TEXT SEARCH CONFIGURATION", "TEXT SEARCH DICTIONARY",
+        "TEXT SEARCH PARSER", "TEXT SEARCH TEMPLATE", "TRANSFORM", "TRIGGER", "TYPE", "USER MAPPING",
+        "VIEW",
+    )
+)  # fmt: skip
+_ENTRY = re.compile(r"^\d+; \d+ \d+ (?P<rest>.*)$")
+
+
+def check_entries(pg_restore: Path, archive: Path, shown: str) -> None:
+    """Custom and directory formats: `pg_restore --list` holds only the kinds of entry pg_dump
+    writes for one database (BackupInvalid naming the first other one)."""
+    done = subprocess.run(
+        [str(pg_restore), "--list", str(archive)], env=base_env(), capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise BackupInvalid(shown, f"pg_restore cannot list it: {detail[-1] if detail else done.returncode}")
+    for number, raw in enumerate(done.stdout.decode("utf-8", "replace").splitlines(), 1):
+        match = _ENTRY.match(raw)
+        if raw.startswith(";") or not raw.strip():
+            continue
+        rest = match.group("rest") if match else ""
+        words = rest.split(" ")
+        if not any(" ".join(words[:n]) in ENTRY_KINDS for n in range(1, min(len(words), 5) + 1)):
+            raise BackupInvalid(
+                shown, f"entry {number} of its table of contents is not one pg_dump writes: {raw[:120]}"
+            )
+
+
 def verify(
     path: Path, manifest: Manifest, pg_restore: Path, shown: str, progress: Progress | None = None
 ) -> None:
@@ -293,9 +384,14 @@ def verify(
         raise BackupInvalid(shown, "the manifest says directory format, but this is not a folder")
     if fmt != "directory" and not path.is_file():
         raise BackupInvalid(shown, f"the manifest says {fmt} format, but this is not a file")
-    if size_of(path) != manifest.size:
+    size = size_of(path)
+    if size < manifest.size:
+        raise BackupInvalid(shown, f"{size:,} bytes where the manifest says {manifest.size:,} (truncated?)")
+    if size > manifest.size:
         raise BackupInvalid(
-            shown, f"{size_of(path):,} bytes where the manifest says {manifest.size:,} (truncated?)"
+            shown,
+            f"{size:,} bytes, larger than the {manifest.size:,} its manifest says: something was "
+            "added to it or it was replaced since it was written",
         )
     method = manifest.compression.partition(":")[0]
     digest, _ = read_through(path, fmt, method, pg_restore, shown, progress)
@@ -303,6 +399,8 @@ def verify(
         raise BackupInvalid(
             shown, "its sha256 does not match the manifest: the file was changed or corrupted"
         )
+    if fmt != "plain":
+        check_entries(pg_restore, path, shown)
 
 
 def checksum_matches(path: Path, manifest: Manifest) -> bool:
@@ -368,15 +466,26 @@ def discover(root: Path) -> list[BackupEntry]:
     return sorted(entries.values(), key=lambda e: (e.created, e.path.name))
 
 
-def leftovers(root: Path) -> list[Path]:
-    """Temporary files and folders of writers that are gone (their pid no longer runs)."""
+def leftovers(root: Path, now: float | None = None) -> list[Path]:
+    """Temporary files and folders of writers that are gone: on this host, their pid no longer
+    runs; another host's (or one without a host), older than FOREIGN_TEMP_AGE_S."""
     found = []
+    here = atomic.host()
+    moment = time.time() if now is None else now
     for folder in (root, root / AUTOMATED):
         if not folder.is_dir():
             continue
         for item in folder.iterdir():
             match = _TEMP.match(item.name)
-            if match and not process_alive(int(match.group("pid"))):
+            if match is None:
+                continue
+            gone = False
+            if match.group("host") == here:
+                gone = not process_alive(int(match.group("pid")))
+            else:
+                with contextlib.suppress(OSError):
+                    gone = moment - item.lstat().st_mtime > FOREIGN_TEMP_AGE_S
+            if gone:
                 found.append(item)
     return sorted(found)
 
@@ -434,6 +543,11 @@ def _others(root: Path) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def utc_now_precise() -> datetime:
+    """For a manifest's `created`: backups taken in the same second still sort by time."""
+    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:

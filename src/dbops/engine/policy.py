@@ -120,7 +120,9 @@ def arm(
         raise refusal
     if not no_backup:
         steps = _with_backup(steps, policy)
-    guard = Guard(policy, actions, force=force, refusal=refusal)
+    # steps that find something the question must say (a backup of another database)
+    notes = [note for s in steps if (note := getattr(s, "confirmation_note", None)) is not None]
+    guard = Guard(policy, actions, force=force, refusal=refusal, notes=notes)
     if not guard.to_confirm and refusal is None:
         return lint_first(steps, policy)
     return lint_first(steps, policy, then=guard)

@@ -80,6 +80,9 @@ class Backup:
                 progress=advance,
                 check=check,
             )
+        if manifest.file != final.name:  # another backup took that name in the same second
+            final = final.with_name(manifest.file)
+            report.path, report.file = final, ctx.config.shown(final)
         report.format, report.compression = manifest.format, manifest.compression
         report.size, report.sha256 = manifest.size, manifest.sha256
         tables = contents.application(manifest.tables)

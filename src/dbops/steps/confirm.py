@@ -7,7 +7,7 @@ this step asks on the terminal, or refuses (exit 3) where there is none to ask o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from dbops.engine.context import RunContext
@@ -33,9 +33,16 @@ class Guard:
     policy_action: str | None = None
 
     def __init__(
-        self, policy: Policy, actions: Sequence[str], *, force: bool, refusal: PolicyRefused | None = None
+        self,
+        policy: Policy,
+        actions: Sequence[str],
+        *,
+        force: bool,
+        refusal: PolicyRefused | None = None,
+        notes: Sequence[Callable[[], str | None]] = (),
     ) -> None:
         self.policy = policy
+        self.notes = list(notes)  # what earlier steps found that the question must say
         self.actions = list(dict.fromkeys(actions))
         self.force = force
         self.to_confirm = [a for a in self.actions if policy.needs_confirmation(a)]
@@ -55,6 +62,7 @@ class Guard:
         if self.force:
             return StepOutcome(messages=["confirmed by --force"])
         database = ctx.database()
+        notes = [note for note in (n() for n in self.notes) if note]
         if not prompt.has_terminal():
             flag = (
                 "or pass --force if you mean it"
@@ -63,15 +71,17 @@ class Guard:
             )
             raise PolicyRefused(
                 f"{' and '.join(self.to_confirm).capitalize()} on {ctx.env.name} ({database}) "
-                "needs confirmation: no terminal to ask on",
+                f"needs confirmation: no terminal to ask on{''.join(f' ({n})' for n in notes)}",
                 f"Run it on a terminal, {flag}",
             )
-        self._ask(ctx.env.name, database)
+        self._ask(ctx.env.name, database, notes)
         return StepOutcome(messages=["confirmed on the terminal"])
 
-    def _ask(self, environment: str, database: str) -> None:
+    def _ask(self, environment: str, database: str, notes: Sequence[str] = ()) -> None:
         for action in self.to_confirm:
             prompt.say(f"⚠️ WARNING: {WARNINGS[action]}")
+        for note in notes:
+            prompt.say(f"⚠️ WARNING: {note[:1].upper()}{note[1:]}")
         prompt.say(f"Database: {database}\nEnvironment: {environment}")
         if self.policy.confirm == "name":
             answer, expected = prompt.ask(f"Type the database name ({database}) to continue: "), database

@@ -36,6 +36,7 @@ class CheckBackup:
         # for the restore step: the checked manifest, and the report both steps fill in
         self.manifest: Manifest | None = None
         self.report: RestoreReport | None = None
+        self.live = ""
 
     def run(self, ctx: RunContext) -> StepOutcome:
         path = backups.resolve(
@@ -46,12 +47,22 @@ class CheckBackup:
         ctx.report_so_far(report)  # the operation's report, from here on (the restore step adds to it)
         with progress.bar(ctx.interactive) as advance:
             manifest = restorer.check_file(path, ctx.config, advance)
-        report.created = manifest.created.replace("T", " ").replace("Z", " UTC")
+        report.created = manifest.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         report.size, report.format, report.kind = manifest.size, manifest.format, manifest.kind
         report.source_database = manifest.database
         report.verified = True
         self.manifest = manifest
+        self.live = ctx.database()
         return StepOutcome(messages=[f"{report.file} matches its manifest and reads completely"], data=report)
+
+    def confirmation_note(self) -> str | None:
+        """For the confirmation: a backup of another database says so, and names it."""
+        if self.manifest is None or self.manifest.database == self.live:
+            return None
+        return (
+            f"this backup comes from another database: {self.manifest.database}, "
+            f"not {self.live}; its contents will replace {self.live}'s"
+        )
 
 
 class LockRestore:
