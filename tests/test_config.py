@@ -168,6 +168,7 @@ def test_find_config_walks_up_and_honours_overrides(tmp_path: Path, monkeypatch:
         (3, 3000),
         ("1.5s", 1500),
         ("soon", None),
+        ("\u0665s", None),  # an Arabic-Indic 5: a str pattern's \\d takes it unless re.ASCII
     ],
 )
 def test_durations(text: object, ms: int | None) -> None:

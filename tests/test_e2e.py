@@ -115,6 +115,11 @@ def test_malformed_config_is_one_line_without_traceback(sample: Path, tmp_path: 
         ("invoke", "db.migrate-rollback", "--steps=0"),
         ("dbops", "backup", "--format=directory", "--jobs", "x"),
         ("dbops", "restore", "latest", "--jobs=-1"),
+        ("dbops", "backup", "--format=directory", "--jobs=\u00b2"),  # '²'.isdigit() is True
+        ("invoke", "db.backup", "--format=directory", "--jobs=\u00b2"),
+        ("invoke", "db.restore", "latest", "--jobs=\u0663"),  # an Arabic-Indic 3: int() takes it
+        ("dbops", "migrate-rollback", "--steps=\u00b9"),
+        ("invoke", "db.migrate-rollback", "--steps", "\u00b2"),
     ],
 )
 def test_a_bad_number_is_a_usage_error_in_both_commands(sample: Path, args: tuple[str, ...]) -> None:

@@ -38,11 +38,12 @@ def _count(value: str | None, flag: str) -> int | None:
     """A flag's whole number (1 or more); Invoke's own int conversion would end in a traceback."""
     if value is None:
         return None
-    if not value.strip().isdigit() or int(value) < 1:
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:  # isdigit() alone takes '²'
         raise Exit(
             f"Error: {flag} expects a whole number of 1 or more, got {value!r}\nHint: e.g. {flag}=2", code=2
         )
-    return int(value)
+    return int(text)
 
 
 def _run(

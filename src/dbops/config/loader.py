@@ -78,7 +78,7 @@ def _read_yaml(text: str, doc: _Doc) -> Any:
 
 # --------------------------------------------------------------------------- value parsers
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$", re.ASCII)
 _UNITS_MS = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "m": 60_000, "h": 3_600_000, None: 1000}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from dbops import redact
 from dbops.config.locate import CONFIG_NAME
-from dbops.config.variables import interpolate
+from dbops.config.variables import interpolate, variable_names
 from dbops.errors import ConfigError
 
 DEFAULT_ENV = "development"
@@ -84,6 +84,24 @@ class Environment:
             url = interpolate(self.url, {**values, **os.environ}, self.where("url"), self.env_file) or None
         redact.remember_connection_string(url)
         return url
+
+    def url_source(self) -> str:
+        """Where the URL comes from, for messages: the key of dbops.yaml and its variables
+        (``DATABASE_URL from the environment``), or the env_file's DATABASE_URL."""
+        env_file = self.env_file.name if self.env_file is not None else "the env_file"
+        if self.url is None:
+            return f"DATABASE_URL in {env_file}"
+        names = variable_names(self.url)
+        if not names:
+            return self.where("url")
+        from_file = self.file_values()
+        sources = [
+            f"{name} from the environment"
+            if os.environ.get(name)
+            else (f"{name} in {env_file}" if from_file.get(name) else f"{name}'s default")
+            for name in names
+        ]
+        return f"{', '.join(sources)} (url: at {self.where('url')})"
 
 
 @dataclass(frozen=True)

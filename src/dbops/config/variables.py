@@ -25,3 +25,8 @@ def interpolate(template: str, variables: Mapping[str, str], where: str, env_fil
         raise ConfigError(f"{where}: variable {name} is not set", f"Set {name} in the environment{source}")
 
     return _VARIABLE.sub(fill, template)
+
+
+def variable_names(template: str) -> list[str]:
+    """The names of the ``${VAR}`` a template uses, in order, each once."""
+    return list(dict.fromkeys(match.group(1) for match in _VARIABLE.finditer(template)))

@@ -46,21 +46,21 @@ class RunContext:
 
     def database(self) -> str:
         """The database this run works on, as far as known without connecting or starting a
-        server: the connection's, else dbops.yaml's database:, else the URL's, else the
-        embedded server's naming (only for an environment without a URL)."""
+        server: the connection's, else the URL's (or dbops.yaml's database: when the URL names
+        none; two names that disagree are refused), else the embedded server's naming (only for
+        an environment without a URL)."""
         if self._target is not None:
             return self._target.dbname
-        if self.env.database:
-            return self.env.database
         try:
             url = self.env.resolved_url()
         except DbopsError:
-            return "(from the URL, once it is set)"
+            return self.env.database or "(from the URL, once it is set)"
         if url:
             try:
-                return Target.from_url(url).dbname
-            except DbopsError:
-                return "(from the URL)"
+                Target.from_url(url)
+            except DbopsError:  # reported when the run connects, by target()
+                return self.env.database or "(from the URL)"
+            return Target.of_environment(url, self.env).dbname  # refuses two names that disagree
         return self.database_name()
 
     def target(self) -> Target:
@@ -69,7 +69,7 @@ class RunContext:
             return self._target
         url = self.env.resolved_url()
         if url:
-            self._target = Target.from_url(url, self.env.database, self.env.where("url"))
+            self._target = Target.of_environment(url, self.env)
         elif self.env.embedded:
             state = self.embedded_server().ensure_running()
             params = {"host": str(state.socket_dir), "port": "5432", "user": "postgres"}

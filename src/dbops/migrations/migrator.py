@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.migrations.files import CHECKSUM_TABLE, DELETED, YOYO_TABLE, MigrationFile
 from dbops.migrations.scripts import PythonStep, Script, Statement, code_of
+from dbops.postgres.guarded import refuse_statement, run_guarded
 from dbops.postgres.locks import MigrationLock, lock_lost
 
 if TYPE_CHECKING:
@@ -57,6 +58,17 @@ _YOYO_V2_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS yoyo_lock (locked INT DEFAULT 1, ctime TIMESTAMP, pid INT NOT NULL,"
     " PRIMARY KEY (locked))",
 )
+
+
+# What a Python step's connection says when it is asked to commit: (transactional?) -> (what, hint)
+_GUARD = {
+    True: ("a migration", ""),
+    False: (
+        "a non-transactional migration",
+        "Remove it: each statement of a non-transactional migration commits on its own; "
+        "group statements with: with db.transaction(): ...",
+    ),
+}
 
 
 class MigrationFailed(DbopsError):
@@ -259,15 +271,18 @@ class Migrator:
         ignore = step.ignore_errors in (direction, "all")
         try:
             with self.conn.transaction() if ignore else nullcontext():  # a savepoint keeps the rest alive
+                what, hint = _GUARD[script.transactional]
                 if isinstance(action, str):
+                    where = f"{script.name}: step {number}"
+                    refuse_statement(action, self.conn, what=what, where=where, hint=hint)
                     self.conn.execute(action)
                 else:
-                    action(self.conn)
+                    run_guarded(self.conn, action, what=what, root=script.file.path.parent.parent, hint=hint)
         except Exception as exc:
+            if isinstance(exc, DbopsError):  # a refused COMMIT too: ignore_errors never hides it
+                raise
             if ignore:
                 return
-            if isinstance(exc, DbopsError):
-                raise
             line = _line_in(exc, str(script.file.path))
             what = "Migration" if direction == "apply" else "Rollback of"
             where = f"line {line}, step {number}" if line else f"step {number}"

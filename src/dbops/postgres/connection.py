@@ -36,7 +36,21 @@ class Target:
         return f"Target({self.display()})"
 
     @classmethod
-    def from_url(cls, url: str, database: str | None = None, where: str = "database URL") -> Target:
+    def of_environment(cls, url: str, env: Environment) -> Target:
+        """The environment's resolved URL, with its database: (which must not contradict it)."""
+        return cls.from_url(url, env.database, env.url_source(), database_where=env.where("database"))
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        database: str | None = None,
+        where: str = "database URL",
+        *,
+        database_where: str = "database",
+    ) -> Target:
+        """Parse and check a URL. When both the URL and ``database`` name a database, they must
+        agree: a different one would silently replace the database the URL (a CI secret) names."""
         from psycopg.conninfo import conninfo_to_dict
 
         for scheme in _SCHEMES[2:]:
@@ -50,11 +64,21 @@ class Target:
         except Exception as exc:  # psycopg.ProgrammingError; its text may quote the URL
             reason = redact_url(scrub(_first_line(str(exc)), secrets_in(url)))
             raise ConfigError(f"{where}: invalid URL {redact_url(url)}: {reason}", _URL_HINT) from None
+        secret = params.get("password")
+        secrets = (secret,) if secret else ()
+        _check_values(params, where, secrets)
+        named = params.get("dbname")
+        if database and named and named != database:
+            raise ConfigError(
+                f"Two database names disagree: {database_where} says '{scrub(database, secrets)}', "
+                f"{where} names '{scrub(named, secrets)}'",
+                "Name the database in one place: remove database: from the environment in dbops.yaml "
+                "to use the URL's, or make the two the same",
+            )
         if database:
             params["dbname"] = database
-        secret = params.get("password")
         remember(secret)
-        return cls(params=params, secrets=(secret,) if secret else ())
+        return cls(params=params, secrets=secrets)
 
     @property
     def dbname(self) -> str:
@@ -125,6 +149,43 @@ def _check_url_shape(url: str, where: str) -> None:
         raise ConfigError(
             f"{where}: the user or password holds a character that must be percent-encoded", _URL_HINT
         )
+
+
+_CHOICES = {  # libpq's keywords that take one of a few words (libpq checks them only at connect)
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "gssencmode": ("disable", "prefer", "require"),
+    "channel_binding": ("disable", "prefer", "require"),
+    "sslnegotiation": ("postgres", "direct"),
+    "sslcertmode": ("disable", "allow", "require"),
+    "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby"),
+    "load_balance_hosts": ("disable", "random"),
+}
+_INTEGERS = ("connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count")
+
+
+def _check_values(params: Mapping[str, str], where: str, secrets: tuple[str, ...]) -> None:
+    """The values libpq would refuse at connect time, refused now as configuration errors."""
+    for port in params.get("port", "").split(","):
+        if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            # quoted only when it is a number: 'user:secret/db' (no '@') parses as host 'user',
+            # port 'secret'
+            shown = f"'{port}' " if port.lstrip("-").isascii() and port.lstrip("-").isdigit() else ""
+            raise ConfigError(
+                f"{where}: the port {shown}is not a port number (1 to 65535)",
+                "Write the port as a number after the host (postgresql://user:password@host:5432/database); "
+                "with a password, the user:password@ part must come before the host",
+            )
+    for key, choices in _CHOICES.items():
+        value = params.get(key)
+        if value is not None and value not in choices:
+            raise ConfigError(
+                f"{where}: {key}={scrub(value, secrets)!r} is not one of {', '.join(choices)}",
+                f"Set {key} in the URL's query to one of them (e.g. ?{key}={choices[0]})",
+            )
+    for key in _INTEGERS:
+        value = params.get(key)
+        if value and not (value.isascii() and value.lstrip("-").isdigit()):
+            raise ConfigError(f"{where}: {key} must be a whole number", f"Fix {key} in the URL's query")
 
 
 def redact_url(url: str) -> str:
@@ -210,6 +271,12 @@ def connection_error(exc: Exception, target: Target, env: Environment) -> DbopsE
         return ConnectionFailed(
             f"Timed out after {env.connect_timeout_ms / 1000:g}s connecting to {where}",
             "Check the host, the firewall, or raise connect_timeout in dbops.yaml",
+        )
+    if re.search(r"invalid (port number|[a-z_]+ value|integer value .* for connection option)", low):
+        # libpq checks these values only now (a PGPORT, PGSSLMODE... in the process environment)
+        return ConfigError(
+            f"Invalid connection setting for {where}: {shown}",
+            "Fix the port or the query parameters of the environment's url, or the PG* variables set",
         )
     return ConnectionFailed(f"Cannot connect to {where}: {shown}", "Check the environment's url")
 

@@ -135,7 +135,11 @@ class EmbeddedServer:
                 first = lock_file.read_text().split("\n", 1)[0].strip()
             except (FileNotFoundError, PermissionError):
                 continue
-            if first.lstrip("-").isdigit() and not self._is_our_postmaster(abs(int(first))):
+            if (
+                first.lstrip("-").isascii()
+                and first.lstrip("-").isdigit()
+                and not self._is_our_postmaster(abs(int(first)))
+            ):
                 lock_file.unlink(missing_ok=True)
 
     def _wait_while_starting(self, timeout: float = 60) -> ServerState:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dbops.config.model import shown
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.migrations.scripts import TRANSACTION_CONTROL, code_of, split_sql
+from dbops.postgres.guarded import run_guarded
 from dbops.seeding.files import BadSeed, Rows, SeedFile
 from dbops.toposort import CycleError, stable_order
 
@@ -537,8 +538,8 @@ class Seeder:
             if not callable(seed):
                 raise BadSeed(f"{self._shown(file.path)}: defines no seed(db) function", "def seed(db): ...")
             with self.conn.transaction():
-                seed(self.conn)
-                if self.conn.info.transaction_status != TransactionStatus.INTRANS:
+                run_guarded(self.conn, seed, what="a seed", root=self.root)
+                if self.conn.info.transaction_status != TransactionStatus.INTRANS:  # pgconn.exec_()
                     raise SeedFailed(
                         f"{self._shown(file.path)}: seed(db) ended the transaction (COMMIT or ROLLBACK)",
                         "A seed is one transaction: remove the commit; what ran before it may have been kept",

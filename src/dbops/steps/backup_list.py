@@ -25,7 +25,7 @@ def environment_database(ctx: RunContext) -> str | None:
     """The environment's database name, without connecting (or starting the embedded server)."""
     try:
         url = ctx.env.resolved_url()
-        return Target.from_url(url, ctx.env.database).dbname if url else ctx.database_name()
+        return Target.of_environment(url, ctx.env).dbname if url else ctx.database_name()
     except DbopsError:
         return ctx.env.database
 
