@@ -747,6 +747,88 @@ def test_plain_yoyo_apply_after_dbops_finds_nothing_to_do(project: Path, cli: Ru
     assert cli("migrate").out.splitlines()[-1] == "✓ Database is up to date: nothing to migrate"
 
 
+def test_a_database_from_yoyo_before_6_is_upgraded_by_yoyo_in_our_transaction(
+    project: Path, database_url: str, db: psycopg.Connection
+) -> None:
+    """yoyo < 6 kept one table (id, ctime): yoyo's own upgrade makes version 2 of it, in dbops'
+    transaction, beside the lock row dbops holds (yoyo's own upgrade would wait for that row)."""
+    folder = project / "migrations"
+    write_migrations(
+        folder, {"001_old.sql": "CREATE TABLE old (id int);\n", "002_new.sql": "CREATE TABLE new (id int);\n"}
+    )
+    db.execute("CREATE TABLE old (id int)")
+    db.execute("CREATE TABLE _yoyo_migration (id VARCHAR(191) NOT NULL PRIMARY KEY, ctime TIMESTAMP)")
+    db.execute("INSERT INTO _yoyo_migration VALUES ('001_old', '2019-05-01 10:00')")
+    db.execute(
+        "CREATE TABLE yoyo_lock (locked INT DEFAULT 1, ctime TIMESTAMP, pid INT NOT NULL, PRIMARY KEY (locked))"
+    )
+    child = run_dbops(project, "migrate")
+    try:
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 0, out + err
+    assert "✓ 002_new.sql (" in out and "001_old" not in out.split("Pending migrations:")[-1]
+    assert db.execute("SELECT version FROM _yoyo_version").fetchall() == [(2,)]
+    assert db.execute(
+        "SELECT migration_id, created_at_utc::text FROM _yoyo_log WHERE migration_id = '001_old'"
+    ).fetchall() == [("001_old", "2019-05-01 10:00:00")]
+    assert db.execute("SELECT count(*) FROM yoyo_lock").fetchone() == (0,)
+    assert yoyo_list(database_url, folder) == {"001_old": "A", "002_new": "A"}
+
+
+def test_yoyo_tables_and_the_checksum_table_are_made_together_or_not_at_all(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    """The checksum table, made after yoyo's, fails (a type already has its name): yoyo's go too."""
+    db.execute("CREATE TYPE _dbops_migration_checksum AS ENUM ('in the way')")
+    failed = cli("migrate")
+    assert failed.code == 1 and 'type "_dbops_migration_checksum" already exists' in failed.err
+    assert all_tables(db) == set()
+    db.execute("DROP TYPE _dbops_migration_checksum")
+    assert cli("migrate").code == 0 and all_tables(db) >= BOOKKEEPING
+
+
+def test_bookkeeping_tables_are_the_ones_plain_yoyo_makes(
+    project: Path, cli: Run, admin_url: str, database_url: str
+) -> None:
+    import uuid
+
+    from conftest import url_for
+
+    other = f"dbops_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {other}")
+    try:
+        assert cli("migrate").code == 0
+        yoyo_list(url_for(admin_url, other), project / "migrations")  # plain yoyo makes its tables
+        columns = (
+            "SELECT table_name, column_name, data_type, is_nullable, column_default,"
+            " character_maximum_length FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name = ANY(%s) ORDER BY 1, 2"
+        )
+        keys = (
+            "SELECT tc.table_name, tc.constraint_type, kcu.column_name FROM information_schema.table_constraints tc"
+            " JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name)"
+            " WHERE tc.table_schema = 'public' AND tc.table_name = ANY(%s) ORDER BY 1, 2, 3"
+        )
+        yoyo_tables = sorted(BOOKKEEPING - {"_dbops_migration_checksum"})
+        found = []
+        for url in (database_url, url_for(admin_url, other)):
+            with psycopg.connect(url) as conn:
+                found.append(
+                    (
+                        conn.execute(columns, (yoyo_tables,)).fetchall(),
+                        conn.execute(keys, (yoyo_tables,)).fetchall(),
+                        conn.execute("SELECT version FROM _yoyo_version").fetchall(),
+                    )
+                )
+        assert found[0] == found[1] and len(found[0][0]) == 16
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {other} WITH (FORCE)")
+
+
 def test_unknown_range_bounds_are_refused(project: Path, cli: Run) -> None:
     result = cli("migrate", "--from", "2099")
     assert result.code == 2 and "--from 2099: no migration has that id or starts with it" in result.err
