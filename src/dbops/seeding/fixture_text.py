@@ -46,6 +46,53 @@ _QUOTED = re.compile(r"^[\"']", re.M)
 _INTEGERS = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\n-?(?:0|[1-9][0-9]*))*")
 
 
+def _whole_column(scalar: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Every line of a joined column is this scalar; or this scalar or a null (~, null, or no
+    value at all)."""
+    nullable = rf"(?:{scalar}|~|null|Null|NULL|)"
+    return re.compile(rf"(?:{scalar})(?:\n(?:{scalar}))*"), re.compile(rf"{nullable}(?:\n{nullable})*")
+
+
+_NULL_WORDS = frozenset(("", "~", "null", "Null", "NULL"))
+_HAS_NULL = re.compile(r"^(?:~|null|Null|NULL|)$", re.M)
+# The common forms of YAML 1.1 numbers and timestamps, each a subset of PyYAML's resolver for
+# that type (which is tried before any other for these first characters), and each converted
+# by Python to exactly the value PyYAML's constructor gives: decimal ints (int()), floats with
+# a point and an optional signed exponent (float(): PyYAML computes sign * float(rest), the
+# same value, -0.0 included), dates (date.fromisoformat), and date-times with 1-6 fraction
+# digits (padded as PyYAML pads them) and Z or a +hh:mm zone (datetime.fromisoformat, which
+# gives the same timezone objects, timezone.utc for Z and +00:00).
+_NUMBERS = _whole_column(r"[-+]?(?:[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?|0|[1-9][0-9]*)")
+_DATES = _whole_column(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIMES = _whole_column(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,6})?(?:Z|[-+](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
+)
+
+
+def _number(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+def _converted(
+    texts: tuple[str, ...],
+    joined: str,
+    patterns: tuple[re.Pattern[str], re.Pattern[str]],
+    convert: Callable[[str], Any],
+) -> list[Any] | None:
+    """A whole column through one converter, nulls kept, if its values all have this form;
+    None if not, or when a value is out of range (PyYAML's constructor then raises as it
+    always did)."""
+    try:
+        if patterns[0].fullmatch(joined):
+            return list(map(convert, texts))
+        if _HAS_NULL.search(joined) and patterns[1].fullmatch(joined):
+            return [None if text in _NULL_WORDS else convert(text) for text in texts]
+    except ValueError:
+        pass
+    return None
+
+
 class OutsideShape(Exception):
     """The text is not of the shape this reader knows; PyYAML reads it."""
 
@@ -198,11 +245,29 @@ class _Scalars:
             return [self.value(text) for text in texts]
         if _INTEGERS.fullmatch(joined):
             return list(map(int, texts))
+        converted = self._typed(texts, joined)
+        if converted is not None:
+            return converted
         distinct = set(texts)
         if len(distinct) * 4 <= len(texts):
             known = {text: self.value(text) for text in distinct}
             return [known[text] for text in texts]
         return [self.value(text) for text in texts]
+
+    @staticmethod
+    def _typed(texts: tuple[str, ...], joined: str) -> list[Any] | None:
+        """A column of numbers, dates or date-times in their common forms, converted at once."""
+        import datetime
+
+        for patterns, convert in (
+            (_NUMBERS, _number),
+            (_DATETIMES, datetime.datetime.fromisoformat),
+            (_DATES, datetime.date.fromisoformat),
+        ):
+            converted = _converted(texts, joined, patterns, convert)
+            if converted is not None:
+                return converted
+        return None
 
     def _special(self, firsts: set[str]) -> re.Pattern[str]:
         """The implicit resolvers for scalars starting with these characters, at once, one
