@@ -96,6 +96,8 @@ def test_layout_that_the_fast_reader_takes() -> None:
         "t:\r\n  - id: 1\r\n",
         "---\nt:\n  - id: 1\n",
         "t:\n  - id: 1\n    v: a: b\n",  # invalid YAML: PyYAML says so
+        "t:\n  - id: 1\n    v: a::\n",  # "a:" then a colon: invalid YAML
+        "t:\n  - id: 1\n    v: a :\n",
         "t:\n  key: id\n  accounts:\n    login: a\n  rows:\n    - id: 1\n",  # options on several lines
     ],
 )

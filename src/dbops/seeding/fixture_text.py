@@ -29,10 +29,12 @@ from typing import Any
 
 # A scalar on one line: double-quoted without escapes, single-quoted, or plain (not starting
 # with an indicator, no ": " or " #" inside, no trailing blank). The quotes stay in the match.
+# The plain form comes first, as words: the first one not starting with an indicator, none
+# after a blank starting with "#" (a comment), none ending with ":" (a key), no blank at the end.
 _SCALAR = (
-    r"\"[^\"\\\n]*\""
+    r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=\S))(?:\S*[^\s:])?(?:[ \t]+(?:[^\s#:]|[^\s#]\S*[^\s:]))*"
+    r"|\"[^\"\\\n]*\""
     r"|'(?:[^'\n]|'')*'"
-    r"|(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s])[^\n:#]*(?:(?::[^\s]|(?<=[^\s])#)[^\n:#]*)*(?<![ \t])"
 )
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
 _TABLE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_.$]*):[ \t]*\n")
@@ -42,7 +44,6 @@ _NEXT_TABLE = re.compile(r"\n[^\s#-]")  # a top-level key (rows may start in col
 _BLANK_OR_COMMENT = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
 
 
-_QUOTED = re.compile(r"^[\"']", re.M)
 _INTEGERS = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\n-?(?:0|[1-9][0-9]*))*")
 
 
@@ -54,7 +55,7 @@ def _whole_column(scalar: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
 
 
 _NULL_WORDS = frozenset(("", "~", "null", "Null", "NULL"))
-_HAS_NULL = re.compile(r"^(?:~|null|Null|NULL|)$", re.M)
+_NULL_FIRSTS = frozenset(("", "~", "n", "N"))
 # The common forms of YAML 1.1 numbers and timestamps, each a subset of PyYAML's resolver for
 # that type (which is tried before any other for these first characters), and each converted
 # by Python to exactly the value PyYAML's constructor gives: decimal ints (int()), floats with
@@ -74,23 +75,40 @@ def _number(text: str) -> int | float:
     return float(text) if "." in text else int(text)
 
 
+_SEPARATOR = str.maketrans("Tt", "  ")
+_FRACTION = re.compile(r"\.([0-9]+)")
+# n digits -> zeros after them (a literal replacement: re.sub expands a template in Python)
+_FRACTIONS = {n: (re.compile(rf"(?<=\.[0-9]{{{n}}})(?![0-9])"), "0" * (6 - n)) for n in range(1, 6)}
+
+
+def _datetime_strs(joined: str) -> list[str]:
+    """str() of datetime.fromisoformat() of each line (of _DATETIMES' first form), from the
+    text at once: a blank between date and time, six fraction digits or none if they are all
+    zeros, and +00:00 for Z and for -00:00."""
+    text = joined.translate(_SEPARATOR)  # the only letters are the separator and Z
+    if "." in text:
+        for digits in set(map(len, _FRACTION.findall(text))) - {6}:
+            pattern, zeros = _FRACTIONS[digits]
+            text = pattern.sub(zeros, text)
+        text = text.replace(".000000", "")
+    return text.replace("Z", "+00:00").replace("-00:00", "+00:00").split("\n")
+
+
 def _converted(
     texts: tuple[str, ...],
     joined: str,
-    patterns: tuple[re.Pattern[str], re.Pattern[str]],
+    pattern: re.Pattern[str],
     convert: Callable[[str], Any],
+    nullable: bool,
 ) -> list[Any] | None:
-    """A whole column through one converter, nulls kept, if its values all have this form;
-    None if not, or when a value is out of range (PyYAML's constructor then raises as it
-    always did)."""
+    """A whole column with nulls through one converter, if its values all have this form; None
+    if not, or when a value is out of range (PyYAML's constructor then raises as it always did)."""
+    if not nullable or not pattern.fullmatch(joined):
+        return None
     try:
-        if patterns[0].fullmatch(joined):
-            return list(map(convert, texts))
-        if _HAS_NULL.search(joined) and patterns[1].fullmatch(joined):
-            return [None if text in _NULL_WORDS else convert(text) for text in texts]
+        return [None if text in _NULL_WORDS else convert(text) for text in texts]
     except ValueError:
-        pass
-    return None
+        return None
 
 
 class OutsideShape(Exception):
@@ -107,6 +125,7 @@ class TableText:
     columns: list[str]
     values: list[tuple[Any, ...]]  # a tuple a row
     lines: list[int]
+    strs: dict[int, list[str]]  # column index -> str() of each value, where the text gave it at once
 
 
 def split(text: str) -> list[TableText] | None:
@@ -136,10 +155,10 @@ def _tables(text: str, scalars: _Scalars) -> Any:
         body = text[header.end() : end]
         head, rows_at = _head(body)
         first_row_line = line + 1 + body.count("\n", 0, rows_at)
-        columns, values, lines = _rows(body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars)
+        columns, values, lines, strs = _rows(body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars)
         if head:
             head = "\n" * (line - 1) + header.group(0) + head
-        yield TableText(name, line, head, columns, values, lines)
+        yield TableText(name, line, head, columns, values, lines, strs)
         pos = _BLANK_OR_COMMENT.match(text, end).end()  # type: ignore[union-attr]
 
 
@@ -174,9 +193,9 @@ def _head(body: str) -> tuple[str, int]:
 
 def _rows(
     body: str, first_line: int, scalars: _Scalars
-) -> tuple[list[str], list[tuple[Any, ...]], list[int]]:
+) -> tuple[list[str], list[tuple[Any, ...]], list[int], dict[int, list[str]]]:
     if body == "\n":
-        return [], [], []
+        return [], [], [], {}
     pattern, columns = _row_pattern(body)
     found = pattern.findall(body)
     if not found:
@@ -187,11 +206,16 @@ def _rows(
     # single-line): they cover the body exactly when they hold all of its lines.
     if len(found) * len(columns) != body.count("\n"):
         raise OutsideShape
-    converted = [scalars.column(column) for column in zip(*found, strict=True)]
+    converted, strs = [], {}  # strs: column index -> str() of each value
+    for index, texts in enumerate(zip(*found, strict=True)):
+        column, column_strs = scalars.column(texts)
+        converted.append(column)
+        if column_strs is not None:
+            strs[index] = column_strs
     values = list(zip(*converted, strict=True))
     step = len(columns)
     lines = list(range(first_line, first_line + step * len(values), step))
-    return [scalars.key(c) for c in columns], values, lines
+    return [scalars.key(c) for c in columns], values, lines, strs
 
 
 def _row_pattern(body: str) -> tuple[re.Pattern[str], list[str]]:
@@ -236,46 +260,66 @@ class _Scalars:
         self._cache: dict[str, Any] = {}
         self._specials: dict[frozenset[str], re.Pattern[str]] = {}
 
-    def column(self, texts: tuple[str, ...]) -> list[Any]:
-        """A column's values: one regular expression tells when none of them needs a resolver."""
+    def column(self, texts: tuple[str, ...]) -> tuple[list[Any], list[str] | None]:
+        """A column's values, and str() of each when the text gave it at once (else None).
+        One regular expression tells when none of them needs a resolver; another when all of
+        them are numbers, dates or date-times of the common forms."""
         joined = "\n".join(texts)
-        if not self._special({text[:1] for text in texts}).search(joined):
-            if not _QUOTED.search(joined):
-                return list(texts)
-            return [self.value(text) for text in texts]
+        firsts = {text[:1] for text in texts}
+        special = self._special(firsts)
+        if special is None or not special.search(joined):
+            if "'" not in firsts and '"' not in firsts:
+                return list(texts), None
+            return [self.value(text) for text in texts], None
         if _INTEGERS.fullmatch(joined):
-            return list(map(int, texts))
-        converted = self._typed(texts, joined)
-        if converted is not None:
-            return converted
+            return list(map(int, texts)), None
+        typed = self._typed(texts, joined, not firsts.isdisjoint(_NULL_FIRSTS))
+        if typed is not None:
+            return typed
         distinct = set(texts)
         if len(distinct) * 4 <= len(texts):
             known = {text: self.value(text) for text in distinct}
-            return [known[text] for text in texts]
-        return [self.value(text) for text in texts]
+            return [known[text] for text in texts], None
+        return [self.value(text) for text in texts], None
 
     @staticmethod
-    def _typed(texts: tuple[str, ...], joined: str) -> list[Any] | None:
-        """A column of numbers, dates or date-times in their common forms, converted at once."""
+    def _typed(
+        texts: tuple[str, ...], joined: str, nullable: bool
+    ) -> tuple[list[Any], list[str] | None] | None:
+        """A column of numbers, dates or date-times in their common forms, converted at once;
+        with str() of each value when the text gives it at once (dates and date-times)."""
         import datetime
 
+        try:
+            if _NUMBERS[0].fullmatch(joined):
+                if joined.count(".") == len(texts):  # no int among them
+                    return list(map(float, texts)), None
+                return list(map(_number, texts)), None
+            if _DATETIMES[0].fullmatch(joined):
+                return list(map(datetime.datetime.fromisoformat, texts)), _datetime_strs(joined)
+            if _DATES[0].fullmatch(joined):
+                return list(map(datetime.date.fromisoformat, texts)), list(texts)
+        except ValueError:  # out of range: PyYAML's constructor raises as it always did
+            return None
         for patterns, convert in (
             (_NUMBERS, _number),
             (_DATETIMES, datetime.datetime.fromisoformat),
             (_DATES, datetime.date.fromisoformat),
         ):
-            converted = _converted(texts, joined, patterns, convert)
+            converted = _converted(texts, joined, patterns[1], convert, nullable)
             if converted is not None:
-                return converted
+                return converted, None
         return None
 
-    def _special(self, firsts: set[str]) -> re.Pattern[str]:
+    def _special(self, firsts: set[str]) -> re.Pattern[str] | None:
         """The implicit resolvers for scalars starting with these characters, at once, one
         scalar per line: no match means every one of them is a string."""
         patterns = {regexp.pattern for first in firsts for _, regexp in self._resolvers.get(first, [])}
+        if not patterns:
+            return None
         key = frozenset(patterns)
         if key not in self._specials:
-            union = "|".join(f"(?:{p})" for p in sorted(patterns)) or r"(?!)"
+            union = "|".join(f"(?:{p})" for p in sorted(patterns))
             self._specials[key] = re.compile(union, re.M | re.X)
         return self._specials[key]
 

@@ -338,7 +338,7 @@ class Seeder:
         from psycopg import errors
 
         def feed(copy: Copy) -> None:
-            texts = copy_text(run)
+            texts = copy_text(run, rows.strs if run is rows.values else {})
             if texts is not None:  # the same text write_row would send, a whole column at once
                 for start in range(0, len(run), _CHUNK):
                     block = zip(*(column[start : start + _CHUNK] for column in texts), strict=True)
@@ -679,13 +679,14 @@ def _as_insert_casts(adapters: AdaptersMap) -> None:
     adapters.register_dumper(float, FloatText)
 
 
-def copy_text(run: Sequence[tuple[Any, ...]]) -> list[Sequence[str]] | None:
+def copy_text(run: Sequence[tuple[Any, ...]], strs: dict[int, list[str]]) -> list[Sequence[str]] | None:
     """The rows as COPY's text format, a column at a time: what write_row sends with
     _as_insert_casts' dumpers, for the types YAML gives (str, int, float, bool, date and
     datetime, each column of one type, and None). None when a column holds anything else, or
-    a NUL, which write_row refuses: write_row then sends the rows."""
+    a NUL, which write_row refuses: write_row then sends the rows. strs: str() of each value
+    of some columns (dates and date-times), as the reader found them."""
     texts: list[Sequence[str]] = []
-    for column in zip(*run, strict=True):
+    for index, column in enumerate(zip(*run, strict=True)):
         kinds = set(map(type, column))
         nulls = type(None) in kinds
         kinds.discard(type(None))
@@ -708,6 +709,8 @@ def copy_text(run: Sequence[tuple[Any, ...]]) -> list[Sequence[str]] | None:
             texts.append(column)
         elif kind is float:
             texts.append(_float_texts(column))
+        elif index in strs and _COPY_FORMATS[kind] is str:
+            texts.append(strs[index])
         else:
             texts.append(list(map(_COPY_FORMATS[kind], column)))
     return texts
