@@ -682,8 +682,8 @@ def _as_insert_casts(adapters: AdaptersMap) -> None:
 def copy_text(run: Sequence[tuple[Any, ...]], strs: dict[int, list[str]]) -> list[Sequence[str]] | None:
     """The rows as COPY's text format, a column at a time: what write_row sends with
     _as_insert_casts' dumpers, for the types YAML gives (str, int, float, bool, date and
-    datetime, each column of one type, and None). None when a column holds anything else, or
-    a NUL, which write_row refuses: write_row then sends the rows. strs: str() of each value
+    datetime, and None). None when a column holds anything else, strings among other types,
+    or a NUL, which write_row refuses: write_row then sends the rows. strs: str() of each value
     of some columns (dates and date-times), as the reader found them."""
     texts: list[Sequence[str]] = []
     for index, column in enumerate(zip(*run, strict=True)):
@@ -693,9 +693,12 @@ def copy_text(run: Sequence[tuple[Any, ...]], strs: dict[int, list[str]]) -> lis
         if not kinds:
             texts.append([r"\N"] * len(column))
             continue
-        kind = kinds.pop()
-        if kinds or kind not in _COPY_FORMATS:
+        if not kinds <= _COPY_FORMATS.keys() or (len(kinds) > 1 and str in kinds):
             return None
+        if len(kinds) > 1:  # e.g. ints and floats
+            texts.append([r"\N" if value is None else _COPY_FORMATS[type(value)](value) for value in column])
+            continue
+        kind = kinds.pop()
         if kind is str:
             joined = "".join([value for value in column if value is not None] if nulls else column)
             if "\x00" in joined:
@@ -720,8 +723,8 @@ def _float_texts(column: Sequence[float]) -> list[str]:
     """float_text of each, at once for the usual floats: repr has float8out's shortest digits
     and its fixed notation from 1e-4 up to 1e15 (repr keeps it up to 1e16)."""
     joined = "\n".join(map(repr, column)) + "\n"
-    if "e" in joined or "n" in joined or 0.0 in column or not -1e15 < min(column) <= max(column) < 1e15:
-        return list(map(_fast_float_text, column))  # inf and nan have an n; -0.0 is 0 to float_text
+    if "e" in joined or "n" in joined or not -1e15 < min(column) <= max(column) < 1e15:
+        return list(map(_fast_float_text, column))  # inf and nan have an n
     return joined.replace(".0\n", "\n").split("\n")[:-1]
 
 
@@ -733,7 +736,7 @@ def _fast_float_text(value: float) -> str:
         return float_text(value)
     if text.endswith(".0"):
         text = text[:-2]
-    return "0" if text == "-0" else text
+    return text
 
 
 _COPY_ESCAPED = re.compile("[\b\t\n\v\f\r\\\\]")  # as psycopg escapes them
@@ -775,7 +778,7 @@ def float_text(value: float) -> str:
     else:
         mantissa = text[0] + (f".{text[1:]}" if len(text) > 1 else "")
         text = f"{mantissa}e{'-' if scientific < 0 else '+'}{abs(scientific):02d}"
-    return ("-" if sign and value != 0 else "") + text
+    return ("-" if sign else "") + text  # -0 too, as float8out writes it
 
 
 def _first_line(path: Path) -> str:
