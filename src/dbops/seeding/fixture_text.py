@@ -32,10 +32,13 @@ from typing import Any
 # The plain form comes first, as words: the first one not starting with an indicator, none
 # after a blank starting with "#" (a comment), none ending with ":" (a key), no blank at the end.
 _SCALAR = (
-    r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=\S))(?:\S*[^\s:])?(?:[ \t]+(?:[^\s#:]|[^\s#]\S*[^\s:]))*"
+    r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=\S))(?:\S*[^\s:])?(?:[ \t]+(?:[^\s#]\S*[^\s:]|[^\s#:]))*"
     r"|\"[^\"\\\n]*\""
     r"|'(?:[^'\n]|'')*'"
 )
+# A column of them, or of no value. Atomic groups and possessive repeats (no backtracking:
+# several times faster) can only reject more, never accept more: the fast paths stay exact.
+_SCALARS = re.compile(rf"(?>{_SCALAR})?+(?:\n(?>{_SCALAR})?+)*+")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
 _TABLE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_.$]*):[ \t]*\n")
 _ROW_LINE = re.compile(r"( *)(- +)(" + _KEY.pattern + r"):(?: (?:" + _SCALAR + r"))?\n")
@@ -44,14 +47,14 @@ _NEXT_TABLE = re.compile(r"\n[^\s#-]")  # a top-level key (rows may start in col
 _BLANK_OR_COMMENT = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
 
 
-_INTEGERS = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\n-?(?:0|[1-9][0-9]*))*")
+_INTEGERS = re.compile(r"(?>-?(?:0|[1-9][0-9]*))(?:\n(?>-?(?:0|[1-9][0-9]*)))*+")
 
 
 def _whole_column(scalar: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Every line of a joined column is this scalar; or this scalar or a null (~, null, or no
     value at all)."""
-    nullable = rf"(?:{scalar}|~|null|Null|NULL|)"
-    return re.compile(rf"(?:{scalar})(?:\n(?:{scalar}))*"), re.compile(rf"{nullable}(?:\n{nullable})*")
+    nullable = rf"(?>{scalar}|~|null|Null|NULL|)"
+    return re.compile(rf"(?>{scalar})(?:\n(?>{scalar}))*+"), re.compile(rf"{nullable}(?:\n{nullable})*+")
 
 
 _NULL_WORDS = frozenset(("", "~", "null", "Null", "NULL"))
@@ -232,7 +235,7 @@ def _row_pattern(body: str) -> tuple[re.Pattern[str], list[str]]:
         pos = more.end()
     if len(set(columns)) != len(columns):
         raise OutsideShape  # PyYAML keeps the last of a repeated key
-    value = r"(?: (" + _SCALAR + r"))?\n"
+    value = r"(?: (.+))?\n"  # any one-line text: column() checks that it is a scalar
     parts = [re.escape(f"{indent}{dash}{columns[0]}:") + value]
     parts += [re.escape(f"{inner}{c}:") + value for c in columns[1:]]
     return re.compile("^" + "".join(parts), re.M), columns
@@ -265,17 +268,19 @@ class _Scalars:
         One regular expression tells when none of them needs a resolver; another when all of
         them are numbers, dates or date-times of the common forms."""
         joined = "\n".join(texts)
+        if _INTEGERS.fullmatch(joined):
+            return list(map(int, texts)), None
         firsts = {text[:1] for text in texts}
+        typed = self._typed(texts, joined, not firsts.isdisjoint(_NULL_FIRSTS))
+        if typed is not None:
+            return typed
+        if not _SCALARS.fullmatch(joined):  # (the forms above are all plain scalars)
+            raise OutsideShape
         special = self._special(firsts)
         if special is None or not special.search(joined):
             if "'" not in firsts and '"' not in firsts:
                 return list(texts), None
             return [self.value(text) for text in texts], None
-        if _INTEGERS.fullmatch(joined):
-            return list(map(int, texts)), None
-        typed = self._typed(texts, joined, not firsts.isdisjoint(_NULL_FIRSTS))
-        if typed is not None:
-            return typed
         distinct = set(texts)
         if len(distinct) * 4 <= len(texts):
             known = {text: self.value(text) for text in distinct}
