@@ -585,7 +585,7 @@ def test_copy_text_lands_as_write_row_and_insert_did(db: psycopg.Connection) -> 
             )
         )
     index = {c: names.index(c.rsplit("_", 1)[0]) for c, _ in columns}
-    texts = loader.copy_text(values, tables[0].strs)
+    texts = loader.copy_text(tables[0].by_column, tables[0].strs)
     assert texts is not None
     spread_texts = [[str(n) for n in range(count)], *(texts[index[c]] for c, _ in columns)]
     with db.cursor().copy("COPY by_text FROM STDIN") as copy:

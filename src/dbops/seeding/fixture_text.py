@@ -102,11 +102,10 @@ def _converted(
     joined: str,
     pattern: re.Pattern[str],
     convert: Callable[[str], Any],
-    nullable: bool,
 ) -> list[Any] | None:
     """A whole column with nulls through one converter, if its values all have this form; None
     if not, or when a value is out of range (PyYAML's constructor then raises as it always did)."""
-    if not nullable or not pattern.fullmatch(joined):
+    if not pattern.fullmatch(joined):
         return None
     try:
         return [None if text in _NULL_WORDS else convert(text) for text in texts]
@@ -129,6 +128,7 @@ class TableText:
     values: list[tuple[Any, ...]]  # a tuple a row
     lines: list[int]
     strs: dict[int, list[str]]  # column index -> str() of each value, where the text gave it at once
+    by_column: list[list[Any]]  # the values again, a list a column
 
 
 def split(text: str) -> list[TableText] | None:
@@ -158,10 +158,12 @@ def _tables(text: str, scalars: _Scalars) -> Any:
         body = text[header.end() : end]
         head, rows_at = _head(body)
         first_row_line = line + 1 + body.count("\n", 0, rows_at)
-        columns, values, lines, strs = _rows(body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars)
+        columns, values, lines, strs, by_column = _rows(
+            body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars
+        )
         if head:
             head = "\n" * (line - 1) + header.group(0) + head
-        yield TableText(name, line, head, columns, values, lines, strs)
+        yield TableText(name, line, head, columns, values, lines, strs, by_column)
         pos = _BLANK_OR_COMMENT.match(text, end).end()  # type: ignore[union-attr]
 
 
@@ -196,9 +198,9 @@ def _head(body: str) -> tuple[str, int]:
 
 def _rows(
     body: str, first_line: int, scalars: _Scalars
-) -> tuple[list[str], list[tuple[Any, ...]], list[int], dict[int, list[str]]]:
+) -> tuple[list[str], list[tuple[Any, ...]], list[int], dict[int, list[str]], list[list[Any]]]:
     if body == "\n":
-        return [], [], [], {}
+        return [], [], [], {}, []
     pattern, columns = _row_pattern(body)
     found = pattern.findall(body)
     if not found:
@@ -209,7 +211,8 @@ def _rows(
     # single-line): they cover the body exactly when they hold all of its lines.
     if len(found) * len(columns) != body.count("\n"):
         raise OutsideShape
-    converted, strs = [], {}  # strs: column index -> str() of each value
+    converted: list[list[Any]] = []
+    strs = {}  # column index -> str() of each value
     for index, texts in enumerate(zip(*found, strict=True)):
         column, column_strs = scalars.column(texts)
         converted.append(column)
@@ -218,7 +221,7 @@ def _rows(
     values = list(zip(*converted, strict=True))
     step = len(columns)
     lines = list(range(first_line, first_line + step * len(values), step))
-    return [scalars.key(c) for c in columns], values, lines, strs
+    return [scalars.key(c) for c in columns], values, lines, strs, converted
 
 
 def _row_pattern(body: str) -> tuple[re.Pattern[str], list[str]]:
@@ -270,8 +273,11 @@ class _Scalars:
         joined = "\n".join(texts)
         if _INTEGERS.fullmatch(joined):
             return list(map(int, texts)), None
+        typed = self._typed(texts, joined, False)
+        if typed is not None:
+            return typed
         firsts = {text[:1] for text in texts}
-        typed = self._typed(texts, joined, not firsts.isdisjoint(_NULL_FIRSTS))
+        typed = self._typed(texts, joined, True) if not firsts.isdisjoint(_NULL_FIRSTS) else None
         if typed is not None:
             return typed
         if not _SCALARS.fullmatch(joined):  # (the forms above are all plain scalars)
@@ -288,13 +294,22 @@ class _Scalars:
         return [self.value(text) for text in texts], None
 
     @staticmethod
-    def _typed(
-        texts: tuple[str, ...], joined: str, nullable: bool
-    ) -> tuple[list[Any], list[str] | None] | None:
-        """A column of numbers, dates or date-times in their common forms, converted at once;
-        with str() of each value when the text gives it at once (dates and date-times)."""
+    def _typed(texts: tuple[str, ...], joined: str, nulls: bool) -> tuple[list[Any], list[str] | None] | None:
+        """A column of numbers, dates or date-times in their common forms (with nulls among
+        them, or not), converted at once; with str() of each value when the text gives it at
+        once (dates and date-times without nulls)."""
         import datetime
 
+        if nulls:
+            for patterns, convert in (
+                (_NUMBERS, _number),
+                (_DATETIMES, datetime.datetime.fromisoformat),
+                (_DATES, datetime.date.fromisoformat),
+            ):
+                converted = _converted(texts, joined, patterns[1], convert)
+                if converted is not None:
+                    return converted, None
+            return None
         try:
             if _NUMBERS[0].fullmatch(joined):
                 if joined.count(".") == len(texts):  # no int among them
@@ -306,14 +321,6 @@ class _Scalars:
                 return list(map(datetime.date.fromisoformat, texts)), list(texts)
         except ValueError:  # out of range: PyYAML's constructor raises as it always did
             return None
-        for patterns, convert in (
-            (_NUMBERS, _number),
-            (_DATETIMES, datetime.datetime.fromisoformat),
-            (_DATES, datetime.date.fromisoformat),
-        ):
-            converted = _converted(texts, joined, patterns[1], convert, nullable)
-            if converted is not None:
-                return converted, None
         return None
 
     def _special(self, firsts: set[str]) -> re.Pattern[str] | None:

@@ -342,7 +342,10 @@ class Seeder:
         from psycopg import errors
 
         def feed(copy: Copy) -> None:
-            texts = copy_text(run, rows.strs if run is rows.values else {})
+            whole = run is rows.values and rows.by_column  # as the reader found them
+            texts = copy_text(
+                rows.by_column if whole else list(zip(*run, strict=True)), rows.strs if whole else {}
+            )
             if texts is not None:  # the same text write_row would send, a whole column at once
                 for start in range(0, len(run), _CHUNK):
                     block = zip(*(column[start : start + _CHUNK] for column in texts), strict=True)
@@ -389,6 +392,7 @@ class Seeder:
         the same upsert as the other rows; counts what was created, updated and left alone.
         Returns how many rows were copied."""
         from psycopg import sql
+        from psycopg.copy import QueuedLibpqWriter
 
         target = _ident(table) if direct else sql.Identifier("_dbops_seed")
         with self.conn.transaction(), self.conn.cursor() as cursor:
@@ -399,7 +403,8 @@ class Seeder:
                     ).format(_names(columns), _ident(table))
                 )
             copy = sql.SQL("COPY {} ({}) FROM STDIN" + options).format(target, _names(columns))
-            with cursor.copy(copy) as copy_in:
+            # a thread sends the blocks while the next ones are formatted
+            with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as copy_in:
                 feed(copy_in)
             loaded = cursor.rowcount
             if direct:
@@ -683,14 +688,14 @@ def _as_insert_casts(adapters: AdaptersMap) -> None:
     adapters.register_dumper(float, FloatText)
 
 
-def copy_text(run: Sequence[tuple[Any, ...]], strs: dict[int, list[str]]) -> list[Sequence[str]] | None:
-    """The rows as COPY's text format, a column at a time: what write_row sends with
+def copy_text(columns: Sequence[Sequence[Any]], strs: dict[int, list[str]]) -> list[Sequence[str]] | None:
+    """Rows, given a column at a time, as COPY's text format: what write_row sends with
     _as_insert_casts' dumpers, for the types YAML gives (str, int, float, bool, date and
     datetime, and None). None when a column holds anything else, strings among other types,
     or a NUL, which write_row refuses: write_row then sends the rows. strs: str() of each value
     of some columns (dates and date-times), as the reader found them."""
     texts: list[Sequence[str]] = []
-    for index, column in enumerate(zip(*run, strict=True)):
+    for index, column in enumerate(columns):
         kinds = set(map(type, column))
         nulls = type(None) in kinds
         kinds.discard(type(None))
