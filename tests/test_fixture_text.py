@@ -94,6 +94,8 @@ def test_layout_that_the_fast_reader_takes() -> None:
         "t:\n  - on: 1\n",  # a column named by a boolean
         "yes:\n  - id: 1\n",  # a table named by a boolean
         "t:\r\n  - id: 1\r\n",
+        "t:\n  - id: 1\n    v: a\x07b\n",  # a control character: PyYAML refuses it
+        "t:\n  - id: 1\n    v: \u00e9\x7f\n",
         "---\nt:\n  - id: 1\n",
         "t:\n  - id: 1\n    v: a: b\n",  # invalid YAML: PyYAML says so
         "t:\n  - id: 1\n    v: a::\n",  # "a:" then a colon: invalid YAML

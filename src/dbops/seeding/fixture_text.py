@@ -133,16 +133,27 @@ class TableText:
 
 def split(text: str) -> list[TableText] | None:
     """The tables of a fixture file, or None when PyYAML must read it."""
-    import yaml.reader
-
     if not text.endswith("\n"):
         text += "\n"
-    if text.startswith("\ufeff") or "\r" in text or yaml.reader.Reader.NON_PRINTABLE.search(text):
+    if text.startswith("\ufeff") or "\r" in text or not _printable(text):
         return None
     try:
         return list(_tables(text, _Scalars()))
     except OutsideShape:
         return None
+
+
+# ASCII's characters PyYAML refuses (Reader.NON_PRINTABLE): all controls but tab and newline
+_CONTROLS = bytes([*range(9), 11, 12, *range(14, 32), 127])
+
+
+def _printable(text: str) -> bool:
+    """No character PyYAML refuses; ASCII text checked by bytes.translate, 4x faster."""
+    import yaml.reader
+
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _CONTROLS)) == len(text)
+    return not yaml.reader.Reader.NON_PRINTABLE.search(text)
 
 
 def _tables(text: str, scalars: _Scalars) -> Any:
