@@ -624,3 +624,14 @@ def test_copy_text_lands_as_write_row_and_insert_did(db: psycopg.Connection) -> 
         "datetimes_with_nulls_0",
         "datetimes_with_nulls_2",
     ]
+
+
+def test_the_check_after_loading_sends_any_key_text(db: psycopg.Connection) -> None:
+    from dbops.seeding.loader import _text_array
+
+    for keys in (
+        ["a", 'b"c', "d\\e", "", "NULL", " sp ", "{x,y}", "é日", "tab\there", "nl\nx", '\\"'],
+        [],
+        ["1"],
+    ):
+        assert db.execute("SELECT %s::text[]", [_text_array(keys)]).fetchone() == (keys,)
