@@ -94,8 +94,12 @@ def test_layout_that_the_fast_reader_takes() -> None:
         "t:\n  - on: 1\n",  # a column named by a boolean
         "yes:\n  - id: 1\n",  # a table named by a boolean
         "t:\r\n  - id: 1\r\n",
+        "t:\n  - id: 1\n    v: a\x07b\n",  # a control character: PyYAML refuses it
+        "t:\n  - id: 1\n    v: \u00e9\x7f\n",
         "---\nt:\n  - id: 1\n",
         "t:\n  - id: 1\n    v: a: b\n",  # invalid YAML: PyYAML says so
+        "t:\n  - id: 1\n    v: a::\n",  # "a:" then a colon: invalid YAML
+        "t:\n  - id: 1\n    v: a :\n",
         "t:\n  key: id\n  accounts:\n    login: a\n  rows:\n    - id: 1\n",  # options on several lines
     ],
 )
@@ -122,3 +126,72 @@ def test_seed_files_read_the_same_either_way(tmp_path: Path) -> None:
             [{"email": "a@x", "admin": True}, {"email": "b@x", "admin": False}],
         )
     assert read[0].lines == [4, 6] and read[1].lines == [5, 6]
+
+
+def distinct_columns(count: int) -> dict[str, list[str]]:
+    """Columns of distinct values, each of one scalar type in several of its YAML 1.1 forms,
+    and the same with nulls among them (~, null, no value): the shapes of real exports."""
+    zones = ["", "Z", "+00:00", "-00:00", "+05:30", "-11:00"]
+    columns = {
+        "ints": [f"{(-1) ** i * i * 7919}" for i in range(count)],
+        "signed_ints": [f"+{i}" if i % 2 else f"-{i}" for i in range(count)],
+        "yaml11_ints": [["0o17", "012", "0x1F", "0b101", "1_000", "190:20:30", "-0"][i % 7] for i in range(count)],
+        "floats": [f"{i * 7919 % 100_000 / 100:.2f}" for i in range(count)],
+        "repr_floats": [repr(i / 7.3) for i in range(count)],
+        "exponents": [f"{i}.5e+{i % 30}" if i % 2 else f"-{i}.{i}E-{i % 12}" for i in range(count)],
+        "numbers": [f"{i}" if i % 3 else f"{i}.{i}" for i in range(count)],
+        "yaml11_floats": [
+            ["1_000.5", ".5", "190:20:30.15", ".inf", "-.Inf", ".NaN", "1.", "+0.0", "-0.0", "6.8523015e+5"][i % 10]
+            for i in range(count)
+        ],
+        "dates": [f"{1900 + i % 200:04d}-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(count)],
+        "datetimes": [
+            f"{2000 + i % 30}-{1 + i % 12:02d}-{1 + i % 28:02d}{'Tt '[i % 3]}{i % 24:02d}:{i % 60:02d}:{i * 7 % 60:02d}"
+            f"{'.' + str(i)[: 1 + i % 6] if i % 4 else ''}{zones[i % 6]}"
+            for i in range(count)
+        ],
+        "yaml11_datetimes": [
+            ["2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5", "2002-12-14", "2001-1-4 1:59:43",
+             "2001-12-14T21:59:43.1234567Z"][i % 5]
+            for i in range(count)
+        ],
+        "booleans": [["yes", "No", "on", "OFF", "ON", "Off", "true", "False", "TRUE"][i % 9] for i in range(count)],
+        "strings": [f"customer.{i}@example.com" if i % 5 else f"'quoted {i}'" for i in range(count)],
+        "string_lookalikes": [["1e3", "0x", "12:30", "2025-13", "1.2.3", "trUe", "x", "-.5x"][i % 8] + str(i) for i in range(count)],
+    }  # fmt: skip
+    for name in list(columns):
+        columns[f"{name}_with_nulls"] = [
+            ["~", "null", "", "NULL"][i % 4] if i % 5 == 2 else value for i, value in enumerate(columns[name])
+        ]
+    return columns
+
+
+def test_distinct_value_columns_of_every_scalar_type() -> None:
+    """Whole columns (numbers, dates, date-times converted at once, the rest value by value)
+    give PyYAML's values, value for value."""
+    columns = distinct_columns(300)
+    text = "t:\n" + "".join(
+        "  - "
+        + "\n    ".join(f"{name}:{' ' + values[i] if values[i] else ''}" for name, values in columns.items())
+        + "\n"
+        for i in range(300)
+    )
+    tables = fixture_text.split(text)
+    assert tables is not None
+    slow = yaml.safe_load(text)["t"]
+    for index, name in enumerate(tables[0].columns):
+        fast = [row[index] for row in tables[0].values]
+        assert repr(fast) == repr([row[name] for row in slow]), name
+        if index in tables[0].strs:  # str() of each value, as the reader found it at once
+            assert tables[0].strs[index] == [str(value) for value in fast], name
+    assert {tables[0].columns[i] for i in tables[0].strs} == {"dates", "datetimes"}
+
+
+@pytest.mark.parametrize("value", ["2025-13-01", "2025-02-30T10:00:00", "2025-01-01 10:00:60"])
+def test_an_impossible_date_fails_as_with_pyyaml(value: str) -> None:
+    text = "t:\n" + "".join(f"  - id: {i}\n    at: {value if i == 7 else '2025-01-01'}\n" for i in range(20))
+    with pytest.raises(ValueError) as slow:
+        yaml.safe_load(text)
+    with pytest.raises(ValueError) as fast:
+        fixture_text.split(text)
+    assert str(fast.value) == str(slow.value)

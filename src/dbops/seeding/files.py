@@ -52,6 +52,8 @@ class Rows:
     # The fast reader's form: every row has these columns, in this order; values are scalars.
     columns: tuple[str, ...] = ()
     values: list[tuple[Any, ...]] = field(default_factory=list)
+    strs: dict[int, list[str]] = field(default_factory=dict)  # column index -> str() of each value
+    by_column: list[list[Any]] = field(default_factory=list)  # the values again, a list a column
 
     def __len__(self) -> int:
         return len(self.values) if self.columns else len(self.rows)
@@ -121,6 +123,7 @@ def _yaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
                 "See the seeds section of the README",
             )
         rows.columns, rows.values, rows.lines = tuple(table.columns), table.values, table.lines
+        rows.strs, rows.by_column = table.strs, table.by_column
         tables.append(rows)
     return tables
 

@@ -29,11 +29,16 @@ from typing import Any
 
 # A scalar on one line: double-quoted without escapes, single-quoted, or plain (not starting
 # with an indicator, no ": " or " #" inside, no trailing blank). The quotes stay in the match.
+# The plain form comes first, as words: the first one not starting with an indicator, none
+# after a blank starting with "#" (a comment), none ending with ":" (a key), no blank at the end.
 _SCALAR = (
-    r"\"[^\"\\\n]*\""
+    r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=\S))(?:\S*[^\s:])?(?:[ \t]+(?:[^\s#]\S*[^\s:]|[^\s#:]))*"
+    r"|\"[^\"\\\n]*\""
     r"|'(?:[^'\n]|'')*'"
-    r"|(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|[-?:][^\s])[^\n:#]*(?:(?::[^\s]|(?<=[^\s])#)[^\n:#]*)*(?<![ \t])"
 )
+# A column of them, or of no value. Atomic groups and possessive repeats (no backtracking:
+# several times faster) can only reject more, never accept more: the fast paths stay exact.
+_SCALARS = re.compile(rf"(?>{_SCALAR})?+(?:\n(?>{_SCALAR})?+)*+")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
 _TABLE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_.$]*):[ \t]*\n")
 _ROW_LINE = re.compile(r"( *)(- +)(" + _KEY.pattern + r"):(?: (?:" + _SCALAR + r"))?\n")
@@ -42,8 +47,70 @@ _NEXT_TABLE = re.compile(r"\n[^\s#-]")  # a top-level key (rows may start in col
 _BLANK_OR_COMMENT = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
 
 
-_QUOTED = re.compile(r"^[\"']", re.M)
-_INTEGERS = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\n-?(?:0|[1-9][0-9]*))*")
+_INTEGERS = re.compile(r"(?>-?(?:0|[1-9][0-9]*))(?:\n(?>-?(?:0|[1-9][0-9]*)))*+")
+
+
+def _whole_column(scalar: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Every line of a joined column is this scalar; or this scalar or a null (~, null, or no
+    value at all)."""
+    nullable = rf"(?>{scalar}|~|null|Null|NULL|)"
+    return re.compile(rf"(?>{scalar})(?:\n(?>{scalar}))*+"), re.compile(rf"{nullable}(?:\n{nullable})*+")
+
+
+_NULL_WORDS = frozenset(("", "~", "null", "Null", "NULL"))
+_NULL_FIRSTS = frozenset(("", "~", "n", "N"))
+# The common forms of YAML 1.1 numbers and timestamps, each a subset of PyYAML's resolver for
+# that type (which is tried before any other for these first characters), and each converted
+# by Python to exactly the value PyYAML's constructor gives: decimal ints (int()), floats with
+# a point and an optional signed exponent (float(): PyYAML computes sign * float(rest), the
+# same value, -0.0 included), dates (date.fromisoformat), and date-times with 1-6 fraction
+# digits (padded as PyYAML pads them) and Z or a +hh:mm zone (datetime.fromisoformat, which
+# gives the same timezone objects, timezone.utc for Z and +00:00).
+_NUMBERS = _whole_column(r"[-+]?(?:[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?|0|[1-9][0-9]*)")
+_DATES = _whole_column(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIMES = _whole_column(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,6})?(?:Z|[-+](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
+)
+
+
+def _number(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+_SEPARATOR = str.maketrans("Tt", "  ")
+_FRACTION = re.compile(r"\.([0-9]+)")
+# n digits -> zeros after them (a literal replacement: re.sub expands a template in Python)
+_FRACTIONS = {n: (re.compile(rf"(?<=\.[0-9]{{{n}}})(?![0-9])"), "0" * (6 - n)) for n in range(1, 6)}
+
+
+def _datetime_strs(joined: str) -> list[str]:
+    """str() of datetime.fromisoformat() of each line (of _DATETIMES' first form), from the
+    text at once: a blank between date and time, six fraction digits or none if they are all
+    zeros, and +00:00 for Z and for -00:00."""
+    text = joined.translate(_SEPARATOR)  # the only letters are the separator and Z
+    if "." in text:
+        for digits in set(map(len, _FRACTION.findall(text))) - {6}:
+            pattern, zeros = _FRACTIONS[digits]
+            text = pattern.sub(zeros, text)
+        text = text.replace(".000000", "")
+    return text.replace("Z", "+00:00").replace("-00:00", "+00:00").split("\n")
+
+
+def _converted(
+    texts: tuple[str, ...],
+    joined: str,
+    pattern: re.Pattern[str],
+    convert: Callable[[str], Any],
+) -> list[Any] | None:
+    """A whole column with nulls through one converter, if its values all have this form; None
+    if not, or when a value is out of range (PyYAML's constructor then raises as it always did)."""
+    if not pattern.fullmatch(joined):
+        return None
+    try:
+        return [None if text in _NULL_WORDS else convert(text) for text in texts]
+    except ValueError:
+        return None
 
 
 class OutsideShape(Exception):
@@ -60,20 +127,33 @@ class TableText:
     columns: list[str]
     values: list[tuple[Any, ...]]  # a tuple a row
     lines: list[int]
+    strs: dict[int, list[str]]  # column index -> str() of each value, where the text gave it at once
+    by_column: list[list[Any]]  # the values again, a list a column
 
 
 def split(text: str) -> list[TableText] | None:
     """The tables of a fixture file, or None when PyYAML must read it."""
-    import yaml.reader
-
     if not text.endswith("\n"):
         text += "\n"
-    if text.startswith("\ufeff") or "\r" in text or yaml.reader.Reader.NON_PRINTABLE.search(text):
+    if text.startswith("\ufeff") or "\r" in text or not _printable(text):
         return None
     try:
         return list(_tables(text, _Scalars()))
     except OutsideShape:
         return None
+
+
+# ASCII's characters PyYAML refuses (Reader.NON_PRINTABLE): all controls but tab and newline
+_CONTROLS = bytes([*range(9), 11, 12, *range(14, 32), 127])
+
+
+def _printable(text: str) -> bool:
+    """No character PyYAML refuses; ASCII text checked by bytes.translate, 4x faster."""
+    import yaml.reader
+
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _CONTROLS)) == len(text)
+    return not yaml.reader.Reader.NON_PRINTABLE.search(text)
 
 
 def _tables(text: str, scalars: _Scalars) -> Any:
@@ -89,10 +169,12 @@ def _tables(text: str, scalars: _Scalars) -> Any:
         body = text[header.end() : end]
         head, rows_at = _head(body)
         first_row_line = line + 1 + body.count("\n", 0, rows_at)
-        columns, values, lines = _rows(body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars)
+        columns, values, lines, strs, by_column = _rows(
+            body[rows_at:].rstrip(" \t\n") + "\n", first_row_line, scalars
+        )
         if head:
             head = "\n" * (line - 1) + header.group(0) + head
-        yield TableText(name, line, head, columns, values, lines)
+        yield TableText(name, line, head, columns, values, lines, strs, by_column)
         pos = _BLANK_OR_COMMENT.match(text, end).end()  # type: ignore[union-attr]
 
 
@@ -127,9 +209,9 @@ def _head(body: str) -> tuple[str, int]:
 
 def _rows(
     body: str, first_line: int, scalars: _Scalars
-) -> tuple[list[str], list[tuple[Any, ...]], list[int]]:
+) -> tuple[list[str], list[tuple[Any, ...]], list[int], dict[int, list[str]], list[list[Any]]]:
     if body == "\n":
-        return [], [], []
+        return [], [], [], {}, []
     pattern, columns = _row_pattern(body)
     found = pattern.findall(body)
     if not found:
@@ -140,11 +222,17 @@ def _rows(
     # single-line): they cover the body exactly when they hold all of its lines.
     if len(found) * len(columns) != body.count("\n"):
         raise OutsideShape
-    converted = [scalars.column(column) for column in zip(*found, strict=True)]
+    converted: list[list[Any]] = []
+    strs = {}  # column index -> str() of each value
+    for index, texts in enumerate(zip(*found, strict=True)):
+        column, column_strs = scalars.column(texts)
+        converted.append(column)
+        if column_strs is not None:
+            strs[index] = column_strs
     values = list(zip(*converted, strict=True))
     step = len(columns)
     lines = list(range(first_line, first_line + step * len(values), step))
-    return [scalars.key(c) for c in columns], values, lines
+    return [scalars.key(c) for c in columns], values, lines, strs, converted
 
 
 def _row_pattern(body: str) -> tuple[re.Pattern[str], list[str]]:
@@ -161,7 +249,7 @@ def _row_pattern(body: str) -> tuple[re.Pattern[str], list[str]]:
         pos = more.end()
     if len(set(columns)) != len(columns):
         raise OutsideShape  # PyYAML keeps the last of a repeated key
-    value = r"(?: (" + _SCALAR + r"))?\n"
+    value = r"(?: (.+))?\n"  # any one-line text: column() checks that it is a scalar
     parts = [re.escape(f"{indent}{dash}{columns[0]}:") + value]
     parts += [re.escape(f"{inner}{c}:") + value for c in columns[1:]]
     return re.compile("^" + "".join(parts), re.M), columns
@@ -189,28 +277,72 @@ class _Scalars:
         self._cache: dict[str, Any] = {}
         self._specials: dict[frozenset[str], re.Pattern[str]] = {}
 
-    def column(self, texts: tuple[str, ...]) -> list[Any]:
-        """A column's values: one regular expression tells when none of them needs a resolver."""
+    def column(self, texts: tuple[str, ...]) -> tuple[list[Any], list[str] | None]:
+        """A column's values, and str() of each when the text gave it at once (else None).
+        One regular expression tells when none of them needs a resolver; another when all of
+        them are numbers, dates or date-times of the common forms."""
         joined = "\n".join(texts)
-        if not self._special({text[:1] for text in texts}).search(joined):
-            if not _QUOTED.search(joined):
-                return list(texts)
-            return [self.value(text) for text in texts]
         if _INTEGERS.fullmatch(joined):
-            return list(map(int, texts))
+            return list(map(int, texts)), None
+        typed = self._typed(texts, joined, False)
+        if typed is not None:
+            return typed
+        firsts = {text[:1] for text in texts}
+        typed = self._typed(texts, joined, True) if not firsts.isdisjoint(_NULL_FIRSTS) else None
+        if typed is not None:
+            return typed
+        if not _SCALARS.fullmatch(joined):  # (the forms above are all plain scalars)
+            raise OutsideShape
+        special = self._special(firsts)
+        if special is None or not special.search(joined):
+            if "'" not in firsts and '"' not in firsts:
+                return list(texts), None
+            return [self.value(text) for text in texts], None
         distinct = set(texts)
         if len(distinct) * 4 <= len(texts):
             known = {text: self.value(text) for text in distinct}
-            return [known[text] for text in texts]
-        return [self.value(text) for text in texts]
+            return [known[text] for text in texts], None
+        return [self.value(text) for text in texts], None
 
-    def _special(self, firsts: set[str]) -> re.Pattern[str]:
+    @staticmethod
+    def _typed(texts: tuple[str, ...], joined: str, nulls: bool) -> tuple[list[Any], list[str] | None] | None:
+        """A column of numbers, dates or date-times in their common forms (with nulls among
+        them, or not), converted at once; with str() of each value when the text gives it at
+        once (dates and date-times without nulls)."""
+        import datetime
+
+        if nulls:
+            for patterns, convert in (
+                (_NUMBERS, _number),
+                (_DATETIMES, datetime.datetime.fromisoformat),
+                (_DATES, datetime.date.fromisoformat),
+            ):
+                converted = _converted(texts, joined, patterns[1], convert)
+                if converted is not None:
+                    return converted, None
+            return None
+        try:
+            if _NUMBERS[0].fullmatch(joined):
+                if joined.count(".") == len(texts):  # no int among them
+                    return list(map(float, texts)), None
+                return list(map(_number, texts)), None
+            if _DATETIMES[0].fullmatch(joined):
+                return list(map(datetime.datetime.fromisoformat, texts)), _datetime_strs(joined)
+            if _DATES[0].fullmatch(joined):
+                return list(map(datetime.date.fromisoformat, texts)), list(texts)
+        except ValueError:  # out of range: PyYAML's constructor raises as it always did
+            return None
+        return None
+
+    def _special(self, firsts: set[str]) -> re.Pattern[str] | None:
         """The implicit resolvers for scalars starting with these characters, at once, one
         scalar per line: no match means every one of them is a string."""
         patterns = {regexp.pattern for first in firsts for _, regexp in self._resolvers.get(first, [])}
+        if not patterns:
+            return None
         key = frozenset(patterns)
         if key not in self._specials:
-            union = "|".join(f"(?:{p})" for p in sorted(patterns)) or r"(?!)"
+            union = "|".join(f"(?:{p})" for p in sorted(patterns))
             self._specials[key] = re.compile(union, re.M | re.X)
         return self._specials[key]
 

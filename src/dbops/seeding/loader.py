@@ -7,12 +7,13 @@ then the SQL templates, then the Python seeds, each in file order.
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import importlib.util
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import pairwise, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,10 +118,12 @@ class Seeder:
                 ).fetchall()
             )
             names = [f"k{i}" for i in range(len(columns))]
+            # the keys as text[] literals, written at once (psycopg's list dumper goes through
+            # Python for each key); a literal also tells the planner how many: a hash join
             query = sql.SQL(
                 "SELECT count(*) FROM unnest({}) AS s({}) WHERE EXISTS (SELECT FROM {} t WHERE {})"
             ).format(
-                sql.SQL(", ").join(sql.SQL("%b::text[]") for _ in columns),
+                sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in columns),
                 sql.SQL(", ").join(map(sql.Identifier, names)),
                 _ident(table),
                 sql.SQL(" AND ").join(
@@ -130,7 +133,7 @@ class Seeder:
                     for c, n in zip(columns, names, strict=True)
                 ),
             )
-            values = [[key[i] for key in keys] for i in range(len(columns))]
+            values = [_text_array(list(map(itemgetter(i), keys))) for i in range(len(columns))]
             row = self.conn.execute(query, values).fetchone()
             found = row[0] if row else 0
             if found != len(keys):
@@ -278,13 +281,12 @@ class Seeder:
         self._key_columns[rows.table] = key
         seen = self._keys.setdefault(rows.table, {})
         where = self._shown(rows.file)
-        if rows.columns:
-            pick = itemgetter(*(rows.columns.index(k) for k in key))
-            found = map(pick, rows.values)
-        else:
-            found = map(itemgetter(*key), rows.rows)
-        keys = [tuple(map(str, v)) if len(key) > 1 else (str(v),) for v in found]
-        mine = {value: (where, line) for value, line in zip(keys, rows.lines, strict=True)}
+        picks: list[Callable[[Any], Any]] = [
+            itemgetter(rows.columns.index(k)) if rows.columns else itemgetter(k) for k in key
+        ]
+        source: Sequence[Any] = rows.values if rows.columns else rows.rows
+        keys = list(zip(*(map(str, map(pick, source)) for pick in picks), strict=True))  # a column at a time
+        mine = dict(zip(keys, zip(repeat(where), rows.lines), strict=True))
         if len(mine) == len(keys) and not mine.keys() & seen.keys():
             seen.update(mine)
             return
@@ -338,6 +340,18 @@ class Seeder:
         from psycopg import errors
 
         def feed(copy: Copy) -> None:
+            whole = run is rows.values and rows.by_column  # as the reader found them
+            texts = copy_text(
+                rows.by_column if whole else list(zip(*run, strict=True)), rows.strs if whole else {}
+            )
+            if texts is not None:  # the same text write_row would send, a whole column at once
+                for start in range(0, len(run), _CHUNK):
+                    block = zip(*(column[start : start + _CHUNK] for column in texts), strict=True)
+                    copy.write("\n".join(map("\t".join, block)) + "\n")
+                    if self.progress:
+                        done = min(start + _CHUNK, len(run))
+                        self.progress(rows.table, offset + done, offset + len(run))
+                return
             _as_insert_casts(copy.cursor.adapters)
             for done, row in enumerate(run, 1):
                 copy.write_row(row)
@@ -376,6 +390,7 @@ class Seeder:
         the same upsert as the other rows; counts what was created, updated and left alone.
         Returns how many rows were copied."""
         from psycopg import sql
+        from psycopg.copy import QueuedLibpqWriter
 
         target = _ident(table) if direct else sql.Identifier("_dbops_seed")
         with self.conn.transaction(), self.conn.cursor() as cursor:
@@ -386,7 +401,8 @@ class Seeder:
                     ).format(_names(columns), _ident(table))
                 )
             copy = sql.SQL("COPY {} ({}) FROM STDIN" + options).format(target, _names(columns))
-            with cursor.copy(copy) as copy_in:
+            # a thread sends the blocks while the next ones are formatted
+            with cursor.copy(copy, writer=QueuedLibpqWriter(cursor)) as copy_in:
                 feed(copy_in)
             loaded = cursor.rowcount
             if direct:
@@ -670,6 +686,93 @@ def _as_insert_casts(adapters: AdaptersMap) -> None:
     adapters.register_dumper(float, FloatText)
 
 
+def copy_text(columns: Sequence[Sequence[Any]], strs: dict[int, list[str]]) -> list[Sequence[str]] | None:
+    """Rows, given a column at a time, as COPY's text format: what write_row sends with
+    _as_insert_casts' dumpers, for the types YAML gives (str, int, float, bool, date and
+    datetime, and None). None when a column holds anything else, strings among other types,
+    or a NUL, which write_row refuses: write_row then sends the rows. strs: str() of each value
+    of some columns (dates and date-times), as the reader found them."""
+    texts: list[Sequence[str]] = []
+    for index, column in enumerate(columns):
+        kinds = set(map(type, column))
+        nulls = type(None) in kinds
+        kinds.discard(type(None))
+        if not kinds:
+            texts.append([r"\N"] * len(column))
+            continue
+        if not kinds <= _COPY_FORMATS.keys() or (len(kinds) > 1 and str in kinds):
+            return None
+        if len(kinds) > 1:  # e.g. ints and floats
+            texts.append([r"\N" if value is None else _COPY_FORMATS[type(value)](value) for value in column])
+            continue
+        kind = kinds.pop()
+        if kind is str:
+            joined = "".join([value for value in column if value is not None] if nulls else column)
+            if "\x00" in joined:
+                return None
+            if _COPY_ESCAPED.search(joined):
+                column = tuple(None if v is None else _COPY_ESCAPED.sub(_copy_escape, v) for v in column)
+        if nulls and kind is bool:
+            texts.append(list(map(_BOOL_OR_NULL.__getitem__, column)))
+        elif nulls:
+            format_one = _COPY_FORMATS[kind]
+            texts.append([r"\N" if value is None else format_one(value) for value in column])
+        elif kind is str:
+            texts.append(column)
+        elif kind is float:
+            texts.append(_float_texts(column))
+        elif index in strs and _COPY_FORMATS[kind] is str:
+            texts.append(strs[index])
+        else:
+            texts.append(list(map(_COPY_FORMATS[kind], column)))
+    return texts
+
+
+def _float_texts(column: Sequence[float]) -> list[str]:
+    """float_text of each, at once for the usual floats: repr has float8out's shortest digits
+    and its fixed notation from 1e-4 up to 1e15 (repr keeps it up to 1e16)."""
+    joined = "\n".join(map(repr, column)) + "\n"
+    if "e" in joined or "n" in joined or not -1e15 < min(column) <= max(column) < 1e15:
+        return list(map(_fast_float_text, column))  # inf and nan have an n
+    return joined.replace(".0\n", "\n").split("\n")[:-1]
+
+
+def _text_array(texts: list[str]) -> str:
+    """A text[] literal of these strings (which hold no NUL: PostgreSQL has taken them)."""
+    joined = "\x00".join(texts).replace("\\", "\\\\").replace('"', '\\"')
+    return '{"' + joined.replace("\x00", '","') + '"}' if texts else "{}"
+
+
+def _fast_float_text(value: float) -> str:
+    """float_text, quickly for the usual floats: repr has float8out's shortest digits, and
+    the same fixed notation from 1e-4 up to 1e15 (repr keeps it up to 1e16)."""
+    text = repr(value)
+    if "e" in text or "n" in text or not -1e15 < value < 1e15:  # inf and nan have an n
+        return float_text(value)
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text
+
+
+_COPY_ESCAPED = re.compile("[\b\t\n\v\f\r\\\\]")  # as psycopg escapes them
+_COPY_ESCAPES = {"\b": r"\b", "\t": r"\t", "\n": r"\n", "\v": r"\v", "\f": r"\f", "\r": r"\r", "\\": "\\\\"}
+
+
+def _copy_escape(found: re.Match[str]) -> str:
+    return _COPY_ESCAPES[found.group(0)]
+
+
+_BOOL_OR_NULL = {True: "true", False: "false", None: r"\N"}
+_COPY_FORMATS: dict[type, Callable[[Any], str]] = {
+    str: str,
+    int: str,
+    bool: {True: "true", False: "false"}.__getitem__,  # as _as_insert_casts writes them
+    float: _fast_float_text,
+    datetime.date: str,  # psycopg's text dumpers write str(value)
+    datetime.datetime: str,
+}
+
+
 def float_text(value: float) -> str:
     """float8out's text: the shortest exact digits, exponent below 1e-4 and from 1e15 on."""
     if value != value:
@@ -691,7 +794,7 @@ def float_text(value: float) -> str:
     else:
         mantissa = text[0] + (f".{text[1:]}" if len(text) > 1 else "")
         text = f"{mantissa}e{'-' if scientific < 0 else '+'}{abs(scientific):02d}"
-    return ("-" if sign and value != 0 else "") + text
+    return ("-" if sign else "") + text  # -0 too, as float8out writes it
 
 
 def _first_line(path: Path) -> str:
