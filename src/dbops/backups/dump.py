@@ -28,8 +28,9 @@ from dbops import __version__, atomic
 from dbops.backups import contents as contents_module
 from dbops.backups import store as backups
 from dbops.backups.contents import Contents
+from dbops.backups.formats import Format
 from dbops.backups.rowcount import RowCounter
-from dbops.backups.store import CHUNK, Advance, Format, Manifest
+from dbops.backups.store import CHUNK, Advance, Manifest
 from dbops.errors import DbopsError
 from dbops.postgres import tools as pgtools
 from dbops.postgres.connection import PROTECTED_LOCK_TIMEOUT_MS, Target, server_version

@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Literal
 
 from dbops import atomic
+from dbops.backups.formats import FORMATS, Format
 from dbops.config.model import shown as shown_path
 from dbops.errors import DbopsError
 from dbops.postgres.embedded import process_alive
 from dbops.postgres.tools import base_env, drained, spawn
 
-Format = Literal["plain", "custom", "directory"]
-FORMATS: tuple[Format, ...] = ("plain", "custom", "directory")
 AUTOMATED = "automated"
 TRAILER = b"-- PostgreSQL database dump complete"
 CHUNK = 1 << 20

@@ -19,21 +19,6 @@ from typing import Any, Generic, TypeVar
 from dbops.config.model import PipelineRules
 from dbops.engine import options as o
 from dbops.engine.pipeline import Step
-from dbops.steps.backup import Backup
-from dbops.steps.backup_cleanup import CleanupBackups
-from dbops.steps.backup_list import ListBackups
-from dbops.steps.baseline import Baseline, Repair
-from dbops.steps.create import CreateMigration
-from dbops.steps.drop import DropSchema
-from dbops.steps.gate import HealthGate
-from dbops.steps.inspect import Inspect
-from dbops.steps.lint import Lint
-from dbops.steps.migrate import Migrate
-from dbops.steps.restore import CheckBackup, LockRestore, Restore
-from dbops.steps.rollback import Rollback
-from dbops.steps.seed import Seed
-from dbops.steps.server import ServerControl
-from dbops.steps.validate import Validate
 
 # a dbops.yaml argument -> (the option it sets, its type: bool, int or str)
 Arguments = Mapping[str, tuple[str, type]]
@@ -64,31 +49,114 @@ class Operation(Generic[Opts]):
         return self.options(**{self.pipeline[key][0]: value for key, value in args.items()})
 
 
+# Each builder imports its own steps (a lazy import, on purpose): an operation loads only what
+# it runs, so dbops status does not pay for the backup, restore, seed and validate machinery.
+
+
 def _status(opts: o.StatusOptions) -> list[Step]:
+    from dbops.steps.gate import HealthGate  # lazy: only what this operation runs
+    from dbops.steps.inspect import Inspect
+
     inspect = Inspect()
     return [inspect, HealthGate(inspect)] if opts.check else [inspect]
 
 
+def _server(opts: o.ServerOptions) -> list[Step]:
+    from dbops.steps.server import ServerControl  # lazy: only what this operation runs
+
+    return [ServerControl(opts.action)]
+
+
+def _migrate(opts: o.MigrateOptions) -> list[Step]:
+    from dbops.steps.migrate import Migrate  # lazy: only what this operation runs
+
+    return [Migrate(opts)]
+
+
+def _rollback(opts: o.RollbackOptions) -> list[Step]:
+    from dbops.steps.rollback import Rollback  # lazy: only what this operation runs
+
+    return [Rollback(opts)]
+
+
+def _baseline(opts: o.BaselineOptions) -> list[Step]:
+    from dbops.steps.baseline import Baseline  # lazy: only what this operation runs
+
+    return [Baseline(opts.migration_id)]
+
+
+def _repair(opts: o.RepairOptions) -> list[Step]:
+    from dbops.steps.baseline import Repair  # lazy: only what this operation runs
+
+    return [Repair(opts.all_deleted)]
+
+
+def _create(opts: o.CreateOptions) -> list[Step]:
+    from dbops.steps.create import CreateMigration  # lazy: only what this operation runs
+
+    return [CreateMigration(opts.migration_name)]
+
+
+def _seed(opts: o.SeedOptions) -> list[Step]:
+    from dbops.steps.seed import Seed  # lazy: only what this operation runs
+
+    return [Seed(opts)]
+
+
 def _reset(opts: o.ResetOptions) -> list[Step]:
+    from dbops.steps.drop import DropSchema  # lazy: only what this operation runs
+    from dbops.steps.migrate import Migrate
+    from dbops.steps.seed import Seed
+
     return [DropSchema(), Migrate(o.MigrateOptions()), *([Seed(o.SeedOptions())] if opts.seed else [])]
 
 
+def _validate(opts: o.ValidateOptions) -> list[Step]:
+    from dbops.steps.validate import Validate  # lazy: only what this operation runs
+
+    return [Validate(strict=opts.strict)]
+
+
+def _lint(opts: o.NoOptions) -> list[Step]:
+    from dbops.steps.lint import Lint  # lazy: only what this operation runs
+
+    return [Lint()]
+
+
+def _backup(opts: o.BackupOptions) -> list[Step]:
+    from dbops.steps.backup import Backup  # lazy: only what this operation runs
+
+    return [Backup(opts)]
+
+
 def _restore(opts: o.RestoreOptions) -> list[Step]:
+    from dbops.steps.restore import CheckBackup, LockRestore, Restore  # lazy: only what this operation runs
+
     # the lock (and the rights) before the safety backup the policy puts in front of restore
     check, lock = CheckBackup(opts.file), LockRestore(in_place=opts.in_place)
     return [check, lock, Restore(check, lock, in_place=opts.in_place, jobs=opts.jobs)]
 
 
+def _backup_list(opts: o.NoOptions) -> list[Step]:
+    from dbops.steps.backup_list import ListBackups  # lazy: only what this operation runs
+
+    return [ListBackups()]
+
+
+def _backup_cleanup(opts: o.CleanupOptions) -> list[Step]:
+    from dbops.steps.backup_cleanup import CleanupBackups  # lazy: only what this operation runs
+
+    return [CleanupBackups(force=opts.delete)]
+
+
 OPERATIONS: dict[str, Operation[Any]] = {
     op.name: op
     for op in (
-        Operation(
-            "server", o.ServerOptions, lambda opts: [ServerControl(opts.action)], "server", connects=False
-        ),
+        Operation("server", o.ServerOptions, _server, "server", connects=False),
         Operation(
             "migrate",
             o.MigrateOptions,
-            lambda opts: [Migrate(opts)],
+            _migrate,
             "migrate",
             pipeline={"from": ("start", str), "to": ("end", str), "accept_changes": ("accept_changes", bool)},
             summary="apply pending migrations",
@@ -96,7 +164,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
         Operation(
             "migrate-rollback",
             o.RollbackOptions,
-            lambda opts: [Rollback(opts)],
+            _rollback,
             "rollback",
             pipeline={"steps": ("steps", int), "to": ("to", str)},
             summary="roll back the most recent migrations",
@@ -104,21 +172,21 @@ OPERATIONS: dict[str, Operation[Any]] = {
         Operation(
             "migrate-baseline",
             o.BaselineOptions,
-            lambda opts: [Baseline(opts.migration_id)],
+            _baseline,
             "baseline",
         ),
-        Operation("migrate-repair", o.RepairOptions, lambda opts: [Repair(opts.all_deleted)], "repair"),
+        Operation("migrate-repair", o.RepairOptions, _repair, "repair"),
         Operation(
             "migrate-create",
             o.CreateOptions,
-            lambda opts: [CreateMigration(opts.migration_name)],
+            _create,
             "create",
             connects=False,
         ),
         Operation(
             "seed",
             o.SeedOptions,
-            lambda opts: [Seed(opts)],
+            _seed,
             "seed",
             pipeline={"clear": ("clear", bool)},
             summary="load the seed data",
@@ -142,7 +210,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
         Operation(
             "validate",
             o.ValidateOptions,
-            lambda opts: [Validate(strict=opts.strict)],
+            _validate,
             "validate",
             pipeline={"strict": ("strict", bool)},
             summary="compare the schema with the migrations",
@@ -150,7 +218,7 @@ OPERATIONS: dict[str, Operation[Any]] = {
         Operation(
             "lint",
             o.NoOptions,
-            lambda opts: [Lint()],
+            _lint,
             "lint",
             pipeline={},
             summary="check pending migrations for operations that lock or break production",
@@ -158,17 +226,17 @@ OPERATIONS: dict[str, Operation[Any]] = {
         Operation(
             "backup",
             o.BackupOptions,
-            lambda opts: [Backup(opts)],
+            _backup,
             "backup",
             pipeline={"keep": ("keep", bool)},
             summary="back up the database (a verified pg_dump)",
         ),
         Operation("restore", o.RestoreOptions, _restore, "check-backup"),  # it makes the report
-        Operation("backup-list", o.NoOptions, lambda opts: [ListBackups()], "backup-list", connects=False),
+        Operation("backup-list", o.NoOptions, _backup_list, "backup-list", connects=False),
         Operation(
             "backup-cleanup",
             o.CleanupOptions,
-            lambda opts: [CleanupBackups(force=opts.delete)],
+            _backup_cleanup,
             "backup-cleanup",
             connects=False,
             force_is_own=True,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dbops.backups.store import FORMATS, Format
+from dbops.backups.formats import FORMATS, Format
 from dbops.errors import UsageError
 from dbops.postgres.tools import parse_compression, plain_compression
 

@@ -28,10 +28,7 @@ from dbops.config.model import Environment
 from dbops.engine.options import BackupOptions
 from dbops.engine.pipeline import Step, reads_only
 from dbops.errors import PolicyRefused
-from dbops.steps.backup import Backup
 from dbops.steps.confirm import Guard
-from dbops.steps.lint import Lint
-from dbops.steps.migrate import Migrate
 
 REASONS = {  # an automatic backup's reason, in its manifest
     "reset": "before reset",
@@ -136,6 +133,10 @@ def lint_first(steps: list[Step], policy: Policy, then: Step | None = None) -> l
     at = next((i for i, step in enumerate(steps) if not reads_only(step)), len(steps))
     lint: list[Step] = []
     if policy.lint_before_migrate:
+        # lazy: only a run that lints before migrating loads them (dbops status does not)
+        from dbops.steps.lint import Lint
+        from dbops.steps.migrate import Migrate
+
         for step in steps:
             if step.name == "drop":
                 break
@@ -155,6 +156,8 @@ def _with_backup(steps: list[Step], policy: Policy) -> list[Step]:
             return steps
         action = step.policy_action
         if action in policy.backup_before:
+            from dbops.steps.backup import Backup  # lazy: only a run that backs up loads pg_dump's side
+
             backup = Backup(BackupOptions(), automatic=True, reason=REASONS[action])
             return [*steps[:at], backup, *steps[at:]]
     return steps
