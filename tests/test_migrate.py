@@ -419,7 +419,9 @@ def test_migrate_create(project: Path, cli: Run) -> None:
     text = (project / "migrations" / created[1]).read_text()
     assert "-- depends: 20251001090600_add_workflow_permissions" in text
     assert cli("migrate-create", "Add-Approvals").code == 2
-    assert not list((project / "migrations").glob("_tmp*"))
+    assert [
+        p.name for p in (project / "migrations").iterdir() if p.name.startswith(".")
+    ] == []  # no temp file
     status = cli("status").out
     assert "  Pending: 8" in status
 
