@@ -636,3 +636,23 @@ def test_the_check_after_loading_sends_any_key_text(db: psycopg.Connection) -> N
         ["1"],
     ):
         assert db.execute("SELECT %s::text[]", [_text_array(keys)]).fetchone() == (keys,)
+
+
+def test_a_value_yaml_cannot_read_is_the_files_error_at_its_line(migrated: Path, cli: Run) -> None:
+    """An impossible date (PyYAML's own ValueError) or a list as a key: one line with file:line,
+    exit 2, no 'bug in dbops'."""
+    for body, said in (
+        (
+            "users:\n  - id: 1\n    email: a@b.c\n    created_at: 2025-13-01\n",
+            "seeds/01_users.yaml:2: users: a value YAML cannot read: month must be in 1..12",
+        ),
+        (
+            "users:\n  - id: 1\n  - ? [a]\n    : 1\n",
+            "seeds/01_users.yaml:3:7: invalid YAML: found unhashable key",
+        ),
+    ):
+        write_seeds(migrated / "seeds", {"01_users.yaml": body})
+        result = cli("seed")
+        assert result.code == 2, result.text
+        assert result.err.splitlines()[0] == f"Error: {said}", result.err
+        assert "bug in dbops" not in result.text

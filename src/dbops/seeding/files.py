@@ -101,7 +101,10 @@ def read(path: Path, shown: str | None = None) -> SeedFile:
 
 def _yaml_tables(path: Path, text: str, shown: str) -> list[Rows]:
     """Large fixtures of the usual shape are read by fixture_text; anything else by PyYAML."""
-    fast = fixture_text.split(text)
+    try:
+        fast = fixture_text.split(text)
+    except (ValueError, TypeError):  # a value the fast reader cannot convert: PyYAML says where
+        fast = None
     if fast is None:
         return _pyyaml_tables(path, text, shown)
     tables: list[Rows] = []
@@ -190,7 +193,7 @@ def _table(loader: Any, path: Path, shown: str, name: str, key_node: Any, node: 
     if not isinstance(rows_node, yaml.SequenceNode):
         raise _bad(shown, rows_node, f"{name}: expected a list of rows")
     for item in rows_node.value:
-        row = loader.construct_object(item, deep=True)
+        row = _construct(loader, shown, name, item)
         if not isinstance(row, dict) or not all(isinstance(k, str) for k in row):
             raise _bad(shown, item, f"{name}: each row must be a mapping of column names to values")
         if rows.accounts and not set(rows.accounts) <= set(row):
@@ -198,6 +201,18 @@ def _table(loader: Any, path: Path, shown: str, name: str, key_node: Any, node: 
         rows.rows.append(row)
         rows.lines.append(line_of(item))
     return rows
+
+
+def _construct(loader: Any, shown: str, name: str, node: Any) -> Any:
+    """A row as PyYAML builds it; a value it cannot build (an impossible date such as
+    2025-13-01, a list as a key) is the file's error, at the row's line."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, TypeError) as exc:
+        raise BadSeed(
+            f"{shown}:{line_of(node)}: {name}: a value YAML cannot read: {exc}",
+            "Fix the value, or quote it to load it as text",
+        ) from None
 
 
 def _bad(shown: str, node: Any, message: str) -> BadSeed:
