@@ -23,7 +23,7 @@ class Baseline:
         self.up_to = up_to
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        with migration_run(ctx, self.name, "baseline", write=True) as (report, session):
+        with migration_run(ctx, "baseline", write=True) as (report, session):
             state = session.state
             if self.up_to not in state.by_id:
                 raise UsageError(f"No migration with id {self.up_to}", "dbops status lists them")
@@ -49,7 +49,7 @@ class Repair:
         self.all_deleted = all_deleted
 
     def run(self, ctx: RunContext) -> StepOutcome:
-        with migration_run(ctx, self.name, "repair", write=True) as (report, session):
+        with migration_run(ctx, "repair", write=True) as (report, session):
             state = session.state
             changed = record_checksums(session, report.adopted, all_deleted=self.all_deleted)
             for migration_id in changed:

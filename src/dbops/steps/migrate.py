@@ -24,9 +24,7 @@ from dbops.output.reports.migration import MigrationItem, MigrationReport
 
 
 @contextmanager
-def migration_run(
-    ctx: RunContext, step: str, kind: str, *, write: bool
-) -> Iterator[tuple[MigrationReport, Session]]:
+def migration_run(ctx: RunContext, kind: str, *, write: bool) -> Iterator[tuple[MigrationReport, Session]]:
     """A migration step's report (kept for the run even if the step fails) and its session."""
     require_folder(ctx)
     started = time.monotonic()
@@ -82,7 +80,7 @@ class Migrate:
             applied.append(script)
 
         kind = "plan" if self.dry_run else "migrate"
-        with migration_run(ctx, self.name, kind, write=not self.dry_run) as (report, session):
+        with migration_run(ctx, kind, write=not self.dry_run) as (report, session):
             check_integrity(session.state, accept=self.accept)
             scripts = plan(session, self.start, self.end)  # refusals come before any write
             if self.dry_run:

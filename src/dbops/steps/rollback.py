@@ -46,7 +46,7 @@ class Rollback:
 
     def run(self, ctx: RunContext) -> StepOutcome:
         kind = "rollback-plan" if self.dry_run else "rollback"
-        with migration_run(ctx, self.name, kind, write=not self.dry_run) as (report, session):
+        with migration_run(ctx, kind, write=not self.dry_run) as (report, session):
             check_integrity(session.state, accept=False)
             scripts = self._choose(session)
             if self.dry_run:
