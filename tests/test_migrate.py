@@ -128,6 +128,72 @@ def test_an_earlier_migration_without_rollback_script_stays_and_says_so(
         " script and run dbops migrate-rollback --steps 1",
     ]
     assert tables(db) == {"first"}
+    # the hint, followed: a rollback script written after the migration ran is not an edit of it
+    (project / "migrations" / "001_first.rollback.sql").write_text("DROP TABLE first;\n")
+    assert cli("status", "--check").out.count("Edited since applied") == 0
+    followed = cli("migrate-rollback", "--steps", "1")
+    assert followed.code == 0, followed.text
+    assert tables(db) == set() and applied_ids(db) == []
+
+
+def test_the_hint_of_a_failed_pipeline_migrate_is_followed_to_success(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    write_migrations(
+        project / "migrations",
+        {
+            "001_a.sql": "CREATE TABLE a (id int);\n",
+            "002_b.sql": "CREATE TABLE b (id int);\n",
+            "003_c.sql": "SELECT 1/0;\n",
+        },
+    )
+    with (project / "dbops.yaml").open("a") as config:
+        config.write("pipelines:\n  ship:\n    steps: [migrate, validate]\n")
+    failed = cli("ship")
+    assert failed.code == 4 and "dbops migrate-rollback --steps 2" in failed.err
+    assert tables(db) >= {"a", "b"}
+    for name in ("a", "b"):
+        (project / "migrations" / f"00{'ab'.index(name) + 1}_{name}.rollback.sql").write_text(
+            f"DROP TABLE {name};\n"
+        )
+    followed = cli("migrate-rollback", "--steps", "2")
+    assert followed.code == 0, followed.text
+    assert not {"a", "b"} & tables(db) and applied_ids(db) == []
+
+
+def test_checksums_recorded_with_the_rollback_script_still_validate(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    """dbops before 0.x recorded the sha256 of the migration and its rollback script together:
+    such a database keeps validating, and an edited rollback script there is accepted by repair."""
+    from dbops.migrations.files import checksum_of
+
+    assert cli("migrate").code == 0
+    folder = project / "migrations"
+    old_form = {}
+    for path in sorted(folder.glob("*.rollback.sql")):
+        forward = path.with_name(path.name.removesuffix(".rollback.sql") + ".sql")
+        files = [(forward.name, forward.read_bytes()), (path.name, path.read_bytes())]
+        old_form[forward.stem] = checksum_of(files)
+        db.execute(
+            "UPDATE _dbops_migration_checksum SET sha256 = %s, files = %s WHERE migration_id = %s",
+            (old_form[forward.stem], f"{forward.name},{path.name}", forward.stem),
+        )
+    assert old_form
+    status = cli("status", "--check")
+    assert status.code == 0, status.text
+    assert cli("validate").code == 0
+    first = sorted(old_form)[0]
+    (folder / f"{first}.rollback.sql").write_text("-- fixed\nSELECT 1;\n")
+    edited = cli("migrate")
+    assert edited.code == 2 and f"{first} (edited)" in edited.err  # its old checksum covered the script
+    assert cli("migrate-repair").code == 0
+    stored = db.execute(
+        "SELECT files FROM _dbops_migration_checksum WHERE migration_id = %s", (first,)
+    ).fetchone()
+    assert stored == (f"{first}.sql",)  # repaired into the forward-only form
+    (folder / f"{first}.rollback.sql").write_text("-- fixed again\nSELECT 2;\n")
+    assert cli("migrate").code == 0
 
 
 def test_postgres_hint_is_passed_on(project: Path, cli: Run) -> None:
@@ -270,11 +336,18 @@ def test_edited_or_deleted_applied_migrations_stop_migrate(
         "⚠ migration files: applied but missing: 20251001090600_add_workflow_permissions; edited since applied: 20251001090100_create_organizations"
         in status
     )
-    assert cli("status", "--check").code == 1
-    repaired = cli("migrate-repair")
+    check = cli("status", "--check")
+    assert check.code == 1
+    hint = "Hint: Restore the changed migration files, or accept them: dbops migrate-repair"
+    assert hint in check.err  # validate's words
+    repaired = cli("migrate-repair")  # the hint, followed
     assert repaired.code == 0 and "✓ 20251001090100_create_organizations.sql" in repaired.out
     assert "✓ 20251001090600_add_workflow_permissions (deleted)" in repaired.out
+    pending = cli("status", "--check")
+    assert pending.code == 1 and "Hint: Apply the 1 pending migration(s): dbops migrate" in pending.err
     assert cli("migrate").code == 0 and "more" in tables(db)
+    healthy = cli("status", "--check")
+    assert healthy.code == 0, healthy.text
 
 
 def test_accept_changes_flag_and_plain_yoyo_migrations_are_adopted(
@@ -376,7 +449,7 @@ def test_rollback_last_steps_and_to(
 def test_rollback_refuses_without_a_rollback_script(project: Path, cli: Run, db: psycopg.Connection) -> None:
     assert cli("migrate").code == 0
     (project / "migrations" / "20251001090600_add_workflow_permissions.rollback.sql").unlink()
-    assert cli("migrate-repair").code == 0  # the rollback file counts as part of the migration
+    assert cli("status", "--check").code == 0  # the rollback file is not part of the applied migration
     result = cli("migrate-rollback")
     assert result.code == 2
     assert result.err.startswith("Error: No rollback script for 20251001090600_add_workflow_permissions.sql")

@@ -4,8 +4,11 @@ Reading the folder does not import yoyo: status must stay fast. The rules are yo
 ``*.sql`` and ``*.py`` files, ``<id>.rollback.sql`` belongs to ``<id>``, ``post-apply*`` files
 are hooks, yoyo's own temporary files are skipped, order is a plain string sort of the path.
 
-dbops keeps one table of its own beside yoyo's: the sha256 of each applied migration's files,
-so an edited or deleted file is noticed (yoyo's hash covers only the id).
+dbops keeps one table of its own beside yoyo's: the sha256 of each applied migration's file,
+so an edited or deleted file is noticed (yoyo's hash covers only the id). The checksum covers the
+forward migration only: a rollback script written or fixed after the migration was applied is not
+an edit of what ran. Databases recorded by older dbops hold the sha256 of the migration and its
+rollback script together; that form still validates while the rollback script is unchanged.
 """
 
 from __future__ import annotations
@@ -39,8 +42,17 @@ class MigrationFile:
         return (self.path, self.rollback) if self.rollback else (self.path,)
 
     def checksum(self) -> str:
-        """sha256 over the migration's files (the rollback script too), as recorded when applied."""
-        return checksum_of([(path.name, path.read_bytes()) for path in self.files])
+        """sha256 of the forward migration, as recorded when applied (the rollback script is not in it)."""
+        return checksum_of([(self.path.name, self.path.read_bytes())])
+
+    def matches(self, recorded: str) -> bool:
+        """The file is the one applied: its checksum, or the older form that took the rollback
+        script in too (recorded by dbops before the rollback script stopped counting)."""
+        if self.checksum() == recorded:
+            return True
+        return self.rollback is not None and recorded == checksum_of(
+            [(path.name, path.read_bytes()) for path in self.files]
+        )
 
 
 def checksum_of(files: list[tuple[str, bytes]]) -> str:
@@ -90,7 +102,7 @@ class MigrationState:
             for m in self.applied
             if m.id in present
             and m.checksum is not None
-            and present[m.id].checksum() != m.checksum  # a file back after its deletion too
+            and not present[m.id].matches(m.checksum)  # a file back after its deletion too
         )
 
     @property

@@ -384,7 +384,7 @@ class Migrator:
         )
 
     def _save_checksum(self, migration_id: str, checksum: str, file: MigrationFile | None) -> None:
-        files = ",".join(p.name for p in file.files) if file else ""
+        files = file.path.name if file else ""  # the checksum's file: the forward migration
         self.conn.execute(
             f"INSERT INTO {self._tables[CHECKSUM_TABLE]} (migration_id, sha256, files, recorded_at_utc) "
             "VALUES (%s, %s, %s, clock_timestamp() AT TIME ZONE 'UTC') "

@@ -191,15 +191,12 @@ def _load_sql(file: MigrationFile) -> Script:
                     "transaction with its record, and may not end or start one itself",
                     "Remove it, or add -- transactional: false to the leading comment block",
                 )
-    parts = [(file.path.name, raw)]
-    if file.rollback is not None:
-        parts.append((file.rollback.name, _read_bytes(file.rollback)))
     return Script(
         file=file,
         depends=tuple(d for d in directives.get("depends", "").split() if d),
         transactional=transactional == "true",
         statements=located,
-        checksum=checksum_of(parts),
+        checksum=checksum_of([(file.path.name, raw)]),  # the forward migration only, as files.py says
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import CheckFailed
+from dbops.output.reports.status import StatusReport
 from dbops.steps.inspect import Inspect
 
 
@@ -24,6 +25,16 @@ class HealthGate:
         if failing:
             raise CheckFailed(
                 f"status --check: {len(failing)} check(s) not passing: {'; '.join(failing)}",
-                "Apply pending migrations (dbops migrate) and fix what the Health section lists",
+                _remedy(report),
             )
         return StepOutcome(messages=["all checks passed"])
+
+
+def _remedy(report: StatusReport) -> str:
+    """The specific step first, in validate's words: changed files, then pending migrations."""
+    m = report.migrations
+    if m.edited_files or m.missing_files:
+        return "Restore the changed migration files, or accept them: dbops migrate-repair"
+    if m.pending:
+        return f"Apply the {m.pending} pending migration(s): dbops migrate"
+    return "Fix what the Health section lists"

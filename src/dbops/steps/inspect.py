@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.migrations import files as migrations
@@ -29,9 +31,9 @@ class Inspect:
             applied=len(state.applied),
             pending=len(state.pending),
             last_applied=last.id if last else None,
-            last_applied_at=last.applied_at.isoformat() if last else None,
+            last_applied_at=last.applied_at.replace(tzinfo=UTC).isoformat() if last else None,
             pending_ids=tuple(f.id for f in state.pending),
-            missing_files=state.missing,
+            missing_files=state.unaccepted_missing,  # an accepted deletion is no longer a problem
             edited_files=state.edited,
         )
         report = StatusReport.build(
