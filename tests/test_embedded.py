@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,12 @@ def test_server_show_stop_start(local: Path, cli: Run) -> None:
     report = json.loads(shown.out)["report"]
     assert report["state"]["running"] is True and report["state"]["pid"] > 0
     assert report["url"].startswith("postgresql://postgres@/app_dev?host=")
+    # one vocabulary: the version in full as status gives it, the start as ISO 8601 with its zone
+    version = re.search(r"^Version: PostgreSQL (\S+)$", cli("status").out, re.M)
+    assert version and "." in version.group(1) and report["state"]["version"] == version.group(1)
+    assert f"Version: PostgreSQL {version.group(1)}" in cli("server").out
+    started = datetime.fromisoformat(report["state"]["started"])
+    assert started.utcoffset() == timedelta(0) and abs(datetime.now(UTC) - started) < timedelta(hours=1)
     stopped = cli("server", "--stop")
     assert stopped.code == 0 and "✓ Stopped" in stopped.out and "State: stopped" in stopped.out
     assert "Already stopped" in cli("server", "--stop").out

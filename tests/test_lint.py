@@ -154,7 +154,7 @@ DANGEROUS_NAME = "20251001090700_index_users.sql"
 def test_lint_command(project: Path, cli: Run, db: psycopg.Connection) -> None:
     clean = cli("lint")
     assert clean.code == 0, clean.text
-    assert clean.out.splitlines()[-2:] == ["Pending migrations: 7", "✓ No findings in 7 pending migration(s)"]
+    assert clean.out.splitlines()[-2:] == ["Pending migrations: 7", "✓ No findings in 7 pending migrations"]
     assert cli("migrate").code == 0
     (project / "migrations" / DANGEROUS_NAME).write_text(DANGEROUS)
     result = cli("lint")

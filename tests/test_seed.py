@@ -49,12 +49,13 @@ def test_the_sample_seed_as_in_the_spec(
         "✓ Organizations: 3 records created",
         "✓ Projects: 15 records created",
         "✓ Workflows: 23 records created",
-        "✓ API Keys: 5 records created",
+        "✓ API Keys: 5 created, 1 updated",  # the Python seed's update, counted too
+        "✓ Workflow Permissions: 69 records created",  # the SQL seed's rows
         "Test Accounts:",
         "- admin@exfabrica.com / Admin123!",
         "- user@exfabrica.com / User123!",
     ):
-        assert line in lines, line
+        assert line in lines, result.out
     password = db.execute("SELECT password FROM users WHERE email = 'admin@exfabrica.com'").fetchone()
     assert password is not None and password[0].startswith("scrypt$") and "Admin123!" not in password[0]
     key = db.execute("SELECT key_hash FROM api_keys WHERE prefix = 'efk_live_ci1'").fetchone()
@@ -68,6 +69,7 @@ def test_reseeding_changes_nothing(migrated: Path, cli: Run, db: psycopg.Connect
     again = cli("seed")
     assert again.code == 0
     assert "✓ Users: 10 unchanged" in again.out and "✓ Workflows: 23 unchanged" in again.out
+    assert "✓ API Keys: 5 unchanged" in again.out and "Workflow Permissions" not in again.out
     assert db.execute("SELECT md5(string_agg(u::text, ',' ORDER BY id)) FROM users u").fetchone() == before
     assert count(db, "users") == 10 and count(db, "workflow_permissions") == 69
 

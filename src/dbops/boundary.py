@@ -136,7 +136,10 @@ def _execute(
 
 
 def _interrupted(pipeline: PipelineResult) -> ErrorInfo:
-    if not pipeline.undos:
+    if not pipeline.undos and not any(s.status == "ok" or s.data is not None for s in pipeline.steps):
+        stopped = next((s for s in pipeline.steps if s.status == "interrupted"), None)
+        hint = f"It stopped during {stopped.name if stopped else 'the run'}, before any step had finished"
+    elif not pipeline.undos:
         hint = "The report above shows what was done before the interruption"
     elif all(undo.ok for undo in pipeline.undos):
         hint = "What the steps had changed was undone"

@@ -116,6 +116,7 @@ def take(
                 f"Backup {shown}: the file read back differs from what pg_dump wrote",
                 "Check the disk (dmesg, df); the backup was discarded",
             )
+        rows_total, tables_total = contents_module.counted(contents.tables)
         manifest = Manifest(
             file=final.name,
             database=target.dbname,
@@ -134,7 +135,8 @@ def take(
             encoding=contents.encoding,
             tables=contents.tables,
             rows_exact=True,
-            rows_total=contents.rows,
+            rows_total=rows_total,
+            tables_total=tables_total,
             objects=contents.objects,
             last_migration=contents.last_migration,
             dbops_version=__version__,

@@ -86,7 +86,8 @@ class Manifest:
     encoding: str = "UTF8"
     tables: list[TableCount] = field(default_factory=list)
     rows_exact: bool = True  # counted in the dump's own snapshot
-    rows_total: int = 0
+    rows_total: int = 0  # in the application's tables (contents.counted): without the bookkeeping
+    tables_total: int = 0  # the application's tables, as counted for rows_total
     objects: dict[str, int] = field(default_factory=dict)
     last_migration: str | None = None
     dbops_version: str = ""

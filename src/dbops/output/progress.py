@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from dbops.output import units
+
 Advance = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
 
@@ -24,7 +26,6 @@ def bar(
         return
     from rich.progress import (  # rich costs start-up time: only when a bar is drawn
         BarColumn,
-        DownloadColumn,
         Progress,
         ProgressColumn,
         TaskProgressColumn,
@@ -39,15 +40,16 @@ def bar(
         TaskProgressColumn(),
     )
     if counting == "bytes":
-        columns += (DownloadColumn(), TimeElapsedColumn())
+        columns += (TextColumn("{task.fields[size]}"), TimeElapsedColumn())  # in units.size, as reports
     else:
         columns += (TimeRemainingColumn(),)
     tasks: dict[str, Any] = {}
     with Progress(*columns, transient=True) as progress:
 
         def advance(what: str, done: int, total: int | None) -> None:
+            size = units.size(done) + (f"/{units.size(total)}" if total else "")
             if what not in tasks:
-                tasks[what] = progress.add_task(label.format(what), total=total)
-            progress.update(tasks[what], completed=done, total=total)
+                tasks[what] = progress.add_task(label.format(what), total=total, size=size)
+            progress.update(tasks[what], completed=done, total=total, size=size)
 
         yield advance

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dbops.errors import ServerError
@@ -45,8 +47,8 @@ class ServerState:
     data_dir: Path
     socket_dir: Path | None = None
     pid: int | None = None
-    version: str | None = None
-    started: str | None = None
+    version: str | None = None  # the data folder's major version (PG_VERSION)
+    started: datetime | None = None  # when the postmaster started, in UTC
     initialised: bool = False
 
 
@@ -84,9 +86,20 @@ class EmbeddedServer:
             socket_dir=Path(info["socket_dir"]),
             pid=int(info["pid"]),
             version=version,
-            started=info["start_time"],
+            started=datetime.fromtimestamp(int(info["start_time"]), UTC),
             initialised=True,
         )
+
+    def binary_version(self) -> str | None:
+        """The full version of the server binaries ("18.6"), as status shows a server's."""
+        try:
+            done = subprocess.run(
+                [str(bin_dir() / "postgres"), "--version"], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError, ServerError):
+            return None
+        found = re.search(r"\) (\S+)", done.stdout)
+        return found.group(1) if found else None
 
     # ------------------------------------------------------------------ start / stop
 

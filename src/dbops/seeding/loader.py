@@ -11,7 +11,8 @@ import datetime
 import hashlib
 import importlib.util
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise, repeat
 from operator import itemgetter
@@ -94,10 +95,36 @@ class Seeder:
             for rows in (r for r in tables if r.table == table):
                 self._load_rows(rows, owners[id(rows)])
         for file in (f for f in files if f.kind == "sql"):
-            self._run_sql(file)
+            with self._counting(file):
+                self._run_sql(file)
         for file in (f for f in files if f.kind == "py"):
-            self._run_python(file)
+            with self._counting(file):
+                self._run_python(file)
         self._fix_sequences()
+
+    @contextmanager
+    def _counting(self, file: SeedFile) -> Iterator[None]:
+        """The rows a SQL or Python seed wrote, per table, in the report beside the YAML's: read
+        from the transaction's own statistics (pg_stat_xact_user_tables) before and after it."""
+        before = self._written()
+        yield
+        shown = self._shown(file.path)
+        for table, (inserted, updated) in self._written().items():
+            was = before.get(table, (0, 0))
+            created, changed = inserted - was[0], updated - was[1]
+            if created or changed:
+                result = self.results.setdefault(table, TableResult(table))
+                result.created += created
+                result.updated += changed
+                if shown not in result.files:
+                    result.files.append(shown)
+
+    def _written(self) -> dict[str, tuple[int, int]]:
+        rows = self.conn.execute(
+            "SELECT CASE WHEN schemaname = 'public' THEN relname ELSE schemaname || '.' || relname END,"
+            " n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE n_tup_ins + n_tup_upd > 0"
+        ).fetchall()
+        return {name: (inserted, updated) for name, inserted, updated in rows}
 
     def _regclass(self, table: str) -> str:
         """The table name as to_regclass() must see it: quoted, so Users stays Users."""

@@ -85,8 +85,7 @@ class Backup:
             report.path, report.file = final, ctx.config.shown(final)
         report.format, report.compression = manifest.format, manifest.compression
         report.size, report.sha256 = manifest.size, manifest.sha256
-        tables = contents.application(manifest.tables)
-        report.rows, report.tables = sum(t.rows for t in tables), len(tables)
+        report.rows, report.tables = contents.counted(manifest.tables)
         report.verified = ["sha256", "full read" + (", dump trailer" if manifest.format == "plain" else "")]
         if check is not None:
             report.verified.append("test restore (row counts match)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from dbops.backups import contents
 from dbops.backups import store as backups
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
@@ -61,7 +62,8 @@ class ListBackups:
                     checksum=checksum,
                     reason=m.reason if m else None,
                     keep=m.keep if m else False,
-                    rows=m.rows_total if m else None,
+                    rows=contents.counted(m.tables)[0] if m else None,  # old manifests counted all
+                    tables=contents.counted(m.tables)[1] if m else None,
                 )
             )
         ctx.report_so_far(report)  # the report, also when the listing fails below

@@ -99,8 +99,9 @@ def _apply_all(
         for script in scripts:
             try:
                 outcome = session.migrator.apply(script)
-            except BaseException:
-                report.items.append(MigrationItem(script.id, script.name, "failed"))
+            except BaseException as exc:
+                stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                report.items.append(MigrationItem(script.id, script.name, stopped))
                 raise
             committed(script)
             note = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dbops.engine.context import RunContext
 from dbops.engine.options import ServerAction
 from dbops.engine.pipeline import StepOutcome
@@ -26,6 +28,9 @@ class ServerControl:
             changed = not server.state().running
             server.ensure_running()
         state = server.state()
+        full = server.binary_version() if state.version else None
+        if full and full.split(".")[0] == state.version:  # in full, as status shows it
+            state = replace(state, version=full)
         url = None
         if state.running:
             url = f"postgresql://postgres@/{ctx.database_name()}?host={state.socket_dir}"

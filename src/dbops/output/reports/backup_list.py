@@ -22,7 +22,8 @@ class ListedBackup:
     checksum: str  # ok, mismatch, missing file, no manifest
     reason: str | None = None
     keep: bool = False
-    rows: int | None = None
+    rows: int | None = None  # in the application's tables, as the backup report counts them
+    tables: int | None = None
 
 
 @dataclass

@@ -34,5 +34,7 @@ class LintReport:
             silence = f" (or -- {IGNORE} {finding.rule})" if finding.ignorable else ""
             lines.append(("dim", f"    Fix: {finding.fix}{silence}"))
         if not self.findings:
-            lines.append(("ok", f"✓ No findings in {len(self.pending)} pending migration(s)"))
+            count = len(self.pending)
+            checked = f"✓ No findings in {count} pending migration{'s' if count != 1 else ''}"
+            lines.append(("ok", checked if count else "✓ No pending migrations to lint"))
         return lines

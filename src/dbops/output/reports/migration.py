@@ -8,7 +8,7 @@ from typing import Literal
 from dbops.output import units
 from dbops.output.render import Line, Style, heading
 
-ItemStatus = Literal["applied", "failed", "planned", "rolled back", "marked", "accepted"]
+ItemStatus = Literal["applied", "failed", "interrupted", "planned", "rolled back", "marked", "accepted"]
 
 _TITLES = {
     "migrate": "🗃️ Running Database Migrations",
@@ -25,6 +25,7 @@ _MARKS: dict[ItemStatus, tuple[Style, str]] = {
     "accepted": ("ok", "✓"),
     "planned": ("", "→"),
     "failed": ("fail", "✗"),
+    "interrupted": ("fail", "✗"),
 }
 
 
@@ -67,7 +68,7 @@ class MigrationReport:
             style, mark = _MARKS[item.status]
             took = units.step_duration(item.duration_s)
             timing = f" ({took})" if item.status in ("applied", "rolled back") else ""
-            failed = " failed" if item.status == "failed" else ""
+            failed = f" {item.status}" if item.status in ("failed", "interrupted") else ""
             lines.append((style, f"{mark} {item.file}{timing}{failed}"))
             if item.note:
                 lines.append(("dim", f"    {item.note}"))

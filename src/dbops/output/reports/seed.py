@@ -59,7 +59,7 @@ def _title(table: str) -> str:
 
 
 def _counts(table: TableResult) -> str:
-    if table.created == table.declared:
+    if not table.updated and not table.unchanged:
         return f"{table.created:,} records created"
     parts = [
         f"{n:,} {word}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from dbops.output.render import Line, heading
 from dbops.postgres.embedded import ServerState
@@ -28,7 +27,7 @@ class ServerReport:
         elif self.action == "start":
             lines.append(("ok", "✓ Started" if self.changed else "Already running"))
         if s.running:
-            started = datetime.fromtimestamp(int(s.started or 0), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            started = s.started.strftime("%Y-%m-%d %H:%M:%S UTC") if s.started else "?"
             lines += [
                 ("ok", f"State: ✓ running (pid {s.pid}, since {started})"),
                 ("", f"Version: PostgreSQL {s.version}"),

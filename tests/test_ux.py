@@ -1,0 +1,126 @@
+"""The user's experience end to end: one vocabulary, counts that agree, hints that lead somewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import Run, dbops_bin
+
+
+def run_dbops(project: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DBOPS_ENV", "DBOPS_CONFIG", "DATABASE_URL")}
+    return subprocess.Popen(
+        [dbops_bin(), *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_query(db: psycopg.Connection, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+            (f"%{text}%",),
+        ).fetchone()
+        if found and found[0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no session ran {text!r}")
+
+
+# ----------------------------------------------------------------------------- one vocabulary
+
+
+def test_status_json_gives_the_last_migration_time_with_its_zone(project: Path, cli: Run) -> None:
+    assert cli("migrate").code == 0
+    report = json.loads(cli("status", "--json").out)["report"]
+    at = datetime.fromisoformat(report["migrations"]["last_applied_at"])
+    assert at.utcoffset() == timedelta(0)
+    assert isinstance(report["migrations"]["applied"], int)
+
+
+def test_lint_wording_without_pending_migrations(project: Path, cli: Run) -> None:
+    assert cli("migrate").code == 0
+    result = cli("lint")
+    assert result.code == 0 and result.out.splitlines()[-1] == "✓ No pending migrations to lint"
+    assert "migration(s)" not in result.out
+
+
+def test_an_interrupted_migration_is_listed_as_interrupted(project: Path, db: psycopg.Connection) -> None:
+    folder = project / "migrations"
+    for old in folder.iterdir():
+        old.unlink()
+    (folder / "001_slow.sql").write_text("CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n")
+    child = run_dbops(project, "migrate")
+    wait_for_query(db, "pg_sleep(30)")
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "✗ 001_slow.sql interrupted" in out and "failed" not in out
+    assert err.startswith("Error: Interrupted")
+
+
+def test_sigterm_before_any_output_does_not_point_at_a_report(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dbops.boundary import run_operation
+    from dbops.engine import catalog
+    from dbops.engine.context import RunContext
+    from dbops.engine.options import NoOptions, Safety
+    from dbops.engine.pipeline import Step, StepOutcome
+
+    class Terminated:
+        name = "wait"
+        description = "wait for something"
+        undo = "none"
+        policy_action: str | None = None
+
+        def run(self, ctx: RunContext) -> StepOutcome:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return StepOutcome()
+
+    def build(options: NoOptions) -> list[Step]:
+        return [Terminated()]
+
+    operation = catalog.Operation("cancel-early", NoOptions, build, "none", connects=False)
+    monkeypatch.setitem(catalog.OPERATIONS, "cancel-early", operation)
+    assert run_operation("cancel-early", NoOptions, safety=Safety()) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and "report above" not in err
+    assert "Hint: It stopped during wait, before any step had finished" in err
+
+
+# ----------------------------------------------------------------------------- counts that agree
+
+
+def test_backup_report_manifest_and_list_count_the_same_tables(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    """The application's tables, without yoyo's and dbops' bookkeeping, as status counts them."""
+    import shutil
+
+    from conftest import REPO
+
+    shutil.copytree(REPO / "seeds", project / "seeds")
+    assert cli("migrate").code == 0 and cli("seed").code == 0
+    status = json.loads(cli("status", "--json").out)["report"]
+    app_tables = status["catalog"]["tables"]
+    rows = sum(t["rows"] for t in app_tables)
+    assert rows == 135 and len(app_tables) == 7  # the sample's 66 YAML/CSV rows and 69 from its SQL seed
+    text = cli("backup")
+    assert f"✓ Records: {rows} in {len(app_tables)} tables" in text.out.splitlines()
+    report = json.loads(cli("backup", "--json").out)["report"]
+    assert (report["rows"], report["tables"]) == (rows, len(app_tables))
+    manifest = json.loads(Path(report["path"] + ".json").read_text())
+    assert (manifest["rows_total"], manifest["tables_total"]) == (rows, len(app_tables))
+    assert len(manifest["tables"]) > len(app_tables)  # the bookkeeping is in the list a restore checks
+    listed = json.loads(cli("backup-list", "--json").out)["report"]["backups"]
+    assert len(listed) == 2 and all((b["rows"], b["tables"]) == (rows, len(app_tables)) for b in listed)
