@@ -124,3 +124,22 @@ def test_backup_report_manifest_and_list_count_the_same_tables(
     assert len(manifest["tables"]) > len(app_tables)  # the bookkeeping is in the list a restore checks
     listed = json.loads(cli("backup-list", "--json").out)["report"]["backups"]
     assert len(listed) == 2 and all((b["rows"], b["tables"]) == (rows, len(app_tables)) for b in listed)
+
+
+# ----------------------------------------------------------------------------- check before announcing
+
+
+def test_a_backup_this_pg_dump_cannot_take_is_refused_before_its_file_is_named(
+    project: Path, cli: Run
+) -> None:
+    refused = 0
+    for method in ("lz4", "zstd"):
+        result = cli("backup", "--format=custom", f"--compress={method}")
+        if result.code == 0:  # a pg_dump built with it
+            continue
+        refused += 1
+        assert result.code == 2 and f"has no {method} compression" in result.err, result.text
+        assert "Backup file:" not in result.out and "Backup file:" not in result.err
+    folder = project / "backups" / "db"
+    written = [p for p in folder.iterdir() if p.is_file()] if folder.exists() else []
+    assert len(written) == 2 * (2 - refused)  # a file and its manifest per backup taken

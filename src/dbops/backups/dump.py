@@ -60,6 +60,18 @@ class DumpFailed(DbopsError):
     """pg_dump itself failed; nothing was written under the final name."""
 
 
+def preflight(conn: psycopg.Connection[Any], tools: pgtools.Toolbox, options: DumpOptions) -> str:
+    """What refuses a backup before anything is written or announced: this pg_dump against this
+    server, and the compression asked for (its build may lack lz4 or zstd). Returns pg_dump's -Z."""
+    pgtools.check_dump_version(tools.pg_dump, conn.info.server_version // 10000)
+    method, level = pgtools.parse_compression(options.compress)
+    if options.fmt == "plain":
+        pgtools.plain_compression(options.compress, method)
+        # pg_dump writes SQL text, and this process counts its rows and gzips it on other cores
+        return pgtools.compress_argument(tools.pg_dump, "none", None)
+    return pgtools.compress_argument(tools.pg_dump, method, level)
+
+
 def take(
     conn: psycopg.Connection[Any],
     target: Target,
@@ -79,15 +91,8 @@ def take(
     left open) at `final` (shown in messages as `shown`) with its manifest; `check` runs on the
     temporary copy. When another backup took `final` meanwhile, the next free name in that
     second is used (the manifest's `file` says which)."""
-    pgtools.check_dump_version(tools.pg_dump, conn.info.server_version // 10000)
+    z = preflight(conn, tools, options)
     method, level = pgtools.parse_compression(options.compress)
-    if options.fmt == "plain":
-        pgtools.plain_compression(options.compress, method)
-    # plain: pg_dump writes SQL text, and this process counts its rows and gzips it on other cores
-    if options.fmt == "plain":
-        z = pgtools.compress_argument(tools.pg_dump, "none", None)
-    else:
-        z = pgtools.compress_argument(tools.pg_dump, method, level)
     created = backups.utc_now_precise()
     backups.ensure_folder(final.parent)
     temp = atomic.temp_path(final)

@@ -55,16 +55,17 @@ class Backup:
     def run(self, ctx: RunContext) -> StepOutcome:
         if self.when == "protected" and not ctx.env.protected:
             return StepOutcome(messages=["not a protected environment: no safety backup"])
-        ctx.connection()  # connect (and start the embedded server) before naming the file
+        conn = ctx.connection()  # connect (and start the embedded server) before naming the file
+        options = dumper.DumpOptions(self.format, self.compress, self.jobs)
+        tools = toolbox(ctx.config)
+        dumper.preflight(conn, tools, options)  # a refusal comes before the file is announced
         folder = ctx.config.backup_dir / (backups.AUTOMATED if self.automatic else "")
         method = self.compress.partition(":")[0].strip().lower()
         final = backups.new_path(folder, ctx.database(), self.format, method, backups.utc_now())
         kind: dumper.Kind = "automatic" if self.automatic else "manual"
         report = BackupReport(ctx.env.name, ctx.database(), final, ctx.config.shown(final), kind, self.reason)
         ctx.report_so_far(report)
-        options = dumper.DumpOptions(self.format, self.compress, self.jobs)
         with progress.bar(ctx.interactive) as advance:
-            tools = toolbox(ctx.config)
             check = _trial_restore(ctx, tools) if self.verify == "restore" else None
             manifest, timings = dumper.take(
                 ctx.connection(),
