@@ -143,3 +143,22 @@ def test_a_backup_this_pg_dump_cannot_take_is_refused_before_its_file_is_named(
     folder = project / "backups" / "db"
     written = [p for p in folder.iterdir() if p.is_file()] if folder.exists() else []
     assert len(written) == 2 * (2 - refused)  # a file and its manifest per backup taken
+
+
+def test_the_backup_folders_are_private_when_the_first_backup_is_automatic(
+    project: Path, cli: Run
+) -> None:
+    import stat
+
+    assert cli("migrate").code == 0
+    assert not (project / "backups").exists()
+    previous = os.umask(0o022)  # the usual one: mkdir(parents=True) gave the parents 0755
+    try:
+        result = cli("reset", "--force")  # development backs up before a reset, automatically
+    finally:
+        os.umask(previous)
+    assert result.code == 0, result.text
+    automated = project / "backups" / "db" / "automated"
+    assert any(automated.glob("*.json"))
+    for folder in (project / "backups", project / "backups" / "db", automated):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

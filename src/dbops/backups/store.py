@@ -180,7 +180,18 @@ def next_path(path: Path) -> Path:
 
 
 def ensure_folder(folder: Path) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """The folder, and each parent dbops makes for it, 0700 (mkdir(parents=True) would give the
+    parents the default mode); folders that exist already are left as their owner set them."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # another dbops made it meanwhile
+            continue
+        path.chmod(0o700)  # whatever the umask
 
 
 def publish(temp: Path, final: Path, manifest: Manifest) -> None:
