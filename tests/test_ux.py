@@ -145,9 +145,7 @@ def test_a_backup_this_pg_dump_cannot_take_is_refused_before_its_file_is_named(
     assert len(written) == 2 * (2 - refused)  # a file and its manifest per backup taken
 
 
-def test_the_backup_folders_are_private_when_the_first_backup_is_automatic(
-    project: Path, cli: Run
-) -> None:
+def test_the_backup_folders_are_private_when_the_first_backup_is_automatic(project: Path, cli: Run) -> None:
     import stat
 
     assert cli("migrate").code == 0
@@ -162,3 +160,74 @@ def test_the_backup_folders_are_private_when_the_first_backup_is_automatic(
     assert any(automated.glob("*.json"))
     for folder in (project / "backups", project / "backups" / "db", automated):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+# ----------------------------------------------------------------------------- databases restores keep
+
+
+def test_databases_kept_by_restores_are_listed_and_cleaned_up(
+    project: Path, cli: Run, db: psycopg.Connection, admin_url: str
+) -> None:
+    import re
+
+    from psycopg import sql
+
+    live = db.info.dbname
+    db.execute("CREATE TABLE notes (id int)")
+    taken = json.loads(cli("backup", "--json").out)["report"]["path"]
+    db.close()
+    for _ in range(3):
+        assert cli("restore", taken, "--force").code == 0
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        kept = sorted(
+            r[0]
+            for r in admin.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{live}__pre_restore_",)
+            ).fetchall()
+        )
+        assert len(kept) == 3
+        # as if they were kept 400, 300 and 200 days ago (their age is in their name)
+        aged = [f"{live}__pre_restore_{stamp}_000000" for stamp in ("20200101", "20200405", "20200714")]
+        for old, new in zip(kept, aged, strict=True):
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new))
+            )
+    status = cli("status")
+    assert status.code == 0, status.text
+    lines = status.out.splitlines()
+    assert "Kept by restore (dbops backup-cleanup drops the expired ones):" in lines
+    for name in aged:
+        assert any(re.fullmatch(rf"  {name}: \d+d old, [\d.]+ [KMG]B", line) for line in lines), name
+    report = json.loads(cli("status", "--json").out)["report"]
+    assert [k["name"] for k in report["kept_by_restore"]] == aged
+    assert all(
+        isinstance(k["size"], int) and k["kept_at"].endswith("+00:00") for k in report["kept_by_restore"]
+    )
+
+    dry = cli("backup-cleanup")  # the hint of status, followed: a dry run first
+    assert dry.code == 0, dry.text
+    for name in aged[:2]:
+        assert re.search(
+            rf"^- database {name} \(kept by a restore, older than 30 days, \d+d old\)$", dry.out, re.M
+        )
+    assert aged[2] not in dry.out and "1 newest kept database" in dry.out  # the newest stays, however old
+    assert "Dry run: nothing was deleted. Run with --force to delete them." in dry.out
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        assert admin.execute(
+            "SELECT count(*) FROM pg_database WHERE datname = ANY(%s)", (aged,)
+        ).fetchone() == (3,)
+    done = cli("backup-cleanup", "--force")
+    assert done.code == 0, done.text
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        left = admin.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (aged,)).fetchall()
+        assert left == [(aged[2],)]
+        assert admin.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (live,)).fetchone() == (
+            1,
+        )
+    assert "✓ Nothing to delete" in cli("backup-cleanup").out
+
+
+def test_cleanup_without_a_reachable_server_still_cleans_files_and_says_so(project: Path, cli: Run) -> None:
+    result = cli("backup-cleanup", "--env=production")  # its URL comes from a variable that is not set
+    assert result.code == 0, result.text
+    assert "⚠ Databases kept by restores not checked:" in result.out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 _UNITS = ("KB", "MB", "GB", "TB")
 
 
@@ -29,3 +31,12 @@ def duration(seconds: float) -> str:
 def step_duration(seconds: float) -> str:
     """One step's or one migration's time: "312 ms" under a second, else as duration()."""
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else duration(seconds)
+
+
+def age(created: datetime, now: datetime) -> str:
+    """How old a backup or a kept database is: "45s", "12m", "3h", "2d"."""
+    seconds = max(0, int((now - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -173,6 +173,37 @@ def drop_leftovers(admin: psycopg.Connection[Any], live: str) -> list[str]:
     return dropped
 
 
+@dataclass(frozen=True)
+class KeptDatabase:
+    """A database a restore kept (the live one it replaced): ``<db>__pre_restore_<ts>``."""
+
+    name: str
+    kept_at: datetime  # UTC, from its name: when the restore swapped it out
+    size: int | None  # bytes; None when this role may not connect to it
+
+
+_KEPT = "__pre_restore_"
+
+
+def kept_databases(conn: psycopg.Connection[Any], live: str) -> list[KeptDatabase]:
+    """The databases restores of `live` kept, oldest first (on any connection to its server)."""
+    example = f"{_KEPT}00000000_000000"
+    head = derived_name(live, example)[: -len(example)]
+    pattern = re.compile(re.escape(head) + re.escape(_KEPT) + r"([0-9]{8}_[0-9]{6})(_[0-9]+)?$")
+    rows = conn.execute(
+        "SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END"
+        " FROM pg_database WHERE starts_with(datname, %s)",
+        (head,),
+    ).fetchall()
+    kept = []
+    for name, size in rows:
+        found = pattern.match(name)
+        if found:
+            at = datetime.strptime(found.group(1), "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+            kept.append(KeptDatabase(name, at, size))
+    return sorted(kept, key=lambda k: (k.kept_at, k.name))
+
+
 def create_scratch(admin: psycopg.Connection[Any], scratch: str, live: str, encoding: str) -> None:
     """From template0, in the backup's encoding, with the live database's locale when they fit."""
     from psycopg import errors, sql

@@ -1,7 +1,9 @@
-"""backup-cleanup: delete automatic backups past retention_days; sweep leftovers. Undo: none.
+"""backup-cleanup: delete automatic backups past retention_days; sweep leftovers; drop the
+databases restores kept (``<db>__pre_restore_<ts>``) past retention_days. Undo: none.
 
 Never deletes a manual backup, the newest automatic backup of each database, or a backup
-whose manifest says ``"keep": true``. Without --force it only lists what it would delete.
+whose manifest says ``"keep": true``; never drops the newest database a restore kept. Without
+--force it only lists what it would delete or drop.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dbops.backups import store as backups
 from dbops.backups.store import BackupEntry
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import StepOutcome
+from dbops.errors import DbopsError
 from dbops.output.reports.cleanup import CleanupItem, CleanupReport
-from dbops.steps.backup_list import age
+from dbops.output.units import age
 
 
 def plan(
@@ -71,6 +74,7 @@ class CleanupBackups:
             report.delete.append(
                 CleanupItem(ctx.config.shown(entry.path), age(entry.created, now), size, why)
             )
+        self._kept_databases(ctx, report, now - timedelta(days=days))
         if self.force:
             for entry, _ in delete:
                 report.freed += backups.size_of(entry.path) if entry.exists else 0
@@ -83,3 +87,29 @@ class CleanupBackups:
                     if folder.is_dir():
                         atomic.fsync_path(folder)
         return StepOutcome(data=report)
+
+    def _kept_databases(self, ctx: RunContext, report: CleanupReport, limit: datetime) -> None:
+        """The databases restores of this environment's database kept: the newest stays, and those
+        within retention; the others go with --force, dropped under that database's restore lock
+        (no restore is swapping meanwhile). Where the server cannot be reached, the report says so."""
+        from dbops.postgres import databases
+        from dbops.postgres.locks import locked_maintenance
+
+        try:
+            target = ctx.target()
+            with locked_maintenance(target, ctx.env) as admin:
+                kept = databases.kept_databases(admin, target.dbname)
+                expired = [k for k in kept[:-1] if k.kept_at < limit]
+                if kept:
+                    report.kept["newest kept database"] = 1
+                if len(kept) - 1 - len(expired) > 0:
+                    report.kept["kept database within retention"] = len(kept) - 1 - len(expired)
+                now = backups.utc_now()
+                for k in expired:
+                    why = f"kept by a restore, older than {report.retention_days} days"
+                    report.databases.append(CleanupItem(k.name, age(k.kept_at, now), k.size or 0, why))
+                    if self.force:
+                        databases.drop_database(admin, k.name)
+                        report.freed += k.size or 0
+        except DbopsError as exc:
+            report.databases_unchecked = exc.message

@@ -3,23 +3,14 @@ checked. Undo: none. Exit 1 when a listed backup fails its checksum (changed or 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from dbops.backups import contents
 from dbops.backups import store as backups
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import DbopsError
 from dbops.output.reports.backup_list import BackupListReport, ListedBackup
+from dbops.output.units import age
 from dbops.postgres.connection import Target
-
-
-def age(created: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - created).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def environment_database(ctx: RunContext) -> str | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.migrations import files as migrations
-from dbops.output.reports.status import MigrationSummary, StatusReport, health_checks
+from dbops.output.reports.status import KeptByRestore, MigrationSummary, StatusReport, health_checks
+from dbops.output.units import age
+from dbops.postgres import databases
 from dbops.schema import introspect
 
 
@@ -39,5 +42,14 @@ class Inspect:
         report = StatusReport.build(
             ctx.env.name, ctx.facts(), summary, catalog, health_checks(summary, catalog)
         )
+        kept = databases.kept_databases(conn, ctx.database())
+        if kept:
+            now = datetime.now(UTC)
+            report = replace(
+                report,
+                kept_by_restore=tuple(
+                    KeptByRestore(k.name, k.kept_at.isoformat(), age(k.kept_at, now), k.size) for k in kept
+                ),
+            )
         self.report = report
         return StepOutcome(data=report)

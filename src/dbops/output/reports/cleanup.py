@@ -25,9 +25,14 @@ class CleanupReport:
     leftovers: list[str] = field(default_factory=list)
     kept: dict[str, int] = field(default_factory=dict)  # why -> how many
     freed: int = 0
+    databases: list[CleanupItem] = field(default_factory=list)  # kept by restores (file: its name)
+    databases_unchecked: str | None = None  # why the kept databases could not be looked at
 
     def warnings(self) -> list[str]:
-        return []
+        return [self._unchecked()] if self.databases_unchecked else []
+
+    def _unchecked(self) -> str:
+        return f"Databases kept by restores not checked: {self.databases_unchecked}"
 
     def lines(self) -> list[Line]:
         lines = heading("🧹 Backup Cleanup")
@@ -36,7 +41,7 @@ class CleanupReport:
             ("", f"Retention: automatic backups older than {self.retention_days} days"),
         ]
         verb = "Would delete" if self.dry_run else "Deleted"
-        if self.delete or self.leftovers:
+        if self.delete or self.leftovers or self.databases:
             lines.append(("", f"{verb}:"))
             lines += [
                 ("warn" if self.dry_run else "ok", f"- {i.file} ({i.why}, {i.age} old)") for i in self.delete
@@ -45,11 +50,17 @@ class CleanupReport:
                 ("warn" if self.dry_run else "ok", f"- {name} (leftover temporary file)")
                 for name in self.leftovers
             ]
+            lines += [
+                ("warn" if self.dry_run else "ok", f"- database {i.file} ({i.why}, {i.age} old)")
+                for i in self.databases
+            ]
         else:
             lines.append(("ok", "✓ Nothing to delete"))
         if self.kept:
             lines.append(("dim", "Kept: " + ", ".join(f"{n} {why}" for why, n in self.kept.items())))
-        if self.dry_run and (self.delete or self.leftovers):
+        if self.databases_unchecked:
+            lines.append(("warn", f"⚠ {self._unchecked()}"))
+        if self.dry_run and (self.delete or self.leftovers or self.databases):
             lines.append(("dim", "Dry run: nothing was deleted. Run with --force to delete them."))
         elif not self.dry_run and self.freed:
             lines.append(("ok", f"✓ Freed {units.size(self.freed)}"))

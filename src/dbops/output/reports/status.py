@@ -35,6 +35,16 @@ class MigrationSummary:
 
 
 @dataclass(frozen=True)
+class KeptByRestore:
+    """A database a restore kept (``<db>__pre_restore_<ts>``): backup-cleanup drops expired ones."""
+
+    name: str
+    kept_at: str  # ISO 8601, UTC
+    age: str
+    size: int | None
+
+
+@dataclass(frozen=True)
 class StatusReport:
     environment: str
     connection: ServerFacts
@@ -43,6 +53,7 @@ class StatusReport:
     health: tuple[HealthCheck, ...]
     healthy: bool
     largest_table: TableInfo | None
+    kept_by_restore: tuple[KeptByRestore, ...] = ()
 
     @classmethod
     def build(
@@ -98,6 +109,12 @@ class StatusReport:
         largest = self.largest_table
         if largest is not None:
             lines.append(("", f"  Largest table: {largest.qualified} ({units.size(largest.total_bytes)})"))
+        if self.kept_by_restore:
+            lines.append(("key", "Kept by restore (dbops backup-cleanup drops the expired ones):"))
+            lines += [
+                ("dim", f"  {k.name}: {k.age} old, {units.size(k.size) if k.size is not None else '? bytes'}")
+                for k in self.kept_by_restore
+            ]
         return lines + self._health_lines()
 
     def _health_lines(self) -> list[Line]:
