@@ -658,3 +658,36 @@ def test_a_value_yaml_cannot_read_is_the_files_error_at_its_line(migrated: Path,
         assert result.code == 2, result.text
         assert result.err.splitlines()[0] == f"Error: {said}", result.err
         assert "bug in dbops" not in result.text
+
+
+def test_an_unchanged_hashed_value_is_not_hashed_again(
+    migrated: Path, cli: Run, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import stat
+
+    real = hashlib.scrypt
+    calls: list[int] = []
+
+    def counting(*args: object, **kwargs: object) -> bytes:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    assert cli("seed").code == 0 and len(calls) == 10  # the sample's 10 users
+    cache = migrated / ".dbops" / "cache" / "seed-hashes.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600 and "Admin123!" not in cache.read_text()
+    stored = db.execute("SELECT email, password FROM users ORDER BY id").fetchall()
+    calls.clear()
+    again = cli("seed")
+    assert again.code == 0 and "✓ Users: 10 unchanged" in again.out and calls == []
+    users = migrated / "seeds" / "02_users.yaml"
+    users.write_text(users.read_text().replace("'User123!'", "'Changed123!'"))
+    changed = cli("seed")
+    assert changed.code == 0 and "✓ Users: 1 updated, 9 unchanged" in changed.out and len(calls) == 1
+    users.write_text(users.read_text().replace("'Changed123!'", "'User123!'"))
+    cache.unlink()  # a cache only: without it the same hashes are made again
+    calls.clear()
+    rebuilt = cli("seed")
+    assert rebuilt.code == 0 and len(calls) == 10 and "✓ Users: 1 updated, 9 unchanged" in rebuilt.out
+    assert db.execute("SELECT email, password FROM users ORDER BY id").fetchall() == stored

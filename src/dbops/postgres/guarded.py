@@ -14,6 +14,7 @@ is reachable (``pgconn``), as is any other connection the code opens itself.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -39,6 +40,8 @@ _REFUSED_METHODS = frozenset(
 _REFUSED_SETTINGS = frozenset({"autocommit", "isolation_level", "read_only", "deferrable"})
 _ENDS = frozenset({"COMMIT", "END_P", "ABORT_P", "BEGIN_P", "START"})  # a statement's first word
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
+# every statement that starts or ends a transaction has one of these words, anywhere in any case
+_MAY_CONTROL = re.compile(r"commit|end|abort|begin|start|rollback|prepare", re.IGNORECASE)
 
 
 class TransactionControlRefused(DbopsError):
@@ -77,6 +80,8 @@ def transaction_control(sql: str) -> str | None:
     Read with PostgreSQL's own scanner (pglast), so quoted text, comments and dollar-quoted
     bodies never count, and ``BEGIN ATOMIC ... END`` bodies are not statements of their own.
     """
+    if not _MAY_CONTROL.search(sql):  # no such word anywhere: no need to load the scanner (~50 ms)
+        return None
     from pglast import parser
 
     try:

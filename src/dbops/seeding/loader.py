@@ -24,6 +24,7 @@ from dbops.errors import EXIT_UNDO_FAILED, DbopsError
 from dbops.migrations.scripts import TRANSACTION_CONTROL, code_of, split_sql
 from dbops.postgres.guarded import run_guarded
 from dbops.seeding.files import BadSeed, Rows, SeedFile
+from dbops.seeding.hash_cache import HashCache
 from dbops.toposort import CycleError, stable_order
 
 if TYPE_CHECKING:
@@ -73,8 +74,10 @@ class Seeder:
         root: Path,
         context: dict[str, Any],
         progress: Progress | None = None,
+        hashes: HashCache | None = None,
     ) -> None:
         self.conn = conn
+        self.hashes = hashes or HashCache(None)  # scrypt once per value, salt and method
         self.root = root
         self.context = context
         self.progress = progress
@@ -327,12 +330,17 @@ class Seeder:
                 )
             seen[value] = (where, line)
 
+    def _hash(self, secret: str, salt: str, method: str = "scrypt") -> str:
+        if method != "scrypt":  # sha256 costs nothing to redo
+            return hash_secret(secret, salt, method)
+        return self.hashes.hashed(secret, salt, method, lambda: hash_secret(secret, salt, method))
+
     def _prepare(self, rows: Rows, key: tuple[str, ...], row: dict[str, Any]) -> dict[str, Any]:
         prepared = {k: _adapt(v) for k, v in row.items()}
         for column, method in rows.hashed.items():
             if prepared.get(column) is not None:
                 salt = f"{rows.table}:{[row.get(k) for k in key]}"  # stable per row, different across rows
-                prepared[column] = hash_secret(str(prepared[column]), salt, method)
+                prepared[column] = self._hash(str(prepared[column]), salt, method)
         return prepared
 
     def _upsert(
@@ -552,7 +560,7 @@ class Seeder:
         env = jinja2.Environment(
             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
         )
-        env.filters["password_hash"] = lambda value, salt="": hash_secret(str(value), str(salt) or str(value))
+        env.filters["password_hash"] = lambda value, salt="": self._hash(str(value), str(salt) or str(value))
         env.filters["sha256"] = lambda value: hashlib.sha256(str(value).encode()).hexdigest()
         env.filters["literal"] = lambda value: sql.Literal(value).as_string(self.conn)
         try:

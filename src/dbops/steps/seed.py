@@ -18,6 +18,7 @@ from dbops.migrations import files as migrations
 from dbops.output import progress
 from dbops.output.reports.seed import SeedReport
 from dbops.seeding import files as seeds
+from dbops.seeding.hash_cache import HashCache
 from dbops.seeding.loader import Progress, Seeder
 
 
@@ -49,11 +50,13 @@ class Seed:
         context = {"env": env.name, "database": ctx.database(), "protected": env.protected}
         large = sum(p.stat().st_size for p in paths) >= PROGRESS_FROM_BYTES
         with _progress_bar(ctx.interactive and large) as advance:
-            seeder = Seeder(conn, root, context, advance)
+            hashes = HashCache(ctx.config.state_dir / "cache" / "seed-hashes.json")
+            seeder = Seeder(conn, root, context, advance, hashes)
             with conn.transaction():  # all or nothing
                 conn.execute("SET LOCAL jit = off")  # compiling bulk statements costs more than it saves
                 seeder.load(files, clear=self.clear)
                 seeder.verify()
+            hashes.save()
         report.tables = list(seeder.results.values())
         report.accounts = seeder.accounts
         report.duration_s = time.monotonic() - started
