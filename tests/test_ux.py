@@ -231,3 +231,30 @@ def test_cleanup_without_a_reachable_server_still_cleans_files_and_says_so(proje
     result = cli("backup-cleanup", "--env=production")  # its URL comes from a variable that is not set
     assert result.code == 0, result.text
     assert "⚠ Databases kept by restores not checked:" in result.out
+
+
+# ----------------------------------------------------------------------------- dry runs check as real runs do
+
+
+def test_a_dry_run_meets_the_checks_of_a_real_run(
+    tmp_path: Path, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sample's deploy in production, with DATABASE_URL unset: the plan's exit code is the real run's."""
+    import shutil
+
+    from conftest import REPO
+
+    for name in ("dbops.yaml", "migrations"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+        copy(REPO / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "DBOPS_ENV", "DBOPS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    real = cli("deploy", "--env=production", "--force")
+    dry = cli("deploy", "--env=production", "--dry-run")
+    assert real.code == dry.code == 2, dry.text
+    assert "variable DATABASE_URL is not set" in real.err.splitlines()[0]
+    assert dry.err.splitlines() == real.err.splitlines()
+    assert "1. connect: connect to the environment's database" in dry.out  # the plan, above the error
+    assert "Dry run complete" not in dry.out
+    assert not (tmp_path / "backups").exists()

@@ -91,6 +91,7 @@ class PlanReport:
     environment: str
     database: str
     steps: list[PlannedStep]
+    checked: bool = True  # false while (and when) a check of a real run's first steps fails
 
     def warnings(self) -> list[str]:
         return []
@@ -105,5 +106,6 @@ class PlanReport:
             style: Style = "fail" if step.does.startswith("refuse:") else ""
             lines.append((style, f"{step.number}. {step.step}: {step.does}"))
             lines.append(("dim", f"   undo: {step.undo}"))
-        lines.append(("ok", "Dry run complete: nothing was changed."))
+        if self.checked:
+            lines.append(("ok", "Dry run complete: nothing was changed."))
         return lines
