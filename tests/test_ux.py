@@ -258,3 +258,33 @@ def test_a_dry_run_meets_the_checks_of_a_real_run(
     assert "1. connect: connect to the environment's database" in dry.out  # the plan, above the error
     assert "Dry run complete" not in dry.out
     assert not (tmp_path / "backups").exists()
+
+
+# ----------------------------------------------------------------------------- a reader that goes away
+
+
+@pytest.mark.parametrize("program", ["invoke", "dbops"])
+def test_listing_into_a_closed_pipe_ends_quietly(project: Path, program: str) -> None:
+    """`invoke --list | head`: the reader is gone before the listing is written."""
+    import shutil
+
+    from conftest import REPO
+
+    shutil.copy(REPO / "tasks.py", project / "tasks.py")
+    env = {k: v for k, v in os.environ.items() if k not in ("DBOPS_ENV", "DBOPS_CONFIG", "DATABASE_URL")}
+    read, write = os.pipe()
+    os.close(read)  # a reader that went away
+    try:
+        done = subprocess.run(
+            [str(Path(dbops_bin()).with_name(program)), "--list"],
+            cwd=project,
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

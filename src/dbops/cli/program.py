@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
 from dbops import __version__
+from dbops.cli import pipes
 from dbops.cli.help import HELP_FLAGS, core_options
 from dbops.cli.tasks import collection
 from dbops.errors import DbopsError
@@ -70,5 +70,5 @@ def main() -> None:
         make_program().run()
     except BrokenPipeError:
         # The reader went away (dbops status | head): nothing worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
+        pipes.silence_stdout()
+        sys.exit(pipes.EXIT_BROKEN_PIPE)

@@ -15,8 +15,11 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
+from dbops.cli import pipes
 from dbops.cli.help import HELP_FLAGS, task_help
 from dbops.cli.task_index import declared
+
+pipes.quiet_broken_pipe()  # invoke --list | head: Invoke's program, our exit (dbops.cli.pipes)
 
 if TYPE_CHECKING:
     from dbops.boundary import MakeOptions

@@ -18,6 +18,8 @@ from dbops.engine.pipeline import StepOutcome
 from dbops.errors import DbopsError
 from dbops.output.reports.cleanup import CleanupItem, CleanupReport
 from dbops.output.units import age
+from dbops.postgres import databases
+from dbops.postgres.locks import locked_maintenance
 
 
 def plan(
@@ -92,9 +94,6 @@ class CleanupBackups:
         """The databases restores of this environment's database kept: the newest stays, and those
         within retention; the others go with --force, dropped under that database's restore lock
         (no restore is swapping meanwhile). Where the server cannot be reached, the report says so."""
-        from dbops.postgres import databases
-        from dbops.postgres.locks import locked_maintenance
-
         try:
             target = ctx.target()
             with locked_maintenance(target, ctx.env) as admin:

@@ -100,8 +100,10 @@ def _apply_all(
             try:
                 outcome = session.migrator.apply(script)
             except BaseException as exc:
-                stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                report.items.append(MigrationItem(script.id, script.name, stopped))
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                report.items.append(
+                    MigrationItem(script.id, script.name, "interrupted" if interrupted else "failed")
+                )
                 raise
             committed(script)
             note = None
