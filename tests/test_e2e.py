@@ -173,10 +173,16 @@ def test_the_readme_pipelines_and_the_makefile(sample: Path) -> None:
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "✓ Backup created successfully" in deploy.stdout
     assert "✓ All models validated successfully" in deploy.stdout
-    make = run(sample, "make", "-f", str(REPO / "examples" / "Makefile"), "test-db", "deploy-plan")
+    make = run(sample, "make", "-f", str(REPO / "examples" / "Makefile"), "test")
     assert make.returncode == 0, make.stdout + make.stderr
     assert "Pipeline test-setup completed successfully!" in make.stdout
-    assert "🧭 Pipeline Plan: deploy (dry run: nothing is changed)" in make.stdout
+    validated = make.stdout.split("🔍 Schema Validation", 1)[-1]  # then the tests, on the database prepared
+    assert "Database: exfabrica_af_test" in validated and "✓ All models validated successfully" in validated
+    plan = run(
+        sample, "make", "-f", str(REPO / "examples" / "Makefile"), "deploy-plan"
+    )  # no DATABASE_URL here
+    assert plan.returncode != 0 and "🧭 Pipeline Plan: deploy (dry run: nothing is changed)" in plan.stdout
+    assert "variable DATABASE_URL is not set" in plan.stderr  # as the deployment itself would say
 
 
 TASKS = (
