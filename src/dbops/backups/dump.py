@@ -154,7 +154,7 @@ def take(
         except FileExistsError:
             raise DbopsError(
                 f"Backup {shown}: no free name beside it, not overwriting any",
-                "Remove old backups (dbops backup-cleanup), then run the backup again",
+                "A thousand backups took this second's names: wait a second, then run the backup again",
             ) from None
     except BaseException:
         backups.remove(temp)

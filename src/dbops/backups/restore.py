@@ -170,7 +170,7 @@ def check_restored(target: Target, env: Environment, database: str, manifest: Ma
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise RestoreFailed(
             f"The restored database does not match the backup's manifest: {'; '.join(problems[:3])}{more}",
-            "The live database was not touched; check the backup with dbops backup-list",
+            "The live database was not touched; restore another backup (dbops backup-list lists them)",
         )
     tables = contents.application(found.tables)
     return sum(t.rows for t in tables), len(tables)

@@ -80,8 +80,10 @@ class Rollback:
         if self.to is not None:  # an id prefix counts as the ids it starts, as for migrate --to
             matching = [i for i in newest_first if i.startswith(self.to)]
             if not matching:
+                listed = ", ".join(newest_first[:5]) + (" ..." if len(newest_first) > 5 else "")
                 raise UsageError(
-                    f"--to {self.to}: no applied migration has that id", "dbops status lists them"
+                    f"--to {self.to}: no applied migration has that id",
+                    f"Applied, newest first: {listed}" if listed else "No migration is applied",
                 )
             chosen = newest_first[: newest_first.index(matching[-1]) + 1]
         else:
