@@ -351,3 +351,56 @@ def test_no_createdb_hints_an_in_place_restore(
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+# ----------------------------------------------------------------------------- run it again
+
+
+def test_a_failed_migration_fixed_and_migrated_again(project: Path, cli: Run) -> None:
+    folder = project / "migrations"
+    for old in folder.iterdir():
+        old.unlink()
+    (folder / "001_a.sql").write_text("CREATE TABLE a (id int);\nINSERT INTO a VALUES (oops);\n")
+    refused = cli("migrate")
+    assert refused.code == 1 and "Fix 001_a.sql and run migrate again" in hint_of(refused.err)
+    (folder / "001_a.sql").write_text("CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n")
+    followed = cli("migrate")
+    assert followed.code == 0, followed.text
+
+
+def test_a_failed_rollback_fixed_and_rolled_back_again(project: Path, cli: Run) -> None:
+    folder = project / "migrations"
+    for old in folder.iterdir():
+        old.unlink()
+    (folder / "001_a.sql").write_text("CREATE TABLE a (id int);\n")
+    (folder / "001_a.rollback.sql").write_text("DROP TABLE a;\nDROP TABLE not_there;\n")
+    assert cli("migrate").code == 0
+    refused = cli("migrate-rollback")
+    assert refused.code == 1 and "Fix 001_a.rollback.sql and run migrate-rollback again" in hint_of(
+        refused.err
+    )
+    (folder / "001_a.rollback.sql").write_text("DROP TABLE a;\n")
+    assert cli("status", "--check").code == 0  # a rollback script fixed after its migration ran is no edit
+    followed = cli("migrate-rollback")
+    assert followed.code == 0, followed.text
+
+
+def test_a_confirmation_without_a_terminal_hints_force(project: Path, cli: Run) -> None:
+    assert cli("migrate").code == 0
+    refused = cli("reset")  # pytest's stdin is no terminal
+    assert refused.code == 3 and "pass --force if you mean it" in hint_of(refused.err)
+    followed = cli("reset", "--force")
+    assert followed.code == 0, followed.text
+
+
+def test_no_backup_where_protected_hints_running_without_it(
+    project: Path, cli: Run, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBOPS_TEST_PROD_URL", database_url)
+    with (project / "dbops.yaml").open("a") as config:
+        config.write("pipelines:\n  undo-last:\n    steps: [rollback]\n")
+    assert cli("migrate", "--env=production").code == 0
+    refused = cli("undo-last", "--env=production", "--force", "--no-backup")
+    assert refused.code == 3 and hint_of(refused.err) == "Run it without --no-backup"
+    followed = cli("undo-last", "--env=production", "--force")
+    assert followed.code == 0, followed.text
