@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 FIRST_NORMAL_OID = 16384  # PostgreSQL's FirstNormalObjectId: below it, initdb made the object
 
 USER_NAMESPACE = (
-    "{n}.nspname NOT IN ('pg_catalog', 'information_schema') AND {n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'"
+    "{n}.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND {n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'"
 )
 
 
@@ -85,7 +86,8 @@ def _type(condition: str, deptypes: str = _MEMBER_OR_IMPLICIT) -> str:
     return (
         "SELECT 'pg_type'::regclass, t.oid, n.nspname, t.typname::text, NULL::oid"
         " FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
-        f" WHERE {condition} AND {USER_NAMESPACE.format(n='n')} AND {_not_member('pg_type', 't.oid', deptypes)}"
+        f" WHERE {condition} AND {USER_NAMESPACE.format(n='n')}"
+        f" AND {_not_member('pg_type', 't.oid', deptypes)}"
     )
 
 
@@ -119,10 +121,20 @@ KINDS: tuple[Kind, ...] = (
     # relations
     Kind("tables", "Tables", "schema", "TABLE", _relation("'r'", " AND NOT c.relispartition")),
     Kind(
-        "partitioned_tables", "Partitioned tables", "schema", "TABLE", _relation("'p'", " AND NOT c.relispartition")
+        "partitioned_tables",
+        "Partitioned tables",
+        "schema",
+        "TABLE",
+        _relation("'p'", " AND NOT c.relispartition"),
     ),
     Kind("partitions", "Partitions", "part", None, _relation("'r', 'p', 'f'", " AND c.relispartition")),
-    Kind("foreign_tables", "Foreign tables", "schema", "FOREIGN TABLE", _relation("'f'", " AND NOT c.relispartition")),
+    Kind(
+        "foreign_tables",
+        "Foreign tables",
+        "schema",
+        "FOREIGN TABLE",
+        _relation("'f'", " AND NOT c.relispartition"),
+    ),
     Kind("views", "Views", "schema", "VIEW", _relation("'v'")),
     Kind("materialized_views", "Materialized views", "schema", "MATERIALIZED VIEW", _relation("'m'")),
     Kind("sequences", "Sequences", "schema", "SEQUENCE", _relation("'S'", f" AND NOT {_OWNED_SEQUENCE}")),
@@ -136,9 +148,23 @@ KINDS: tuple[Kind, ...] = (
         "SELECT 'pg_class'::regclass, i.oid, c.nspname, i.relname::text, c.oid"
         " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN rel c ON c.oid = x.indrelid",
     ),
-    Kind("constraints", "Constraints", "part", None, _part("pg_constraint", "conrelid", "x.conname", "x.contype <> 'n'")),
-    Kind("triggers", "Triggers", "part", None, _part("pg_trigger", "tgrelid", "x.tgname", "NOT x.tgisinternal")),
-    Kind("rules", "Rules", "part", None, _part("pg_rewrite", "ev_class", "x.rulename", "x.rulename <> '_RETURN'")),
+    Kind(
+        "constraints",
+        "Constraints",
+        "part",
+        None,
+        _part("pg_constraint", "conrelid", "x.conname", "x.contype <> 'n'"),
+    ),
+    Kind(
+        "triggers", "Triggers", "part", None, _part("pg_trigger", "tgrelid", "x.tgname", "NOT x.tgisinternal")
+    ),
+    Kind(
+        "rules",
+        "Rules",
+        "part",
+        None,
+        _part("pg_rewrite", "ev_class", "x.rulename", "x.rulename <> '_RETURN'"),
+    ),
     Kind("policies", "Policies", "part", None, _part("pg_policy", "polrelid", "x.polname")),
     Kind(
         "row_security",
@@ -147,13 +173,17 @@ KINDS: tuple[Kind, ...] = (
         None,
         _relation("'r', 'p'", " AND (c.relrowsecurity OR c.relforcerowsecurity)"),
     ),
-    Kind("statistics", "Statistics objects", "part", None, _part("pg_statistic_ext", "stxrelid", "x.stxname")),
+    Kind(
+        "statistics", "Statistics objects", "part", None, _part("pg_statistic_ext", "stxrelid", "x.stxname")
+    ),
     # routines
     Kind("functions", "Functions", "schema", "ROUTINE", _routine("f")),
     Kind("procedures", "Procedures", "schema", "ROUTINE", _routine("p")),
     Kind("aggregates", "Aggregates", "schema", "ROUTINE", _routine("a")),
     Kind("window_functions", "Window functions", "schema", "ROUTINE", _routine("w")),
-    Kind("operators", "Operators", "schema", "OPERATOR", _in_schema("pg_operator", "oprname", "oprnamespace")),
+    Kind(
+        "operators", "Operators", "schema", "OPERATOR", _in_schema("pg_operator", "oprname", "oprnamespace")
+    ),
     Kind(
         "operator_classes",
         "Operator classes",
@@ -182,7 +212,13 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind("base_types", "Base types", "schema", "TYPE", _type("t.typtype = 'b'")),
     # other objects in schemas
-    Kind("collations", "Collations", "schema", "COLLATION", _in_schema("pg_collation", "collname", "collnamespace")),
+    Kind(
+        "collations",
+        "Collations",
+        "schema",
+        "COLLATION",
+        _in_schema("pg_collation", "collname", "collnamespace"),
+    ),
     Kind(
         "text_search_configurations",
         "Text search configurations",
@@ -211,7 +247,13 @@ KINDS: tuple[Kind, ...] = (
         "TEXT SEARCH TEMPLATE",
         _in_schema("pg_ts_template", "tmplname", "tmplnamespace"),
     ),
-    Kind("conversions", "Conversions", "schema", "CONVERSION", _in_schema("pg_conversion", "conname", "connamespace")),
+    Kind(
+        "conversions",
+        "Conversions",
+        "schema",
+        "CONVERSION",
+        _in_schema("pg_conversion", "conname", "connamespace"),
+    ),
     # outside schemas
     Kind(
         "schemas",
@@ -221,7 +263,13 @@ KINDS: tuple[Kind, ...] = (
         "SELECT 'pg_namespace'::regclass, n.oid, n.nspname, n.nspname::text, NULL::oid FROM pg_namespace n"
         f" WHERE {USER_NAMESPACE.format(n='n')} AND {_not_member('pg_namespace', 'n.oid')}",
     ),
-    Kind("extensions", "Extensions", "database", "EXTENSION", _global("pg_extension", "x.extname || ' ' || x.extversion")),
+    Kind(
+        "extensions",
+        "Extensions",
+        "database",
+        "EXTENSION",
+        _global("pg_extension", "x.extname || ' ' || x.extversion"),
+    ),
     Kind(
         "casts",
         "Casts",
@@ -229,8 +277,20 @@ KINDS: tuple[Kind, ...] = (
         "CAST",
         _global("pg_cast", "format_type(x.castsource, NULL) || ' AS ' || format_type(x.casttarget, NULL)"),
     ),
-    Kind("event_triggers", "Event triggers", "database", "EVENT TRIGGER", _global("pg_event_trigger", "x.evtname::text")),
-    Kind("publications", "Publications", "database", "PUBLICATION", _global("pg_publication", "x.pubname::text")),
+    Kind(
+        "event_triggers",
+        "Event triggers",
+        "database",
+        "EVENT TRIGGER",
+        _global("pg_event_trigger", "x.evtname::text"),
+    ),
+    Kind(
+        "publications",
+        "Publications",
+        "database",
+        "PUBLICATION",
+        _global("pg_publication", "x.pubname::text"),
+    ),
     Kind(
         "foreign_data_wrappers",
         "Foreign-data wrappers",
@@ -238,7 +298,13 @@ KINDS: tuple[Kind, ...] = (
         "FOREIGN DATA WRAPPER",
         _global("pg_foreign_data_wrapper", "x.fdwname::text"),
     ),
-    Kind("foreign_servers", "Foreign servers", "database", "SERVER", _global("pg_foreign_server", "x.srvname::text")),
+    Kind(
+        "foreign_servers",
+        "Foreign servers",
+        "database",
+        "SERVER",
+        _global("pg_foreign_server", "x.srvname::text"),
+    ),
     Kind("languages", "Languages", "database", "LANGUAGE", _global("pg_language", "x.lanname::text")),
     Kind("access_methods", "Access methods", "database", "ACCESS METHOD", _global("pg_am", "x.amname::text")),
     Kind(
@@ -246,15 +312,16 @@ KINDS: tuple[Kind, ...] = (
         "Large objects",
         "database",
         None,  # lo_unlink, by the drop program
-        "SELECT 'pg_largeobject'::regclass, x.oid, NULL::name, x.oid::text, NULL::oid FROM pg_largeobject_metadata x",
+        "SELECT 'pg_largeobject'::regclass, x.oid, NULL::name, x.oid::text, NULL::oid"
+        " FROM pg_largeobject_metadata x",
     ),
     Kind(
         "default_privileges",
         "Default privileges",
         "database",
         None,  # revoked back to PostgreSQL's defaults, by the drop program
-        "SELECT 'pg_default_acl'::regclass, x.oid, n.nspname, x.defaclrole::regrole::text || ' ' || x.defaclobjtype::text,"
-        " NULL::oid FROM pg_default_acl x LEFT JOIN pg_namespace n ON n.oid = x.defaclnamespace",
+        "SELECT 'pg_default_acl'::regclass, x.oid, n.nspname,"
+        " x.defaclrole::regrole::text || ' ' || x.defaclobjtype::text, NULL::oid FROM pg_default_acl x LEFT JOIN pg_namespace n ON n.oid = x.defaclnamespace",
     ),
 )
 BY_NAME = {kind.name: kind for kind in KINDS}
@@ -283,7 +350,8 @@ _ACL = """CASE o.classid
   WHEN 'pg_namespace'::regclass THEN (SELECT nspacl FROM pg_namespace WHERE oid = o.objid)
   WHEN 'pg_largeobject'::regclass THEN (SELECT lomacl FROM pg_largeobject_metadata WHERE oid = o.objid)
   WHEN 'pg_foreign_server'::regclass THEN (SELECT srvacl FROM pg_foreign_server WHERE oid = o.objid)
-  WHEN 'pg_foreign_data_wrapper'::regclass THEN (SELECT fdwacl FROM pg_foreign_data_wrapper WHERE oid = o.objid)
+  WHEN 'pg_foreign_data_wrapper'::regclass
+    THEN (SELECT fdwacl FROM pg_foreign_data_wrapper WHERE oid = o.objid)
   WHEN 'pg_language'::regclass THEN (SELECT lanacl FROM pg_language WHERE oid = o.objid)
 END"""
 
@@ -350,5 +418,7 @@ def counts(conn: psycopg.Connection[Any], *, bookkeeping: bool = True) -> dict[s
     """How many of each kind (every kind, 0 included; grants and comments too); without
     `bookkeeping`, yoyo's and dbops' own tables and their parts are left out."""
     where = "" if bookkeeping else " WHERE NOT bookkeeping"
-    found = dict(conn.execute(f"SELECT kind, count(*) FROM ({OBJECTS_SQL}) a{where} GROUP BY kind").fetchall())
+    found = dict(
+        conn.execute(f"SELECT kind, count(*) FROM ({OBJECTS_SQL}) a{where} GROUP BY kind").fetchall()
+    )
     return {name: found.get(name, 0) for name in TITLES}

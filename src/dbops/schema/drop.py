@@ -103,12 +103,15 @@ BEGIN
         CONTINUE;  -- gone with its schema, or another role's to change
       END IF;
       v_alter := format('ALTER DEFAULT PRIVILEGES FOR ROLE %s', v_acl.defaclrole::regrole)
-        || CASE WHEN v_acl.defaclnamespace <> 0 THEN format(' IN SCHEMA %s', v_acl.defaclnamespace::regnamespace) ELSE '' END;
-      v_objects := CASE v_acl.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS'
-                   WHEN 'T' THEN 'TYPES' WHEN 'n' THEN 'SCHEMAS' WHEN 'L' THEN 'LARGE OBJECTS' END;
+        || CASE WHEN v_acl.defaclnamespace <> 0
+                THEN format(' IN SCHEMA %s', v_acl.defaclnamespace::regnamespace) ELSE '' END;
+      v_objects := CASE v_acl.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES'
+                   WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' WHEN 'n' THEN 'SCHEMAS'
+                   WHEN 'L' THEN 'LARGE OBJECTS' END;
       FOR v_grantee IN SELECT DISTINCT a.grantee FROM aclexplode(v_acl.defaclacl) a LOOP
         EXECUTE format('%s REVOKE ALL ON %s FROM %s', v_alter, v_objects,
-                       CASE WHEN v_grantee.grantee = 0 THEN 'PUBLIC' ELSE v_grantee.grantee::regrole::text END);
+                       CASE WHEN v_grantee.grantee = 0 THEN 'PUBLIC'
+                            ELSE v_grantee.grantee::regrole::text END);
       END LOOP;
       IF v_acl.defaclnamespace = 0 THEN  -- back to the built-in defaults, which removes the entry
         EXECUTE format('%s GRANT ALL ON %s TO %s', v_alter, v_objects, v_acl.defaclrole::regrole);
