@@ -321,7 +321,8 @@ KINDS: tuple[Kind, ...] = (
         "database",
         None,  # revoked back to PostgreSQL's defaults, by the drop program
         "SELECT 'pg_default_acl'::regclass, x.oid, n.nspname,"
-        " x.defaclrole::regrole::text || ' ' || x.defaclobjtype::text, NULL::oid FROM pg_default_acl x LEFT JOIN pg_namespace n ON n.oid = x.defaclnamespace",
+        " x.defaclrole::regrole::text || ' ' || x.defaclobjtype::text, NULL::oid"
+        " FROM pg_default_acl x LEFT JOIN pg_namespace n ON n.oid = x.defaclnamespace",
     ),
 )
 BY_NAME = {kind.name: kind for kind in KINDS}
