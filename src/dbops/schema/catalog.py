@@ -320,8 +320,10 @@ KINDS: tuple[Kind, ...] = (
         "Default privileges",
         "database",
         None,  # revoked back to PostgreSQL's defaults, by the drop program
-        "SELECT 'pg_default_acl'::regclass, x.oid, n.nspname,"
-        " x.defaclrole::regrole::text || ' ' || x.defaclobjtype::text, NULL::oid"
+        "SELECT 'pg_default_acl'::regclass, x.oid, NULL::name, x.defaclrole::regrole::text || ' on '"
+        " || CASE x.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'functions'"
+        " WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' ELSE 'large objects' END"
+        " || coalesce(' in schema ' || n.nspname, ''), NULL::oid"
         " FROM pg_default_acl x LEFT JOIN pg_namespace n ON n.oid = x.defaclnamespace",
     ),
 )
@@ -343,18 +345,31 @@ _REL = (
     f" WHERE {USER_NAMESPACE.format(n='n')} AND {_not_member('pg_class', 'c.oid')}"
 )
 
-# The ACL of an object, by its catalog: grants are counted on the application's objects.
-_ACL = """CASE o.classid
-  WHEN 'pg_class'::regclass THEN (SELECT relacl FROM pg_class WHERE oid = o.objid)
-  WHEN 'pg_proc'::regclass THEN (SELECT proacl FROM pg_proc WHERE oid = o.objid)
-  WHEN 'pg_type'::regclass THEN (SELECT typacl FROM pg_type WHERE oid = o.objid)
-  WHEN 'pg_namespace'::regclass THEN (SELECT nspacl FROM pg_namespace WHERE oid = o.objid)
-  WHEN 'pg_largeobject'::regclass THEN (SELECT lomacl FROM pg_largeobject_metadata WHERE oid = o.objid)
-  WHEN 'pg_foreign_server'::regclass THEN (SELECT srvacl FROM pg_foreign_server WHERE oid = o.objid)
-  WHEN 'pg_foreign_data_wrapper'::regclass
-    THEN (SELECT fdwacl FROM pg_foreign_data_wrapper WHERE oid = o.objid)
-  WHEN 'pg_language'::regclass THEN (SELECT lanacl FROM pg_language WHERE oid = o.objid)
-END"""
+# An object's ACL and PostgreSQL's built-in default for it, by its catalog. A grant is an entry
+# where the two differ (either way: a REVOKE from PUBLIC counts too), as pg_dump sees it: an
+# ACL set explicitly to the default is no grant.
+_ACL = """(
+  SELECT relacl, acldefault(CASE relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", relowner) FROM pg_class
+    WHERE o.classid = 'pg_class'::regclass AND oid = o.objid
+  UNION ALL SELECT proacl, acldefault('f', proowner) FROM pg_proc
+    WHERE o.classid = 'pg_proc'::regclass AND oid = o.objid
+  UNION ALL SELECT typacl, acldefault('T', typowner) FROM pg_type
+    WHERE o.classid = 'pg_type'::regclass AND oid = o.objid
+  UNION ALL SELECT nspacl, acldefault('n', nspowner) FROM pg_namespace
+    WHERE o.classid = 'pg_namespace'::regclass AND oid = o.objid
+  UNION ALL SELECT lomacl, acldefault('L', lomowner) FROM pg_largeobject_metadata
+    WHERE o.classid = 'pg_largeobject'::regclass AND oid = o.objid
+  UNION ALL SELECT srvacl, acldefault('S', srvowner) FROM pg_foreign_server
+    WHERE o.classid = 'pg_foreign_server'::regclass AND oid = o.objid
+  UNION ALL SELECT fdwacl, acldefault('F', fdwowner) FROM pg_foreign_data_wrapper
+    WHERE o.classid = 'pg_foreign_data_wrapper'::regclass AND oid = o.objid
+  UNION ALL SELECT lanacl, acldefault('l', lanowner) FROM pg_language
+    WHERE o.classid = 'pg_language'::regclass AND oid = o.objid
+) acl(granted, builtin)
+CROSS JOIN LATERAL (
+  (SELECT * FROM aclexplode(acl.granted) EXCEPT SELECT * FROM aclexplode(acl.builtin))
+  UNION ALL (SELECT * FROM aclexplode(acl.builtin) EXCEPT SELECT * FROM aclexplode(acl.granted))
+) a"""
 
 
 def objects_sql(kinds: tuple[Kind, ...] = KINDS) -> str:
@@ -374,8 +389,8 @@ FROM objects o"""
     return f"""{body}
 UNION ALL
 SELECT 'grants', o.classid, o.objid, o.schema, o.name, o.relid, coalesce(o.relid IN {_BOOKKEEPING}, false)
-FROM objects o CROSS JOIN LATERAL aclexplode({_ACL}) a
-WHERE o.kind NOT IN ('row_security', 'indexes')
+FROM objects o CROSS JOIN LATERAL {_ACL}
+WHERE o.kind NOT IN ('row_security', 'indexes') AND acl.granted IS NOT NULL
 UNION ALL
 SELECT 'grants', o.classid, o.objid, o.schema, o.name || '.' || a.attname, o.relid,
        coalesce(o.relid IN {_BOOKKEEPING}, false)

@@ -6,8 +6,15 @@ GRANT USAGE ON SCHEMA app TO PUBLIC;
 CREATE EXTENSION IF NOT EXISTS citext;
 CREATE EXTENSION IF NOT EXISTS file_fdw;
 
--- CREATE COLLATION: a case-insensitive ICU collation (nondeterministic)
-CREATE COLLATION app.ci_c (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+-- CREATE COLLATION: a case-insensitive ICU collation (nondeterministic) where the server has
+-- ICU (the embedded one has not), else a libc one under the same name; and a copy
+DO $$
+BEGIN
+  CREATE COLLATION app.ci_c (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+EXCEPTION WHEN feature_not_supported THEN  -- "ICU is not supported in this build"
+  CREATE COLLATION app.ci_c (provider = libc, locale = 'C');
+END
+$$;
 CREATE COLLATION app.c_copy FROM "C";
 
 -- CREATE DOMAIN with checks
@@ -72,9 +79,9 @@ CREATE FOREIGN DATA WRAPPER app_dummy_fdw;
 DO $$
 BEGIN
   IF current_setting('server_version_num')::int >= 180000 THEN
-    EXECUTE 'ALTER TABLE app.cities ADD COLUMN elevation_ft int GENERATED ALWAYS AS (elevation * 3) VIRTUAL';
+    EXECUTE 'ALTER TABLE public.settings ADD COLUMN size int GENERATED ALWAYS AS (length(value)) VIRTUAL';
   ELSE
-    EXECUTE 'ALTER TABLE app.cities ADD COLUMN elevation_ft int GENERATED ALWAYS AS (elevation * 3) STORED';
+    EXECUTE 'ALTER TABLE public.settings ADD COLUMN size int GENERATED ALWAYS AS (length(value)) STORED';
   END IF;
 END
 $$;
