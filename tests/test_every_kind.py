@@ -19,6 +19,7 @@ from psycopg import sql
 
 from backup_helpers import fingerprint, schema_dump
 from conftest import REPO, Run
+from dbops.backups.contents import MANIFEST_KINDS
 from dbops.migrations.files import YOYO_TABLES
 from dbops.schema import catalog, drop
 
@@ -126,6 +127,10 @@ def test_backup_then_restore_gives_the_same_schema_and_rows(
     assert result.code == 0, result.text
     path = json.loads(result.out)["report"]["path"]
     manifest_objects = json.loads(Path(f"{path}.json").read_text())["objects"]
+    assert manifest_objects == {
+        key: sum(before[2][k] for k in kinds) for key, kinds in MANIFEST_KINDS.items()
+    }
+    assert manifest_objects["collations"] == 2 and manifest_objects["event_triggers"] == 1
     # changes the restore must undo, of several kinds
     db.execute("""
         DELETE FROM app.measurements WHERE city_id = 1; UPDATE app.customers SET nickname = 'x';
@@ -151,7 +156,10 @@ def test_reset_then_migrate_is_identical_again(every_kind: Path, cli: Run, datab
     result = cli("reset", "--force")
     assert result.code == 0, result.text
     out = result.out
-    assert "✓ Tables: 7 (app.cache, app.capitals, app.cities, app.customers, app.measurements, app.orders," in out
+    assert (
+        "✓ Tables: 7 (app.cache, app.capitals, app.cities, app.customers, app.measurements, app.orders,"
+        in out
+    )
     assert "app.measurements_y2025" not in out  # the partitions go with their table
     assert "✓ Default privileges: 2 (postgres on functions, postgres on tables in schema app)" in out
     assert "✓ Collations: 2 (app.c_copy, app.ci_c)" in out

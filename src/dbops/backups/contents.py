@@ -93,7 +93,9 @@ def count_rows_of(conn: psycopg.Connection[Any], tables: list[TableCount]) -> No
         return
     parts = [
         # ONLY: an inheritance parent's own rows, as pg_dump copies them
-        sql.SQL("SELECT {}::int, count(*) FROM ONLY {}").format(sql.Literal(i), sql.Identifier(t.schema, t.name))
+        sql.SQL("SELECT {}::int, count(*) FROM ONLY {}").format(
+            sql.Literal(i), sql.Identifier(t.schema, t.name)
+        )
         for i, t in enumerate(tables)
     ]
     for i, count in conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall():
