@@ -70,7 +70,7 @@ def read(conn: psycopg.Connection[Any], *, count_rows: bool = True) -> Contents:
     """Everything in one transaction's snapshot (the caller's, when it has one open). Without
     count_rows the tables are listed with 0 rows, for a caller that counts them otherwise."""
 
-    tables = [TableCount(schema, name, 0) for schema, name in conn.execute(_TABLES_SQL).fetchall()]
+    tables = [TableCount(schema, name, 0) for schema, name in catalog.fetch(conn, _TABLES_SQL)]
     if count_rows:
         count_rows_of(conn, tables)
     found = catalog.counts(conn)

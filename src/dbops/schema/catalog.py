@@ -426,7 +426,7 @@ class AppObject:
 
 def objects(conn: psycopg.Connection[Any], kinds: tuple[Kind, ...] = KINDS) -> list[AppObject]:
     """The application's objects of `kinds`, in one query, ordered by kind then schema and name."""
-    rows = conn.execute(objects_sql(kinds) + "\nORDER BY 1, 4, 5").fetchall()
+    rows = fetch(conn, objects_sql(kinds) + "\nORDER BY 1, 4, 5")
     return [AppObject(*row) for row in rows]
 
 
@@ -434,7 +434,14 @@ def counts(conn: psycopg.Connection[Any], *, bookkeeping: bool = True) -> dict[s
     """How many of each kind (every kind, 0 included; grants and comments too); without
     `bookkeeping`, yoyo's and dbops' own tables and their parts are left out."""
     where = "" if bookkeeping else " WHERE NOT bookkeeping"
-    found = dict(
-        conn.execute(f"SELECT kind, count(*) FROM ({OBJECTS_SQL}) a{where} GROUP BY kind").fetchall()
-    )
+    found = dict(fetch(conn, f"SELECT kind, count(*) FROM ({OBJECTS_SQL}) a{where} GROUP BY kind"))
     return {name: found.get(name, 0) for name in TITLES}
+
+
+def fetch(conn: psycopg.Connection[Any], query: str) -> list[Any]:
+    """The rows of a query over the catalog, without JIT: the union of every kind looks costly
+    to the planner, and compiling it would take half a second for a few milliseconds of work
+    (SET LOCAL: for the rest of the caller's transaction, if one is open, else for this one)."""
+    with conn.transaction():
+        conn.execute("SET LOCAL jit = off")
+        return conn.execute(query).fetchall()

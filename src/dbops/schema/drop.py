@@ -85,7 +85,9 @@ DECLARE
   v_kept oid[] := ARRAY(SELECT oid FROM pg_namespace WHERE nspname = 'public'{kept_extra});
   v_alter text;
   v_objects text;
+  v_jit text := current_setting('jit');
 BEGIN
+  PERFORM set_config('jit', 'off', true);  -- compiling the catalog query costs more than running it
   FOR v_row IN
     SELECT o.kind, o.classid, o.objid, k.keyword
     FROM ({objects}) o JOIN (VALUES {order}) k(kind, ord, keyword) ON k.kind = o.kind
@@ -126,6 +128,7 @@ BEGIN
       END IF;
     END IF;
   END LOOP;
+  PERFORM set_config('jit', v_jit, true);
 END
 $dbops_drop$;
 """
