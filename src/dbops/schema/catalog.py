@@ -100,9 +100,9 @@ def _in_schema(catalog: str, name: str, namespace: str, label: str | None = None
     )
 
 
-def _global(catalog: str, label: str, *, system: bool = True) -> str:
-    """An object outside schemas; `system`: initdb's own (oid below 16384) are left out."""
-    where = f"x.oid >= {FIRST_NORMAL_OID} AND " if system else ""
+def _global(catalog: str, label: str, *, where: str = "") -> str:
+    """An object outside schemas; initdb's own (oid below 16384) are left out."""
+    where += f"x.oid >= {FIRST_NORMAL_OID} AND "
     return (
         f"SELECT '{catalog}'::regclass, x.oid, NULL::name, {label}, NULL::oid FROM {catalog} x"
         f" WHERE {where}{_not_member(catalog, 'x.oid', _MEMBER_OR_IMPLICIT)}"
@@ -268,7 +268,11 @@ KINDS: tuple[Kind, ...] = (
         "Extensions",
         "database",
         "EXTENSION",
-        _global("pg_extension", "x.extname || ' ' || x.extversion"),
+        _global(
+            "pg_extension",
+            "x.extname || ' ' || x.extversion",
+            where="x.extname <> 'plpgsql' AND ",  # the drop program is written in it
+        ),
     ),
     Kind(
         "casts",
@@ -345,9 +349,10 @@ _REL = (
     f" WHERE {USER_NAMESPACE.format(n='n')} AND {_not_member('pg_class', 'c.oid')}"
 )
 
-# An object's ACL and PostgreSQL's built-in default for it, by its catalog. A grant is an entry
-# where the two differ (either way: a REVOKE from PUBLIC counts too), as pg_dump sees it: an
-# ACL set explicitly to the default is no grant.
+# An object's ACL and its baseline, by its catalog: the privileges initdb gave it (public's,
+# in pg_init_privs), else PostgreSQL's built-in default. A grant is an entry where the two
+# differ (either way: a REVOKE from PUBLIC counts too), as pg_dump sees it: an ACL set
+# explicitly to the default is no grant.
 _ACL = """(
   SELECT relacl, acldefault(CASE relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", relowner) FROM pg_class
     WHERE o.classid = 'pg_class'::regclass AND oid = o.objid
@@ -366,9 +371,11 @@ _ACL = """(
   UNION ALL SELECT lanacl, acldefault('l', lanowner) FROM pg_language
     WHERE o.classid = 'pg_language'::regclass AND oid = o.objid
 ) acl(granted, builtin)
+LEFT JOIN pg_init_privs ip ON ip.classoid = o.classid AND ip.objoid = o.objid AND ip.objsubid = 0
+CROSS JOIN LATERAL (SELECT coalesce(ip.initprivs, acl.builtin)) base(acl)
 CROSS JOIN LATERAL (
-  (SELECT * FROM aclexplode(acl.granted) EXCEPT SELECT * FROM aclexplode(acl.builtin))
-  UNION ALL (SELECT * FROM aclexplode(acl.builtin) EXCEPT SELECT * FROM aclexplode(acl.granted))
+  (SELECT * FROM aclexplode(acl.granted) EXCEPT SELECT * FROM aclexplode(base.acl))
+  UNION ALL (SELECT * FROM aclexplode(base.acl) EXCEPT SELECT * FROM aclexplode(acl.granted))
 ) a"""
 
 
@@ -400,7 +407,8 @@ WHERE o.classid = 'pg_class'::regclass AND o.kind NOT IN ('row_security', 'index
 UNION ALL
 SELECT 'comments', o.classid, o.objid, o.schema, o.name, o.relid, coalesce(o.relid IN {_BOOKKEEPING}, false)
 FROM objects o JOIN pg_description d ON d.classoid = o.classid AND d.objoid = o.objid
-WHERE o.kind <> 'row_security'"""
+WHERE o.kind <> 'row_security'  -- and not initdb's on public (pg_dump leaves it out too)
+  AND NOT (o.kind = 'schemas' AND o.name = 'public' AND d.description = 'standard public schema')"""
 
 
 OBJECTS_SQL = objects_sql()
