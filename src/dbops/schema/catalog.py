@@ -4,8 +4,9 @@
 temporary schema), not a member of an extension (pg_depend deptype 'e'), not made implicitly
 for another object (deptype 'i': a range type's constructor functions, an array type), and,
 for the kinds that live outside schemas, not the system's own (oid below FirstNormalObjectId).
-Status counts, backup contents, validate and the drop-everything program all read this table,
-so they cannot disagree on what the application holds.
+Status counts, backup contents and the drop-everything program (dbops.schema.drop) all read
+this table, so they cannot disagree on what the application holds; a schema snapshot can
+select its objects from it too (``objects_sql`` of the kinds it compares).
 
 Each kind says where it lives: ``schema`` (dropped on its own, by ``drop``'s keyword),
 ``database`` (outside schemas: casts, event triggers, publications ...), or ``part`` (goes with
