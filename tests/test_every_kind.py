@@ -198,7 +198,11 @@ ONE_OF_EACH = {
         CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION f()""",
     "publications": "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t",
     "extensions": "CREATE EXTENSION citext; CREATE TABLE t (c citext)",
-    "schemas": "CREATE SCHEMA s; CREATE TABLE s.t (id int); CREATE FUNCTION s.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "schemas": """CREATE SCHEMA s; CREATE TABLE s.t (id int); CREATE COLLATION s.c FROM "C";
+        CREATE FUNCTION s.f(int, int) RETURNS bool LANGUAGE sql AS 'SELECT $1 = $2';
+        CREATE OPERATOR s.=== (leftarg = int, rightarg = int, function = s.f);
+        CREATE FOREIGN DATA WRAPPER w; CREATE SERVER srv FOREIGN DATA WRAPPER w;
+        CREATE FOREIGN TABLE s.ft (x int) SERVER srv""",
     "materialized_views": "CREATE MATERIALIZED VIEW mv AS SELECT 1 AS x",
     "views": "CREATE TABLE t (x int); CREATE VIEW v AS SELECT x FROM t; CREATE VIEW v2 AS SELECT * FROM v",
     "foreign_tables": """CREATE FOREIGN DATA WRAPPER w; CREATE SERVER s FOREIGN DATA WRAPPER w;
