@@ -18,10 +18,11 @@ from dbops.engine.context import RunContext
 from dbops.engine.options import RollbackOptions
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import UsageError
+from dbops.migrations.migrator import Outcome
 from dbops.migrations.scripts import Script, load
 from dbops.migrations.session import Session, check_integrity, migration_session
 from dbops.output.reports.migration import MigrationItem, MigrationReport
-from dbops.steps.migrate import migration_run
+from dbops.steps.migrate import migration_run, shown_live
 
 
 def _rollback_sql(script: Script) -> str:
@@ -59,17 +60,23 @@ class Rollback:
         self, ctx: RunContext, session: Session, scripts: list[Script], report: MigrationReport
     ) -> None:
         done: list[Script] = []
+
+        def rolled_back(outcome: Outcome) -> None:  # each one as the migrator commits it
+            script = outcome.script
+            if not done:
+                ctx.add_undo(_undo(ctx, done))
+            done.append(script)
+            report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
+
+        session.migrator.watch = shown_live(ctx, "rolling back", rolled_back)
+        ctx.report_grew()  # the report's head, before the first one
         try:
             for script in scripts:
                 try:
-                    outcome = session.migrator.rollback(script)
+                    session.migrator.rollback(script)
                 except BaseException:
                     report.items.append(MigrationItem(script.id, script.name, "failed"))
                     raise
-                if not done:
-                    ctx.add_undo(_undo(ctx, done))
-                done.append(script)
-                report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
         finally:
             with suppress(Exception):
                 session.migrator.flush()
