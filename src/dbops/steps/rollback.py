@@ -56,6 +56,20 @@ class Rollback:
                 self._roll_back(ctx, session, scripts, report)
         return StepOutcome(data=report)
 
+    def confirmation_details(self, ctx: RunContext) -> list[str]:
+        """For the confirmation: the migrations it will roll back (read now, without the lock;
+        a range it would refuse is refused before asking)."""
+        if self.dry_run:
+            return []
+        with migration_session(
+            ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=False
+        ) as session:
+            check_integrity(session.state, accept=False)
+            scripts = self._choose(session)
+        if not scripts:
+            return ["Migrations to roll back: none (no migration is applied)"]
+        return ["Migrations to roll back, newest first:", *(f"  ↩ {s.name}" for s in scripts)]
+
     def _roll_back(
         self, ctx: RunContext, session: Session, scripts: list[Script], report: MigrationReport
     ) -> None:
