@@ -63,11 +63,18 @@ class Child:
             env["NO_COLOR"] = "1"
         if terminal:
             self.fd, child = os.openpty()
-            streams = {"stdin": child, "stdout": child, "stderr": child}
         else:
             self.fd, child = os.pipe()
-            streams = {"stdin": subprocess.DEVNULL, "stdout": child, "stderr": child}
-        self.process = subprocess.Popen([dbops_bin(), *args], cwd=project, env=env, close_fds=True, **streams)
+        stdin = child if terminal else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [dbops_bin(), *args],
+            cwd=project,
+            env=env,
+            close_fds=True,
+            stdin=stdin,
+            stdout=child,
+            stderr=child,
+        )
         os.close(child)
         self.raw = b""
         self.closed = False
@@ -177,9 +184,7 @@ def test_a_pipeline_streams_each_steps_report_and_lists_the_steps_once_at_the_en
 ) -> None:
     """fresh on a terminal: the reports of backup, drop and migrate are on the screen while
     migrate waits; the steps' list comes once, at the end."""
-    (gated / "dbops.yaml").write_text(
-        (gated / "dbops.yaml").read_text() + "pipelines:\n  fresh: [reset]\n"
-    )
+    (gated / "dbops.yaml").write_text((gated / "dbops.yaml").read_text() + "pipelines:\n  fresh: [reset]\n")
     db.execute("SELECT pg_advisory_lock(%s)", (GATE,))
     child = Child(gated, ["fresh", "--force"], terminal=True)
     try:
@@ -195,4 +200,8 @@ def test_a_pipeline_streams_each_steps_report_and_lists_the_steps_once_at_the_en
         child.kill()
     assert code == 0, text
     assert text.count("Steps:\n") == 1 and text.count("💾 Creating Safety Backup") == 1
-    assert text.index(f"✓ {SECOND} (") < text.index("Steps:\n") < text.index("Pipeline fresh completed successfully!")
+    assert (
+        text.index(f"✓ {SECOND} (")
+        < text.index("Steps:\n")
+        < text.index("Pipeline fresh completed successfully!")
+    )
