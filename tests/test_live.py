@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import dbops_bin
+from conftest import Run, dbops_bin
 
 GATE = 727274  # the advisory lock migration 2 waits for
 FIRST = "20251001090000_create_users.sql"
@@ -205,3 +205,45 @@ def test_a_pipeline_streams_each_steps_report_and_lists_the_steps_once_at_the_en
         < text.index("Steps:\n")
         < text.index("Pipeline fresh completed successfully!")
     )
+
+
+def test_the_spinner_names_the_seed_file_running(project: Path, cli: Run, db: psycopg.Connection) -> None:
+    assert cli("migrate").code == 0
+    (project / "seeds").mkdir()
+    (project / "seeds" / "99_gate.py").write_text(
+        f"def seed(db):\n    db.execute('SELECT pg_advisory_xact_lock({GATE})')\n"
+    )
+    db.execute("SELECT pg_advisory_lock(%s)", (GATE,))
+    child = Child(project, ["seed"], terminal=True)
+    try:
+        child.read_until(lambda t: "seed: load the seed data · seeding 99_gate.py" in t)
+        assert waiting_for_gate(db)
+    finally:
+        db.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
+    try:
+        code, text = child.finish()
+    finally:
+        child.kill()
+    assert code == 0, text
+    assert "seeding 99_gate.py" not in text  # the spinner is gone once the run ends
+    assert text.count("🌱 Seeding Database") == 1 and "Database seeded successfully!" in text
+
+
+def test_a_failing_pipeline_streams_its_reports_once_then_the_steps_and_the_undos(
+    project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    """Plain output (in-process, not a terminal): what was streamed and what the end adds make
+    the report once, in its order."""
+    (project / "dbops.yaml").write_text(
+        (project / "dbops.yaml").read_text()
+        + "pipelines:\n  broken: [{migrate: {to: '20251001090200'}}, migrate, seed]\n"
+    )
+    (project / "seeds").mkdir()
+    (project / "seeds" / "01_bad.sql").write_text("INSERT INTO no_such_table VALUES (1);\n")
+    result = cli("broken")
+    assert result.code == 1, result.text
+    out = result.out
+    assert out.count("🗃️ Running Database Migrations") == 2 and out.count("🌱 Seeding Database") == 1
+    assert out.count("Steps:\n") == 1 and out.count("Undo, in reverse order:") == 1
+    assert out.index("🌱 Seeding Database") < out.index("Steps:\n") < out.index("✗ Step 4 'seed'")
+    assert db.execute("SELECT to_regclass('users')").fetchone() == (None,)  # both migrates undone

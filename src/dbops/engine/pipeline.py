@@ -130,7 +130,7 @@ def _undo(ctx: RunContext) -> list[UndoResult]:
             results.append(UndoResult(step_name, number, undo.description, True, 0.0, note=moot))
             continue
         t0 = time.monotonic()
-        ctx.working(f"undo of step {number} ({step_name}): {undo.description}")
+        ctx.undoing(step_name, number, undo.description)
         try:
             note = undo.action()
         except (Exception, KeyboardInterrupt) as exc:
