@@ -32,10 +32,6 @@ class Watcher(Protocol):
         """A step ended, or the running step's report grew: the run's results as they stand
         (the running step with its report so far), the objects the final report renders."""
 
-    def undoing(self, step: str, number: int, description: str) -> None:
-        """The runner takes back what step `number` did (the live view says so)."""
-        self._tell(lambda: self.watch.started(number, 0, f"undo of step {number} ({step})", description))
-
     def working(self, what: str | None) -> None:
         """What the running step is doing now (a migration, a table, an undo); None: nothing in
         particular."""
@@ -47,10 +43,6 @@ class _Quiet:
 
     def progressed(self, so_far: PipelineResult) -> None:
         pass
-
-    def undoing(self, step: str, number: int, description: str) -> None:
-        """The runner takes back what step `number` did (the live view says so)."""
-        self._tell(lambda: self.watch.started(number, 0, f"undo of step {number} ({step})", description))
 
     def working(self, what: str | None) -> None:
         pass

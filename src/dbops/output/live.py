@@ -27,6 +27,8 @@ _active: LiveView | None = None  # the view on the terminal now (progress bars a
 
 
 class LiveView:
+    """Follows a run (dbops.engine.context.Watcher): streams its report, draws the spinner."""
+
     def __init__(self, output: Output, report_of: ReportOf) -> None:
         self.output = output
         self.report_of = report_of
@@ -54,7 +56,7 @@ class LiveView:
 
     # ------------------------------------------------------------------ the animated part
 
-    def _start(self) -> None:
+    def start(self) -> None:
         from rich.console import Console, Group  # lazy: only a colour terminal draws a live view
         from rich.live import Live
         from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -74,10 +76,14 @@ class LiveView:
         self._live.start()
         self.output.console = console
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
         if self._live is not None:
             self._live.stop()
         self.output.console = None
+
+    @property
+    def animated(self) -> bool:
+        return self._live is not None
 
     def add_bar(self, bar: Any) -> None:
         self._bars.append(bar)
@@ -106,18 +112,18 @@ def follow(output: Output, report_of: ReportOf) -> Iterator[LiveView]:
     global _active
     view = LiveView(output, report_of)
     if output.animated:
-        view._start()
+        view.start()
     _active = view
     try:
         yield view
     finally:
         _active = None
-        view._stop()
+        view.stop()
 
 
 def active() -> LiveView | None:
     """The live view on the terminal now, if it is animated."""
-    return _active if _active is not None and _active._live is not None else None
+    return _active if _active is not None and _active.animated else None
 
 
 @contextmanager
