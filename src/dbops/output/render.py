@@ -168,15 +168,6 @@ class Output:
             if old != new:
                 break
             agree += 1
-        if agree < len(self._shown):  # TEMP-LIVE-CHECK
-            import sys as _s
-
-            _s.__stderr__.write(
-                f"LIVE-DIVERGENCE at {agree}: {self._shown[agree:]} vs {lines[agree : agree + 3]}\n"
-            )
-            open("/tmp/live-divergence.log", "a").write(
-                f"{self._shown[agree:]!r} VS {lines[agree : agree + 3]!r}\n"
-            )
         self._shown = list(lines)
         return lines[agree:]
 

@@ -106,7 +106,8 @@ class DropSchema:
         _plan(conn, preview)
         rows = sum(t.rows for t in contents.application(contents.read(conn).tables))
         counts = [
-            f"{len(names)} {_NOUNS[kind]}" + (f" ({rows:,} rows)" if kind == "table" else "")
+            f"{len(names)} {_NOUNS[kind]}"
+            + (f" ({rows:,} row{'' if rows == 1 else 's'})" if kind == "table" else "")
             for kind, names in preview.dropped.items()
             if names and kind != "bookkeeping"
         ]
