@@ -8,6 +8,7 @@ waiting on the server (pg_locks says so), then lets it go. Cause and effect, no 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 
 from conftest import Run, dbops_bin
+from dbops.output.render import Line, OperationResult, Output
 
 GATE = 727274  # the advisory lock migration 2 waits for
 FIRST = "20251001090000_create_users.sql"
@@ -247,3 +249,35 @@ def test_a_failing_pipeline_streams_its_reports_once_then_the_steps_and_the_undo
     assert out.count("Steps:\n") == 1 and out.count("Undo, in reverse order:") == 1
     assert out.index("🌱 Seeding Database") < out.index("Steps:\n") < out.index("✗ Step 4 'seed'")
     assert db.execute("SELECT to_regclass('users')").fetchone() == (None,)  # both migrates undone
+
+
+class Growing:
+    """A report that grows as a run goes (as a migrate's does)."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def lines(self) -> list[Line]:
+        return [("title", "Title"), *[("ok", f"✓ {item}") for item in self.items]]
+
+    def warnings(self) -> list[str]:
+        return []
+
+
+def test_streamed_lines_and_the_final_report_make_one_text() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    output = Output(stdout=out, stderr=err)
+    report = Growing()
+    output.stream(report)
+    report.items.append("one")
+    output.stream(report)
+    output.stream(report)  # nothing new: nothing written
+    report.items.append("two")
+    assert out.getvalue() == "Title\n✓ one\n"
+    output.emit(OperationResult("migrate", "development", report=report))
+    assert out.getvalue() == "Title\n✓ one\n✓ two\n"
+    output.emit(OperationResult("migrate", "test", report=report))  # the next one starts afresh
+    assert out.getvalue() == "Title\n✓ one\n✓ two\n" * 2
+    quiet = io.StringIO()
+    Output(json_mode=True, stdout=quiet).stream(report)  # JSON: one document, at the end only
+    assert quiet.getvalue() == ""

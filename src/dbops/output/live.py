@@ -91,6 +91,8 @@ class LiveView:
     def remove_bar(self, bar: Any) -> None:
         if bar in self._bars:
             self._bars.remove(bar)
+        if self._live is not None:
+            self._live.refresh()  # gone now, not at the next tick: lines printed next sit above no bar
 
     @contextmanager
     def paused(self) -> Iterator[None]:
