@@ -132,6 +132,14 @@ def waiting_for_gate(db: psycopg.Connection) -> bool:
     return row is not None and row[0] == 1
 
 
+def gate_awaited(db: psycopg.Connection) -> bool:
+    """Whether the child comes to wait for the gate (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while not waiting_for_gate(db) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return waiting_for_gate(db)
+
+
 @pytest.mark.parametrize(
     ("terminal", "colour"),
     [(True, True), (True, False), (False, False)],
@@ -144,10 +152,7 @@ def test_each_migration_line_appears_while_the_next_one_runs(
     child = Child(gated, ["migrate"], terminal=terminal, colour=colour)
     try:
         text = child.read_until(lambda t: f"✓ {FIRST} (" in t)
-        deadline = time.monotonic() + 30
-        while not waiting_for_gate(db) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert waiting_for_gate(db)  # migration 2 is running, blocked on the server
+        assert gate_awaited(db)  # migration 2 is running, blocked on the server
         assert f"✓ {SECOND}" not in text
         assert text.startswith("🗃️ Running Database Migrations\n")
         assert "Pending migrations:\n" in text
@@ -219,7 +224,7 @@ def test_the_spinner_names_the_seed_file_running(project: Path, cli: Run, db: ps
     child = Child(project, ["seed"], terminal=True)
     try:
         child.read_until(lambda t: "seed: load the seed data · seeding 99_gate.py" in t)
-        assert waiting_for_gate(db)
+        assert gate_awaited(db)  # the seed file runs, blocked on the server
     finally:
         db.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
     try:
