@@ -25,6 +25,7 @@ from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.output.reports.drop import DropReport
 from dbops.postgres.locks import migration_lock
 from dbops.schema import drop
+from dbops.schema.catalog import TITLES
 
 if TYPE_CHECKING:
     from dbops.engine.context import RunContext
@@ -75,10 +76,10 @@ class DropSchema:
         """For the confirmation: what it will drop, counted now (rows exactly)."""
         conn = ctx.connection()
         preview = DropReport(ctx.env.name, ctx.database())
-        _plan(conn, preview)
+        _report(drop.plan(conn, keep_extensions=True), preview)
         rows = sum(t.rows for t in contents.application(contents.read(conn).tables))
         counts = [
-            f"{len(names)} {_NOUNS[kind]}"
+            f"{len(names)} {_NOUNS.get(kind) or TITLES[kind].lower()}"
             + (f" ({rows:,} row{'' if rows == 1 else 's'})" if kind == "table" else "")
             for kind, names in preview.dropped.items()
             if names and kind != "bookkeeping"
