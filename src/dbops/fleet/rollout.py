@@ -31,7 +31,7 @@ def plan(
     """The waves in order, each with its targets (in fleet order) and its parallelism: the
     wave's jobs, never above the run's --jobs (the connection budget)."""
     if not rollout:
-        return [Planned(ALL, list(members), jobs)]
+        return [Planned(ALL, list(members), max(1, min(jobs, len(members))))]
     taken: dict[str, list[Member]] = {w.name: [] for w in rollout}
     catch_all = next((w for w in rollout if not w.targets), None)
     rest: list[Member] = []
@@ -41,7 +41,9 @@ def plan(
             rest.append(member)
         else:
             taken[wave.name].append(member)
-    planned = [Planned(w, taken[w.name], min(w.jobs or jobs, jobs)) for w in rollout]
+    planned = [
+        Planned(w, taken[w.name], max(1, min(w.jobs or jobs, jobs, len(taken[w.name])))) for w in rollout
+    ]
     if rest:
-        planned.append(Planned(REST, rest, jobs))
+        planned.append(Planned(REST, rest, min(jobs, len(rest))))
     return planned

@@ -68,7 +68,8 @@ class FleetRun:
                     outcomes[member.name] = TargetOutcome(member.name, wave.name, NOT_STARTED, 0)
                 continue
             stopped = self._wave(planned, wave, outcomes)
-        return list(outcomes.values()), wave_outcomes
+        in_order = [outcomes[m.name] for planned in waves for m in planned.members]  # not as they finished
+        return in_order, wave_outcomes
 
     def _wave(
         self, planned: Planned[FleetMember], wave: WaveOutcome, outcomes: dict[str, TargetOutcome]

@@ -16,7 +16,12 @@ def one_line(result: OperationResult) -> str:
     kind = type(report).__name__
     if kind == "MigrationReport":
         done = [i for i in report.items if i.status in ("applied", "rolled back", "planned", "marked")]
-        verb = {"migrate": "applied", "rollback": "rolled back", "plan": "would apply"}.get(report.kind)
+        verb = {
+            "migrate": "applied",
+            "rollback": "rolled back",
+            "plan": "would apply",
+            "rollback-plan": "would roll back",
+        }.get(report.kind)
         if verb and done:
             return f"{verb} {len(done)} migration(s)"
         return "up to date" if report.kind == "migrate" else f"{report.kind}: nothing to do"
