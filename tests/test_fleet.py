@@ -424,3 +424,41 @@ def test_a_pipeline_runs_per_target_with_its_undo_and_variables(
             assert has_table == (name != names[2]), name
             if has_table:
                 assert conn.execute("SELECT name FROM organizations").fetchall() == [(name,)]
+
+
+# ----------------------------------------------------------------------------- kill -9
+
+
+def test_kill_9_of_a_fleet_run_leaves_each_target_whole(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet
+) -> None:
+    """SIGKILL of the fleet process while several targets are migrating: on every target each
+    migration is applied and recorded, or neither; the next run completes them all."""
+    count = 12
+    names = make_fleet(6)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names), migrations=False)
+    many_migrations(project / "migrations", count)
+    urls = [url_for(admin_url, name) for name in names]
+
+    def progress() -> list[int]:
+        done = []
+        for url in urls:
+            with psycopg.connect(url, autocommit=True) as conn:
+                done.append(consistent(conn, count))
+        return done
+
+    child = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "3")
+    deadline = time.monotonic() + 120
+    while sum(1 for n in progress() if n > 0) < 2 and child.poll() is None:  # two targets part-way
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.communicate()
+    assert child.returncode == -signal.SIGKILL
+    after = progress()  # consistent() asserts each target whole
+    assert any(n < count for n in after), after  # the kill came before the end
+
+    final = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "3")
+    out, err = final.communicate(timeout=300)
+    assert final.returncode == 0, out + err
+    assert progress() == [count] * len(names)

@@ -31,7 +31,7 @@ def plan(
     """The waves in order, each with its targets (in fleet order) and its parallelism: the
     wave's jobs, never above the run's --jobs (the connection budget)."""
     if not rollout:
-        return [Planned(ALL, list(members), max(1, min(jobs, len(members))))]
+        return [Planned(ALL, list(members), _width(jobs, jobs, len(members)))]
     taken: dict[str, list[Member]] = {w.name: [] for w in rollout}
     catch_all = next((w for w in rollout if not w.targets), None)
     rest: list[Member] = []
@@ -45,5 +45,9 @@ def plan(
         Planned(w, taken[w.name], max(1, min(w.jobs or jobs, jobs, len(taken[w.name])))) for w in rollout
     ]
     if rest:
-        planned.append(Planned(REST, rest, min(jobs, len(rest))))
+        planned.append(Planned(REST, rest, _width(jobs, jobs, len(rest))))
     return planned
+
+
+def _width(wanted: int, budget: int, targets: int) -> int:
+    return max(1, min(wanted, budget, targets))
