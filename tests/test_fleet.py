@@ -316,7 +316,7 @@ def test_status_on_a_fleet_names_the_lagging_targets(
     assert result.code == 0, result.text
     assert "Needs attention (2):" in result.out
     for name in behind:
-        assert f"⚠ {name}: behind: 2 pending ({SAMPLE_IDS[5]}, {SAMPLE_IDS[6]})" in result.out
+        assert f"⚠ {name}: behind: 2 pending, from {SAMPLE_IDS[5]}" in result.out
     for name in (names[0], names[3]):
         assert f"⚠ {name}" not in result.out
     gate = cli("status", "--env", "tenants", "--check", "--json")
@@ -462,3 +462,48 @@ def test_kill_9_of_a_fleet_run_leaves_each_target_whole(
     out, err = final.communicate(timeout=300)
     assert final.returncode == 0, out + err
     assert progress() == [count] * len(names)
+
+
+# ----------------------------------------------------------------------------- the examples
+
+
+def test_the_ci_examples_cover_the_fleet_once(tmp_path: Path, admin_url: str, make_fleet: MakeFleet) -> None:
+    """The command lines of examples/ (Azure DevOps parallel jobs, Kubernetes Indexed Job), run
+    as their N jobs would run them: together they migrate every tenant exactly once."""
+    import yaml
+
+    names = make_fleet(9)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names))
+    text = (project / "dbops.yaml").read_text().replace(f'url: "{admin_url}"', "url: ${TENANTS_SERVER_URL}")
+    (project / "dbops.yaml").write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_") and k != "DATABASE_URL"}
+    env.update(TENANTS_SERVER_URL=admin_url, PATH=f"{Path(dbops_bin()).parent}{os.pathsep}{env['PATH']}")
+
+    azure = yaml.safe_load((REPO / "examples" / "azure-pipelines-fleet.yml").read_text())
+    job = azure["jobs"][0]
+    count = job["strategy"]["parallel"]
+    script = next(s["script"] for s in job["steps"] if "--shard" in s.get("script", ""))
+    pod = yaml.safe_load((REPO / "examples" / "k8s-fleet-migrate.yaml").read_text())["spec"]
+    assert pod["completionMode"] == "Indexed" and pod["completions"] == count
+    container = pod["template"]["spec"]["containers"][0]
+
+    for position in range(1, count + 1):  # Azure: $(System.JobPositionInPhase) is 1..N
+        line = script.replace("$(System.JobPositionInPhase)", str(position))
+        line = line.replace("$(System.TotalJobsInPhase)", str(count))
+        done = subprocess.run(["bash", "-c", line], cwd=project, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    for name in names:
+        assert applies(admin_url, name) == SAMPLE_IDS, name
+    reports = [json.loads((project / f"fleet-{k}.json").read_text()) for k in range(1, count + 1)]
+    assert sorted(n for r in reports for n in by_target(r)) == names
+
+    ran: list[str] = []
+    for index in range(count):  # Kubernetes: JOB_COMPLETION_INDEX is 0..N-1
+        args = [*container["command"], *container["args"]]
+        args[-1] = args[-1].replace("dbops migrate", "dbops status") + " --json"
+        done = subprocess.run(
+            args, cwd=project, env={**env, "JOB_COMPLETION_INDEX": str(index)}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        ran += list(by_target(json.loads(done.stdout)))
+    assert sorted(ran) == names

@@ -278,7 +278,7 @@ def _rollout(raw: Any, keypath: KeyPath, doc: _Doc) -> tuple[Wave, ...]:
         raise doc.error(
             keypath, "expected a list of waves, e.g. [{wave: canary, targets: [t1]}, {wave: rest}]"
         )
-    waves = []
+    waves: list[Wave] = []
     for i, item in enumerate(raw):
         at: KeyPath = (*keypath, i)
         section = _mapping(item, at, doc)

@@ -57,8 +57,9 @@ def attention(result: OperationResult) -> list[str]:
     if kind == "StatusReport":
         m = report.migrations
         if m.pending:
-            more = ", ..." if m.pending > 3 else ""
-            found.append(f"behind: {m.pending} pending ({', '.join(m.pending_ids[:3])}{more})")
+            found.append(
+                f"behind: {m.pending} pending, from {m.pending_ids[0]}" if m.pending_ids else "behind"
+            )
         if m.edited_files:
             found.append(f"edited after applied: {', '.join(m.edited_files)}")
         if m.missing_files:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -99,13 +99,12 @@ def _read_file(fleet: Fleet) -> list[FleetTarget]:
     targets = []
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip() and not line.lstrip().startswith("#"):
-            where = f"{fleet.file.name}:{number}"
-            targets.append(
-                target_of_line(
-                    line, lambda message, where=where: ConfigError(f"{where}: {message}", "Fix that line")
-                )
-            )
+            targets.append(target_of_line(line, _line_error(f"{fleet.file.name}:{number}")))
     return targets
+
+
+def _line_error(where: str) -> Callable[[str], ConfigError]:
+    return lambda message: ConfigError(f"{where}: {message}", "Fix that line of the targets file")
 
 
 def _discover(env: Environment, fleet: Fleet) -> list[FleetTarget]:
@@ -124,7 +123,7 @@ def _discover(env: Environment, fleet: Fleet) -> list[FleetTarget]:
     target = Target.from_url(control, where=where)
     try:
         with connect(target, env) as conn:
-            cursor = conn.execute(fleet.discover)  # type: ignore[arg-type]  # the project's own query
+            cursor = conn.execute(fleet.discover)  # the project's own query
             columns = [c.name for c in cursor.description or ()]
             rows = cursor.fetchall()
     except DbopsError:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbops.engine.results import ErrorInfo
-from dbops.output.render import Line, heading
+from dbops.output.render import Line, Style, heading
 
 # a target's state, from its exit code (dbops.errors), or "not started"
 STATES = {0: "ok", 1: "failed", 2: "usage error", 3: "refused", 4: "undo failed", 130: "interrupted"}
@@ -91,15 +91,15 @@ class FleetReport:
         lines.append(("", f"{', '.join(scope)}; up to {self.jobs} at once; {self.duration_s:.1f}s"))
         if len(self.waves) > 1 or (self.waves and self.waves[0].name != "all"):
             for wave in self.waves:
-                style = "ok" if wave.state == "done" and not wave.failed else "fail" if wave.failed else "dim"
-                failed = f", {wave.failed} failed" if wave.failed else ""
-                what = f"{wave.targets} target(s), {wave.jobs} at once: {wave.state}{failed}"
+                style: Style = "fail" if wave.failed else "ok" if wave.state == "done" else "dim"
+                count = f", {wave.failed} failed" if wave.failed else ""
+                what = f"{wave.targets} target(s), {wave.jobs} at once: {wave.state}{count}"
                 lines.append((style, f"  wave {wave.name}: {what}"))
         lines.append(("", ""))
         lines.append(("key", f"{'State':<14} Targets"))
-        for state, count in sorted(self.counts().items(), key=lambda item: (item[0] != "ok", item[0])):
-            style = "ok" if state == "ok" else "dim" if state == NOT_STARTED else "fail"
-            lines.append((style, f"{state:<14} {count}"))
+        for state, number in sorted(self.counts().items(), key=lambda item: (item[0] != "ok", item[0])):
+            kind: Style = "ok" if state == "ok" else "dim" if state == NOT_STARTED else "fail"
+            lines.append((kind, f"{state:<14} {number}"))
         failed = self.failed()
         if failed:
             lines += [("", ""), ("fail", f"Failed ({len(failed)}):")]
