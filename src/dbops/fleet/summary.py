@@ -27,7 +27,8 @@ def one_line(result: OperationResult) -> str:
         return "up to date" if report.kind == "migrate" else f"{report.kind}: nothing to do"
     if kind == "StatusReport":
         m = report.migrations
-        return f"{m.applied} applied, {m.pending} pending" + ("" if report.healthy else ", health failing")
+        failing = any(c.result == "fail" for c in report.health)
+        return f"{m.applied} applied, {m.pending} pending" + (", health failing" if failing else "")
     if kind == "ValidateReport":
         differences = len(report.differences)
         if differences:
@@ -64,9 +65,15 @@ def attention(result: OperationResult) -> list[str]:
             found.append(f"edited after applied: {', '.join(m.edited_files)}")
         if m.missing_files:
             found.append(f"applied but deleted: {', '.join(m.missing_files)}")
-        failing = [c.name for c in report.health if c.result == "fail"]
-        if failing:
-            found.append(f"health failing: {', '.join(failing)}")
+        covered = ("pending migrations", "migration files")  # said above
+        for result, what in (("fail", "health failing"), ("warn", "health warning")):
+            checks = [
+                f"{c.name} ({c.detail})"
+                for c in report.health
+                if c.result == result and c.name not in covered
+            ]
+            if checks:
+                found.append(f"{what}: {', '.join(checks)}")
     elif kind == "ValidateReport":
         if report.differences:
             found.append(f"drift: {'; '.join(d.message for d in report.differences[:3])}")

@@ -111,8 +111,22 @@ class FleetReport:
         never = self.not_started()
         if never:
             lines += [("", ""), ("dim", f"Never started ({len(never)}): {', '.join(never)}")]
-        if not failed and not never:
-            details = sorted({t.summary for t in self.targets if t.summary})
-            if len(details) == 1:
-                lines += [("", ""), ("ok", f"✓ Every target: {details[0]}")]
-        return lines
+        return lines + self._done_lines()
+
+    def _done_lines(self) -> list[Line]:
+        """What the targets that succeeded did: one line when they all did the same, else a
+        line per kind of result (with its count), or per target when they all differ."""
+        done = [t for t in self.targets if t.state == "ok"]
+        kinds = Counter(t.summary for t in done if t.summary)
+        if not kinds:
+            return []
+        if len(kinds) == 1 and len(done) == len(self.targets):
+            return [("", ""), ("ok", f"✓ Every target: {next(iter(kinds))}")]
+        lines: list[Line] = [("", ""), ("ok", f"Succeeded ({len(done)}):")]
+        if any(count > 1 for count in kinds.values()) or len(done) > 50:
+            shown = kinds.most_common(5)
+            lines += [("ok", f"  ✓ {count} target(s): {summary}") for summary, count in shown]
+            if len(kinds) > 5:
+                lines.append(("dim", f"  ... and {len(kinds) - 5} other result(s) (--json has each)"))
+            return lines
+        return lines + [("ok", f"  ✓ {t.name}: {t.summary}") for t in done]
