@@ -507,3 +507,26 @@ def test_the_ci_examples_cover_the_fleet_once(tmp_path: Path, admin_url: str, ma
         assert done.returncode == 0, done.stdout + done.stderr
         ran += list(by_target(json.loads(done.stdout)))
     assert sorted(ran) == names
+
+
+def test_validate_on_a_fleet_shows_the_drift_of_each_target(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    names = make_fleet(3)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names))
+    in_project(project)
+    assert cli("migrate", "--env", "tenants").code == 0
+    with psycopg.connect(url_for(admin_url, names[1]), autocommit=True) as conn:
+        conn.execute("ALTER TABLE users DROP COLUMN last_name")
+
+    result = cli("validate", "--env", "tenants", "--json")
+
+    targets = by_target(json.loads(result.out))
+    drifted = targets[names[1]]
+    assert "last_name" in drifted["summary"] and drifted["summary"].startswith("drift: ")
+    assert any("last_name" in a for a in drifted["attention"])
+    for name in (names[0], names[2]):
+        assert targets[name]["state"] == "ok" and targets[name]["attention"] == []
+    assert result.code == (1 if drifted["state"] == "failed" else 0)
+    text = cli("validate", "--env", "tenants")
+    assert f"{names[1]}: drift: " in text.out

@@ -10,9 +10,11 @@ from dbops.output.render import OperationResult
 
 
 def one_line(result: OperationResult) -> str:
+    report: Any = result.report
+    if type(report).__name__ == "ValidateReport" and report.differences:  # the drift says more than the error
+        return f"drift: {len(report.differences)} difference(s), e.g. {report.differences[0].message}"
     if result.error is not None:
         return result.error.message.splitlines()[0] if result.error.message else result.error.kind
-    report: Any = result.report
     kind = type(report).__name__
     if kind == "MigrationReport":
         done = [i for i in report.items if i.status in ("applied", "rolled back", "planned", "marked")]
@@ -30,9 +32,6 @@ def one_line(result: OperationResult) -> str:
         failing = any(c.result == "fail" for c in report.health)
         return f"{m.applied} applied, {m.pending} pending" + (", health failing" if failing else "")
     if kind == "ValidateReport":
-        differences = len(report.differences)
-        if differences:
-            return f"drift: {differences} difference(s), e.g. {report.differences[0].message}"
         return "in sync with the migrations" + (f", {len(report.pending)} pending" if report.pending else "")
     if kind == "SeedReport":
         created = sum(getattr(t, "created", 0) or 0 for t in report.tables)
