@@ -24,6 +24,7 @@ from dbops.engine.pipeline import as_dbops_error, run_pipeline
 from dbops.engine.prepare import prepare
 from dbops.engine.results import ErrorInfo, PipelineResult
 from dbops.errors import EXIT_INTERRUPTED, UsageError
+from dbops.output import live
 from dbops.output.render import OperationResult, Output
 
 # An operation's options, built by the boundary from the task's flags (dbops.engine.options):
@@ -47,7 +48,7 @@ def run_operation(
     result = OperationResult(name, environment=env)
     output = Output(json_mode=json)
     with sigterm_as_interrupt():
-        state_dir = _execute(result, options, safety, env=env, config=config, interactive=output.color)
+        state_dir = _execute(result, options, safety, env=env, config=config, output=output)
     output.emit(result)
     if state_dir is not None:
         oplog.append(state_dir, result, time.monotonic() - started)
@@ -83,7 +84,7 @@ def run_across_environments(
         started = time.monotonic()
         result = OperationResult(name, environment=env_name)
         with sigterm_as_interrupt():
-            state_dir = _execute(result, options, safety, env=env_name, config=config)
+            state_dir = _execute(result, options, safety, env=env_name, config=config, output=output)
         if not json:
             output.emit(result)
         if state_dir is not None:
@@ -109,9 +110,10 @@ def _execute(
     *,
     env: str | None,
     config: str | None,
-    interactive: bool = False,
+    output: Output,
 ) -> Path | None:
-    """Fill result in; returns the project's state folder once the config is known."""
+    """Fill result in; returns the project's state folder once the config is known. `output`
+    shows the run as it goes (dbops.output.live), then the final report."""
     state_dir = None
     try:
         cfg = load_config(RULES, config)
@@ -119,7 +121,7 @@ def _execute(
         environment = cfg.environment(env)
         if environment.fleet is not None:  # the fleet operations go to dbops.fleet instead
             raise _not_on_a_fleet(result.operation, environment.name)
-        execute_in(result, cfg, environment, options, safety, interactive=interactive)
+        execute_in(result, cfg, environment, options, safety, output)
     except Exception as exc:  # expected failures, and any bug: one line, no traceback
         failure = as_dbops_error(exc)
         result.error = ErrorInfo.of(failure)
@@ -141,18 +143,20 @@ def execute_in(
     environment: Environment,
     options: MakeOptions,
     safety: Safety,
-    *,
-    interactive: bool = False,
+    output: Output,
 ) -> None:
     """Run the operation on one environment of a loaded config and fill result in (a fleet
-    runs each target through it, with the target's environment)."""
+    runs each target through it, with the target's environment and an output that shows
+    nothing as it goes: the fleet report says it all)."""
     ctx: RunContext | None = None
     try:
         result.environment = environment.name
-        ctx = RunContext(cfg, environment, interactive=interactive)
+        ctx = RunContext(cfg, environment, interactive=output.animated)
         result.database = ctx.database()  # as far as known now, for a refusal's log line
         prepared = prepare(result.operation, options(), safety, ctx)
-        pipeline = run_pipeline(result.operation, prepared.steps, ctx)
+        run = ctx
+        with live.follow(output, lambda so_far: prepared.report(run, so_far)) as ctx.watch:
+            pipeline = run_pipeline(result.operation, prepared.steps, ctx)
         result.pipeline = pipeline
         result.report = prepared.report(ctx, pipeline)
         result.error = _interrupted(pipeline) if pipeline.interrupted else _failed(pipeline)

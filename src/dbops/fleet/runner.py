@@ -22,7 +22,7 @@ from dbops.engine.options import Safety
 from dbops.fleet.rollout import Planned
 from dbops.fleet.summary import attention, one_line
 from dbops.fleet.targets import FleetMember
-from dbops.output.render import OperationResult
+from dbops.output.render import OperationResult, Output
 from dbops.output.reports.fleet import NOT_STARTED, STATES, TargetOutcome, WaveOutcome
 
 
@@ -110,7 +110,10 @@ class FleetRun:
             self.progress.running[member.name] = started
         result = OperationResult(self.operation, self.environment.name)
         try:
-            execute_in(result, self.config, member.environment(self.environment), self.options, self.safety)
+            quiet = Output(json_mode=True)  # nothing streamed per target: the fleet report says it all
+            execute_in(
+                result, self.config, member.environment(self.environment), self.options, self.safety, quiet
+            )
         finally:
             took = time.monotonic() - started
             with self.progress.lock:

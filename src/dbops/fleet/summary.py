@@ -65,11 +65,9 @@ def attention(result: OperationResult) -> list[str]:
         if m.missing_files:
             found.append(f"applied but deleted: {', '.join(m.missing_files)}")
         covered = ("pending migrations", "migration files")  # said above
-        for result, what in (("fail", "health failing"), ("warn", "health warning")):
+        for level, what in (("fail", "health failing"), ("warn", "health warning")):
             checks = [
-                f"{c.name} ({c.detail})"
-                for c in report.health
-                if c.result == result and c.name not in covered
+                f"{c.name} ({c.detail})" for c in report.health if c.result == level and c.name not in covered
             ]
             if checks:
                 found.append(f"{what}: {', '.join(checks)}")
