@@ -530,3 +530,58 @@ def test_validate_on_a_fleet_shows_the_drift_of_each_target(
     assert result.code == (1 if drifted["state"] == "failed" else 0)
     text = cli("validate", "--env", "tenants")
     assert f"{names[1]}: drift: " in text.out
+
+
+def test_sigterm_starts_no_further_target_and_retry_failed_runs_the_rest(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet
+) -> None:
+    names = make_fleet(8)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names), migrations=False)
+    many_migrations(project / "migrations", 6)  # about 30 ms per target: time to stop part-way
+    child = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "1", "--json")
+    deadline = time.monotonic() + 120
+    while not applies(admin_url, names[1]) and child.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=120)
+
+    assert child.returncode == 130, out + err
+    doc = json.loads(out)
+    states = {n: t["state"] for n, t in by_target(doc).items()}
+    started = [n for n in names if states[n] != "not started"]
+    assert 2 <= len(started) < len(names) and all(states[n] == "ok" for n in started), states
+    hint = "dbops migrate --env tenants --retry-failed"
+    assert doc["error"]["message"].startswith("Interrupted: ") and hint in doc["error"]["hint"]
+
+    rest = subprocess.run(
+        [dbops_bin(), *hint.split()[1:], "--json"],
+        cwd=project,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")},
+        capture_output=True,
+        text=True,
+    )
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert list(by_target(json.loads(rest.stdout))) == [n for n in names if n not in started]
+    for name in names:
+        assert len(applies(admin_url, name)) == 6, name
+
+
+def test_a_target_password_is_never_shown_or_logged(
+    tmp_path: Path, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    secret = "Fl33tS3cretPassw0rd"
+    (tmp_path / "migrations").mkdir()
+    write_config(
+        tmp_path,
+        "environments:\n  tenants:\n    fleet:\n      targets:\n"
+        f"        - postgresql://app:{secret}@127.0.0.1:1/tenant_a\n"
+        f"        - {{name: tenant_b, url: 'postgresql://app:{secret}@127.0.0.1:1/b'}}\n",
+    )
+    in_project(tmp_path)
+    for args in (["migrate", "--env", "tenants"], ["status", "--env", "tenants", "--json"]):
+        result = cli(*args)
+        assert result.code == 1, result.text
+        assert secret not in result.text
+        assert "tenant_a" in result.text and "tenant_b" in result.text
+    assert secret not in (tmp_path / ".dbops" / "log" / "operations.jsonl").read_text()

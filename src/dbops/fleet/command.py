@@ -98,6 +98,11 @@ def run_fleet(
             result.error = ErrorInfo.of(failure)
             result.exit_code = failure.exit_code
             oplog.append(cfg.state_dir, result, time.monotonic() - started)
+        except KeyboardInterrupt:  # outside the waves (the runner handles it within them)
+            hint = "Each target that ran is whole; the operation log has a line for each"
+            result.error = ErrorInfo("Interrupted", hint, EXIT_INTERRUPTED, "Interrupted")
+            result.exit_code = EXIT_INTERRUPTED
+            result.report = None
     output.emit(result)
     return result.exit_code
 

@@ -81,24 +81,24 @@ class FleetRun:
         with ThreadPoolExecutor(max_workers=planned.jobs, thread_name_prefix="dbops-fleet") as pool:
             running: dict[Future[TargetOutcome], FleetMember] = {}
             while queue or running:
-                while queue and len(running) < planned.jobs and not failed and not self.stop.is_set():
-                    member = queue.pop(0)
-                    running[pool.submit(self._target, member, wave.name)] = member
-                if not running:
-                    break
-                try:
+                try:  # Ctrl-C (or SIGTERM) lands in this thread: no new target, the running ones finish
+                    while queue and len(running) < planned.jobs and not failed and not self.stop.is_set():
+                        member = queue[0]
+                        running[pool.submit(self._target, member, wave.name)] = member
+                        queue.pop(0)
+                    if not running:
+                        break
                     finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:  # no new target; the running ones finish
+                    for future in finished:
+                        outcome = future.result()
+                        if running.pop(future, None) is None:
+                            continue
+                        outcomes[outcome.name] = outcome
+                        if outcome.failed:
+                            wave.failed += 1
+                            failed = failed or (tolerated is not None and wave.failed > tolerated)
+                except KeyboardInterrupt:
                     self.stop.set()
-                    continue
-                for future in finished:
-                    member = running.pop(future)
-                    outcome = future.result()
-                    outcomes[member.name] = outcome
-                    if outcome.failed:
-                        wave.failed += 1
-                        if tolerated is not None and wave.failed > tolerated:
-                            failed = True
         for member in queue:  # left when the wave failed or a stop came
             outcomes[member.name] = TargetOutcome(member.name, wave.name, NOT_STARTED, 0)
         wave.state = "stopped" if failed or (queue and self.stop.is_set()) else "done"
