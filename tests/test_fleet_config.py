@@ -50,6 +50,26 @@ def test_a_static_list_of_names_urls_and_mappings(tmp_path: Path) -> None:
     assert "s3cret" not in repr(members[0])
 
 
+def test_a_listed_url_takes_variables_from_the_environment_and_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TENANT_D_PASSWORD", "pw-from-ci")
+    config = load(
+        tmp_path,
+        "      targets:\n"
+        "        - {name: d, url: 'postgresql://app:${TENANT_D_PASSWORD}@${region}.example.com/d',"
+        " variables: {region: eu}}\n"
+        "        - {name: e, url: 'postgresql://app@h/${MISSING}'}\n",
+    )
+    env = config.environment("tenants")
+    assert env.fleet is not None
+    with pytest.raises(ConfigError, match=r"targets.e.url: variable MISSING is not set"):
+        resolve(env, env.fleet)
+    monkeypatch.setenv("MISSING", "e")
+    members = resolve(env, env.fleet)
+    assert members[0].url == "postgresql://app:pw-from-ci@eu.example.com/d"
+
+
 def test_a_file_of_targets(tmp_path: Path) -> None:
     (tmp_path / "tenants.txt").write_text("# tenants\ntenant_1\n\n  tenant_2  \npostgresql://h/tenant_3\n")
     config = load(tmp_path, "      file: tenants.txt\n      jobs: 2\n")

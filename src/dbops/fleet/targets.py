@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -58,6 +59,9 @@ def resolve(env: Environment, fleet: Fleet) -> list[FleetMember]:
                 "Give each target a name of its own",
             )
         url = target.url
+        if url is not None and fleet.discover is None and fleet.file is None:  # dbops.yaml's own: ${VAR}
+            values = {**env.file_values(), **os.environ, **target.variables}
+            url = interpolate(url, values, f"{fleet.where}.targets.{target.name}.url", env.env_file)
         if url is None:
             base = base or _server_url(env)
             url = with_database(base, target.name)
@@ -112,8 +116,6 @@ def _discover(env: Environment, fleet: Fleet) -> list[FleetTarget]:
     datname), url, and any others as the target's variables."""
     assert fleet.discover is not None
     if fleet.control is not None:
-        import os  # lazy: only a control URL of its own reads the environment's variables
-
         control = interpolate(fleet.control, {**env.file_values(), **os.environ}, f"{fleet.where}.control")
         where = f"{fleet.where}.control"
     else:
