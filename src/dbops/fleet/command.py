@@ -4,6 +4,7 @@ it as usual (dbops.boundary), and refuses the fleet flags."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from dbops.errors import EXIT_INTERRUPTED, DbopsError, PolicyRefused, UsageError
 from dbops.fleet import retry, rollout, shard
 from dbops.fleet.live import live
 from dbops.fleet.runner import FleetRun, Progress
+from dbops.fleet.summary import one_line
 from dbops.fleet.targets import FleetMember, resolve, select
-from dbops.output.render import OperationResult, Output
+from dbops.output.render import OperationResult, Output, Style
 from dbops.output.reports.fleet import NOT_STARTED, FleetReport
 from dbops.steps.confirm import Guard
 
@@ -138,15 +140,23 @@ def _run(
     _refuse_questions(cfg, environment, members[0], name, options, safety)
     run_id = uuid.uuid4().hex[:12]
 
+    lines = not output.json_mode and not output.animated  # a CI log: a line per target as it ends
+    writing = threading.Lock()
+
     def log(member: FleetMember, wave: str, target_result: OperationResult, took: float) -> None:
         target_result.database = member.name
         extra = {"fleet_run": run_id, "target": member.name, "wave": wave, "shard": flags.shard}
         oplog.append(cfg.state_dir, target_result, took, extra)
+        if lines:
+            mark: tuple[Style, str] = ("ok", "✓") if target_result.ok else ("fail", "✗")
+            line = f"{mark[1]} {member.name}: {one_line(target_result)} ({took:.1f}s)"
+            with writing:
+                output.write([(mark[0], line)], output.stdout)
 
     progress = Progress(len(members))
     runner = FleetRun(cfg, environment, name, options, safety, progress, log)
     waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
-    with live(output.terminal, f"{name} on {environment.name}", progress, output.stdout):
+    with live(output.animated, f"{name} on {environment.name}", progress, output.stdout):
         report.targets, report.waves = runner.run(waves)
     for outcome in report.targets:
         if outcome.state == NOT_STARTED:
