@@ -585,3 +585,25 @@ def test_a_target_password_is_never_shown_or_logged(
         assert secret not in result.text
         assert "tenant_a" in result.text and "tenant_b" in result.text
     assert secret not in (tmp_path / ".dbops" / "log" / "operations.jsonl").read_text()
+
+
+def test_python_migrations_load_right_in_every_thread(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    """Targets that load the same Python migrations at the same moment, in threads, each get
+    their own steps."""
+    names = make_fleet(6)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names), migrations=False)
+    for i in range(1, 6):
+        (project / "migrations" / f"{i:03d}_py.py").write_text(
+            "from yoyo import step\n\n"
+            f"steps = [step('CREATE TABLE py{i} (id int)', 'DROP TABLE py{i}'),"
+            f" step('INSERT INTO py{i} VALUES ({i})', 'DELETE FROM py{i}')]\n"
+        )
+    in_project(project)
+    result = cli("migrate", "--env", "tenants", "--jobs", "6")
+    assert result.code == 0, result.text
+    for name in names:
+        with psycopg.connect(url_for(admin_url, name), autocommit=True) as conn:
+            for i in range(1, 6):
+                assert conn.execute(f"SELECT id FROM py{i}").fetchall() == [(i,)], (name, i)

@@ -247,8 +247,8 @@ def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
 
     migration = registry[file.id]
     try:
-        # yoyo collects step() calls in module-global state: one load at a time (a fleet run
-        # loads in several threads)
+        # the logger switch is process-wide: one load at a time (a fleet run loads in threads),
+        # so that one thread's restore never switches it back on under another
         with _YOYO_LOAD, _yoyo_silenced():  # it logs the traceback of a file it cannot import
             migration.load()
     except exceptions.BadMigration as exc:
