@@ -1,4 +1,5 @@
-"""The one transient progress bar (backups, restores, seeds), on a terminal only."""
+"""The one transient progress bar (backups, restores, seeds), on a terminal only: below the
+live view's spinner while one is shown (dbops.output.live), else on its own."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from dbops.output import units
+from dbops.output import live, units
 
 Advance = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
@@ -44,12 +45,24 @@ def bar(
     else:
         columns += (TimeRemainingColumn(),)
     tasks: dict[str, Any] = {}
+    view = live.active()
+    if view is not None:  # one more line of the live view, drawn by it
+        progress = Progress(*columns, console=view.output.console)
+        view.add_bar(progress)
+        try:
+            yield _advance(progress, tasks, label)
+        finally:
+            view.remove_bar(progress)
+        return
     with Progress(*columns, transient=True) as progress:
+        yield _advance(progress, tasks, label)
 
-        def advance(what: str, done: int, total: int | None) -> None:
-            size = units.size(done) + (f"/{units.size(total)}" if total else "")
-            if what not in tasks:
-                tasks[what] = progress.add_task(label.format(what), total=total, size=size)
-            progress.update(tasks[what], completed=done, total=total, size=size)
 
-        yield advance
+def _advance(progress: Any, tasks: dict[str, Any], label: str) -> Advance:
+    def advance(what: str, done: int, total: int | None) -> None:
+        size = units.size(done) + (f"/{units.size(total)}" if total else "")  # as the reports size
+        if what not in tasks:
+            tasks[what] = progress.add_task(label.format(what), total=total, size=size)
+        progress.update(tasks[what], completed=done, total=total, size=size)
+
+    return advance
