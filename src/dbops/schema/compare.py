@@ -438,15 +438,39 @@ def _thing(want: Thing | None, have: Thing | None) -> list[Difference]:
         if aspect in kind.expression_aspects and _same_expression(wanted, had):
             continue
         what = "" if kind.shown == aspect else f" {aspect}"
-        message = f"{subject}{what} mismatch{where}" + _versus(_short(wanted), _short(had))
+        message = f"{subject}{what} mismatch{where}" + _versus(*_around_difference(wanted, had))
         found.append(diff("warning", aspect, wanted, had, message))
     return found
 
 
 def _short(text: str) -> str:
-    """A definition on one line, cut short when long."""
+    """A value on one line, cut short when long."""
     line = _one_line(text)
     return line if len(line) <= _LONG else line[: _LONG - 3] + "..."
+
+
+def _around_difference(expected: str, found: str) -> tuple[str, str]:
+    """Two long definitions on one line each, cut to where they differ (with two words of
+    context on either side): the message shows the difference, the JSON keeps both whole."""
+    want, have = _one_line(expected), _one_line(found)
+    if len(want) <= _LONG and len(have) <= _LONG:
+        return want, have
+    a, b = want.split(" "), have.split(" ")
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    first, last = max(start - 2, 0), max(end - 2, 0)
+
+    def cut(words: list[str]) -> str:
+        middle = " ".join(words[first : len(words) - last])
+        if len(middle) > _LONG:
+            middle = middle[: _LONG - 3] + "..."
+        return ("... " if first else "") + middle + (" ..." if last else "")
+
+    return cut(a), cut(b)
 
 
 # --------------------------------------------------------------------------- equivalent SQL

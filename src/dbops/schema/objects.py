@@ -162,6 +162,27 @@ SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN '
  WHERE {_USER} AND {_mine("pg_proc", "p.oid")}"""
 
 
+def _members(owner: str, oid: str, family: str) -> str:
+    """The operators and support functions an operator class holds, or an operator family holds
+    loose (added with ALTER OPERATOR FAMILY): each is compared with what it belongs to."""
+
+    def belongs(catalog: str, member: str) -> str:
+        return (
+            f"EXISTS (SELECT 1 FROM pg_depend d"
+            f" WHERE d.classid = '{catalog}'::regclass AND d.objid = {member}"
+            f" AND d.refclassid = '{owner}'::regclass AND d.refobjid = {oid})"
+        )
+
+    return f"""
+         'operators', (SELECT string_agg(o.amopstrategy || ' ' || o.amopopr::regoperator, ', '
+                                         ORDER BY o.amopstrategy, o.amopopr::regoperator::text)
+                         FROM pg_amop o WHERE o.amopfamily = {family} AND {belongs("pg_amop", "o.oid")}),
+         'functions', (SELECT string_agg(p.amprocnum || ' ' || p.amproc::regprocedure, ', '
+                                         ORDER BY p.amprocnum, p.amproc::regprocedure::text)
+                         FROM pg_amproc p
+                        WHERE p.amprocfamily = {family} AND {belongs("pg_amproc", "p.oid")})"""
+
+
 _OPERATORS = f"""
 SELECT 'operator', {_q("n.nspname", "o.oprname")}
          || '(' || coalesce(format_type(nullif(o.oprleft, 0), NULL), 'NONE')
@@ -179,19 +200,14 @@ SELECT 'operator class', {_q("n.nspname", "c.opcname")} || ' USING ' || am.amnam
        json_build_object('type', format_type(c.opcintype, NULL), 'default', c.opcdefault::text,
          'family', (SELECT {_q("fn.nspname", "f.opfname")} FROM pg_opfamily f
                       JOIN pg_namespace fn ON fn.oid = f.opfnamespace WHERE f.oid = c.opcfamily),
-         'storage', format_type(nullif(c.opckeytype, 0), NULL)),
+         'storage', format_type(nullif(c.opckeytype, 0), NULL),
+         {_members("pg_opclass", "c.oid", "c.opcfamily")}),
        {_desc("pg_opclass", "c.oid")}, NULL
   FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace JOIN pg_am am ON am.oid = c.opcmethod
  WHERE {_USER} AND {_mine("pg_opclass", "c.oid")}
 UNION ALL
 SELECT 'operator family', {_q("n.nspname", "f.opfname")} || ' USING ' || am.amname, NULL,
-       json_build_object(
-         'operators', (SELECT string_agg(o.amopstrategy || ' ' || o.amopopr::regoperator, ', '
-                                         ORDER BY o.amopstrategy, o.amopopr::regoperator::text)
-                         FROM pg_amop o WHERE o.amopfamily = f.oid),
-         'functions', (SELECT string_agg(p.amprocnum || ' ' || p.amproc::regprocedure, ', '
-                                         ORDER BY p.amprocnum, p.amproc::regprocedure::text)
-                         FROM pg_amproc p WHERE p.amprocfamily = f.oid)),
+       json_build_object({_members("pg_opfamily", "f.oid", "f.oid")}),
        {_desc("pg_opfamily", "f.oid")}, NULL
   FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace JOIN pg_am am ON am.oid = f.opfmethod
  WHERE {_USER} AND {_mine("pg_opfamily", "f.oid")}

@@ -6,7 +6,7 @@ CREATE RULE scratchpad_no_delete AS ON DELETE TO scratchpad WHERE OLD.k = 'keep'
 ALTER TABLE customers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE customers FORCE ROW LEVEL SECURITY;
 CREATE POLICY customers_happy ON customers FOR SELECT USING (mood <> 'sad');
-CREATE POLICY customers_insert ON customers AS RESTRICTIVE FOR INSERT WITH CHECK (quantity < 100);
+CREATE POLICY customers_insert ON customers AS RESTRICTIVE FOR INSERT WITH CHECK (name <> '');
 CREATE VIEW happy_customers AS SELECT id, name FROM customers WHERE mood = 'happy';
 CREATE MATERIALIZED VIEW events_per_day AS SELECT happened, count(*) AS n FROM events GROUP BY happened;
 CREATE UNIQUE INDEX events_per_day_happened ON events_per_day (happened);
