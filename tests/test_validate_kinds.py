@@ -304,3 +304,13 @@ def test_a_difference_as_json(kinds: psycopg.Connection, cli: Run) -> None:
             " (expected: enabled, found: disabled)",
         }
     ]
+
+
+def test_the_hint_names_a_migration_that_can_be_created(kinds: psycopg.Connection, cli: Run) -> None:
+    kinds.execute("DROP PROCEDURE reset_scratchpad()")
+    result = cli("validate")
+    assert result.code == 1
+    hint = result.err.splitlines()[1]
+    assert hint == "Hint: Create a corrective migration: dbops migrate-create fix_reset_scratchpad_schema"
+    created = cli(*hint.split("dbops ", 1)[1].split())
+    assert created.code == 0, created.text

@@ -5,6 +5,7 @@ database is always dropped).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -126,7 +127,13 @@ def _remedy(report: ValidateReport) -> str:
     if not report.differences:
         return pending if report.pending else "Fix the lint findings, or accept each: -- dbops:ignore <rule>"
     first = sorted(report.differences, key=lambda d: d.severity != "error")[0]
-    corrective = f"dbops migrate-create fix_{(first.table or first.name).replace('.', '_')}_schema"
+    corrective = f"dbops migrate-create fix_{_slug(first.table or first.name)}_schema"
     if report.pending:
         return f"{pending}; then, if differences remain: {corrective}"
     return f"Create a corrective migration: {corrective}"
+
+
+def _slug(name: str) -> str:
+    """A name migrate-create takes: 'add_one(integer)' -> add_one_integer, 'app.t' -> app_t."""
+    words = re.findall(r"[a-z0-9]+", name.lower())
+    return "_".join(words)[:40].strip("_") or "schema"
