@@ -680,3 +680,22 @@ def test_models_key_is_checked(project: Path, cli: Run) -> None:
     assert result.err.startswith(
         "Error: dbops.yaml:2: models: expected package.module:metadata, got 'app.models'"
     )
+
+
+def test_migrations_that_need_their_own_commits_build_the_same_schema(
+    migrated: psycopg.Connection, cli: Run, project: Path
+) -> None:
+    """A new enum value cannot be used in the transaction that adds it: the scratch build, which
+    runs migrations together in one transaction, falls back to one by one, as migrate runs them."""
+    folder = project / "migrations"
+    (folder / "20251001090800_deleted_status.sql").write_text(
+        "-- depends: 20251001090700_extras\nALTER TYPE workflow_status ADD VALUE 'deleted';\n"
+    )
+    (folder / "20251001090900_deleted_default.sql").write_text(
+        "-- depends: 20251001090800_deleted_status\n"
+        "ALTER TABLE workflows ALTER COLUMN status SET DEFAULT 'deleted';\n"
+    )
+    assert cli("migrate").code == 0
+    result = cli("validate", "--strict")
+    assert result.code == 0, result.text
+    assert problems(result.out) == []

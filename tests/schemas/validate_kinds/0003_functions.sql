@@ -6,6 +6,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
+CREATE FUNCTION rank_of() RETURNS bigint LANGUAGE internal WINDOW IMMUTABLE AS 'window_rank';
 CREATE PROCEDURE reset_scratchpad() LANGUAGE sql AS $$ DELETE FROM scratchpad $$;
 CREATE FUNCTION sum_sq_step(state numeric, value numeric) RETURNS numeric
     LANGUAGE sql IMMUTABLE AS $$ SELECT state + value * value $$;
