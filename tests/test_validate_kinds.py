@@ -44,7 +44,7 @@ def test_every_kind_is_read(kinds: psycopg.Connection) -> None:
 
     schema = read_schema(kinds)
     present = {kind for kind, _, _ in schema.objects}
-    assert present == {kind.name for kind in KINDS}
+    assert present == {kind.name for kind in KINDS} - {"base type"}  # that needs C functions
     assert {"customers", "events", "events_2020s", "events_other", "archived_events"} <= set(schema.tables)
     assert schema.enums == {"mood": ("sad", "ok", "happy")}
     assert {"happy_customers", "events_per_day"} <= set(schema.views)
@@ -88,6 +88,11 @@ DRIFTS = [
         ["⚠ Warning: Unexpected function 'stray(integer)'"],
     ),
     ("DROP FUNCTION rank_of()", ["✗ Error: Window function 'rank_of()' missing"]),
+    (
+        "ALTER TABLE heap_alias_table SET ACCESS METHOD heap",
+        ["⚠ Warning: Table 'heap_alias_table' access method mismatch (expected: heap_alias, found: heap)"],
+    ),
+    ("DROP LANGUAGE plpgsql_alias", ["✗ Error: Language 'plpgsql_alias' missing"]),
     # aggregates, operators, operator classes, casts
     ("DROP AGGREGATE sum_of_squares(numeric)", ["✗ Error: Aggregate 'sum_of_squares(numeric)' missing"]),
     ("DROP OPERATOR === (mood, mood)", ["✗ Error: Operator '===(mood, mood)' missing"]),

@@ -44,6 +44,8 @@ class Kind:
 KINDS: tuple[Kind, ...] = (
     Kind("schema", "Schema", "error"),
     Kind("extension", "Extension", "error"),
+    Kind("language", "Language", "error"),
+    Kind("access method", "Access method", "error"),
     Kind("function", "Function", "error", sql_aspects=("definition",)),
     Kind("procedure", "Procedure", "error", sql_aspects=("definition",)),
     Kind("aggregate", "Aggregate", "error"),
@@ -52,6 +54,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("operator class", "Operator class", "warning"),
     Kind("operator family", "Operator family", "warning"),
     Kind("cast", "Cast", "error"),
+    Kind("base type", "Base type", "error"),
     Kind("composite type", "Composite type", "error"),
     Kind("domain", "Domain", "error", expression_aspects=("default",)),
     Kind("range type", "Range type", "error"),
@@ -225,6 +228,15 @@ SELECT 'cast', '(' || format_type(c.castsource, NULL) || ' AS ' || format_type(c
 def _types(version: int) -> str:
     multirange = ", 'multirange', r.rngmultitypid::regtype::text" if version >= 140000 else ""
     return f"""
+SELECT 'base type', {_q("n.nspname", "t.typname")}, NULL,
+       json_build_object('input', t.typinput::regproc::text, 'output', t.typoutput::regproc::text,
+         'receive', nullif(t.typreceive, 0)::regproc::text, 'send', nullif(t.typsend, 0)::regproc::text,
+         'length', t.typlen::text, 'alignment', t.typalign::text, 'storage', t.typstorage::text,
+         'category', t.typcategory::text, 'by value', t.typbyval::text),
+       {_desc("pg_type", "t.oid")}, NULL
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype = 'b' AND {_USER} AND {_mine("pg_type", "t.oid")}
+UNION ALL
 SELECT 'composite type', {_q("n.nspname", "t.typname")}, NULL,
        json_build_object('attributes', (
          SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', '
@@ -386,6 +398,20 @@ SELECT 'extension', x.extname::text, NULL,
        json_build_object('version', x.extversion, 'schema', x.extnamespace::regnamespace::text),
        {_desc("pg_extension", "x.oid")}, NULL
   FROM pg_extension x
+UNION ALL
+SELECT 'language', l.lanname::text, NULL,
+       json_build_object('trusted', l.lanpltrusted::text,
+         'handler', nullif(l.lanplcallfoid, 0)::regproc::text,
+         'inline', nullif(l.laninline, 0)::regproc::text,
+         'validator', nullif(l.lanvalidator, 0)::regproc::text),
+       {_desc("pg_language", "l.oid")}, NULL
+  FROM pg_language l WHERE l.oid >= 16384 AND {_mine("pg_language", "l.oid")}
+UNION ALL
+SELECT 'access method', a.amname::text, NULL,
+       json_build_object('type', CASE a.amtype WHEN 'i' THEN 'INDEX' ELSE 'TABLE' END,
+         'handler', a.amhandler::regproc::text),
+       {_desc("pg_am", "a.oid")}, NULL
+  FROM pg_am a WHERE a.oid >= 16384 AND {_mine("pg_am", "a.oid")}
 UNION ALL
 SELECT 'event trigger', e.evtname::text, NULL,
        json_build_object('event', e.evtevent, 'function', e.evtfoid::regprocedure::text,

@@ -93,6 +93,8 @@ SELECT n.nspname, c.relname, pg_describe_object('pg_class'::regclass, c.oid, 0),
              (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
                 FROM pg_inherits i WHERE i.inhrelid = c.oid) END,
          'persistence', CASE c.relpersistence WHEN 'u' THEN 'UNLOGGED' ELSE 'LOGGED' END,
+         'access method', CASE WHEN c.relkind = 'r' THEN
+             (SELECT a.amname FROM pg_am a WHERE a.oid = c.relam) END,
          'row level security', CASE WHEN c.relrowsecurity THEN 'enabled' ELSE 'disabled' END,
          'forced row level security', CASE WHEN c.relforcerowsecurity THEN 'forced' ELSE 'not forced' END,
          'foreign server', (SELECT s.srvname FROM pg_foreign_table f
@@ -283,6 +285,7 @@ def read_schema(conn: psycopg.Connection[Any]) -> Schema:
     )
     with conn.pipeline(), conn.transaction(force_rollback=True):
         conn.execute("SET LOCAL search_path = public")
+        conn.execute("SET LOCAL jit = off")  # compiling the big union costs more than running it
         cursors = [conn.execute(query, {}) for query in queries]
         cursors.append(conn.execute(combined_sql(conn.info.server_version)))
     tables_, constraints, indexes, aspects, enums_, sequences_, views_, objects_ = (

@@ -22,3 +22,6 @@ CREATE OPERATOR CLASS int4_reverse_ops FOR TYPE integer USING btree AS
     OPERATOR 1 >, OPERATOR 2 >=, OPERATOR 3 =, OPERATOR 4 <=, OPERATOR 5 <,
     FUNCTION 1 int4_reverse_cmp(integer, integer);
 COMMENT ON FUNCTION add_one(integer) IS 'Adds one';
+CREATE ACCESS METHOD heap_alias TYPE TABLE HANDLER heap_tableam_handler;
+CREATE TABLE heap_alias_table (id int) USING heap_alias;
+CREATE LANGUAGE plpgsql_alias HANDLER plpgsql_call_handler VALIDATOR plpgsql_validator;
