@@ -399,8 +399,9 @@ def _objects(expected: Schema, actual: Schema) -> list[Difference]:
     found: list[Difference] = []
     for key in keys:
         want, have = expected.objects.get(key), actual.objects.get(key)
-        parent = (want or have).parent  # type: ignore[union-attr]
-        if parent is not None and (parent in here) != (parent in there):
+        either = want or have
+        assert either is not None
+        if either.parent is not None and (either.parent in here) != (either.parent in there):
             continue
         found += _thing(want, have)
     return found
@@ -413,8 +414,10 @@ def _thing(want: Thing | None, have: Thing | None) -> list[Difference]:
     subject = f"{kind.label} '{either.name}'" if kind.quoted else f"{kind.label} {either.name}"
     where = f" on {either.table} table" if either.table else ""
 
-    def diff(severity: str, problem: str, wanted: str | None, had: str | None, message: str) -> Difference:
-        return Difference(severity, kind.name, either.name, either.table, problem, wanted, had, message)  # type: ignore[arg-type]
+    def diff(
+        severity: Severity, problem: str, wanted: str | None, had: str | None, message: str
+    ) -> Difference:
+        return Difference(severity, kind.name, either.name, either.table, problem, wanted, had, message)
 
     if have is None:
         assert want is not None

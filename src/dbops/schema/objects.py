@@ -1,12 +1,13 @@
 """Every object kind beyond tables, views, sequences and enums, read for validate in one query.
 
-Functions, procedures, aggregates, window functions, operators, operator classes and families,
-casts, composite types, domains, range types, collations, text-search configurations,
+Schemas, extensions (with their versions), languages, access methods, functions, procedures,
+aggregates, window functions, operators, operator classes and families, casts, base types,
+composite types, domains, range types, collations, text-search configurations,
 dictionaries, parsers and templates, conversions, statistics objects, triggers (with their
 enabled state), rules, row-level security policies, event triggers, publications, foreign data
-wrappers and servers, schemas, extensions (with their versions), grants, default privileges
-and comments. Each is a :class:`Thing`: its kind, its name, the table it belongs to, and the
-aspects compared, as PostgreSQL prints them with ``search_path = public``.
+wrappers and servers, grants, default privileges and comments. Each is a :class:`Thing`: its
+kind, its name, the table it belongs to, and the aspects compared, as PostgreSQL prints them
+with ``search_path = public``.
 
 What counts is what status counts: user schemas, nothing an extension owns (schema-less
 objects: created after initdb, ``oid >= 16384``), not yoyo's or dbops' bookkeeping. Role names
@@ -23,7 +24,6 @@ from typing import Literal
 from dbops.schema.introspect import YOYO_NAMES
 
 Severity = Literal["error", "warning"]
-Comparison = Literal["text", "sql", "expression"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Thing:
     name: str  # schema-qualified outside public; functions with their argument types
     table: str | None  # the table a trigger, rule or policy is on
     aspects: tuple[tuple[str, str], ...]  # compared one by one, in this order
-    description: str  # pg_describe_object: what comments and grants call it
+    description: str | None  # pg_describe_object: what comments and grants call it (they: None)
     parent: str | None  # the description of what it belongs to (a grant's table, a trigger's table)
 
     def aspect(self, name: str) -> str:

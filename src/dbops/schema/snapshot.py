@@ -245,7 +245,7 @@ class Schema:
     def present(self) -> set[str]:
         """What exists, as pg_describe_object names it: a grant or comment whose object exists
         on one side only is not reported (its object is)."""
-        found = {thing.description for thing in self.objects.values()}
+        found = {thing.description for thing in self.objects.values() if thing.description}
         for table in self.tables.values():
             found.add(table.description)
             found.update(f"column {_ident(c)} of {table.description}" for c in table.columns)
