@@ -37,6 +37,18 @@ def test_every_kind_validates_clean(kinds: psycopg.Connection, cli: Run) -> None
     assert report["expected"]["objects"] == 5
 
 
+@pytest.mark.parametrize("schema", ["every_kind"])
+def test_the_catalogs_every_kind_schema_validates_clean(
+    schema: str, project: Path, cli: Run, db: psycopg.Connection
+) -> None:
+    shutil.rmtree(project / "migrations")
+    shutil.copytree(KINDS_SCHEMA.parent / schema, project / "migrations")
+    assert cli("migrate").code == 0
+    result = cli("validate", "--json", "--strict")
+    assert result.code == 0, result.text
+    assert json.loads(result.out)["report"]["differences"] == []
+
+
 def test_every_kind_is_read(kinds: psycopg.Connection) -> None:
     """The snapshot holds an object of each kind the schema has (so a clean compare means something)."""
     from dbops.schema.objects import KINDS

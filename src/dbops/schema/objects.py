@@ -9,11 +9,11 @@ wrappers and servers, grants, default privileges and comments. Each is a :class:
 kind, its name, the table it belongs to, and the aspects compared, as PostgreSQL prints them
 with ``search_path = public``.
 
-What counts is what status counts: user schemas, nothing an extension owns (schema-less
-objects: created after initdb, ``oid >= 16384``), not yoyo's or dbops' bookkeeping. Role names
-that differ between the scratch database and the live one by construction are normalised:
-an object's owner is ``owner`` in grants and policies, and default privileges of the role
-running validate name no role.
+What counts is what the one catalog (``catalog.py``) counts: user schemas, nothing an
+extension owns (schema-less objects: created after initdb, ``oid >= 16384``), not yoyo's or
+dbops' bookkeeping. Role names that differ between the scratch database and the live one by
+construction are normalised: an object's owner is ``owner`` in grants and policies, and
+default privileges of the role running validate name no role.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from dbops.schema.catalog import FIRST_NORMAL_OID, USER_NAMESPACE
 from dbops.schema.introspect import YOYO_NAMES
 
 Severity = Literal["error", "warning"]
@@ -94,10 +95,10 @@ class Thing:
 
 # --------------------------------------------------------------------------- the SQL
 
+# What the application's is, as the one catalog of object kinds (schema/catalog.py) says.
 _SYSTEM = "('pg_catalog', 'information_schema')"
-_USER = (
-    f"n.nspname NOT IN {_SYSTEM} AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
-)
+_USER = USER_NAMESPACE.format(n="n")
+_INITDB = FIRST_NORMAL_OID  # below it, initdb made the object
 
 
 def _mine(catalog: str, oid: str) -> str:
@@ -222,7 +223,7 @@ SELECT 'cast', '(' || format_type(c.castsource, NULL) || ' AS ' || format_type(c
                                       ELSE 'implicit' END,
          'method', CASE c.castmethod WHEN 'f' THEN 'function' WHEN 'i' THEN 'in/out' ELSE 'binary' END),
        {_desc("pg_cast", "c.oid")}, NULL
-  FROM pg_cast c WHERE c.oid >= 16384 AND {_mine("pg_cast", "c.oid")}"""
+  FROM pg_cast c WHERE c.oid >= {_INITDB} AND {_mine("pg_cast", "c.oid")}"""
 
 
 def _types(version: int) -> str:
@@ -324,7 +325,7 @@ SELECT 'conversion', {_q("n.nspname", "c.conname")}, NULL,
          'default', c.condefault::text),
        {_desc("pg_conversion", "c.oid")}, NULL
   FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace
- WHERE c.oid >= 16384 AND {_USER} AND {_mine("pg_conversion", "c.oid")}"""
+ WHERE c.oid >= {_INITDB} AND {_USER} AND {_mine("pg_conversion", "c.oid")}"""
 
 
 _FOREIGN = f"""
@@ -333,7 +334,7 @@ SELECT 'foreign-data wrapper', w.fdwname::text, NULL,
          'validator', nullif(w.fdwvalidator, 0)::regproc::text,
          'options', array_to_string(w.fdwoptions, ', ')),
        {_desc("pg_foreign_data_wrapper", "w.oid")}, NULL
-  FROM pg_foreign_data_wrapper w WHERE w.oid >= 16384 AND {_mine("pg_foreign_data_wrapper", "w.oid")}
+  FROM pg_foreign_data_wrapper w WHERE w.oid >= {_INITDB} AND {_mine("pg_foreign_data_wrapper", "w.oid")}
 UNION ALL
 SELECT 'foreign server', s.srvname::text, NULL,
        json_build_object('wrapper', w.fdwname, 'type', s.srvtype, 'version', s.srvversion,
@@ -405,20 +406,20 @@ SELECT 'language', l.lanname::text, NULL,
          'inline', nullif(l.laninline, 0)::regproc::text,
          'validator', nullif(l.lanvalidator, 0)::regproc::text),
        {_desc("pg_language", "l.oid")}, NULL
-  FROM pg_language l WHERE l.oid >= 16384 AND {_mine("pg_language", "l.oid")}
+  FROM pg_language l WHERE l.oid >= {_INITDB} AND {_mine("pg_language", "l.oid")}
 UNION ALL
 SELECT 'access method', a.amname::text, NULL,
        json_build_object('type', CASE a.amtype WHEN 'i' THEN 'INDEX' ELSE 'TABLE' END,
          'handler', a.amhandler::regproc::text),
        {_desc("pg_am", "a.oid")}, NULL
-  FROM pg_am a WHERE a.oid >= 16384 AND {_mine("pg_am", "a.oid")}
+  FROM pg_am a WHERE a.oid >= {_INITDB} AND {_mine("pg_am", "a.oid")}
 UNION ALL
 SELECT 'event trigger', e.evtname::text, NULL,
        json_build_object('event', e.evtevent, 'function', e.evtfoid::regprocedure::text,
          'tags', array_to_string(e.evttags, ', '),
          'enabled state', {_enabled("e.evtenabled")}),
        {_desc("pg_event_trigger", "e.oid")}, NULL
-  FROM pg_event_trigger e WHERE e.oid >= 16384 AND {_mine("pg_event_trigger", "e.oid")}
+  FROM pg_event_trigger e WHERE e.oid >= {_INITDB} AND {_mine("pg_event_trigger", "e.oid")}
 UNION ALL
 SELECT 'publication', p.pubname::text, NULL,
        json_build_object('all tables', p.puballtables::text,
@@ -461,7 +462,7 @@ SELECT {_desc("pg_foreign_server", "s.oid")}, s.srvacl, s.srvowner, 'S'
   FROM pg_foreign_server s WHERE {_mine("pg_foreign_server", "s.oid")}
 UNION ALL
 SELECT {_desc("pg_foreign_data_wrapper", "w.oid")}, w.fdwacl, w.fdwowner, 'F'
-  FROM pg_foreign_data_wrapper w WHERE w.oid >= 16384 AND {_mine("pg_foreign_data_wrapper", "w.oid")}"""
+  FROM pg_foreign_data_wrapper w WHERE w.oid >= {_INITDB} AND {_mine("pg_foreign_data_wrapper", "w.oid")}"""
 
 _PRIVILEGE = "a.privilege_type || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END"
 
@@ -492,7 +493,7 @@ _COMMENTS = f"""
 SELECT 'comment', 'on ' || pg_describe_object(d.classoid, d.objoid, d.objsubid), NULL,
        json_build_object('text', d.description), NULL, pg_describe_object(d.classoid, d.objoid, d.objsubid)
   FROM pg_description d
- WHERE (d.objoid >= 16384 OR d.classoid = 'pg_namespace'::regclass AND d.objoid = 'public'::regnamespace)
+ WHERE (d.objoid >= {_INITDB} OR d.classoid = 'pg_namespace'::regclass AND d.objoid = 'public'::regnamespace)
    AND NOT EXISTS (SELECT 1 FROM pg_depend x_
                     WHERE x_.classid = d.classoid AND x_.objid = d.objoid AND x_.deptype = 'e')
    AND coalesce((pg_identify_object(d.classoid, d.objoid, 0)).schema, '') NOT IN {_SYSTEM}
