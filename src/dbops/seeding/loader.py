@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from dbops.config.model import shown
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
-from dbops.migrations.scripts import TRANSACTION_CONTROL, code_of, split_sql
 from dbops.postgres.guarded import run_guarded
+from dbops.seeding import sql_script
 from dbops.seeding.files import BadSeed, Rows, SeedFile
+from dbops.seeding.sql_script import Piece
 from dbops.toposort import CycleError, stable_order
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Seeder:
     # ------------------------------------------------------------------ the whole seed
 
     def load(self, files: Sequence[SeedFile], *, clear: bool) -> None:
+        scripts = [(f, self._sql_pieces(f)) for f in files if f.kind == "sql"]  # refused before any row
         owners = {id(rows): file for file in files for rows in file.tables}
         tables = [rows for f in files for rows in f.tables]
         order = self._fk_order(tables)
@@ -93,8 +95,8 @@ class Seeder:
         for table in order:
             for rows in (r for r in tables if r.table == table):
                 self._load_rows(rows, owners[id(rows)])
-        for file in (f for f in files if f.kind == "sql"):
-            self._run_sql(file)
+        for file, pieces in scripts:
+            self._run_sql(file, pieces)
         for file in (f for f in files if f.kind == "py"):
             self._run_python(file)
         self._fix_sequences()
@@ -500,25 +502,71 @@ class Seeder:
 
     # ------------------------------------------------------------------ SQL and Python seeds
 
-    def _run_sql(self, file: SeedFile) -> None:
+    def _sql_pieces(self, file: SeedFile) -> list[Piece]:
+        """The SQL seed rendered (its COPY data kept out of the template) and split as psql would."""
+        if sql_script.from_pg_dump(file.text):
+            text = file.text
+        else:
+            template, data = sql_script.protect(file.text)
+            text = self._render(file, template, data)
+        return sql_script.split(text, self._shown(file.path), self.conn.info.server_version // 10000)
+
+    def _run_sql(self, file: SeedFile, pieces: list[Piece]) -> None:
+        """Each statement in a savepoint, each COPY ... FROM stdin through COPY; the rows that
+        INSERT and COPY write are counted per table. The session settings the file changes
+        (pg_dump's SET lines, its empty search_path) are put back after it."""
         from psycopg import Error
 
-        text = self._render(file)
-        for statement in split_sql(text):
-            if TRANSACTION_CONTROL.match(code_of(statement.sql)):
-                raise BadSeed(
-                    f"{self._shown(file.path)}:{statement.line}: {statement.summary}: one transaction",
-                    "Remove it: a seed may not commit or roll back part of itself",
-                )
+        shown = self._shown(file.path)
+        before = self._session_settings()
+        for piece in pieces:
+            line = piece.statement.line
             try:
                 with self.conn.transaction():
-                    self.conn.execute(statement.sql)
+                    rows = self._copy_piece(piece) if piece.data is not None else self._execute(piece)
             except Error as exc:
-                raise SeedFailed(
-                    f"{self._shown(file.path)}:{statement.line}: {_describe(exc)}", _hint(exc)
-                ) from None
+                row = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
+                if piece.data is not None and row:
+                    line = piece.data_line + int(row.group(1)) - 1
+                raise SeedFailed(f"{shown}:{line}: {_describe(exc)}", _hint(exc)) from None
+            table = sql_script.target(piece.statement.sql)
+            if table is not None and rows >= 0:
+                result = self.results.setdefault(table, TableResult(table))
+                result.declared += rows
+                result.created += rows
+                if shown not in result.files:
+                    result.files.append(shown)
+        self._restore_settings(before)
 
-    def _render(self, file: SeedFile) -> str:
+    def _execute(self, piece: Piece) -> int:
+        return self.conn.execute(piece.statement.sql).rowcount
+
+    def _copy_piece(self, piece: Piece) -> int:
+        cursor = self.conn.cursor()
+        with cursor.copy(piece.statement.sql) as copy:
+            copy.write(piece.data or "")
+        return cursor.rowcount
+
+    def _session_settings(self) -> dict[str, str]:
+        rows = self.conn.execute("SELECT name, setting FROM pg_settings WHERE source = 'session'")
+        return dict(rows.fetchall())
+
+    def _restore_settings(self, before: dict[str, str]) -> None:
+        """The session's settings as they were before a SQL seed (those it set go back)."""
+        changed = [
+            (name, before.get(name))
+            for name, value in self._session_settings().items()
+            if before.get(name) != value
+        ]
+        for name, value in changed:
+            if value is None:
+                self.conn.execute(
+                    "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name = %s", (name,)
+                )
+            else:
+                self.conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+    def _render(self, file: SeedFile, template: str, data: list[str]) -> str:
         import jinja2
         from psycopg import sql
 
@@ -529,7 +577,7 @@ class Seeder:
         env.filters["sha256"] = lambda value: hashlib.sha256(str(value).encode()).hexdigest()
         env.filters["literal"] = lambda value: sql.Literal(value).as_string(self.conn)
         try:
-            return env.from_string(file.text).render(**self.context)
+            return env.from_string(template).render(**self.context, **{sql_script.DATA: data})
         except Exception as exc:  # syntax errors, undefined names, and errors while rendering
             import traceback
 
