@@ -274,6 +274,12 @@ class _Linter:
             and node.renameType not in (enums.ObjectType.OBJECT_COLUMN, enums.ObjectType.OBJECT_TABCONSTRAINT)
         ):
             self.created.add((node.relation.schemaname or "public", node.newname))
+        elif (
+            kind == "AlterObjectSchemaStmt"
+            and node.relation is not None
+            and not self._existing(node.relation)
+        ):
+            self.created.add((node.newschema, node.relation.relname))
 
     def _heavy(self, node: Any) -> bool:
         """Whether the statement takes a lock that blocks reads or writes of an existing table."""
