@@ -216,3 +216,23 @@ def test_copy_failures_name_the_file_and_line(migrated: Path, cli: Run, db: psyc
     result = cli("seed")
     assert result.code == 2, result.text
     assert "COPY ... FROM stdin ends its line: its data are the lines after it" in refused(result.err)[0]
+
+
+def test_a_failing_statement_among_many_is_named(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
+    """Statements run in pipelined batches: the one that fails is still named by its line."""
+    rows = "".join(
+        f"INSERT INTO organizations (id, name, slug) VALUES ({i}, 'O{i}', 'o{i}');\n" for i in range(1, 1500)
+    )
+    bad = "INSERT INTO organizations (id, name, slug)\n  VALUES (9999, 'Dup', 'o1000');\n"
+    write_seeds(migrated / "seeds", {"02.sql": "SELECT 1;\n" + rows + bad + "SELECT 2;\n"})
+    result = cli("seed")
+    assert result.code == 1, result.text
+    assert refused(result.err)[0] == (
+        'Error: seeds/02.sql:1101: duplicate key value violates unique constraint "organizations_slug_key":'
+        " slug=o1000"
+    )
+    assert count(db, "organizations") == 0
+    write_seeds(migrated / "seeds", {"02.sql": "SELECT 1;\n" + rows})
+    result = cli("seed")
+    assert result.code == 0, result.text
+    assert "✓ Organizations: 1,099 records created" in result.out.splitlines()

@@ -10,6 +10,7 @@ import csv
 import datetime
 import hashlib
 import importlib.util
+import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from psycopg.adapt import AdaptersMap
 
 _CHUNK = 1000  # rows per INSERT statement
+_SQL_BATCH = 1000  # statements of a SQL seed per pipeline
 _COPY_FROM = 2000  # a run of rows this long goes through COPY
 _KEY_DETAIL = re.compile(r"Key \((.+?)\)=\((.*)\)")
 _COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
@@ -512,39 +514,60 @@ class Seeder:
         return sql_script.split(text, self._shown(file.path), self.conn.info.server_version // 10000)
 
     def _run_sql(self, file: SeedFile, pieces: list[Piece]) -> None:
-        """Each statement in a savepoint, each COPY ... FROM stdin through COPY; the rows that
-        INSERT and COPY write are counted per table. The session settings the file changes
-        (pg_dump's SET lines, its empty search_path) are put back after it."""
-        from psycopg import Error
-
+        """The statements in pipelined batches, each COPY ... FROM stdin through COPY, in the
+        seed's transaction; the rows that INSERT and COPY write are counted per table. The
+        session settings the file changes (pg_dump's SET lines, its empty search_path) are put
+        back after it."""
         shown = self._shown(file.path)
         before = self._session_settings()
-        for piece in pieces:
-            line = piece.statement.line
-            try:
-                with self.conn.transaction():
-                    rows = self._copy_piece(piece) if piece.data is not None else self._execute(piece)
-            except Error as exc:
-                row = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
-                if piece.data is not None and row:
-                    line = piece.data_line + int(row.group(1)) - 1
-                raise SeedFailed(f"{shown}:{line}: {_describe(exc)}", _hint(exc)) from None
-            table = sql_script.target(piece.statement.sql)
-            if table is not None and rows >= 0:
-                result = self.results.setdefault(table, TableResult(table))
-                result.declared += rows
-                result.created += rows
-                if shown not in result.files:
-                    result.files.append(shown)
+        at = 0
+        while at < len(pieces):
+            if pieces[at].data is not None:
+                batch, counts = pieces[at : at + 1], [self._copy_piece(pieces[at], shown)]
+            else:
+                batch = list(itertools.takewhile(lambda p: p.data is None, pieces[at : at + _SQL_BATCH]))
+                counts = self._statements(batch, shown)
+            at += len(batch)
+            for piece, rows in zip(batch, counts, strict=True):
+                table = sql_script.target(piece.statement.sql)
+                if table is not None and rows >= 0:
+                    result = self.results.setdefault(table, TableResult(table))
+                    result.declared += rows
+                    result.created += rows
+                    if shown not in result.files:
+                        result.files.append(shown)
         self._restore_settings(before)
 
-    def _execute(self, piece: Piece) -> int:
-        return self.conn.execute(piece.statement.sql).rowcount
+    def _statements(self, batch: list[Piece], shown: str) -> list[int]:
+        """The statements' row counts: run in a pipeline, in a savepoint (one round trip for the
+        batch, not one a statement); after an error, again one at a time, to name the one."""
+        from psycopg import Error
 
-    def _copy_piece(self, piece: Piece) -> int:
+        try:
+            with self.conn.transaction(), self.conn.pipeline():
+                cursors = [self.conn.execute(piece.statement.sql) for piece in batch]
+            return [cursor.rowcount for cursor in cursors]
+        except Error:
+            pass
+        counts = []
+        for piece in batch:
+            try:
+                counts.append(self.conn.execute(piece.statement.sql).rowcount)
+            except Error as exc:
+                raise SeedFailed(f"{shown}:{piece.statement.line}: {_describe(exc)}", _hint(exc)) from None
+        return counts
+
+    def _copy_piece(self, piece: Piece, shown: str) -> int:
+        from psycopg import Error
+
         cursor = self.conn.cursor()
-        with cursor.copy(piece.statement.sql) as copy:
-            copy.write(piece.data or "")
+        try:
+            with cursor.copy(piece.statement.sql) as copy:
+                copy.write(piece.data or "")
+        except Error as exc:
+            row = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
+            line = piece.data_line + int(row.group(1)) - 1 if row else piece.statement.line
+            raise SeedFailed(f"{shown}:{line}: {_describe(exc)}", _hint(exc)) from None
         return cursor.rowcount
 
     def _session_settings(self) -> dict[str, str]:
