@@ -221,7 +221,7 @@ def test_copy_failures_name_the_file_and_line(migrated: Path, cli: Run, db: psyc
 def test_a_failing_statement_among_many_is_named(migrated: Path, cli: Run, db: psycopg.Connection) -> None:
     """Statements run in pipelined batches: the one that fails is still named by its line."""
     rows = "".join(
-        f"INSERT INTO organizations (id, name, slug) VALUES ({i}, 'O{i}', 'o{i}');\n" for i in range(1, 1500)
+        f"INSERT INTO organizations (id, name, slug) VALUES ({i}, 'O{i}', 'o{i}');\n" for i in range(1, 1100)
     )
     bad = "INSERT INTO organizations (id, name, slug)\n  VALUES (9999, 'Dup', 'o1000');\n"
     write_seeds(migrated / "seeds", {"02.sql": "SELECT 1;\n" + rows + bad + "SELECT 2;\n"})
