@@ -563,7 +563,7 @@ class Seeder:
         cursor = self.conn.cursor()
         try:
             with cursor.copy(piece.statement.sql) as copy:
-                copy.write(piece.data or "")
+                copy.write(piece.data or b"")
         except Error as exc:
             row = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
             line = piece.data_line + int(row.group(1)) - 1 if row else piece.statement.line

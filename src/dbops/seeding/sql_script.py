@@ -41,7 +41,7 @@ class Piece:
     """A statement of the seed; for COPY ... FROM stdin, with its data lines (up to \\.)."""
 
     statement: Statement
-    data: str | None = None
+    data: bytes | None = None  # as the file holds it (UTF-8), for COPY to send as it is
     data_line: int = 0  # the file line of the first data line
 
 
@@ -165,7 +165,7 @@ def _piece(sql: str, line: int, shown: str, server_major: int) -> Piece | None:
     return Piece(statement)
 
 
-def _copy_data(raw: bytes, start: int, shown: str, piece: Piece) -> tuple[str, int, int]:
+def _copy_data(raw: bytes, start: int, shown: str, piece: Piece) -> tuple[bytes, int, int]:
     """The data after COPY ... FROM stdin; at `start`: (the data, where the line after \\. begins,
     how many lines the data and its end take)."""
     at = start
@@ -178,7 +178,7 @@ def _copy_data(raw: bytes, start: int, shown: str, piece: Piece) -> tuple[str, i
         if (found == start or raw[found - 1 : found] == b"\n") and raw[found + 2 : line_end] in (b"", b"\r"):
             data = raw[start:found]
             after = min(line_end + 1, len(raw))
-            return data.decode("utf-8"), after, data.count(b"\n") + 1
+            return data, after, data.count(b"\n") + 1
         at = found + 2
     raise _bad_copy(shown, piece, f"has no end: no line {_END} after its data, before the end of the file")
 
