@@ -20,7 +20,9 @@ from psycopg import sql
 from backup_helpers import fingerprint, schema_dump
 from conftest import REPO, Run
 from dbops.backups.contents import MANIFEST_KINDS
-from dbops.migrations.files import YOYO_TABLES
+from dbops.migrations.files import YOYO_TABLES, discover
+from dbops.migrations.lint import lint
+from dbops.migrations.scripts import load, order
 from dbops.schema import catalog, drop
 
 EVERY_KIND = REPO / "tests" / "schemas" / "every_kind"
@@ -453,3 +455,9 @@ def test_restore_in_place_with_an_aggregate_over_a_function(
     assert result.code == 0, result.text
     assert schema_dump(database_url) == before
     assert db.execute("SELECT total(id) FROM p").fetchone() == (55,)
+
+
+def test_the_every_kind_migrations_lint_clean() -> None:
+    """Foreign keys and partitions of the tables they create themselves lock nobody out."""
+    scripts = order(list(load(discover(EVERY_KIND)).values()))
+    assert lint(scripts, lock_timeout_ms=None) == []
