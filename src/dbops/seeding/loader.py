@@ -105,8 +105,7 @@ class Seeder:
                 self._load_rows(rows, owners[id(rows)])
         for file, pieces in scripts:
             self._tell(file.path.name)
-            with self._counting(file):
-                self._run_sql(file, pieces)
+            self._run_sql(file, pieces)  # it counts the rows its INSERT and COPY statements write
         for file in (f for f in files if f.kind == "py"):
             self._tell(file.path.name)
             with self._counting(file):
@@ -119,8 +118,8 @@ class Seeder:
 
     @contextmanager
     def _counting(self, file: SeedFile) -> Iterator[None]:
-        """The rows a SQL or Python seed wrote, per table, in the report beside the YAML's: read
-        from the transaction's own statistics (pg_stat_xact_user_tables) before and after it."""
+        """The rows a Python seed wrote, per table, in the report beside the YAML's: read from the
+        transaction's own statistics (pg_stat_xact_user_tables) before and after it."""
         before = self._written()
         yield
         shown = self._shown(file.path)
