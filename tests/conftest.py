@@ -24,6 +24,18 @@ from dbops.postgres.embedded import EmbeddedServer
 REPO = Path(__file__).resolve().parent.parent
 
 
+def plugin_installed() -> bool:
+    """Whether dbops's pytest plugin comes with the install (its pytest11 entry point); an
+    editable install made before the plugin existed lacks it, and then -p names it."""
+    from importlib.metadata import entry_points
+
+    return any(ep.value == "dbops.testing.plugin" for ep in entry_points(group="pytest11"))
+
+
+PLUGIN_ARGS = () if plugin_installed() else ("-p", "dbops.testing.plugin")
+pytest_plugins = ["pytester", *PLUGIN_ARGS[1:]]
+
+
 @dataclass
 class Cli:
     code: int

@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -58,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUN_ID] = str(run_id or uuid.uuid4().hex)
 
 
-def _fail(request: pytest.FixtureRequest, error: DbopsError) -> None:
+def _fail(request: pytest.FixtureRequest, error: DbopsError) -> NoReturn:
     lines = f"Error: {error.message}" + (f"\nHint: {error.hint}" if error.hint else "")
     request.session.shouldfail = f"dbops: the test template could not be built: {error.message}"
     pytest.fail(lines, pytrace=False)
@@ -72,31 +72,30 @@ def dbops_project(request: pytest.FixtureRequest) -> Project:
     options = request.config.option
     try:
         config = load_config(RULES, options.dbops_config, start=request.config.rootpath)
-        env = config.environment(options.dbops_env or request.config.getini("dbops_env"))
+        return Project(config, config.environment(options.dbops_env or request.config.getini("dbops_env")))
     except DbopsError as exc:
-        _fail(request, exc)
-        raise
-    return Project(config, env)
+        failure = exc
+    _fail(request, failure)  # outside the except block: no "during handling" chain in the report
 
 
 @pytest.fixture(scope="session")
 def dbops_template(request: pytest.FixtureRequest, dbops_project: Project) -> Iterator[Template]:
+    template: Template | None = None
     try:
         template = Template(dbops_project.config, dbops_project.env, request.config.stash[_RUN_ID])
-    except DbopsError as exc:
-        _fail(request, exc)
-        raise
-    try:
         template.ensure(rebuild=request.config.option.dbops_rebuild)
-    except TemplateFailed as exc:
-        template.close()
-        if not template.attempted:  # another worker of this run built it and failed: it reported why
-            request.session.shouldfail = f"dbops: the test template could not be built: {exc.message}"
-            pytest.skip(f"the test template could not be built (another worker reported it): {exc.message}")
-        _fail(request, exc)
+        failure = None
     except DbopsError as exc:
-        template.close()
-        _fail(request, exc)
+        failure = exc
+    if failure is not None:
+        if template is not None:
+            template.close()
+        if isinstance(failure, TemplateFailed) and template is not None and not template.attempted:
+            # another worker of this run built it and failed: that worker reports why
+            request.session.shouldfail = f"dbops: the test template could not be built: {failure.message}"
+            pytest.skip(f"the test template could not be built (another worker reported it): {failure.message}")
+        _fail(request, failure)
+    assert template is not None
     yield template
     template.close()
 
