@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -160,3 +161,10 @@ def dbops_bin() -> str:
     found = shutil.which("dbops", path=str(Path(sys.executable).parent))
     assert found, "the dbops console script is not installed next to this Python"
     return found
+
+
+def sigint_default() -> None:
+    """preexec_fn of a child process that a test sends SIGINT. A background job of a
+    non-interactive shell starts with SIGINT ignored, and its children inherit that; with the
+    default disposition back, Python turns SIGINT into KeyboardInterrupt as at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

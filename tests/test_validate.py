@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Run, dbops_bin, write_config
+from conftest import Run, dbops_bin, sigint_default, write_config
 
 # Objects the sample lacks, so every kind of difference has something to differ on.
 EXTRAS = """\
@@ -40,7 +40,11 @@ def migrated(project: Path, cli: Run, db: psycopg.Connection) -> psycopg.Connect
 
 
 def scratch_databases(db: psycopg.Connection) -> list[str]:
-    rows = db.execute("SELECT datname FROM pg_database WHERE datname LIKE 'dbops\\_validate\\_%'").fetchall()
+    """The scratch databases validate made for this test's database (named after it): others,
+    of tests running meanwhile on the same server (pytest-xdist), are not this test's."""
+    rows = db.execute(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, 'dbops_validate_' || current_database() || '_')"
+    ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -504,6 +508,7 @@ def test_ctrl_c_drops_the_scratch_database(migrated: psycopg.Connection, project
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,
     )
     try:
         deadline = time.monotonic() + 20
@@ -524,8 +529,9 @@ def test_ctrl_c_drops_the_scratch_database(migrated: psycopg.Connection, project
 
 
 def test_stale_scratch_databases_of_killed_runs_are_dropped(migrated: psycopg.Connection, cli: Run) -> None:
-    stale = "dbops_validate_killed_20200101000000_abcdef"
-    recent = f"dbops_validate_other_{time.strftime('%Y%m%d%H%M%S', time.gmtime())}_abcdef"
+    own = migrated.info.dbname  # named after this test's database, as validate names its own
+    stale = f"dbops_validate_{own}_20200101000000_abcdef"
+    recent = f"dbops_validate_{own}_{time.strftime('%Y%m%d%H%M%S', time.gmtime())}_abcdef"
     for name in (stale, recent):
         migrated.execute(f"CREATE DATABASE {name}")
     try:
