@@ -13,6 +13,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,19 +78,69 @@ def url_for(admin_url: str, dbname: str) -> str:
     return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{dbname}"
 
 
-@pytest.fixture
-def database_url(admin_url: str) -> Iterator[str]:
-    """A fresh, empty database for this test."""
-    name = f"dbops_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield url_for(admin_url, name)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+class Databases:
+    """Empty test databases, each made before a test asks for it and dropped after it, on a
+    thread of its own: CREATE and DROP DATABASE wait for the disk (fsync) on a durable server,
+    and that wait overlaps the tests instead of adding to each. Errors surface in the test."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="test-databases")
+        self._conn: psycopg.Connection | None = None  # the thread's own
+        self._dropped: list[Future[None]] = []
+        self._next = self._thread.submit(self._create)
+
+    def _admin(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.admin_url, autocommit=True)
+        return self._conn
+
+    def _create(self) -> str:
+        name = f"dbops_t_{uuid.uuid4().hex[:12]}"
+        self._admin().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return name
+
+    def _drop(self, name: str) -> None:
+        conn = self._admin()
         kept = conn.execute(  # and those a restore kept (<name>__pre_restore_...)
             "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
         ).fetchall()
         for other in [name, *(row[0] for row in kept)]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
+
+    def take(self) -> str:
+        for done in [f for f in self._dropped if f.done()]:
+            self._dropped.remove(done)
+            done.result()  # a failed drop fails the next test, not silently
+        name = self._next.result()
+        self._next = self._thread.submit(self._create)
+        return name
+
+    def give_back(self, name: str) -> None:
+        self._dropped.append(self._thread.submit(self._drop, name))
+
+    def close(self) -> None:
+        self.give_back(self._next.result())
+        self._thread.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
+        for dropped in self._dropped:
+            dropped.result()
+
+
+@pytest.fixture(scope="session")
+def databases(admin_url: str) -> Iterator[Databases]:
+    made = Databases(admin_url)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def database_url(admin_url: str, databases: Databases) -> Iterator[str]:
+    """A fresh, empty database for this test."""
+    name = databases.take()
+    yield url_for(admin_url, name)
+    databases.give_back(name)
 
 
 @pytest.fixture
