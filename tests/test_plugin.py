@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -83,7 +82,8 @@ class Sample:
         """The databases of this project on the server: its template and clones."""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             rows = conn.execute(
-                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1", (f"{self.database}__",)
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1",
+                (f"{self.database}__",),
             ).fetchall()
         return [row[0] for row in rows]
 
@@ -190,7 +190,9 @@ def test_a_broken_migration_fails_the_session_with_one_line(sample: Sample, work
     assert result.parseoutcomes().get("passed", 0) <= 1  # the session stopped
 
 
-def test_the_embedded_server_needs_no_setup(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_embedded_server_needs_no_setup(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("DBOPS_ENV", "DBOPS_CONFIG", "DATABASE_URL", "PYTEST_ADDOPTS"):
         monkeypatch.delenv(name, raising=False)
     project = Sample(pytester, "", None)

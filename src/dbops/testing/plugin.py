@@ -46,9 +46,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dbops", "dbops test databases")
     group.addoption("--dbops-env", default=None, help="environment of dbops.yaml to build the template for")
     group.addoption(
-        "--dbops-rebuild", action="store_true", help="rebuild the template even if migrations/ and seeds/ did not change"
+        "--dbops-rebuild",
+        action="store_true",
+        help="rebuild the template even if migrations/ and seeds/ did not change",
     )
-    group.addoption("--dbops-config", default=None, help="the project's dbops.yaml (default: found from the rootdir)")
+    group.addoption(
+        "--dbops-config", default=None, help="the project's dbops.yaml (default: found from the rootdir)"
+    )
     parser.addini("dbops_env", "environment of dbops.yaml the test template is built for", default="test")
 
 
@@ -93,7 +97,9 @@ def dbops_template(request: pytest.FixtureRequest, dbops_project: Project) -> It
         if isinstance(failure, TemplateFailed) and template is not None and not template.attempted:
             # another worker of this run built it and failed: that worker reports why
             request.session.shouldfail = f"dbops: the test template could not be built: {failure.message}"
-            pytest.skip(f"the test template could not be built (another worker reported it): {failure.message}")
+            pytest.skip(
+                f"the test template could not be built (another worker reported it): {failure.message}"
+            )
         _fail(request, failure)
     assert template is not None
     yield template
@@ -143,4 +149,3 @@ def dbops_transaction(_dbops_shared: _Shared) -> Iterator[psycopg.Connection[Any
     conn = _dbops_shared.connection()
     with conn.transaction(force_rollback=True):
         yield conn
-

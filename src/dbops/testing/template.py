@@ -23,7 +23,6 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbops import __version__
@@ -130,9 +129,14 @@ class Template:
             admin.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
     def _mark(self) -> dict[str, str]:
-        row = self.admin().execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (self.name,)
-        ).fetchone()
+        row = (
+            self.admin()
+            .execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                (self.name,),
+            )
+            .fetchone()
+        )
         if row is None or not row[0] or not str(row[0]).startswith(_MARK):
             return {}
         fields = str(row[0]).split("\n")[1:]
@@ -175,7 +179,9 @@ class Template:
         """A new database, a copy of the template."""
         from psycopg import sql
 
-        name = derived_name(self.target.dbname.removesuffix(TEMPLATE_SUFFIX), CLONE_INFIX + secrets.token_hex(5))
+        name = derived_name(
+            self.target.dbname.removesuffix(TEMPLATE_SUFFIX), CLONE_INFIX + secrets.token_hex(5)
+        )
         self.admin().execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(self.name))
         )
