@@ -7,21 +7,24 @@ each test gets a fresh database of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
 import sys
-import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from dbops.postgres.embedded import EmbeddedServer
+from dbops.testing.ahead import DatabasesAhead
+
+if TYPE_CHECKING:
+    from dbops.testing.plugin import Project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,67 +81,43 @@ def url_for(admin_url: str, dbname: str) -> str:
     return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{dbname}"
 
 
-class Databases:
-    """Empty test databases, each made before a test asks for it and dropped after it, on a
-    thread of its own: CREATE and DROP DATABASE wait for the disk (fsync) on a durable server,
-    and that wait overlaps the tests instead of adding to each. Errors surface in the test."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="test-databases")
-        self._conn: psycopg.Connection | None = None  # the thread's own
-        self._dropped: list[Future[None]] = []
-        self._next = self._thread.submit(self._create)
-
-    def _admin(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.admin_url, autocommit=True)
-        return self._conn
-
-    def _create(self) -> str:
-        name = f"dbops_t_{uuid.uuid4().hex[:12]}"
-        self._admin().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return name
-
-    def _drop(self, name: str) -> None:
-        conn = self._admin()
-        kept = conn.execute(  # and those a restore kept (<name>__pre_restore_...)
-            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
-        ).fetchall()
-        for other in [name, *(row[0] for row in kept)]:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
-
-    def take(self) -> str:
-        for done in [f for f in self._dropped if f.done()]:
-            self._dropped.remove(done)
-            done.result()  # a failed drop fails the next test, not silently
-        name = self._next.result()
-        self._next = self._thread.submit(self._create)
-        return name
-
-    def give_back(self, name: str) -> None:
-        self._dropped.append(self._thread.submit(self._drop, name))
-
-    def close(self) -> None:
-        self.give_back(self._next.result())
-        self._thread.shutdown(wait=True)
-        if self._conn is not None:
-            self._conn.close()
-        for dropped in self._dropped:
-            dropped.result()
-
-
 @pytest.fixture(scope="session")
-def databases(admin_url: str) -> Iterator[Databases]:
-    made = Databases(admin_url)
+def databases(admin_url: str) -> Iterator[DatabasesAhead]:
+    """The tests' databases, made one test ahead and dropped one behind (dbops.testing.ahead):
+    CREATE and DROP DATABASE (an fsync each on a durable server) overlap the tests."""
+    made = DatabasesAhead(lambda: psycopg.connect(admin_url, autocommit=True), "dbops_t_")
     yield made
     made.close()
 
 
+@pytest.fixture(scope="session")
+def dbops_project(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The plugin's template (dbops.testing) for this suite: the sample's migrations, applied by
+    dbops migrate, no seeds, on the test server; named after this checkout, so that two
+    checkouts testing on one server keep their own."""
+    from dbops.config.loader import load_config
+    from dbops.engine.catalog import RULES
+    from dbops.testing.plugin import Project  # once pytest has loaded it as a plugin (assertion rewriting)
+
+    folder = tmp_path_factory.mktemp("sample-template")
+    (folder / "no-seeds").mkdir()
+    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    url = url_for(admin_url, f"dbops_sample_{tag}")
+    body = f'project: sample\nmigrations: "{REPO / "migrations"}"\nseeds: no-seeds\n'
+    write_config(folder, body + f'environments:\n  test:\n    url: "{url}"\n')
+    config = load_config(RULES, str(folder / "dbops.yaml"))
+    return Project(config, config.environment("test"))
+
+
 @pytest.fixture
-def database_url(admin_url: str, databases: Databases) -> Iterator[str]:
-    """A fresh, empty database for this test."""
-    name = databases.take()
+def database_url(admin_url: str, databases: DatabasesAhead, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database for this test: empty; or, for a test that takes the fixture `migrated`
+    in a module that sets MIGRATED_SAMPLE = True, a clone of the sample migrated by dbops (the
+    plugin's template), which that fixture's migrate then finds up to date."""
+    template = None
+    if "migrated" in request.fixturenames and getattr(request.module, "MIGRATED_SAMPLE", False):
+        template = request.getfixturevalue("dbops_template").name
+    name = databases.take(template)
     yield url_for(admin_url, name)
     databases.give_back(name)
 

@@ -15,6 +15,9 @@ import pytest
 
 from conftest import Run, dbops_bin, sigint_default, write_config
 
+# a test that takes `migrated` starts from a clone of the migrated sample (conftest.database_url)
+MIGRATED_SAMPLE = True
+
 # Objects the sample lacks, so every kind of difference has something to differ on.
 EXTRAS = """\
 -- depends: 20251001090600_add_workflow_permissions

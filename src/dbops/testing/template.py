@@ -13,13 +13,13 @@ the comment): the other workers of the run report it without building again; the
 builds afresh. A build killed part way leaves no valid comment, so the next run rebuilds.
 
 Clones are made with ``CREATE DATABASE ... TEMPLATE`` (which needs nobody connected to the
-template: the build closes every connection it opened) and dropped ``WITH (FORCE)``.
+template: the build closes every connection it opened) and dropped ``WITH (FORCE)``, one test
+ahead and one behind on a thread of their own (dbops.testing.ahead).
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -35,6 +35,7 @@ from dbops.errors import DbopsError, UsageError
 from dbops.postgres.connection import Target, connect
 from dbops.postgres.databases import derived_name, drop_database
 from dbops.steps.connect import Connect
+from dbops.testing.ahead import DatabasesAhead
 
 if TYPE_CHECKING:
     import psycopg
@@ -104,6 +105,7 @@ class Template:
         self.target = server.with_dbname(self.name)
         self.maintenance = server.with_dbname("postgres")
         self._admin: psycopg.Connection[Any] | None = None
+        self._ahead: DatabasesAhead | None = None
         self.attempted = False  # whether this process tried to (re)build it
         self.built = False  # whether this process (re)built it
         self.hash = content_hash(config, env)
@@ -176,20 +178,19 @@ class Template:
     # ------------------------------------------------------------------ clones
 
     def clone(self) -> Clone:
-        """A new database, a copy of the template."""
-        from psycopg import sql
-
-        name = derived_name(
-            self.target.dbname.removesuffix(TEMPLATE_SUFFIX), CLONE_INFIX + secrets.token_hex(5)
-        )
-        self.admin().execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(self.name))
-        )
+        """A new database, a copy of the template (made while the previous test ran)."""
+        if self._ahead is None:
+            base = self.target.dbname.removesuffix(TEMPLATE_SUFFIX)
+            prefix = derived_name(base, CLONE_INFIX + "0" * 12)[:-12]
+            self._ahead = DatabasesAhead(lambda: connect(self.maintenance, self.env), prefix)
+        name = self._ahead.take(self.name)
         target = self.target.with_dbname(name)
         return Clone(name, url_of(target), target)
 
     def drop(self, clone: Clone) -> None:
-        drop_database(self.admin(), clone.name)
+        """Drop it, on the clones' thread: the test does not wait."""
+        if self._ahead is not None:
+            self._ahead.give_back(clone.name)
 
     @contextmanager
     def cloned(self) -> Iterator[Clone]:
@@ -208,6 +209,15 @@ class Template:
         return self._admin
 
     def close(self) -> None:
+        """Drop the clones still there (and the one made ahead); close the connections."""
+        try:
+            if self._ahead is not None:
+                self._ahead.close()
+                self._ahead = None
+        finally:
+            self.close_admin()
+
+    def close_admin(self) -> None:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
