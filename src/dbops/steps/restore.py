@@ -19,10 +19,11 @@ from dbops.backups import store as backups
 from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
-from dbops.output import progress
+from dbops.output import progress, units
 from dbops.output.reports.restore import RestoreReport
 from dbops.postgres.locks import RestoreLock, take_restore_lock
 from dbops.postgres.tools import toolbox
+from dbops.steps.backup_list import age
 
 
 class CheckBackup:
@@ -54,6 +55,21 @@ class CheckBackup:
         self.manifest = manifest
         self.live = ctx.database()
         return StepOutcome(messages=[f"{report.file} matches its manifest and reads completely"], data=report)
+
+    def confirmation_details(self, ctx: RunContext) -> list[str]:
+        """For the confirmation: the file it resolved to (latest may be any automatic backup)."""
+        manifest = self.manifest
+        if manifest is None or self.report is None:
+            return []
+        created = manifest.created_at
+        why = f" ({manifest.reason})" if manifest.reason else ""
+        return [
+            f"Backup file: {self.report.file}",
+            f"  {manifest.kind} {manifest.format} backup{why} of {manifest.database}, "
+            f"taken {created.strftime('%Y-%m-%d %H:%M:%S UTC')} ({age(created, backups.utc_now())} ago), "
+            f"{units.size(manifest.size)}",
+            "  verified: its sha256 and a full read match the manifest",
+        ]
 
     def confirmation_note(self) -> str | None:
         """For the confirmation: a backup of another database says so, and names it."""
