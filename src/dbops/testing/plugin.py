@@ -24,14 +24,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import psycopg
 import pytest
 
-from dbops.config.model import Config, Environment
 from dbops.errors import DbopsError
-from dbops.testing.template import Clone, Template, TemplateFailed
+
+if TYPE_CHECKING:  # the fixtures import them when first used: a run without them pays nothing
+    import psycopg
+
+    from dbops.config.model import Config, Environment
+    from dbops.testing.template import Clone, Template
 
 _RUN_ID = pytest.StashKey[str]()
 
@@ -84,6 +87,8 @@ def dbops_project(request: pytest.FixtureRequest) -> Project:
 
 @pytest.fixture(scope="session")
 def dbops_template(request: pytest.FixtureRequest, dbops_project: Project) -> Iterator[Template]:
+    from dbops.testing.template import Template, TemplateFailed  # lazy: only for a test that needs it
+
     template: Template | None = None
     try:
         template = Template(dbops_project.config, dbops_project.env, request.config.stash[_RUN_ID])
@@ -114,6 +119,8 @@ def dbops_database(dbops_template: Template) -> Iterator[Clone]:
 
 @pytest.fixture
 def dbops_connection(dbops_database: Clone) -> Iterator[psycopg.Connection[Any]]:
+    import psycopg  # lazy: only for a test that needs it
+
     with psycopg.connect(dbops_database.url) as conn:
         yield conn
 
@@ -127,6 +134,8 @@ class _Shared:
         self.conn: psycopg.Connection[Any] | None = None
 
     def connection(self) -> psycopg.Connection[Any]:
+        import psycopg  # lazy: only for a test that needs it
+
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(self.clone.url, autocommit=True)
         return self.conn
