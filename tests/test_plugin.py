@@ -204,3 +204,34 @@ def test_the_embedded_server_needs_no_setup(
 
         EmbeddedServer(project.path / ".dbops" / "pg").stop()
     assert project.builds == 1
+
+
+def test_a_role_without_createdb_is_told_how_and_the_hint_works(sample: Sample) -> None:
+    assert sample.database is not None
+    role = f"{sample.database}_role"
+    with psycopg.connect(sample.admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+    try:
+        url = url_for(sample.admin_url, sample.database).replace("postgres@", f"{role}@", 1)
+        (sample.path / "dbops.yaml").write_text(
+            f'project: sample\nenvironments:\n  test:\n    url: "{url}"\n'
+        )
+        sample.pytester.makepyfile(test_app=ISOLATION)
+        result = sample.run()
+        text = result.stdout.str() + result.stderr.str()
+        template = f"{sample.database}__dbops_template"
+        errors = [line for line in text.splitlines() if line.startswith(("Error:", "Hint:"))]
+        assert errors[0].startswith(f"Error: Cannot create the test template {template} at ") and errors[
+            0
+        ].endswith(": permission denied"), text
+        assert f"grant CREATEDB (ALTER ROLE {role} CREATEDB)" in errors[1]
+        assert result.ret != 0 and "Traceback" not in text
+
+        with psycopg.connect(sample.admin_url, autocommit=True) as admin:
+            admin.execute(f"ALTER ROLE {role} CREATEDB")  # as the hint says
+        sample.run().assert_outcomes(passed=4)
+    finally:
+        with psycopg.connect(sample.admin_url, autocommit=True) as admin:
+            for name in sample.databases():
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f"DROP ROLE {role}")

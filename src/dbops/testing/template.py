@@ -32,7 +32,7 @@ from dbops.engine.context import RunContext
 from dbops.engine.options import MigrateOptions, SeedOptions
 from dbops.engine.pipeline import Step, run_pipeline
 from dbops.errors import DbopsError, UsageError
-from dbops.postgres.connection import Target, connect
+from dbops.postgres.connection import Target, connect, database_error
 from dbops.postgres.databases import derived_name, drop_database
 from dbops.steps.connect import Connect
 from dbops.testing.ahead import DatabasesAhead
@@ -114,7 +114,16 @@ class Template:
 
     def ensure(self, *, rebuild: bool = False) -> None:
         """Build the template unless a current one exists (or this run already rebuilt it);
-        raise TemplateFailed with dbops's own error when migrate or seed fails."""
+        raise TemplateFailed with dbops's own error when migrate or seed fails, and a
+        DbopsError when the server refuses (no CREATEDB, say)."""
+        import psycopg  # lazy: psycopg's errors, as connect() imports psycopg itself
+
+        try:
+            self._ensure(rebuild)
+        except psycopg.Error as exc:
+            raise database_error(exc, self.target) from None
+
+    def _ensure(self, rebuild: bool) -> None:
         admin = self.admin()
         key = f"dbops-template:{self.name}"
         admin.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
@@ -145,7 +154,7 @@ class Template:
         return dict(line.split("=", 1) for line in fields if "=" in line)
 
     def _comment(self, **fields: str) -> None:
-        from psycopg import sql
+        from psycopg import sql  # lazy: as in _build
 
         text = "\n".join([_MARK, *(f"{k}={v.replace(chr(10), ' ')}" for k, v in fields.items())])
         self.admin().execute(
@@ -153,11 +162,19 @@ class Template:
         )
 
     def _build(self) -> None:
-        from psycopg import sql
+        from psycopg import errors, sql  # lazy: psycopg is imported when the template is built
 
         admin = self.admin()
         drop_database(admin, self.name)
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        except errors.InsufficientPrivilege:
+            user = self.target.user or "the role"
+            raise DbopsError(
+                f"Cannot create the test template {self.name} at {self.target.location()}: permission denied",
+                f"Tests clone databases: grant CREATEDB (ALTER ROLE {user} CREATEDB), or give "
+                f"the {self.env.name} environment a server where it may create them",
+            ) from None
         ctx = _TemplateContext(self.config, self.env, self.target)
         steps: list[Step] = [Connect()]
         steps += OPERATIONS["migrate"].build(MigrateOptions())
