@@ -34,6 +34,7 @@ from dbops.postgres import tools as pgtools
 from dbops.postgres.connection import Target, connect
 from dbops.postgres.databases import create_scratch, drop_database, drop_leftovers, swap, unused_name
 from dbops.postgres.locks import RestoreLock, locked_maintenance, restore_lock_on
+from dbops.schema import drop
 
 if TYPE_CHECKING:
     import psycopg
@@ -405,49 +406,7 @@ def _source(
             pgtools.stop(renderer)
 
 
-# Everything of the application's, so the backup loads into an empty database: every schema but
-# public (with what is in it), public's contents, extensions, large objects. Same transaction.
-# What belongs to another object goes with it, and dropping it on its own fails ("cannot drop
-# sequence ... because column ... requires it"): a sequence of an identity column (an internal
-# dependency) or of a serial one (OWNED BY: auto), a range type's constructor functions
-# (internal), an extension's members. Those are left out here, and dropped with their owner.
-CLEAR_SQL = r"""
-DO $dbops$
-DECLARE r record;
-BEGIN
-  FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP
-    EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
-  END LOOP;
-  FOR r IN SELECT nspname FROM pg_namespace
-           WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public')
-             AND nspname !~ '^pg_(toast|temp_|toast_temp_)' LOOP
-    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
-  END LOOP;
-  FOR r IN SELECT c.relname, c.relkind FROM pg_class c
-           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-             AND NOT c.relispartition
-             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                             AND d.objid = c.oid AND d.deptype IN ('i', 'a', 'e', 'x')) LOOP
-    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
-      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
-                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
-  END LOOP;
-  FOR r IN SELECT p.oid::regprocedure AS sig, p.prokind FROM pg_proc p
-           WHERE p.pronamespace = 'public'::regnamespace
-             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                             AND d.objid = p.oid AND d.deptype IN ('i', 'e', 'x')) LOOP
-    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
-      CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.sig);
-  END LOOP;
-  FOR r IN SELECT t.oid::regtype AS name, t.typtype FROM pg_type t
-           WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd', 'r', 'c')
-             AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
-             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
-                             AND d.objid = t.oid AND d.deptype IN ('i', 'e', 'x')) LOOP
-    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
-      CASE r.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, r.name);
-  END LOOP;
-  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;
-END
-$dbops$;
-"""
+# Everything of the application's, so the backup loads into an empty database: the one
+# drop-everything program (dbops.schema.drop, as reset runs it), extensions included. Same
+# transaction.
+CLEAR_SQL = drop.program(keep_extensions=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -238,12 +239,17 @@ def _yoyo_registry(files: Sequence[MigrationFile]) -> dict[str, Any]:
     return {f.id: Migration(f.id, str(f.path), str(f.path.parent)) for f in files}
 
 
+_YOYO_LOAD = threading.Lock()
+
+
 def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
     from yoyo import exceptions
 
     migration = registry[file.id]
     try:
-        with _yoyo_silenced():  # it logs the traceback of a file it cannot import: ours says it in one line
+        # the logger switch is process-wide: one load at a time (a fleet run loads in threads),
+        # so that one thread's restore never switches it back on under another
+        with _YOYO_LOAD, _yoyo_silenced():  # it logs the traceback of a file it cannot import
             migration.load()
     except exceptions.BadMigration as exc:
         cause = exc.args[1] if len(exc.args) > 1 else exc
