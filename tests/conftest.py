@@ -7,21 +7,38 @@ each test gets a fresh database of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import signal
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from dbops.postgres.embedded import EmbeddedServer
+from dbops.testing.ahead import DatabasesAhead
+
+if TYPE_CHECKING:
+    from dbops.testing.plugin import Project
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def plugin_installed() -> bool:
+    """Whether dbops's pytest plugin comes with the install (its pytest11 entry point); an
+    editable install made before the plugin existed lacks it, and then -p names it."""
+    from importlib.metadata import entry_points
+
+    return any(ep.value == "dbops.testing.plugin" for ep in entry_points(group="pytest11"))
+
+
+PLUGIN_ARGS = () if plugin_installed() else ("-p", "dbops.testing.plugin")
+pytest_plugins = ["pytester", *PLUGIN_ARGS[1:]]
 
 
 @dataclass
@@ -64,19 +81,45 @@ def url_for(admin_url: str, dbname: str) -> str:
     return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{dbname}"
 
 
+@pytest.fixture(scope="session")
+def databases(admin_url: str) -> Iterator[DatabasesAhead]:
+    """The tests' databases, made one test ahead and dropped one behind (dbops.testing.ahead):
+    CREATE and DROP DATABASE (an fsync each on a durable server) overlap the tests."""
+    made = DatabasesAhead(lambda: psycopg.connect(admin_url, autocommit=True), "dbops_t_")
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="session")
+def dbops_project(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The plugin's template (dbops.testing) for this suite: the sample's migrations, applied by
+    dbops migrate, no seeds, on the test server; named after this checkout, so that two
+    checkouts testing on one server keep their own."""
+    from dbops.config.loader import load_config
+    from dbops.engine.catalog import RULES
+    from dbops.testing.plugin import Project  # once pytest has loaded it as a plugin (assertion rewriting)
+
+    folder = tmp_path_factory.mktemp("sample-template")
+    (folder / "no-seeds").mkdir()
+    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    url = url_for(admin_url, f"dbops_sample_{tag}")
+    body = f'project: sample\nmigrations: "{REPO / "migrations"}"\nseeds: no-seeds\n'
+    write_config(folder, body + f'environments:\n  test:\n    url: "{url}"\n')
+    config = load_config(RULES, str(folder / "dbops.yaml"))
+    return Project(config, config.environment("test"))
+
+
 @pytest.fixture
-def database_url(admin_url: str) -> Iterator[str]:
-    """A fresh, empty database for this test."""
-    name = f"dbops_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+def database_url(admin_url: str, databases: DatabasesAhead, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database for this test: empty; or, for a test that takes the fixture `migrated`
+    in a module that sets MIGRATED_SAMPLE = True, a clone of the sample migrated by dbops (the
+    plugin's template), which that fixture's migrate then finds up to date."""
+    template = None
+    if "migrated" in request.fixturenames and getattr(request.module, "MIGRATED_SAMPLE", False):
+        template = request.getfixturevalue("dbops_template").name
+    name = databases.take(template)
     yield url_for(admin_url, name)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        kept = conn.execute(  # and those a restore kept (<name>__pre_restore_...)
-            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
-        ).fetchall()
-        for other in [name, *(row[0] for row in kept)]:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
+    databases.give_back(name)
 
 
 @pytest.fixture
@@ -148,3 +191,10 @@ def dbops_bin() -> str:
     found = shutil.which("dbops", path=str(Path(sys.executable).parent))
     assert found, "the dbops console script is not installed next to this Python"
     return found
+
+
+def sigint_default() -> None:
+    """preexec_fn of a child process that a test sends SIGINT. A background job of a
+    non-interactive shell starts with SIGINT ignored, and its children inherit that; with the
+    default disposition back, Python turns SIGINT into KeyboardInterrupt as at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -130,7 +130,7 @@ def test_ctrl_c_during_a_backup_does_not_wait_for_the_row_counts(
     import subprocess
     import time
 
-    from conftest import dbops_bin
+    from conftest import dbops_bin, sigint_default
 
     db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_") and k != "DATABASE_URL"}
@@ -143,7 +143,7 @@ def test_ctrl_c_during_a_backup_does_not_wait_for_the_row_counts(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores it
+            preexec_fn=sigint_default,  # a background shell ignores it
         )
         try:
             deadline = time.monotonic() + 60

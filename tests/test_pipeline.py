@@ -121,7 +121,12 @@ def test_interrupt_runs_the_undos_and_exits_130(ctx: RunContext, db: psycopg.Con
     def ctrl_c() -> None:
         signal.raise_signal(signal.SIGINT)
 
-    result = run_pipeline("p", [CreateTable("a"), Fail(ctrl_c), CreateTable("c")], ctx)
+    # as at a terminal: a background job of a non-interactive shell starts with SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = run_pipeline("p", [CreateTable("a"), Fail(ctrl_c), CreateTable("c")], ctx)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert result.interrupted and result.exit_code == 130
     assert [s.status for s in result.steps] == ["ok", "interrupted", "not run"]
     assert [u.ok for u in result.undos] == [True]

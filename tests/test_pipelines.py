@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Run, dbops_bin
+from conftest import Run, dbops_bin, sigint_default
 from dbops.config.loader import load_config
 from dbops.engine.catalog import RULES
 from dbops.errors import ConfigError
@@ -302,7 +302,13 @@ def test_ctrl_c_runs_the_undos_and_exits_130(started: Path, db: psycopg.Connecti
     before = snapshot(db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
     child = subprocess.Popen(
-        [dbops_bin(), "slow"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [dbops_bin(), "slow"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_default,
     )
     try:
         deadline = time.monotonic() + 60

@@ -11,6 +11,9 @@ import pytest
 
 from conftest import REPO, Run, write_config
 
+# a test that takes `migrated` starts from a clone of the migrated sample (conftest.database_url)
+MIGRATED_SAMPLE = True
+
 
 def write_seeds(folder: Path, files: dict[str, str]) -> None:
     if folder.exists():

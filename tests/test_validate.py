@@ -13,8 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import Run, dbops_bin, write_config
+from conftest import Run, dbops_bin, sigint_default, write_config
 from dbops.migrations.files import YOYO_TABLES
+
+# a test that takes `migrated` starts from a clone of the migrated sample (conftest.database_url)
+MIGRATED_SAMPLE = True
 
 # Objects the sample lacks, so every kind of difference has something to differ on.
 EXTRAS = """\
@@ -511,6 +514,7 @@ def test_ctrl_c_drops_the_scratch_database(migrated: psycopg.Connection, project
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,
     )
     try:
         deadline = time.monotonic() + 20
@@ -531,8 +535,9 @@ def test_ctrl_c_drops_the_scratch_database(migrated: psycopg.Connection, project
 
 
 def test_stale_scratch_databases_of_killed_runs_are_dropped(migrated: psycopg.Connection, cli: Run) -> None:
-    stale = "dbops_validate_killed_20200101000000_abcdef"
-    recent = f"dbops_validate_other_{time.strftime('%Y%m%d%H%M%S', time.gmtime())}_abcdef"
+    own = migrated.info.dbname  # named after this test's database, as validate names its own
+    stale = f"dbops_validate_{own}_20200101000000_abcdef"
+    recent = f"dbops_validate_{own}_{time.strftime('%Y%m%d%H%M%S', time.gmtime())}_abcdef"
     for name in (stale, recent):
         migrated.execute(f"CREATE DATABASE {name}")
     try:

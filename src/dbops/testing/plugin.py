@@ -1,0 +1,160 @@
+"""The pytest plugin (entry point ``pytest11: dbops``): a migrated, seeded database per test.
+
+Fixtures:
+  dbops_database     a fresh database per test, cloned from the template, dropped after
+                     (``.name``, ``.url``)
+  dbops_connection   a psycopg connection to it
+  dbops_transaction  the cheaper mode: a connection to one clone shared by this process's
+                     tests, inside a transaction rolled back after each test (nested
+                     ``conn.transaction()`` blocks are savepoints)
+  dbops_template     the session's template (dbops.testing.template), built on first use
+  dbops_project      the dbops.yaml and environment it is built from: override it in a
+                     conftest.py to build from another project
+
+Options: ``--dbops-env NAME`` (default: the ini value ``dbops_env``, else ``test``),
+``--dbops-rebuild`` (build it again even if migrations/ and seeds/ did not change),
+``--dbops-config PATH`` (else DBOPS_CONFIG, else the dbops.yaml found from the rootdir up).
+
+A template that cannot be built fails the first test that needs it with dbops's own
+``Error:``/``Hint:`` lines, and stops the session (with pytest-xdist: every worker).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from dbops.errors import DbopsError
+
+if TYPE_CHECKING:  # the fixtures import them when first used: a run without them pays nothing
+    import psycopg
+
+    from dbops.config.model import Config, Environment
+    from dbops.testing.template import Clone, Template
+
+_RUN_ID = pytest.StashKey[str]()
+
+
+@dataclass(frozen=True)
+class Project:
+    config: Config
+    env: Environment
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dbops", "dbops test databases")
+    group.addoption("--dbops-env", default=None, help="environment of dbops.yaml to build the template for")
+    group.addoption(
+        "--dbops-rebuild",
+        action="store_true",
+        help="rebuild the template even if migrations/ and seeds/ did not change",
+    )
+    group.addoption(
+        "--dbops-config", default=None, help="the project's dbops.yaml (default: found from the rootdir)"
+    )
+    parser.addini("dbops_env", "environment of dbops.yaml the test template is built for", default="test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    run_id = workerinput.get("testrunuid") if workerinput else None  # the same in every xdist worker
+    config.stash[_RUN_ID] = str(run_id or uuid.uuid4().hex)
+
+
+def _fail(request: pytest.FixtureRequest, error: DbopsError) -> NoReturn:
+    lines = f"Error: {error.message}" + (f"\nHint: {error.hint}" if error.hint else "")
+    request.session.shouldfail = f"dbops: the test template could not be built: {error.message}"
+    pytest.fail(lines, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def dbops_project(request: pytest.FixtureRequest) -> Project:
+    from dbops.config.loader import load_config  # lazy: a test run that uses no fixture pays nothing
+    from dbops.engine.catalog import RULES
+
+    options = request.config.option
+    try:
+        config = load_config(RULES, options.dbops_config, start=request.config.rootpath)
+        return Project(config, config.environment(options.dbops_env or request.config.getini("dbops_env")))
+    except DbopsError as exc:
+        failure = exc
+    _fail(request, failure)  # outside the except block: no "during handling" chain in the report
+
+
+@pytest.fixture(scope="session")
+def dbops_template(request: pytest.FixtureRequest, dbops_project: Project) -> Iterator[Template]:
+    from dbops.testing.template import Template, TemplateFailed  # lazy: only for a test that needs it
+
+    template: Template | None = None
+    try:
+        template = Template(dbops_project.config, dbops_project.env, request.config.stash[_RUN_ID])
+        template.ensure(rebuild=request.config.option.dbops_rebuild)
+        failure = None
+    except DbopsError as exc:
+        failure = exc
+    if failure is not None:
+        if template is not None:
+            template.close()
+        if isinstance(failure, TemplateFailed) and template is not None and not template.attempted:
+            # another worker of this run built it and failed: that worker reports why
+            request.session.shouldfail = f"dbops: the test template could not be built: {failure.message}"
+            pytest.skip(
+                f"the test template could not be built (another worker reported it): {failure.message}"
+            )
+        _fail(request, failure)
+    assert template is not None
+    yield template
+    template.close()
+
+
+@pytest.fixture
+def dbops_database(dbops_template: Template) -> Iterator[Clone]:
+    with dbops_template.cloned() as clone:
+        yield clone
+
+
+@pytest.fixture
+def dbops_connection(dbops_database: Clone) -> Iterator[psycopg.Connection[Any]]:
+    import psycopg  # lazy: only for a test that needs it
+
+    with psycopg.connect(dbops_database.url) as conn:
+        yield conn
+
+
+class _Shared:
+    """One clone for this process's transaction-mode tests, and a connection to it."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        self.clone = template.clone()
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def connection(self) -> psycopg.Connection[Any]:
+        import psycopg  # lazy: only for a test that needs it
+
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(self.clone.url, autocommit=True)
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.template.drop(self.clone)
+
+
+@pytest.fixture(scope="session")
+def _dbops_shared(dbops_template: Template) -> Iterator[_Shared]:
+    shared = _Shared(dbops_template)
+    yield shared
+    shared.close()
+
+
+@pytest.fixture
+def dbops_transaction(_dbops_shared: _Shared) -> Iterator[psycopg.Connection[Any]]:
+    conn = _dbops_shared.connection()
+    with conn.transaction(force_rollback=True):
+        yield conn

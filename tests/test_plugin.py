@@ -1,0 +1,237 @@
+"""dbops's pytest plugin, used the way a project uses it: a sample project (this repository's
+migrations and seeds, and a dbops.yaml) whose own tests take the fixtures, run by pytester.
+
+Each test's project names a database of its own on the test server, so its template
+(<database>__dbops_template) is its own; it is dropped afterwards. A Python seed appends a line
+to builds.txt each time it runs: the number of lines is the number of template builds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from conftest import PLUGIN_ARGS, REPO, url_for
+
+COUNTER_SEED = """\
+from pathlib import Path
+
+
+def seed(db):
+    with open({path!r}, "a") as out:
+        out.write("built\\n")
+"""
+
+ISOLATION = """\
+import json, os
+from pathlib import Path
+
+def note(kind, name):
+    with open("seen.jsonl", "a") as out:
+        out.write(json.dumps({"kind": kind, "name": name, "worker": os.environ.get("PYTEST_XDIST_WORKER", "main")}) + "\\n")
+
+def test_write_in_a_clone(dbops_database, dbops_connection):
+    note("database", dbops_database.name)
+    assert dbops_connection.execute("SELECT count(*) FROM users").fetchone() == (10,)
+    dbops_connection.execute("DELETE FROM api_keys")
+    dbops_connection.commit()
+
+def test_the_next_clone_has_not_seen_it(dbops_database, dbops_connection):
+    note("database", dbops_database.name)
+    assert dbops_connection.execute("SELECT count(*) FROM api_keys").fetchone() == (5,)
+    dbops_connection.execute("DELETE FROM api_keys")
+    dbops_connection.commit()
+
+def test_write_in_a_transaction(dbops_transaction):
+    note("transaction", dbops_transaction.info.dbname)
+    with dbops_transaction.transaction():  # a savepoint
+        dbops_transaction.execute("DELETE FROM api_keys")
+    assert dbops_transaction.execute("SELECT count(*) FROM api_keys").fetchone() == (0,)
+
+def test_the_next_transaction_has_not_seen_it(dbops_transaction):
+    note("transaction", dbops_transaction.info.dbname)
+    assert dbops_transaction.execute("SELECT count(*) FROM api_keys").fetchone() == (5,)
+"""
+
+
+class Sample:
+    def __init__(self, pytester: pytest.Pytester, admin_url: str, database: str | None) -> None:
+        self.pytester = pytester
+        self.admin_url = admin_url
+        self.path = pytester.path
+        self.database = database
+        shutil.copytree(REPO / "migrations", self.path / "migrations")
+        shutil.copytree(REPO / "seeds", self.path / "seeds", ignore=shutil.ignore_patterns("development"))
+        self.counter = self.path / "builds.txt"
+        (self.path / "seeds" / "99_counter.py").write_text(COUNTER_SEED.format(path=str(self.counter)))
+        env = f'    url: "{url_for(admin_url, database)}"\n' if database else "    embedded: true\n"
+        (self.path / "dbops.yaml").write_text(f"project: sample\nenvironments:\n  test:\n{env}")
+
+    @property
+    def builds(self) -> int:
+        return len(self.counter.read_text().splitlines()) if self.counter.exists() else 0
+
+    def run(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", *args)
+
+    def databases(self) -> list[str]:
+        """The databases of this project on the server: its template and clones."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1",
+                (f"{self.database}__",),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+
+@pytest.fixture
+def sample(pytester: pytest.Pytester, admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sample]:
+    for name in ("DBOPS_ENV", "DBOPS_CONFIG", "DATABASE_URL", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(name, raising=False)
+    project = Sample(pytester, admin_url, f"dbops_p_{uuid.uuid4().hex[:10]}")
+    yield project
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for name in project.databases():
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seen(project: Sample) -> list[dict[str, str]]:
+    import json
+
+    return [json.loads(line) for line in (project.path / "seen.jsonl").read_text().splitlines()]
+
+
+def test_each_test_gets_its_own_clone_and_transactions_roll_back(sample: Sample) -> None:
+    sample.pytester.makepyfile(test_app=ISOLATION)
+    result = sample.run("-v")
+    result.assert_outcomes(passed=4)
+    notes = seen(sample)
+    clones = [n["name"] for n in notes if n["kind"] == "database"]
+    shared = {n["name"] for n in notes if n["kind"] == "transaction"}
+    assert len(set(clones)) == 2 and len(shared) == 1 and not shared & set(clones)
+    assert sample.builds == 1
+    assert sample.databases() == [f"{sample.database}__dbops_template"]  # every clone was dropped
+
+
+def test_the_template_is_rebuilt_when_a_migration_changes_and_only_then(sample: Sample) -> None:
+    sample.pytester.makepyfile(
+        test_app="""\
+def test_tables(dbops_connection):
+    rows = dbops_connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    with open("tables.txt", "w") as out:
+        out.write(" ".join(sorted(r[0] for r in rows)))
+"""
+    )
+    sample.run().assert_outcomes(passed=1)
+    assert sample.builds == 1
+    sample.run().assert_outcomes(passed=1)
+    assert sample.builds == 1  # unchanged files: the template is reused
+    assert "approvals" not in (sample.path / "tables.txt").read_text().split()
+
+    (sample.path / "migrations" / "20251002000000_add_approvals.sql").write_text(
+        "-- depends: 20251001090600_add_workflow_permissions\nCREATE TABLE approvals (id int);\n"
+    )
+    sample.run().assert_outcomes(passed=1)
+    assert sample.builds == 2
+    assert "approvals" in (sample.path / "tables.txt").read_text().split()
+    sample.run().assert_outcomes(passed=1)
+    assert sample.builds == 2
+
+    sample.run("--dbops-rebuild").assert_outcomes(passed=1)
+    assert sample.builds == 3
+
+
+def test_xdist_workers_share_one_template_and_make_their_own_clones(sample: Sample) -> None:
+    tests = "".join(
+        f"""
+def test_{i}(dbops_database, dbops_transaction):
+    note("database", dbops_database.name)
+    note("transaction", dbops_transaction.info.dbname)
+    time.sleep(0.05)
+"""
+        for i in range(12)
+    )
+    sample.pytester.makepyfile(test_app=ISOLATION.split("\ndef test_")[0] + "\nimport time\n" + tests)
+    result = sample.run("-n", "2", "--dbops-rebuild")
+    result.assert_outcomes(passed=12)
+    assert sample.builds == 1  # --dbops-rebuild rebuilds once per run, not once per worker
+    notes = seen(sample)
+    assert {n["worker"] for n in notes} == {"gw0", "gw1"}
+    clones = [n["name"] for n in notes if n["kind"] == "database"]
+    assert len(set(clones)) == 12
+    shared = {(n["worker"], n["name"]) for n in notes if n["kind"] == "transaction"}
+    assert len(shared) == 2 and len({name for _, name in shared}) == 2  # one per worker
+    assert sample.databases() == [f"{sample.database}__dbops_template"]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_broken_migration_fails_the_session_with_one_line(sample: Sample, workers: list[str]) -> None:
+    (sample.path / "migrations" / "20251002000000_broken.sql").write_text(
+        "-- depends: 20251001090600_add_workflow_permissions\nCREATE TABLE t (id int);\nALTER TABLE nowhere ADD x int;\n"
+    )
+    sample.pytester.makepyfile(
+        test_app="".join(f"def test_{i}(dbops_connection):\n    pass\n\n" for i in range(6))
+        + "def test_without_a_database():\n    pass\n"
+    )
+    result = sample.run(*workers)
+    assert result.ret != 0
+    text = result.stdout.str() + result.stderr.str()
+    errors = [line for line in text.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        'Error: Migration 20251002000000_broken.sql failed at line 3: relation "nowhere" does not exist'
+    ], text
+    assert "Hint: Nothing of it was applied. Fix 20251002000000_broken.sql" in text
+    assert "Traceback" not in text and "dbops/testing" not in text, text
+    assert "the test template could not be built" in text
+    assert result.parseoutcomes().get("passed", 0) <= 1  # the session stopped
+
+
+def test_the_embedded_server_needs_no_setup(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DBOPS_ENV", "DBOPS_CONFIG", "DATABASE_URL", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(name, raising=False)
+    project = Sample(pytester, "", None)
+    pytester.makepyfile(test_app=ISOLATION)
+    try:
+        project.run().assert_outcomes(passed=4)
+    finally:
+        from dbops.postgres.embedded import EmbeddedServer
+
+        EmbeddedServer(project.path / ".dbops" / "pg").stop()
+    assert project.builds == 1
+
+
+def test_a_role_without_createdb_is_told_how_and_the_hint_works(sample: Sample) -> None:
+    assert sample.database is not None
+    role = f"{sample.database}_role"
+    with psycopg.connect(sample.admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+    try:
+        url = url_for(sample.admin_url, sample.database).replace("postgres@", f"{role}@", 1)
+        (sample.path / "dbops.yaml").write_text(
+            f'project: sample\nenvironments:\n  test:\n    url: "{url}"\n'
+        )
+        sample.pytester.makepyfile(test_app=ISOLATION)
+        result = sample.run()
+        text = result.stdout.str() + result.stderr.str()
+        template = f"{sample.database}__dbops_template"
+        errors = [line for line in text.splitlines() if line.startswith(("Error:", "Hint:"))]
+        assert errors[0].startswith(f"Error: Cannot create the test template {template} at ") and errors[
+            0
+        ].endswith(": permission denied"), text
+        assert f"grant CREATEDB (ALTER ROLE {role} CREATEDB)" in errors[1]
+        assert result.ret != 0 and "Traceback" not in text
+
+        with psycopg.connect(sample.admin_url, autocommit=True) as admin:
+            admin.execute(f"ALTER ROLE {role} CREATEDB")  # as the hint says
+        sample.run().assert_outcomes(passed=4)
+    finally:
+        with psycopg.connect(sample.admin_url, autocommit=True) as admin:
+            for name in sample.databases():
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f"DROP ROLE {role}")
