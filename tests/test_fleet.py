@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -424,6 +425,63 @@ def test_a_pipeline_runs_per_target_with_its_undo_and_variables(
             assert has_table == (name != names[2]), name
             if has_table:
                 assert conn.execute("SELECT name FROM organizations").fetchall() == [(name,)]
+
+
+# ----------------------------------------------------------------------------- the connection budget
+
+
+def test_jobs_is_a_budget_of_sessions_per_server(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    """--jobs N: never more than N sessions of dbops on the server at once, counted by the
+    server itself (pg_stat_activity, by the application_name dbops.yaml gives them); a budget
+    that cannot hold one target's sessions is refused before anything starts."""
+    names = make_fleet(12)
+    app = f"dbops_budget_{uuid.uuid4().hex[:8]}"
+    project = fleet_project(
+        tmp_path, admin_url, prefix_of(names), extra=f"    application_name: {app}\n", migrations=False
+    )
+    many_migrations(project / "migrations", 6)
+    in_project(project)
+
+    refused = cli("migrate", "--env", "tenants", "--jobs", "1")
+    assert refused.code == 2, refused.text
+    assert "Error: --jobs 1: a target of migrate holds up to 2 sessions at once" in refused.err
+    assert "Hint: Give --jobs 2 or more" in refused.err
+    assert applies(admin_url, names[0]) == []  # nothing started
+
+    seen: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            while not done.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+                ).fetchone()
+                assert row is not None
+                seen.append(row[0])
+                time.sleep(0.002)
+
+    for jobs in ("3", "4"):  # 3: one target at a time (two sessions each); 4: two at once
+        for name in names:
+            drop(admin_url, name)
+            create(admin_url, name)
+        seen.clear()
+        done.clear()
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            result = cli("migrate", "--env", "tenants", "--jobs", jobs)
+        finally:
+            done.set()
+            sampler.join()
+        assert result.code == 0, result.text
+        assert max(seen) <= int(jobs), (jobs, max(seen))
+        assert max(seen) >= 2, seen  # the sampler saw the run's sessions
+        ids = [f"{i:03d}_t{i}" for i in range(1, 7)]
+        for name in names:
+            assert applies(admin_url, name) == ids, name
 
 
 # ----------------------------------------------------------------------------- kill -9

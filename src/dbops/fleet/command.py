@@ -22,7 +22,7 @@ from dbops.engine.results import ErrorInfo
 from dbops.errors import EXIT_INTERRUPTED, DbopsError, PolicyRefused, UsageError
 from dbops.fleet import retry, rollout, shard
 from dbops.fleet.live import live
-from dbops.fleet.runner import FleetRun, Progress
+from dbops.fleet.runner import FleetRun, Progress, sessions_per_target
 from dbops.fleet.summary import one_line
 from dbops.fleet.targets import FleetMember, resolve, select
 from dbops.output.render import OperationResult, Output, Style
@@ -130,6 +130,8 @@ def _run(
     if flags.retry_failed:
         members = _to_retry(members, cfg, name, environment)
     jobs = flags.jobs or fleet.jobs
+    waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
+    _refuse_small_budget(name, environment, waves)  # before the report: nothing ran
     report = FleetReport(
         name, environment.name, fleet.source(), jobs, flags.shard, flags.targets, flags.retry_failed
     )
@@ -155,7 +157,6 @@ def _run(
 
     progress = Progress(len(members))
     runner = FleetRun(cfg, environment, name, options, safety, progress, log)
-    waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
     with live(output.animated, f"{name} on {environment.name}", progress, output.stdout):
         report.targets, report.waves = runner.run(waves)
     for outcome in report.targets:
@@ -191,6 +192,25 @@ def _run(
             result.exit_code,
             "FleetFailed",
         )
+
+
+def _refuse_small_budget(
+    name: str, environment: Environment, waves: list[rollout.Planned[FleetMember]]
+) -> None:
+    """--jobs is a budget of sessions per server: one that cannot hold a target's need runs none."""
+    need = sessions_per_target(name)
+    small = next((w for w in waves if w.members and w.budget < need), None)
+    if small is None:
+        return
+    where = (
+        f"the wave {small.wave.name}'s jobs: {small.budget}" if small.wave.jobs else f"--jobs {small.budget}"
+    )
+    raise UsageError(
+        f"{where}: a target of {name} holds up to {need} sessions at once, and --jobs is a budget of "
+        "sessions per server",
+        f"Give --jobs {need} or more (and jobs: {need} or more to each wave of {environment.name} "
+        "that sets it)",
+    )
 
 
 def _to_retry(

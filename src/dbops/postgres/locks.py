@@ -2,7 +2,7 @@
 
 A lock lives as long as its connection: a killed dbops releases it when the server notices
 the connection is gone, so no stale lock is ever left behind (unlike yoyo's lock table). The
-migration lock's sessions turn the server's idle timeouts off for themselves, and the migrator
+migration lock's session turns the server's idle timeouts off for themselves, and the migrator
 checks before each commit that the lock is still held (MigrationLock.check_sql). The
 migration lock is held on a connection to the database itself; the restore lock on one to the
 server's maintenance database (the database it guards is renamed away by the swap).
@@ -35,8 +35,8 @@ LOCK_LOST = "dbops: the migration lock is no longer held"  # in the error of Mig
 
 @dataclass(frozen=True)
 class MigrationLock:
-    """The sessions that hold the migration lock: the advisory lock's (idle, never in a
-    transaction) and, when yoyo's lock table exists, the one holding yoyo's row uncommitted."""
+    """The session that holds the migration lock: the advisory lock and, when yoyo's lock
+    table exists, yoyo's row, uncommitted. (yoyo_pid: a second session, if one ever holds it.)"""
 
     pid: int
     yoyo_pid: int | None = None
@@ -89,9 +89,10 @@ def migration_lock(
     """Hold the advisory lock, and yoyo's lock row too unless yoyo_row is False (for a run
     that drops yoyo's tables: the row held uncommitted would block that forever).
 
-    The advisory lock is a session-level one on a session of its own that stays idle (never
-    in a transaction), with the server's idle timeouts off for it. yoyo's row is held on
-    another such session, in a transaction that is never committed."""
+    Both on one session of their own (the run's work uses one more: two sessions per target
+    in a fleet's connection budget), with the server's idle timeouts off for it: the advisory
+    lock is a session-level one, taken outside any transaction, so that it outlives the
+    transaction that then holds yoyo's row and is never committed."""
     conn = _lock_session(target, env)
     try:
         deadline = time.monotonic() + wait_s
@@ -108,11 +109,8 @@ def migration_lock(
         if not yoyo_row or conn.execute("SELECT to_regclass('yoyo_lock')").fetchone() == (None,):
             yield lock
             return
-        with (
-            _lock_session(target, env) as row_conn,
-            _yoyo_lock_row(row_conn, max(deadline - time.monotonic(), 0.1)),
-        ):
-            yield MigrationLock(lock.pid, row_conn.info.backend_pid)
+        with _yoyo_lock_row(conn, max(deadline - time.monotonic(), 0.1)):
+            yield lock
     finally:
         conn.close()  # releases the lock with the session
 
