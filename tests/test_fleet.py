@@ -596,7 +596,7 @@ def test_sigterm_starts_no_further_target_and_retry_failed_runs_the_rest(
     names = make_fleet(8)
     project = fleet_project(tmp_path, admin_url, prefix_of(names), migrations=False)
     many_migrations(project / "migrations", 6)  # about 30 ms per target: time to stop part-way
-    child = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "1", "--json")
+    child = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "2", "--json")
     deadline = time.monotonic() + 120
     while not applies(admin_url, names[1]) and child.poll() is None:
         assert time.monotonic() < deadline

@@ -115,6 +115,35 @@ def migration_lock(
         conn.close()  # releases the lock with the session
 
 
+WORK_LOCK = 0x64626F7073_574B  # "dbops" "WK": held by the session that runs the migrations
+
+
+@contextmanager
+def work_lock(conn: psycopg.Connection[Any], target: Target, wait_s: float) -> Iterator[None]:
+    """Taken on the run's own session once the migration lock is held, and held while it
+    migrates: the session of a killed run may outlive its lock session and still be running
+    what it had sent (a pipelined migration ends with its COMMIT); the next run waits for it to
+    end (up to wait_s), then reads the state it left, instead of applying the same migration
+    again beside it."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.02
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (WORK_LOCK,)).fetchone()[0]:  # type: ignore[index]
+        if time.monotonic() >= deadline:
+            raise LockBusy(
+                f"A session of an earlier migration run on {target.dbname} is still running: "
+                f"{_holder(conn, WORK_LOCK)}",
+                "It ends when the statement it runs ends; wait for it, or end it (pg_terminate_backend), "
+                "then run migrate again",
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+    try:
+        yield
+    finally:
+        if not conn.closed and conn.info.transaction_status == 0:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (WORK_LOCK,))
+
+
 def _lock_session(target: Target, env: Environment) -> psycopg.Connection[Any]:
     """A session no server timeout ends: each of _SESSION_TIMEOUTS this server has, set to 0."""
     conn = connect(target, env)
@@ -157,7 +186,7 @@ def _yoyo_lock_row(conn: psycopg.Connection[Any], wait_s: float) -> Iterator[Non
         yield
 
 
-def _holder(conn: psycopg.Connection[Any]) -> str:
+def _holder(conn: psycopg.Connection[Any], key: int = MIGRATION_LOCK) -> str:
     row = conn.execute(
         "SELECT a.pid, coalesce(nullif(a.application_name, ''), a.usename::text),"
         " to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')"
@@ -165,7 +194,7 @@ def _holder(conn: psycopg.Connection[Any]) -> str:
         " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
         " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-        (MIGRATION_LOCK,),
+        (key,),
     ).fetchone()
     if row is None:
         return "holder unknown (it may just have finished)"
