@@ -283,8 +283,79 @@ def test_shards_cover_every_target_exactly_once(
             seen += list(by_target(doc))
         assert sorted(seen) == names, count  # each once: no target in two slices, none left out
     bad = cli("status", "--env", "tenants", "--shard", "5/4")
-    assert bad.code == 2 and "Error: --shard expects K/N with 1 <= K <= N, got '5/4'" in bad.err
+    assert bad.code == 2 and "Error: --shard expects K/N with 1 <= K <= N, or auto, got '5/4'" in bad.err
     assert "Hint: e.g. --shard=1/4" in bad.err
+
+
+@pytest.mark.parametrize(
+    ("given", "variables", "slice_"),
+    [
+        ("auto", {"SYSTEM_JOBPOSITIONINPHASE": "2", "SYSTEM_TOTALJOBSINPHASE": "3"}, (2, 3)),
+        ("auto/3", {"JOB_COMPLETION_INDEX": "0"}, (1, 3)),
+        ("auto", {"JOB_COMPLETION_INDEX": "2", "DBOPS_SHARD_COUNT": "3"}, (3, 3)),
+    ],
+)
+def test_shard_auto_takes_the_ci_jobs_slice(
+    given: str, variables: dict[str, str], slice_: tuple[int, int]
+) -> None:
+    from dbops.fleet import shard
+
+    assert shard.parse(given, variables) == slice_
+
+
+@pytest.mark.parametrize(
+    ("given", "variables", "error", "hint"),
+    [
+        (
+            "auto",
+            {},
+            "--shard auto: this is not a parallel CI job",
+            "Give the slice yourself, e.g. --shard 1/4",
+        ),
+        (
+            "auto",
+            {"JOB_COMPLETION_INDEX": "1"},
+            "JOB_COMPLETION_INDEX gives this job's position but not",
+            "auto/N",
+        ),
+        ("auto/2", {"JOB_COMPLETION_INDEX": "2"}, "make '3/2', not K/N", "Check the job's variables"),
+        ("auto", {"SYSTEM_JOBPOSITIONINPHASE": "x", "SYSTEM_TOTALJOBSINPHASE": "2"}, "make 'x/2'", "Check"),
+    ],
+)
+def test_shard_auto_outside_a_ci_job_is_refused(
+    given: str, variables: dict[str, str], error: str, hint: str
+) -> None:
+    from dbops.errors import UsageError
+    from dbops.fleet import shard
+
+    with pytest.raises(UsageError) as caught:
+        shard.parse(given, variables)
+    assert error in caught.value.message and hint in (caught.value.hint or "")
+
+
+def test_shard_auto_on_the_command_line(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, in_project: Callable[[Path], None]
+) -> None:
+    """--shard auto outside a CI job: refused, and the hint's --shard 1/2 runs."""
+    names = make_fleet(4)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_") and k != "DATABASE_URL"}
+    for name in ("JOB_COMPLETION_INDEX", "SYSTEM_JOBPOSITIONINPHASE", "SYSTEM_TOTALJOBSINPHASE"):
+        env.pop(name, None)
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        cmd = [dbops_bin(), "status", "--env", "tenants", *args, "--json"]
+        return subprocess.run(cmd, cwd=project, env={**env, **extra}, capture_output=True, text=True)
+
+    refused = run("--shard", "auto")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--shard auto: this is not a parallel CI job" in refused.stdout + refused.stderr
+    first = run("--shard", "1/2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    auto = run("--shard", "auto/2", JOB_COMPLETION_INDEX="0")
+    assert auto.returncode == 0, auto.stdout + auto.stderr
+    assert json.loads(auto.stdout)["report"]["shard"] == "1/2"
+    assert list(by_target(json.loads(auto.stdout))) == list(by_target(json.loads(first.stdout)))
 
 
 def test_a_shard_keeps_its_targets_when_the_fleet_grows() -> None:
@@ -545,15 +616,19 @@ def test_the_ci_examples_cover_the_fleet_once(tmp_path: Path, admin_url: str, ma
     assert pod["completionMode"] == "Indexed" and pod["completions"] == count
     container = pod["template"]["spec"]["containers"][0]
 
-    for position in range(1, count + 1):  # Azure: $(System.JobPositionInPhase) is 1..N
+    assert "--shard auto" in script
+    for position in range(1, count + 1):  # Azure: System.JobPositionInPhase is 1..N, in the env too
         line = script.replace("$(System.JobPositionInPhase)", str(position))
-        line = line.replace("$(System.TotalJobsInPhase)", str(count))
-        done = subprocess.run(["bash", "-c", line], cwd=project, env=env, capture_output=True, text=True)
+        azure_env = {**env, "SYSTEM_JOBPOSITIONINPHASE": str(position), "SYSTEM_TOTALJOBSINPHASE": str(count)}
+        done = subprocess.run(
+            ["bash", "-c", line], cwd=project, env=azure_env, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     for name in names:
         assert applies(admin_url, name) == SAMPLE_IDS, name
     reports = [json.loads((project / f"fleet-{k}.json").read_text()) for k in range(1, count + 1)]
     assert sorted(n for r in reports for n in by_target(r)) == names
+    assert [r["report"]["shard"] for r in reports] == [f"{k}/{count}" for k in range(1, count + 1)]
 
     ran: list[str] = []
     for index in range(count):  # Kubernetes: JOB_COMPLETION_INDEX is 0..N-1

@@ -34,7 +34,7 @@ from dbops.steps.confirm import Guard
 class FleetFlags:
     targets: str | None = None  # --targets: names or glob patterns, comma-separated
     jobs: int | None = None  # --jobs: targets at once (default: the fleet's jobs:)
-    shard: str | None = None  # --shard K/N
+    shard: str | None = None  # --shard K/N, or auto (auto/N): the CI job's position
     retry_failed: bool = False
 
     def given(self) -> list[str]:
@@ -123,6 +123,7 @@ def _run(
     fleet = environment.fleet
     assert fleet is not None
     chosen = shard.parse(flags.shard) if flags.shard else None
+    sharded = f"{chosen[0]}/{chosen[1]}" if chosen else None  # --shard auto as the slice it took
     members = select(resolve(environment, fleet), flags.targets)
     if chosen is not None:
         names = set(shard.pick([m.name for m in members], chosen))
@@ -133,7 +134,7 @@ def _run(
     waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
     _refuse_small_budget(name, environment, waves)  # before the report: nothing ran
     report = FleetReport(
-        name, environment.name, fleet.source(), jobs, flags.shard, flags.targets, flags.retry_failed
+        name, environment.name, fleet.source(), jobs, sharded, flags.targets, flags.retry_failed
     )
     result.report = report
     if not members:
@@ -147,7 +148,7 @@ def _run(
 
     def log(member: FleetMember, wave: str, target_result: OperationResult, took: float) -> None:
         target_result.database = member.name
-        extra = {"fleet_run": run_id, "target": member.name, "wave": wave, "shard": flags.shard}
+        extra = {"fleet_run": run_id, "target": member.name, "wave": wave, "shard": sharded}
         oplog.append(cfg.state_dir, target_result, took, extra)
         if lines:
             mark: tuple[Style, str] = ("ok", "✓") if target_result.ok else ("fail", "✗")
@@ -168,7 +169,7 @@ def _run(
                 "wave": outcome.wave,
                 "outcome": NOT_STARTED,
             }
-            oplog.append(cfg.state_dir, skipped, 0.0, {**extra, "shard": flags.shard})
+            oplog.append(cfg.state_dir, skipped, 0.0, {**extra, "shard": sharded})
     report.duration_s = time.monotonic() - started
     failed = report.failed()
     never = report.not_started()
