@@ -582,15 +582,42 @@ def test_kill_9_of_a_fleet_run_leaves_each_target_whole(
         assert time.monotonic() < deadline
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
-    child.communicate()
-    assert child.returncode == -signal.SIGKILL
+    killed_out, killed_err = child.communicate()
+    assert child.returncode == -signal.SIGKILL, killed_out + killed_err
     after = progress()  # consistent() asserts each target whole
     assert any(n < count for n in after), after  # the kill came before the end
 
     final = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "3")
     out, err = final.communicate(timeout=300)
-    assert final.returncode == 0, out + err
+    assert final.returncode == 0, f"the rerun failed:\n{out}{err}\nthe killed run had written:\n{killed_err}"
     assert progress() == [count] * len(names)
+
+
+def test_a_rerun_waits_for_the_session_of_a_killed_run_to_end(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    """After kill -9, the killed run's own session can outlive it, still running what it had
+    sent (a migration and its COMMIT, in one pipeline). Here a session holds what that one
+    holds (the work lock): migrate waits for it up to lock_wait, and says who it is; once
+    that session ends, migrate runs."""
+    from dbops.postgres.locks import WORK_LOCK
+
+    names = make_fleet(1)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names), extra="    lock_wait: 1s\n")
+    in_project(project)
+    with psycopg.connect(url_for(admin_url, names[0]), autocommit=True, application_name="killed") as orphan:
+        orphan.execute("SELECT pg_advisory_lock(%s)", (WORK_LOCK,))
+        pid = orphan.info.backend_pid
+        busy = cli("migrate", "--env", "tenants")
+        assert busy.code == 1, busy.text
+        assert (
+            f"A session of an earlier migration run on {names[0]} is still running: pid {pid} (killed)"
+            in (busy.out)
+        )
+        assert applies(admin_url, names[0]) == []
+    result = cli("migrate", "--env", "tenants")
+    assert result.code == 0, result.text
+    assert applies(admin_url, names[0]) == SAMPLE_IDS
 
 
 # ----------------------------------------------------------------------------- the examples
