@@ -141,6 +141,7 @@ TRANSACTION_CONTROL = re.compile(
     r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b)|PREPARE\s+TRANSACTION)\b",
     re.IGNORECASE,
 )
+_RESTRICT = re.compile(r"^\\(?:un)?restrict [A-Za-z0-9]+[ \t]*$", re.MULTILINE)
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 
 
@@ -178,7 +179,7 @@ def _split(text: str) -> tuple[dict[str, str], list[str]]:
 
 def _load_sql(file: MigrationFile) -> Script:
     raw = _read_bytes(file.path)
-    source = _decode(file.path, raw)
+    source = without_restrict(_decode(file.path, raw))
     directives, statements = _split(source)
     transactional = directives.get("transactional", "true").strip().lower()
     if transactional not in ("true", "false"):
@@ -202,6 +203,13 @@ def _load_sql(file: MigrationFile) -> Script:
         statements=located,
         checksum=checksum_of(parts),
     )
+
+
+def without_restrict(text: str) -> str:
+    """The text with psql's ``\\restrict KEY`` and ``\\unrestrict KEY`` lines blanked (pg_dump
+    17.6 and later write them around a script; they guard psql and mean nothing to the server):
+    a pg_dump schema file runs as a migration, its lines where they were."""
+    return _RESTRICT.sub("", text) if "restrict " in text else text
 
 
 def split_sql(text: str) -> tuple[Statement, ...]:
