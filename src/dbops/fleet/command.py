@@ -33,7 +33,7 @@ from dbops.steps.confirm import Guard
 @dataclass(frozen=True)
 class FleetFlags:
     targets: str | None = None  # --targets: names or glob patterns, comma-separated
-    jobs: int | None = None  # --jobs: targets at once (default: the fleet's jobs:)
+    jobs: int | None = None  # --jobs: sessions per server at once (default: the fleet's jobs:)
     shard: str | None = None  # --shard K/N, or auto (auto/N): the CI job's position
     retry_failed: bool = False
 
@@ -132,7 +132,7 @@ def _run(
         members = _to_retry(members, cfg, name, environment)
     jobs = flags.jobs or fleet.jobs
     waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
-    _refuse_small_budget(name, environment, waves)  # before the report: nothing ran
+    _refuse_small_budget(name, environment, waves, jobs)  # before the report: nothing ran
     report = FleetReport(
         name, environment.name, fleet.source(), jobs, sharded, flags.targets, flags.retry_failed
     )
@@ -196,16 +196,14 @@ def _run(
 
 
 def _refuse_small_budget(
-    name: str, environment: Environment, waves: list[rollout.Planned[FleetMember]]
+    name: str, environment: Environment, waves: list[rollout.Planned[FleetMember]], jobs: int
 ) -> None:
     """--jobs is a budget of sessions per server: one that cannot hold a target's need runs none."""
     need = sessions_per_target(name)
     small = next((w for w in waves if w.members and w.budget < need), None)
     if small is None:
         return
-    where = (
-        f"the wave {small.wave.name}'s jobs: {small.budget}" if small.wave.jobs else f"--jobs {small.budget}"
-    )
+    where = f"the wave {small.wave.name}'s jobs: {small.budget}" if small.budget < jobs else f"--jobs {jobs}"
     raise UsageError(
         f"{where}: a target of {name} holds up to {need} sessions at once, and --jobs is a budget of "
         "sessions per server",

@@ -2,7 +2,7 @@
 
 A lock lives as long as its connection: a killed dbops releases it when the server notices
 the connection is gone, so no stale lock is ever left behind (unlike yoyo's lock table). The
-migration lock's session turns the server's idle timeouts off for themselves, and the migrator
+migration lock's session turns the server's idle timeouts off for itself, and the migrator
 checks before each commit that the lock is still held (MigrationLock.check_sql). The
 migration lock is held on a connection to the database itself; the restore lock on one to the
 server's maintenance database (the database it guards is renamed away by the swap).
@@ -11,7 +11,7 @@ server's maintenance database (the database it guards is renamed away by the swa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,10 +36,9 @@ LOCK_LOST = "dbops: the migration lock is no longer held"  # in the error of Mig
 @dataclass(frozen=True)
 class MigrationLock:
     """The session that holds the migration lock: the advisory lock and, when yoyo's lock
-    table exists, yoyo's row, uncommitted. (yoyo_pid: a second session, if one ever holds it.)"""
+    table exists, yoyo's row, uncommitted."""
 
     pid: int
-    yoyo_pid: int | None = None
 
     def check_sql(self) -> str:
         """A statement that fails, its error naming LOCK_LOST, when the lock is gone: run in a
@@ -47,8 +46,7 @@ class MigrationLock:
         and never released before the run ends, so it is held exactly while its session lives:
         one look at that backend's entry (pg_stat_get_activity(pid)), far cheaper than reading
         pg_locks, which copies the whole lock table. Only integers are formatted into it."""
-        pids = [self.pid] if self.yoyo_pid is None else [self.pid, self.yoyo_pid]
-        alive = " AND ".join(f"EXISTS (SELECT 1 FROM pg_stat_get_activity({int(pid)}))" for pid in pids)
+        alive = f"EXISTS (SELECT 1 FROM pg_stat_get_activity({int(self.pid)}))"
         lost = f"('{LOCK_LOST} (pid ' || pg_backend_pid() || ')')::int"
         return f"SELECT CASE WHEN {alive} THEN 1 ELSE {lost} END"
 
@@ -96,15 +94,15 @@ def migration_lock(
     conn = _lock_session(target, env)
     try:
         deadline = time.monotonic() + wait_s
-        pause = 0.02
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK,)).fetchone()[0]:  # type: ignore[index]
-            if time.monotonic() >= deadline:
-                raise LockBusy(
-                    f"Another migration run holds the lock on {target.dbname}: {_holder(conn)}",
-                    f"Wait for it to finish, or raise lock_wait (now {wait_s:g}s) in dbops.yaml",
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
+        _take(
+            conn,
+            MIGRATION_LOCK,
+            deadline,
+            lambda: LockBusy(
+                f"Another migration run holds the lock on {target.dbname}: {_holder(conn)}",
+                f"Wait for it to finish, or raise lock_wait (now {wait_s:g}s) in dbops.yaml",
+            ),
+        )
         lock = MigrationLock(conn.info.backend_pid)
         if not yoyo_row or conn.execute("SELECT to_regclass('yoyo_lock')").fetchone() == (None,):
             yield lock
@@ -125,23 +123,32 @@ def work_lock(conn: psycopg.Connection[Any], target: Target, wait_s: float) -> I
     what it had sent (a pipelined migration ends with its COMMIT); the next run waits for it to
     end (up to wait_s), then reads the state it left, instead of applying the same migration
     again beside it."""
-    deadline = time.monotonic() + wait_s
-    pause = 0.02
-    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (WORK_LOCK,)).fetchone()[0]:  # type: ignore[index]
-        if time.monotonic() >= deadline:
-            raise LockBusy(
-                f"A session of an earlier migration run on {target.dbname} is still running: "
-                f"{_holder(conn, WORK_LOCK)}",
-                "It ends when the statement it runs ends; wait for it, or end it (pg_terminate_backend), "
-                "then run migrate again",
-            )
-        time.sleep(pause)
-        pause = min(pause * 2, 0.25)
+    _take(
+        conn,
+        WORK_LOCK,
+        time.monotonic() + wait_s,
+        lambda: LockBusy(
+            f"A session of an earlier migration run on {target.dbname} is still running: "
+            f"{_holder(conn, WORK_LOCK)}",
+            "It ends when the statement it runs ends; wait for it, or end it (pg_terminate_backend), "
+            "then run migrate again",
+        ),
+    )
     try:
         yield
     finally:
         if not conn.closed and conn.info.transaction_status == 0:
             conn.execute("SELECT pg_advisory_unlock(%s)", (WORK_LOCK,))
+
+
+def _take(conn: psycopg.Connection[Any], key: int, deadline: float, busy: Callable[[], LockBusy]) -> None:
+    """The session-level advisory lock `key` on `conn`, tried until `deadline`, else busy()."""
+    pause = 0.02
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+        if time.monotonic() >= deadline:
+            raise busy()
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 def _lock_session(target: Target, env: Environment) -> psycopg.Connection[Any]:
