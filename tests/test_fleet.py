@@ -253,7 +253,8 @@ def test_a_canary_failure_stops_the_later_waves(
     states = {name: t["state"] for name, t in by_target(doc).items()}
     assert states == {name: ("failed" if name == bad else "not started") for name in names}
     waves = {w["name"]: (w["state"], w["targets"], w["jobs"]) for w in doc["report"]["waves"]}
-    assert waves == {"canary": ("stopped", 1, 1), "rest": ("not started", 4, 4)}  # jobs never above --jobs
+    # a wave's jobs never above --jobs (4): 4 sessions, 2 migrate targets at once
+    assert waves == {"canary": ("stopped", 1, 1), "rest": ("not started", 4, 2)}
     assert "4 never started" in doc["error"]["message"]
     for name in names:
         assert applies(admin_url, name) == [], name
@@ -548,6 +549,7 @@ def test_jobs_is_a_budget_of_sessions_per_server(
             done.set()
             sampler.join()
         assert result.code == 0, result.text
+        assert f"up to {jobs} sessions per server" in result.out
         assert max(seen) <= int(jobs), (jobs, max(seen))
         assert max(seen) >= 2, seen  # the sampler saw the run's sessions
         ids = [f"{i:03d}_t{i}" for i in range(1, 7)]

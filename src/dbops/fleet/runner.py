@@ -76,7 +76,8 @@ class FleetRun:
         wave_outcomes = []
         stopped = False
         for planned in waves:
-            wave = WaveOutcome(planned.wave.name, len(planned.members), planned.jobs, "not started")
+            at_once = max(1, min(planned.jobs, planned.budget // sessions_per_target(self.operation)))
+            wave = WaveOutcome(planned.wave.name, len(planned.members), at_once, "not started")  # on a server
             wave_outcomes.append(wave)
             if stopped or self.stop.is_set() or not planned.members:
                 wave.state = "not started" if planned.members else "done"
