@@ -595,6 +595,26 @@ def test_kill_9_of_a_fleet_run_leaves_each_target_whole(
     assert progress() == [count] * len(names)
 
 
+def test_backup_counts_pg_dumps_sessions_in_the_budget(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    """backup's --jobs is pg_dump's: its K workers count against the fleet's jobs: (4), beside
+    dbops' own session and pg_dump's leader."""
+    names = make_fleet(2)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names))
+    in_project(project)
+    refused = cli("backup", "--env", "tenants", "--format", "directory", "--jobs", "3")
+    assert refused.code == 2, refused.text
+    assert "Error: jobs: 4: a target of backup holds up to 5 sessions at once" in refused.err
+    assert (
+        "Hint: Set jobs: 5 or more in the fleet of tenants in dbops.yaml, or give pg_dump fewer --jobs"
+        in (refused.err)
+    )
+    result = cli("backup", "--env", "tenants", "--format", "directory", "--jobs", "2")
+    assert result.code == 0, result.text
+    assert "ok             2" in result.out
+
+
 def test_a_rerun_waits_for_the_session_of_a_killed_run_to_end(
     tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
 ) -> None:

@@ -132,7 +132,7 @@ def _run(
         members = _to_retry(members, cfg, name, environment)
     jobs = flags.jobs or fleet.jobs
     waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
-    _refuse_small_budget(name, environment, waves, jobs)  # before the report: nothing ran
+    _refuse_small_budget(name, environment, waves, jobs, sessions_per_target(name, options()))
     report = FleetReport(
         name, environment.name, fleet.source(), jobs, sharded, flags.targets, flags.retry_failed
     )
@@ -196,19 +196,28 @@ def _run(
 
 
 def _refuse_small_budget(
-    name: str, environment: Environment, waves: list[rollout.Planned[FleetMember]], jobs: int
+    name: str, environment: Environment, waves: list[rollout.Planned[FleetMember]], jobs: int, need: int
 ) -> None:
-    """--jobs is a budget of sessions per server: one that cannot hold a target's need runs none."""
-    need = sessions_per_target(name)
+    """--jobs is a budget of sessions per server: one that cannot hold a target's need runs none
+    (refused before the report: nothing ran)."""
     small = next((w for w in waves if w.members and w.budget < need), None)
     if small is None:
         return
     where = f"the wave {small.wave.name}'s jobs: {small.budget}" if small.budget < jobs else f"--jobs {jobs}"
+    hint = (
+        f"Give --jobs {need} or more (and jobs: {need} or more to each wave of {environment.name} "
+        "that sets it)"
+    )
+    if name == "backup":  # its --jobs is pg_dump's
+        where = f"jobs: {small.budget}"
+        hint = (
+            f"Set jobs: {need} or more in the fleet of {environment.name} in dbops.yaml, "
+            "or give pg_dump fewer --jobs"
+        )
     raise UsageError(
         f"{where}: a target of {name} holds up to {need} sessions at once, and --jobs is a budget of "
         "sessions per server",
-        f"Give --jobs {need} or more (and jobs: {need} or more to each wave of {environment.name} "
-        "that sets it)",
+        hint,
     )
 
 

@@ -33,12 +33,17 @@ from dbops.postgres.connection import Target
 # budget (--jobs: sessions per server): its connection; migrate's migration lock session;
 # pg_dump's; validate's scratch database, and the one that builds it from models:. A
 # pipeline's steps run one after another on one connection: the most any step holds.
-SESSIONS = {"status": 1, "lint": 1, "seed": 1, "backup-list": 1, "migrate": 2, "migrate-rollback": 2}
-SESSIONS_AT_MOST = 3  # validate, backup (pg_dump), and pipelines
+SESSIONS = {
+    **{"status": 1, "lint": 1, "seed": 1, "backup-list": 1},
+    **{"migrate": 2, "migrate-rollback": 2, "backup": 2},  # backup: pg_dump's (its leader)
+}
+SESSIONS_AT_MOST = 3  # validate, and pipelines
 
 
-def sessions_per_target(operation: str) -> int:
-    return SESSIONS.get(operation, SESSIONS_AT_MOST)
+def sessions_per_target(operation: str, options: object = None) -> int:
+    """`options`: the operation's; backup --jobs K makes pg_dump open K sessions more (workers)."""
+    dump_jobs = getattr(options, "jobs", None) if operation == "backup" else None
+    return SESSIONS.get(operation, SESSIONS_AT_MOST) + (dump_jobs or 0)
 
 
 @dataclass
@@ -76,7 +81,7 @@ class FleetRun:
         wave_outcomes = []
         stopped = False
         for planned in waves:
-            at_once = max(1, min(planned.jobs, planned.budget // sessions_per_target(self.operation)))
+            at_once = max(1, min(planned.jobs, planned.budget // self._need()))
             wave = WaveOutcome(planned.wave.name, len(planned.members), at_once, "not started")  # on a server
             wave_outcomes.append(wave)
             if stopped or self.stop.is_set() or not planned.members:
@@ -96,7 +101,7 @@ class FleetRun:
         queue = list(planned.members)
         failed = False
         budget = Budget(planned.budget)
-        need = sessions_per_target(self.operation)
+        need = self._need()
         with ThreadPoolExecutor(max_workers=planned.jobs, thread_name_prefix="dbops-fleet") as pool:
             running: dict[Future[TargetOutcome], Reservation] = {}
             while queue or running:
@@ -123,6 +128,9 @@ class FleetRun:
             outcomes[member.name] = TargetOutcome(member.name, wave.name, NOT_STARTED, 0)
         wave.state = "stopped" if failed or (queue and self.stop.is_set()) else "done"
         return failed
+
+    def _need(self) -> int:
+        return sessions_per_target(self.operation, self.options())
 
     def _start_one(
         self, queue: list[FleetMember], budget: Budget, need: int
