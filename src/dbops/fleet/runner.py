@@ -1,6 +1,8 @@
 """Running one operation over a fleet: wave after wave, each on a thread pool of at most its
 jobs, every target through the same per-database code as a single run (dbops.boundary), in
-this one process.
+this one process. The jobs are a connection budget (dbops.postgres.budget): a target starts
+once every session its operation holds at once fits in its server's share, and takes them
+all together.
 
 A failed wave (more failures than it tolerates) starts no further target, of its own or of
 the waves after it; the targets it leaves are "not started". Ctrl-C (or SIGTERM) starts no
