@@ -166,11 +166,13 @@ class Migrator:
                 conn.execute("COMMIT")
                 for reset in _RESET_SESSION:
                     conn.execute(reset)
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C too: the transaction it interrupted is rolled back
             if not conn.closed and conn.info.transaction_status != 0:  # the failed transaction
                 with suppress(Exception):  # a broken connection: the failure itself is what to report
                     conn.execute("ROLLBACK")
-            if isinstance(exc, DbopsError) or not type(exc).__module__.startswith("psycopg"):
+            if not isinstance(exc, Exception) or isinstance(exc, DbopsError):
+                raise
+            if not type(exc).__module__.startswith("psycopg"):
                 raise
             if MigrationLock.lost(exc):
                 raise lock_lost(script.name) from None
