@@ -31,7 +31,7 @@ class DbopsProgram(Program):
     def run(self, argv: list[str] | None = None, exit: bool = True) -> None:
         words = sys.argv if argv is None else argv
         what = _AT_ONCE.get(words[1]) if len(words) == 2 else None
-        if what is None:
+        if what is None or self.namespace is None:
             super().run(argv, exit)
         elif what == "version":
             self.print_version()
@@ -40,7 +40,10 @@ class DbopsProgram(Program):
             self.list_root = self.list_depth = None
             self.list_format = "flat"
             self.argv = list(words)
-            self.print_help() if what == "help" else self.list_tasks()
+            if what == "help":
+                self.print_help()
+            else:
+                self.list_tasks()
 
     def parse_core(self, argv: list[str] | None) -> None:
         try:
