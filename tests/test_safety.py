@@ -144,7 +144,11 @@ def test_confirmation_on_a_terminal(migrated: Path, database_url: str, db: psyco
     before = state(db)
     code, text = on_terminal(migrated, ["reset"], "no")
     assert "⚠️ WARNING: This will delete ALL data in the database!\nDatabase: dbops_t_" in text
-    assert "Environment: development\nAre you sure you want to continue? (yes/no): no\n" in text
+    assert (
+        "Environment: development\nTo drop: 2 table(s) (1 row), the records of every applied migration\n"
+        in text
+    )
+    assert "migration\nAre you sure you want to continue? (yes/no): no\n" in text
     assert code == 3 and "Error: Not confirmed: nothing was changed" in text
     assert state(db) == before
     code, text = on_terminal(migrated, ["reset"], "yes")

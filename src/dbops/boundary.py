@@ -23,6 +23,7 @@ from dbops.engine.pipeline import as_dbops_error, run_pipeline
 from dbops.engine.prepare import prepare
 from dbops.engine.results import ErrorInfo, PipelineResult
 from dbops.errors import EXIT_INTERRUPTED
+from dbops.output import live
 from dbops.output.render import OperationResult, Output
 
 # An operation's options, built by the boundary from the task's flags (dbops.engine.options):
@@ -46,7 +47,7 @@ def run_operation(
     result = OperationResult(name, environment=env)
     output = Output(json_mode=json)
     with _sigterm_as_interrupt():
-        state_dir = _execute(result, options, safety, env=env, config=config, interactive=output.color)
+        state_dir = _execute(result, options, safety, env=env, config=config, output=output)
     output.emit(result)
     if state_dir is not None:
         oplog.append(state_dir, result, time.monotonic() - started)
@@ -77,7 +78,7 @@ def run_across_environments(
         started = time.monotonic()
         result = OperationResult(name, environment=env_name)
         with _sigterm_as_interrupt():
-            state_dir = _execute(result, options, safety, env=env_name, config=config)
+            state_dir = _execute(result, options, safety, env=env_name, config=config, output=output)
         if not json:
             output.emit(result)
         if state_dir is not None:
@@ -101,9 +102,10 @@ def _execute(
     *,
     env: str | None,
     config: str | None,
-    interactive: bool = False,
+    output: Output,
 ) -> Path | None:
-    """Fill result in; returns the project's state folder once the config is known."""
+    """Fill result in; returns the project's state folder once the config is known. `output`
+    shows the run as it goes (dbops.output.live), then the final report."""
     state_dir = None
     ctx: RunContext | None = None
     try:
@@ -111,10 +113,12 @@ def _execute(
         state_dir = cfg.state_dir
         environment = cfg.environment(env)
         result.environment = environment.name
-        ctx = RunContext(cfg, environment, interactive=interactive)
+        ctx = RunContext(cfg, environment, interactive=output.animated)
         result.database = ctx.database()  # as far as known now, for a refusal's log line
         prepared = prepare(result.operation, options(), safety, ctx)
-        pipeline = run_pipeline(result.operation, prepared.steps, ctx)
+        run = ctx
+        with live.follow(output, lambda so_far: prepared.report(run, so_far)) as ctx.watch:
+            pipeline = run_pipeline(result.operation, prepared.steps, ctx)
         result.pipeline = pipeline
         result.report = prepared.report(ctx, pipeline)
         result.error = _interrupted(pipeline) if pipeline.interrupted else _failed(pipeline)

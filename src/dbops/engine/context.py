@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dbops.errors import ConfigError, DatabaseMissing, DbopsError
 from dbops.postgres.connection import ServerFacts, Target, connect, ensure_database, read_facts
@@ -18,6 +18,34 @@ if TYPE_CHECKING:
     from dbops.config.model import Config, Environment
     from dbops.engine.pipeline import Undo
     from dbops.engine.restore_point import RestorePoint
+    from dbops.engine.results import PipelineResult
+
+
+class Watcher(Protocol):
+    """Who follows a run as it goes: the live view of a terminal (dbops.output.live), which shows
+    the report's lines as the run's results grow, and what the running step is doing."""
+
+    def started(self, number: int, total: int, step: str, description: str) -> None:
+        """Step `number` of `total` begins."""
+
+    def progressed(self, so_far: PipelineResult) -> None:
+        """A step ended, or the running step's report grew: the run's results as they stand
+        (the running step with its report so far), the objects the final report renders."""
+
+    def working(self, what: str | None) -> None:
+        """What the running step is doing now (a migration, a table, an undo); None: nothing in
+        particular."""
+
+
+class _Quiet:
+    def started(self, number: int, total: int, step: str, description: str) -> None:
+        pass
+
+    def progressed(self, so_far: PipelineResult) -> None:
+        pass
+
+    def working(self, what: str | None) -> None:
+        pass
 
 
 class RunContext:
@@ -34,6 +62,8 @@ class RunContext:
         self.restore_point: RestorePoint | None = None  # the last backup this pipeline completed
         self.restored_to: int | None = None  # an undo restored the backup of this step
         self._held: list[Callable[[], None]] = []  # releases of what steps hold until the run ends
+        self.watch: Watcher = _Quiet()  # the live view, on a terminal
+        self._so_far: Callable[[], PipelineResult] | None = None  # the runner's results as they stand
 
     # ------------------------------------------------------------------ where to connect
 
@@ -111,10 +141,13 @@ class RunContext:
                 self._conn = connect(target, self.env)
         return self._conn
 
-    def begin_step(self, name: str, number: int) -> None:
-        """The runner starts a step: the undos registered from now on are its own."""
+    def begin_step(self, name: str, number: int, of: tuple[int, str] = (0, "")) -> None:
+        """The runner starts a step (of: how many steps, what this one does): the undos
+        registered from now on are its own."""
         self._step = (name, number)
         self.partial = None
+        total, description = of
+        self._tell(lambda: self.watch.started(number, total, name, description))
 
     def add_undo(self, undo: Undo) -> None:
         """Register how to take back what the running step has changed so far.
@@ -128,6 +161,31 @@ class RunContext:
         """The running step's report as it stands: the run shows it even if the step then fails
         (a migrate that applied two of three migrations reports those two)."""
         self.partial = report
+
+    def follow(self, so_far: Callable[[], PipelineResult]) -> None:
+        """The runner says where its results so far are (for report_grew)."""
+        self._so_far = so_far
+
+    def report_grew(self) -> None:
+        """The running step's report has new lines, final ones (a migration applied): the live
+        view shows them now. A failing view never fails the step."""
+        if self._so_far is not None:
+            so_far = self._so_far
+            self._tell(lambda: self.watch.progressed(so_far()))
+
+    def undoing(self, step: str, number: int, description: str) -> None:
+        """The runner takes back what step `number` did (the live view says so)."""
+        self._tell(lambda: self.watch.started(number, 0, f"undo of step {number} ({step})", description))
+
+    def working(self, what: str | None) -> None:
+        """What the running step is doing now, for the live view (a migration, a table)."""
+        self._tell(lambda: self.watch.working(what))
+
+    def _tell(self, event: Callable[[], None]) -> None:
+        try:
+            event()
+        except Exception as exc:  # the display is never a reason to fail (and undo) a step
+            self.debug(f"live view: {type(exc).__name__}: {exc}")
 
     @property
     def running_step(self) -> int:

@@ -70,12 +70,24 @@ def run_pipeline(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineR
 def _run(name: str, steps: Sequence[Step], ctx: RunContext) -> PipelineResult:
     started = time.monotonic()
     results: list[StepResult] = []
+    running: list[Step] = []
     ctx.undos.clear()
     ctx.restored_to = None
+
+    def so_far() -> PipelineResult:
+        """The results as they stand, the running step's report so far included (the live view's)."""
+        now = [StepResult(s.name, s.description, "running", data=ctx.partial) for s in running]
+        took = time.monotonic() - started
+        return PipelineResult(name, [*results, *now], [], None, False, took, running=True)
+
+    ctx.follow(so_far)
     try:
         for number, step in enumerate(steps, 1):
-            ctx.begin_step(step.name, number)
+            ctx.begin_step(step.name, number, of=(len(steps), step.description))
+            running[:] = [step]
             results.append(_run_step(step, ctx))
+            running.clear()
+            ctx.report_grew()
             if results[-1].status != "ok":
                 break
     except KeyboardInterrupt:  # between two steps: as if during the next one, before it began
@@ -118,6 +130,7 @@ def _undo(ctx: RunContext) -> list[UndoResult]:
             results.append(UndoResult(step_name, number, undo.description, True, 0.0, note=moot))
             continue
         t0 = time.monotonic()
+        ctx.undoing(step_name, number, undo.description)
         try:
             note = undo.action()
         except (Exception, KeyboardInterrupt) as exc:

@@ -119,7 +119,9 @@ def arm(
         steps = _with_backup(steps, policy)
     # steps that find something the question must say (a backup of another database)
     notes = [note for s in steps if (note := getattr(s, "confirmation_note", None)) is not None]
-    guard = Guard(policy, actions, force=force, refusal=refusal, notes=notes)
+    # what the steps will do, that the question shows above it (a backup file, migrations, counts)
+    details = [d for s in steps if (d := getattr(s, "confirmation_details", None)) is not None]
+    guard = Guard(policy, actions, force=force, refusal=refusal, notes=notes, details=details)
     if not guard.to_confirm and refusal is None:
         return lint_first(steps, policy)
     return lint_first(steps, policy, then=guard)

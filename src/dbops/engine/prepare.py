@@ -33,6 +33,8 @@ class Prepared:
     description: str = ""
 
     def report(self, ctx: RunContext, result: PipelineResult) -> Report | None:
+        """The operation's report of a run: of its end, or of its results so far (the live
+        view's, result.running): the same objects either way."""
         if self.report_step is not None:
             report: Report | None = next((s.data for s in result.steps if s.name == self.report_step), None)
             _mention_safety_backup(report, result)
@@ -45,6 +47,7 @@ class Prepared:
             ctx.database(),
             result.steps,
             result.duration_s,
+            running=result.running,
         )
 
 
@@ -52,8 +55,9 @@ def _mention_safety_backup(report: Report | None, result: PipelineResult) -> Non
     """A built-in operation's report names the automatic backup the policy added before it."""
     notes = getattr(report, "notes", None)
     for step in result.steps:
-        if step.name == "backup" and step.status == "ok" and isinstance(notes, list):
-            notes.append(f"Safety backup: {getattr(step.data, 'file', '')}")
+        note = f"Safety backup: {getattr(step.data, 'file', '')}"
+        if step.name == "backup" and step.status == "ok" and isinstance(notes, list) and note not in notes:
+            notes.append(note)  # once, however often the live view asks for the report
 
 
 def prepare(name: str, options: Options, safety: Safety, ctx: RunContext) -> Prepared:

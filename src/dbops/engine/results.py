@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from dbops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNDO_FAILED, DbopsError
 
-StepStatus = Literal["ok", "failed", "interrupted", "not run"]
+StepStatus = Literal["ok", "failed", "interrupted", "not run", "running"]  # running: a live snapshot
 
 
 @dataclass
@@ -55,6 +55,7 @@ class PipelineResult:
     error: ErrorInfo | None
     interrupted: bool
     duration_s: float
+    running: bool = field(default=False, repr=False)  # a snapshot of a run still going (the live view's)
 
     @property
     def ok(self) -> bool:

@@ -21,7 +21,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -77,6 +77,9 @@ class Migrator:
         self._tables: dict[str, str] = {}  # bookkeeping table -> its schema-qualified name
         self.lock: MigrationLock | None = None  # when set, checked before each commit of a record
         self._pipelined = False
+        # told when a migration starts (outcome None) and once it is committed with its records
+        # (apply and rollback alike): a live view shows it running, then done
+        self.watch: Callable[[Script, Outcome | None], None] | None = None
 
     # ------------------------------------------------------------------ bookkeeping tables
 
@@ -126,6 +129,8 @@ class Migrator:
         started = time.monotonic()
         dropped: list[str] = []
         reset = True
+        if self.watch is not None:
+            self.watch(script, None)
         try:
             if script.transactional and not script.python_steps and self.conn.autocommit:
                 reset = False  # the pipeline resets the session itself
@@ -147,7 +152,7 @@ class Migrator:
         finally:
             if reset:
                 self._reset_session()
-        return Outcome(script, time.monotonic() - started, dropped)
+        return self._done(Outcome(script, time.monotonic() - started, dropped))
 
     def _apply_pipelined(self, script: Script) -> None:
         """BEGIN, the statements, the records, COMMIT and the session's reset in one round trip:
@@ -191,6 +196,8 @@ class Migrator:
     def rollback(self, script: Script) -> Outcome:
         started = time.monotonic()
         steps = tuple(reversed(script.python_steps))
+        if self.watch is not None:
+            self.watch(script, None)
         try:
             if script.transactional:
                 with self.conn.transaction():
@@ -204,7 +211,12 @@ class Migrator:
                     self._unrecord(script, ran=True)
         finally:
             self._reset_session()
-        return Outcome(script, time.monotonic() - started)
+        return self._done(Outcome(script, time.monotonic() - started))
+
+    def _done(self, outcome: Outcome) -> Outcome:
+        if self.watch is not None:
+            self.watch(outcome.script, outcome)
+        return outcome
 
     def mark(self, file: MigrationFile) -> None:
         """Record as applied without running it (baseline)."""

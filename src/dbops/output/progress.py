@@ -1,10 +1,13 @@
-"""The one transient progress bar (backups, restores, seeds), on a terminal only."""
+"""The one transient progress bar (backups, restores, seeds), on a terminal only: below the
+live view's spinner while one is shown (dbops.output.live), else on its own."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
+
+from dbops.output import live
 
 Advance = Callable[[str, int, int | None], None]  # (what, done, total or None)
 
@@ -43,11 +46,23 @@ def bar(
     else:
         columns += (TimeRemainingColumn(),)
     tasks: dict[str, Any] = {}
+    view = live.active()
+    if view is not None:  # one more line of the live view, drawn by it
+        progress = Progress(*columns, console=view.output.console)
+        view.add_bar(progress)
+        try:
+            yield _advance(progress, tasks, label)
+        finally:
+            view.remove_bar(progress)
+        return
     with Progress(*columns, transient=True) as progress:
+        yield _advance(progress, tasks, label)
 
-        def advance(what: str, done: int, total: int | None) -> None:
-            if what not in tasks:
-                tasks[what] = progress.add_task(label.format(what), total=total)
-            progress.update(tasks[what], completed=done, total=total)
 
-        yield advance
+def _advance(progress: Any, tasks: dict[str, Any], label: str) -> Advance:
+    def advance(what: str, done: int, total: int | None) -> None:
+        if what not in tasks:
+            tasks[what] = progress.add_task(label.format(what), total=total)
+        progress.update(tasks[what], completed=done, total=total)
+
+    return advance

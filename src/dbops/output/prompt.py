@@ -1,8 +1,16 @@
-"""Asking the person at the terminal: on stderr, since stdout carries the report (or the JSON)."""
+"""Asking the person at the terminal: on stderr, since stdout carries the report (or the JSON).
+
+What a question confirms is written right above it, in the same block, with the live view's
+spinner (dbops.output.live) off the screen until the answer is in.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+
+from dbops.output import live
+from dbops.redact import clean
 
 
 def has_terminal() -> bool:
@@ -11,11 +19,13 @@ def has_terminal() -> bool:
 
 
 def say(text: str) -> None:
-    print(text, file=sys.stderr)
+    with live.paused():
+        print(clean(text), file=sys.stderr)
 
 
-def ask(question: str) -> str:
-    """Ask and read one line (stripped)."""
-    sys.stderr.write(question)
-    sys.stderr.flush()
-    return sys.stdin.readline().strip()
+def ask(question: str, above: Sequence[str] = ()) -> str:
+    """Write `above` (what the answer confirms), ask, and read one line (stripped)."""
+    with live.paused():
+        sys.stderr.write(clean("".join(f"{line}\n" for line in above) + question))
+        sys.stderr.flush()
+        return sys.stdin.readline().strip()

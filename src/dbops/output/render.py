@@ -124,6 +124,14 @@ class Output:
             self.ci = "github"
         else:
             self.ci = None
+        self.console: Any = None  # a live view's rich Console, while it is shown (dbops.output.live)
+        self._shown: list[Line] = []  # the report's lines written so far (streamed as the run went)
+        self._masked: set[str] = set()
+
+    @property
+    def animated(self) -> bool:
+        """A live view with a spinner and progress bars: a colour terminal (else lines only)."""
+        return self.color
 
     # ------------------------------------------------------------------ results
 
@@ -134,12 +142,34 @@ class Output:
         else:
             if result.report is not None:
                 self.mask(_report_secrets(result.report, self.terminal))
-                self.write(result.report.lines(), self.stdout)
+                self.write(self._unshown(result.report.lines()), self.stdout)
+            self._shown = []  # the next result (another environment's) starts afresh
             if result.pipeline is not None:
                 self.write(pipeline_lines(result.pipeline), self.stdout)
             if result.error is not None:
                 self.write(error_lines(result.error), self.stderr)
         self.annotate(result)
+
+    def stream(self, report: Report | None) -> None:
+        """Write the lines a report has gained since the last call (a run's report as it grows):
+        the final emit() then writes only the rest, so that what was streamed and the final
+        report are one and the same text. Nothing in JSON mode (one document, at the end)."""
+        if report is None or self.json_mode:
+            return
+        self.mask(_report_secrets(report, self.terminal))
+        lines = report.lines()
+        if lines[: len(self._shown)] == self._shown:  # else: the rest waits for the final report
+            self.write(self._unshown(lines), self.stdout)
+
+    def _unshown(self, lines: list[Line]) -> list[Line]:
+        """The lines after those already written (where they agree), remembered as written."""
+        agree = 0
+        for old, new in zip(self._shown, lines, strict=False):
+            if old != new:
+                break
+            agree += 1
+        self._shown = list(lines)
+        return lines[agree:]
 
     def emit_many(self, operation: str, results: Sequence[OperationResult], skipped: Sequence[str]) -> None:
         """Several environments in one JSON document."""
@@ -174,9 +204,12 @@ class Output:
     def mask(self, secrets: Sequence[str]) -> None:
         """Secrets a report shows on a terminal: in CI, registered with the service first, so
         that its log shows *** in their place."""
+        secrets = [s for s in secrets if s not in self._masked]  # once each, streamed or not
         if self.ci is None or not secrets:
             return
-        for number, secret in enumerate(secrets, 1):
+        start = len(self._masked) + 1
+        self._masked.update(secrets)
+        for number, secret in enumerate(secrets, start):
             if self.ci == "azure":
                 line = f"##vso[task.setvariable variable=DBOPS_SECRET_{number};issecret=true]{secret}"
             else:
@@ -196,7 +229,12 @@ class Output:
         if not lines:
             return
         lines = [(style, clean(text)) for style, text in lines]  # the last line of defence
-        if self.color and stream is self.stdout:
+        if self.console is not None and stream is self.stdout:  # above the live view's spinner
+            from rich.text import Text  # lazy: rich is loaded already while a live view shows
+
+            for style, text in lines:
+                self.console.print(Text(text, style=_RICH_STYLES[style]))
+        elif self.color and stream is self.stdout:
             from rich.console import Console
             from rich.text import Text
 

@@ -77,6 +77,7 @@ class Seeder:
         self.root = root
         self.context = context
         self.progress = progress
+        self.watch: Callable[[str], None] | None = None  # told what is loaded now (a live view says it)
         self.results: dict[str, TableResult] = {}
         self.accounts: list[Account] = []
         self._keys: dict[str, dict[tuple[str, ...], tuple[str, int]]] = {}  # key values -> file, line
@@ -91,13 +92,20 @@ class Seeder:
         if clear:
             self._clear([t for t in reversed(order)])
         for table in order:
+            self._tell(table)
             for rows in (r for r in tables if r.table == table):
                 self._load_rows(rows, owners[id(rows)])
         for file in (f for f in files if f.kind == "sql"):
+            self._tell(file.path.name)
             self._run_sql(file)
         for file in (f for f in files if f.kind == "py"):
+            self._tell(file.path.name)
             self._run_python(file)
         self._fix_sequences()
+
+    def _tell(self, what: str) -> None:
+        if self.watch is not None:
+            self.watch(what)
 
     def _regclass(self, table: str) -> str:
         """The table name as to_regclass() must see it: quoted, so Users stays Users."""

@@ -40,9 +40,11 @@ class Guard:
         force: bool,
         refusal: PolicyRefused | None = None,
         notes: Sequence[Callable[[], str | None]] = (),
+        details: Sequence[Callable[[RunContext], list[str]]] = (),
     ) -> None:
         self.policy = policy
         self.notes = list(notes)  # what earlier steps found that the question must say
+        self.details = list(details)  # what the steps will do, shown above the question
         self.actions = list(dict.fromkeys(actions))
         self.force = force
         self.to_confirm = [a for a in self.actions if policy.needs_confirmation(a)]
@@ -74,19 +76,23 @@ class Guard:
                 f"needs confirmation: no terminal to ask on{''.join(f' ({n})' for n in notes)}",
                 f"Run it on a terminal, {flag}",
             )
-        self._ask(ctx.env.name, database, notes)
+        details = [line for detail in self.details for line in detail(ctx)]  # may refuse before asking
+        self._ask(ctx.env.name, database, notes, details)
         return StepOutcome(messages=["confirmed on the terminal"])
 
-    def _ask(self, environment: str, database: str, notes: Sequence[str] = ()) -> None:
-        for action in self.to_confirm:
-            prompt.say(f"⚠️ WARNING: {WARNINGS[action]}")
-        for note in notes:
-            prompt.say(f"⚠️ WARNING: {note[:1].upper()}{note[1:]}")
-        prompt.say(f"Database: {database}\nEnvironment: {environment}")
+    def _ask(
+        self, environment: str, database: str, notes: Sequence[str] = (), details: Sequence[str] = ()
+    ) -> None:
+        """The spec's question, with everything it confirms above it, in one block."""
+        above = [f"⚠️ WARNING: {WARNINGS[action]}" for action in self.to_confirm]
+        above += [f"⚠️ WARNING: {note[:1].upper()}{note[1:]}" for note in notes]
+        above += [f"Database: {database}", f"Environment: {environment}", *details]
         if self.policy.confirm == "name":
-            answer, expected = prompt.ask(f"Type the database name ({database}) to continue: "), database
+            question = f"Type the database name ({database}) to continue: "
+            answer, expected = prompt.ask(question, above), database
         else:
-            answer, expected = prompt.ask("Are you sure you want to continue? (yes/no): ").lower(), "yes"
+            question = "Are you sure you want to continue? (yes/no): "
+            answer, expected = prompt.ask(question, above).lower(), "yes"
         if answer != expected:
             hint = "Type the database name exactly" if expected == database else "Answer yes"
             raise PolicyRefused("Not confirmed: nothing was changed", f"{hint} to confirm")

@@ -17,6 +17,7 @@ import time
 from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
+from dbops.backups import contents
 from dbops.engine import restore_point
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.migrations.files import YOYO_TABLES
@@ -97,6 +98,32 @@ class DropSchema:
         report.duration_s = time.monotonic() - started
         report.finished = True
         return StepOutcome(undo=_undo(ctx), data=report)
+
+    def confirmation_details(self, ctx: RunContext) -> list[str]:
+        """For the confirmation: what it will drop, counted now (rows exactly)."""
+        conn = ctx.connection()
+        preview = DropReport(ctx.env.name, ctx.database())
+        _plan(conn, preview)
+        rows = sum(t.rows for t in contents.application(contents.read(conn).tables))
+        counts = [
+            f"{len(names)} {_NOUNS[kind]}"
+            + (f" ({rows:,} row{'' if rows == 1 else 's'})" if kind == "table" else "")
+            for kind, names in preview.dropped.items()
+            if names and kind != "bookkeeping"
+        ]
+        if preview.dropped.get("bookkeeping"):
+            counts.append("the records of every applied migration")
+        return [f"To drop: {', '.join(counts) or 'nothing (the database holds no application object)'}"]
+
+
+_NOUNS = {
+    "view": "view(s)",
+    "table": "table(s)",
+    "sequence": "sequence(s)",
+    "function": "function(s) and procedure(s)",
+    "type": "type(s)",
+    "schema": "schema(s)",
+}
 
 
 def _undo(ctx: RunContext) -> Undo | None:

@@ -18,6 +18,7 @@ from dbops.engine.options import MigrateOptions
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import ConfigError, DbopsError
 from dbops.migrations.files import orphan_warnings
+from dbops.migrations.migrator import Outcome
 from dbops.migrations.scripts import Script
 from dbops.migrations.session import Session, check_integrity, migration_session, plan, record_checksums
 from dbops.output.reports.migration import MigrationItem, MigrationReport
@@ -88,34 +89,56 @@ class Migrate:
             else:
                 accepted = record_checksums(session, report.adopted)
                 report.notes += [f"⚠ Accepted the changed migration {i}" for i in accepted]
-                _apply_all(session, scripts, report, committed)
+                _apply_all(ctx, session, scripts, report, committed)
         return StepOutcome(data=report)
 
 
 def _apply_all(
-    session: Session, scripts: list[Script], report: MigrationReport, committed: Callable[[Script], None]
+    ctx: RunContext,
+    session: Session,
+    scripts: list[Script],
+    report: MigrationReport,
+    committed: Callable[[Script], None],
 ) -> None:
+    def applied(outcome: Outcome) -> None:  # each one as the migrator commits it
+        committed(outcome.script)
+        note = None
+        if outcome.dropped_invalid:
+            note = f"dropped the INVALID index an earlier attempt left: {', '.join(outcome.dropped_invalid)}"
+        script = outcome.script
+        report.items.append(MigrationItem(script.id, script.name, "applied", outcome.duration_s, note=note))
+
+    session.migrator.watch = shown_live(ctx, "applying", applied)
+    ctx.report_grew()  # the report's head, before the first migration
     try:
         for script in scripts:
             try:
-                outcome = session.migrator.apply(script)
+                session.migrator.apply(script)
             except BaseException:
                 report.items.append(MigrationItem(script.id, script.name, "failed"))
                 raise
-            committed(script)
-            note = None
-            if outcome.dropped_invalid:
-                note = (
-                    f"dropped the INVALID index an earlier attempt left: {', '.join(outcome.dropped_invalid)}"
-                )
-            report.items.append(
-                MigrationItem(script.id, script.name, "applied", outcome.duration_s, note=note)
-            )
     except BaseException:
         with suppress(Exception):  # durability of what did commit; never hide the failure itself
             session.migrator.flush()
         raise
     session.migrator.flush()
+
+
+def shown_live(
+    ctx: RunContext, doing: str, done: Callable[[Outcome], None]
+) -> Callable[[Script, Outcome | None], None]:
+    """The migrator's watch: the live view names the migration running, and shows its line in
+    the report once `done` has added it."""
+
+    def watch(script: Script, outcome: Outcome | None) -> None:
+        if outcome is None:
+            ctx.working(f"{doing} {script.name}")
+            return
+        done(outcome)
+        ctx.working(None)
+        ctx.report_grew()
+
+    return watch
 
 
 def _undo(ctx: RunContext, applied: list[Script], number: int) -> str:

@@ -1,13 +1,13 @@
 """restore: check a backup file, then replace the database with it. Undo: none.
 
-Three steps of the restore operation live here: ``check-backup`` (before anything is touched:
+The steps of the restore operation live here: ``check-backup`` (before anything is touched:
 the manifest, the sha256 and a full read; exit 2 for a bad file), ``restore-lock`` (the
 restore lock of the database, and the rights a restore through a scratch database needs:
 "Another restore is running" or "permission denied (CREATEDB)" come before anything is
-written) and ``restore`` (scratch database, its check, the swap; or ``--in-place`` in one
-transaction). Between the last two the operation asks for confirmation and takes a safety
-backup.
-"""
+written), ``restore-load`` (through a scratch database: it is loaded and checked on a thread of
+its own while the safety backup the policy puts next is taken; its undo drops it) and
+``restore`` (waits for that load, then the swap; or ``--in-place`` in one transaction). After
+the lock the operation asks for confirmation; before ``restore`` it takes the safety backup."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from dbops.backups import store as backups
 from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome, Undo
-from dbops.output import progress
+from dbops.output import progress, units
 from dbops.output.reports.restore import RestoreReport
 from dbops.postgres.locks import RestoreLock, take_restore_lock
 from dbops.postgres.tools import toolbox
+from dbops.steps.backup_list import age
 
 
 class CheckBackup:
@@ -55,6 +56,21 @@ class CheckBackup:
         self.manifest = manifest
         self.live = ctx.database()
         return StepOutcome(messages=[f"{report.file} matches its manifest and reads completely"], data=report)
+
+    def confirmation_details(self, ctx: RunContext) -> list[str]:
+        """For the confirmation: the file it resolved to (latest may be any automatic backup)."""
+        manifest = self.manifest
+        if manifest is None or self.report is None:
+            return []
+        created = manifest.created_at
+        why = f" ({manifest.reason})" if manifest.reason else ""
+        return [
+            f"Backup file: {self.report.file}",
+            f"  {manifest.kind} {manifest.format} backup{why} of {manifest.database}, "
+            f"taken {created.strftime('%Y-%m-%d %H:%M:%S UTC')} ({age(created, backups.utc_now())} ago), "
+            f"{units.size(manifest.size)}",
+            "  verified: its sha256 and a full read match the manifest",
+        ]
 
     def confirmation_note(self) -> str | None:
         """For the confirmation: a backup of another database says so, and names it."""

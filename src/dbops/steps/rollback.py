@@ -18,10 +18,11 @@ from dbops.engine.context import RunContext
 from dbops.engine.options import RollbackOptions
 from dbops.engine.pipeline import StepOutcome, Undo
 from dbops.errors import UsageError
+from dbops.migrations.migrator import Outcome
 from dbops.migrations.scripts import Script, load
 from dbops.migrations.session import Session, check_integrity, migration_session
 from dbops.output.reports.migration import MigrationItem, MigrationReport
-from dbops.steps.migrate import migration_run
+from dbops.steps.migrate import migration_run, shown_live
 
 
 def _rollback_sql(script: Script) -> str:
@@ -55,21 +56,41 @@ class Rollback:
                 self._roll_back(ctx, session, scripts, report)
         return StepOutcome(data=report)
 
+    def confirmation_details(self, ctx: RunContext) -> list[str]:
+        """For the confirmation: the migrations it will roll back (read now, without the lock;
+        a range it would refuse is refused before asking)."""
+        if self.dry_run:
+            return []
+        with migration_session(
+            ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=False
+        ) as session:
+            check_integrity(session.state, accept=False)
+            scripts = self._choose(session)
+        if not scripts:
+            return ["Migrations to roll back: none (no migration is applied)"]
+        return ["Migrations to roll back, newest first:", *(f"  ↩ {s.name}" for s in scripts)]
+
     def _roll_back(
         self, ctx: RunContext, session: Session, scripts: list[Script], report: MigrationReport
     ) -> None:
         done: list[Script] = []
+
+        def rolled_back(outcome: Outcome) -> None:  # each one as the migrator commits it
+            script = outcome.script
+            if not done:
+                ctx.add_undo(_undo(ctx, done))
+            done.append(script)
+            report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
+
+        session.migrator.watch = shown_live(ctx, "rolling back", rolled_back)
+        ctx.report_grew()  # the report's head, before the first one
         try:
             for script in scripts:
                 try:
-                    outcome = session.migrator.rollback(script)
+                    session.migrator.rollback(script)
                 except BaseException:
                     report.items.append(MigrationItem(script.id, script.name, "failed"))
                     raise
-                if not done:
-                    ctx.add_undo(_undo(ctx, done))
-                done.append(script)
-                report.items.append(MigrationItem(script.id, script.name, "rolled back", outcome.duration_s))
         finally:
             with suppress(Exception):
                 session.migrator.flush()

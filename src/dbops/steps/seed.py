@@ -50,6 +50,7 @@ class Seed:
         large = sum(p.stat().st_size for p in paths) >= PROGRESS_FROM_BYTES
         with _progress_bar(ctx.interactive and large) as advance:
             seeder = Seeder(conn, root, context, advance)
+            seeder.watch = lambda what: ctx.working(f"seeding {what}")
             with conn.transaction():  # all or nothing
                 conn.execute("SET LOCAL jit = off")  # compiling bulk statements costs more than it saves
                 seeder.load(files, clear=self.clear)

@@ -14,6 +14,7 @@ _MARKS: dict[StepStatus, tuple[Style, str]] = {
     "failed": ("fail", "✗"),
     "interrupted": ("fail", "✗"),
     "not run": ("dim", "·"),
+    "running": ("dim", "…"),
 }
 
 
@@ -37,16 +38,18 @@ class PipelineReport:
     steps: list[StepReport] = field(default_factory=list)
     duration_s: float = 0.0
     ok: bool = False
+    running: bool = field(default=False, repr=False)  # the live view's: the steps' list comes at the end
 
     @classmethod
     def of(cls, title: str, pipeline: str, description: str, environment: str, database: str,
-           results: list[StepResult], duration_s: float) -> PipelineReport:  # fmt: skip
+           results: list[StepResult], duration_s: float, *,
+           running: bool = False) -> PipelineReport:  # fmt: skip
         steps = [
             StepReport(n, r.name, r.status, r.duration_s, r.messages, r.data if _reports(r.data) else None)
             for n, r in enumerate(results, 1)
         ]
         ok = all(r.status == "ok" for r in results)
-        return cls(title, pipeline, description, environment, database, steps, duration_s, ok)
+        return cls(title, pipeline, description, environment, database, steps, duration_s, ok, running)
 
     def warnings(self) -> list[str]:
         return [w for s in self.steps if s.report is not None for w in s.report.warnings()]
@@ -59,6 +62,8 @@ class PipelineReport:
         for step in self.steps:
             if step.report is not None:
                 lines += [("", ""), *step.report.lines()]
+        if self.running:
+            return lines
         lines += [("", ""), ("", "Steps:")]
         for step in self.steps:
             style, mark = _MARKS[step.status]
