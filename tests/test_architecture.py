@@ -16,7 +16,7 @@ import pytest
 from import_graph import SRC, Import, cycles, read_imports, run_time_graph
 
 SERVICES = ("dbops.postgres", "dbops.migrations", "dbops.schema", "dbops.seeding", "dbops.backups")
-ABOVE_SERVICES = ("dbops.engine", "dbops.steps", "dbops.cli", "dbops.output", "dbops.boundary")
+ABOVE_SERVICES = ("dbops.engine", "dbops.steps", "dbops.cli", "dbops.output", "dbops.boundary", "dbops.fleet")
 # Every layer package and the two top modules that sit above the engine; the rest of the
 # package's top (dbops itself, dbops.errors, a future dbops.atomic) is base that all may use.
 NOT_BASE = (*SERVICES, *ABOVE_SERVICES, "dbops.config", "dbops.oplog")
@@ -62,16 +62,21 @@ def config_reaching_out(imports: Iterable[Import]) -> list[str]:
 
 
 def output_reaching_up(imports: Iterable[Import]) -> list[str]:
-    banned = ("dbops.engine", "dbops.steps", "dbops.cli", "dbops.boundary")
+    banned = ("dbops.engine", "dbops.steps", "dbops.cli", "dbops.boundary", "dbops.fleet")
     return imports_of(imports, ("dbops.output",), banned, allowed=("dbops.engine.results",))
 
 
 def steps_reaching_up(imports: Iterable[Import]) -> list[str]:
-    return imports_of(imports, ("dbops.steps",), ("dbops.cli", "dbops.boundary"))
+    return imports_of(imports, ("dbops.steps",), ("dbops.cli", "dbops.boundary", "dbops.fleet"))
 
 
 def engine_reaching_up(imports: Iterable[Import]) -> list[str]:
-    return imports_of(imports, ("dbops.engine",), ("dbops.cli", "dbops.boundary"))
+    return imports_of(imports, ("dbops.engine",), ("dbops.cli", "dbops.boundary", "dbops.fleet"))
+
+
+def fleet_reaching_up(imports: Iterable[Import]) -> list[str]:
+    """dbops.fleet runs each target through the boundary; only the CLI sits above it."""
+    return imports_of(imports, ("dbops.fleet",), ("dbops.cli",))
 
 
 def run_time_cycles(imports: list[Import]) -> list[str]:
@@ -131,6 +136,10 @@ def test_steps_never_import_cli_or_boundary(imports: list[Import]) -> None:
 
 def test_engine_never_imports_cli_or_boundary(imports: list[Import]) -> None:
     fail_on(engine_reaching_up(imports), "engine imports cli or boundary")
+
+
+def test_fleet_never_imports_cli(imports: list[Import]) -> None:
+    fail_on(fleet_reaching_up(imports), "fleet imports cli")
 
 
 def test_no_import_cycle_at_run_time(imports: list[Import]) -> None:

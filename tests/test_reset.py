@@ -54,8 +54,7 @@ def test_reset_drops_everything_and_migrates_afresh(project: Path, cli: Run, db:
     out = result.out
     assert out.startswith("🔄 Resetting Database\n")
     assert "✓ Views: 2 (active_users, user_count)" in out
-    assert "✓ Tables: 8 (app.notes, api_keys, organization_members, workflow_permissions," in out
-    assert out.index("organization_members") < out.index("organizations,")  # children first
+    assert "✓ Tables: 8 (api_keys, app.notes, organization_members, organizations, projects, users," in out
     assert "✓ Migration records (yoyo's and dbops' tables): 5" in out
     assert "✓ Sequences: 1 (tickets)" in out
     assert "✓ Functions and procedures: 3 (by_user(u users), noop(), shout(t text))" in out
@@ -76,7 +75,7 @@ def test_reset_on_an_empty_database_then_seed(project: Path, cli: Run, db: psyco
     doc = json.loads(cli("reset", "--force", "--seed", "--json").out)
     assert [s["name"] for s in doc["steps"]] == ["connect", "confirm", "backup", "drop", "migrate", "seed"]
     drop = doc["report"]["steps"][3]["report"]
-    assert drop["dropped"]["table"][-1] == "users" and drop["finished"]
+    assert drop["dropped"]["table"][-1] == "workflows" and drop["finished"]
     assert db.execute("SELECT count(*) FROM users").fetchone() == (10,)
 
 

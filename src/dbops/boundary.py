@@ -16,13 +16,14 @@ from types import FrameType
 
 from dbops import oplog, redact
 from dbops.config.loader import load_config
+from dbops.config.model import Config, Environment
 from dbops.engine.catalog import RULES
 from dbops.engine.context import RunContext
 from dbops.engine.options import Options, Safety
 from dbops.engine.pipeline import as_dbops_error, run_pipeline
 from dbops.engine.prepare import prepare
 from dbops.engine.results import ErrorInfo, PipelineResult
-from dbops.errors import EXIT_INTERRUPTED
+from dbops.errors import EXIT_INTERRUPTED, UsageError
 from dbops.output import live
 from dbops.output.render import OperationResult, Output
 
@@ -46,7 +47,7 @@ def run_operation(
     redact.remember_environment()
     result = OperationResult(name, environment=env)
     output = Output(json_mode=json)
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         state_dir = _execute(result, options, safety, env=env, config=config, output=output)
     output.emit(result)
     if state_dir is not None:
@@ -72,12 +73,17 @@ def run_across_environments(
         result = OperationResult(name, None, error=ErrorInfo.of(failure), exit_code=failure.exit_code)
         output.emit(result)
         return result.exit_code
-    chosen = [e.name for e in cfg.environments.values() if include_protected or not e.protected]
+    fleets = [e.name for e in cfg.environments.values() if e.fleet is not None]  # dbops.fleet runs those
+    chosen = [
+        e.name
+        for e in cfg.environments.values()
+        if (include_protected or not e.protected) and e.name not in fleets
+    ]
     results = []
     for env_name in chosen:
         started = time.monotonic()
         result = OperationResult(name, environment=env_name)
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             state_dir = _execute(result, options, safety, env=env_name, config=config, output=output)
         if not json:
             output.emit(result)
@@ -86,12 +92,14 @@ def run_across_environments(
         results.append(result)
         if result.exit_code == EXIT_INTERRUPTED:
             break
-    skipped = [e.name for e in cfg.environments.values() if e.name not in chosen]
+    skipped = [e.name for e in cfg.environments.values() if e.name not in chosen and e.name not in fleets]
     code = max((r.exit_code for r in results), default=0)
     if json:
         output.emit_many(name, results, skipped)
     elif skipped:
         output.note(f"Skipped protected environment(s): {', '.join(skipped)} (add --include-protected)")
+    if fleets and not json:
+        output.note(f"Skipped fleet environment(s): {', '.join(fleets)} (run each with --env)")
     return code
 
 
@@ -107,11 +115,41 @@ def _execute(
     """Fill result in; returns the project's state folder once the config is known. `output`
     shows the run as it goes (dbops.output.live), then the final report."""
     state_dir = None
-    ctx: RunContext | None = None
     try:
         cfg = load_config(RULES, config)
         state_dir = cfg.state_dir
         environment = cfg.environment(env)
+        if environment.fleet is not None:  # the fleet operations go to dbops.fleet instead
+            raise _not_on_a_fleet(result.operation, environment.name)
+        execute_in(result, cfg, environment, options, safety, output)
+    except Exception as exc:  # expected failures, and any bug: one line, no traceback
+        failure = as_dbops_error(exc)
+        result.error = ErrorInfo.of(failure)
+        result.exit_code = failure.exit_code
+    return state_dir
+
+
+def _not_on_a_fleet(operation: str, environment: str) -> UsageError:
+    return UsageError(
+        f"{operation} runs on one database; {environment} is a fleet of many",
+        "Run it through an environment whose url names that one database; on a fleet dbops runs "
+        "migrate, migrate-rollback, status, validate, lint, seed, backup, backup-list and pipelines",
+    )
+
+
+def execute_in(
+    result: OperationResult,
+    cfg: Config,
+    environment: Environment,
+    options: MakeOptions,
+    safety: Safety,
+    output: Output,
+) -> None:
+    """Run the operation on one environment of a loaded config and fill result in (a fleet
+    runs each target through it, with the target's environment and an output that shows
+    nothing as it goes: the fleet report says it all)."""
+    ctx: RunContext | None = None
+    try:
         result.environment = environment.name
         ctx = RunContext(cfg, environment, interactive=output.animated)
         result.database = ctx.database()  # as far as known now, for a refusal's log line
@@ -136,7 +174,6 @@ def _execute(
     finally:
         if ctx is not None:
             ctx.close()
-    return state_dir
 
 
 def _interrupted(pipeline: PipelineResult) -> ErrorInfo:
@@ -165,7 +202,7 @@ def _undo_failed(pipeline: PipelineResult) -> str:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """A CI job cancelled with SIGTERM gets the same treatment as Ctrl-C: undo, then exit 130."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -1,8 +1,10 @@
 """What a database holds, as a backup records it and a restore checks it.
 
 Row counts of every table pg_dump copies (exact, ``count(*)``), and counts of each kind of
-object. Both sides are read with the same queries, so a restore compares like with like, across
-server versions too (NOT NULL constraints, which PostgreSQL 18 catalogues, are not counted).
+object of dbops.schema.catalog. Both sides are read with the same queries, so a restore
+compares like with like, across server versions too (NOT NULL constraints, which PostgreSQL 18
+catalogues, are not counted). The first twelve keys are those of earlier manifests, with the
+same meaning (a sum of the catalog's finer kinds); every other kind has its own key.
 """
 
 from __future__ import annotations
@@ -12,61 +14,39 @@ from typing import TYPE_CHECKING, Any
 
 from dbops.backups.store import TableCount
 from dbops.migrations.files import YOYO_TABLES
+from dbops.schema import catalog
 
 if TYPE_CHECKING:
     import psycopg
 
-_USER = "{ns} NOT IN ('pg_catalog', 'information_schema') AND {ns} !~ '^pg_(toast|temp_)'"
-_NOT_EXT = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')"
-# range types' constructor functions depend internally on their type: made, not restored
-_NOT_IMPLICIT = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype IN ('e', 'i'))"
-
+# The tables whose rows pg_dump copies: ordinary ones and partitions that hold rows.
 _TABLES_SQL = f"""
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND {_USER.format(ns="n.nspname")}
-  AND {_NOT_EXT.format(oid="c.oid")}
+SELECT a.schema, c.relname
+FROM ({catalog.objects_sql((catalog.BY_NAME["tables"], catalog.BY_NAME["partitions"]))}) a
+JOIN pg_class c ON c.oid = a.objid
+WHERE c.relkind = 'r'
 ORDER BY 1, 2
 """
 
-_OBJECTS_SQL = f"""
-WITH rel AS (
-  SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE {_USER.format(ns="n.nspname")} AND {_NOT_EXT.format(oid="c.oid")}
-)
-SELECT
-  (SELECT count(*) FROM pg_namespace n WHERE {_USER.format(ns="n.nspname")}
-     AND {_NOT_EXT.format(oid="n.oid")}),
-  (SELECT count(*) FROM rel WHERE relkind IN ('r', 'p')),
-  (SELECT count(*) FROM rel WHERE relkind = 'v'),
-  (SELECT count(*) FROM rel WHERE relkind = 'm'),
-  (SELECT count(*) FROM rel WHERE relkind = 'S'),
-  (SELECT count(*) FROM rel WHERE relkind IN ('i', 'I')),
-  (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE {_USER.format(ns="n.nspname")} AND {_NOT_IMPLICIT.format(oid="p.oid")}),
-  (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-     WHERE {_USER.format(ns="n.nspname")} AND {_NOT_EXT.format(oid="t.oid")}
-       AND (t.typtype IN ('e', 'd', 'r')
-            OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))),
-  (SELECT count(*) FROM pg_trigger g WHERE NOT g.tgisinternal AND g.tgrelid IN (SELECT oid FROM rel)),
-  (SELECT count(*) FROM pg_constraint k WHERE k.contype IN ('p', 'u', 'f', 'c', 'x')
-     AND k.conrelid IN (SELECT oid FROM rel)),
-  (SELECT count(*) FROM pg_largeobject_metadata),
-  (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
-"""
-OBJECT_KINDS = (
-    "schemas",
-    "tables",
-    "views",
-    "materialized_views",
-    "sequences",
-    "indexes",
-    "functions",
-    "types",
-    "triggers",
-    "constraints",
-    "large_objects",
-    "extensions",
-)
+_SUMS = {
+    "schemas": ("schemas",),
+    "tables": ("tables", "partitioned_tables", "partitions"),
+    "views": ("views",),
+    "materialized_views": ("materialized_views",),
+    "sequences": ("sequences", "owned_sequences"),
+    "indexes": ("indexes",),
+    "functions": ("functions", "procedures", "aggregates", "window_functions"),
+    "types": ("enum_types", "domains", "range_types", "composite_types"),
+    "triggers": ("triggers",),
+    "constraints": ("constraints",),
+    "large_objects": ("large_objects",),
+    "extensions": ("extensions",),
+}
+_SUMMED = {kind for kinds in _SUMS.values() for kind in kinds}
+# manifest key -> the catalog's kinds it counts
+MANIFEST_KINDS: dict[str, tuple[str, ...]] = _SUMS | {
+    kind: (kind,) for kind in catalog.TITLES if kind not in _SUMMED
+}
 
 
 @dataclass
@@ -90,17 +70,16 @@ def read(conn: psycopg.Connection[Any], *, count_rows: bool = True) -> Contents:
     """Everything in one transaction's snapshot (the caller's, when it has one open). Without
     count_rows the tables are listed with 0 rows, for a caller that counts them otherwise."""
 
-    tables = [TableCount(schema, name, 0) for schema, name in conn.execute(_TABLES_SQL).fetchall()]
+    tables = [TableCount(schema, name, 0) for schema, name in catalog.fetch(conn, _TABLES_SQL)]
     if count_rows:
         count_rows_of(conn, tables)
-    row = conn.execute(_OBJECTS_SQL).fetchone()
-    assert row is not None
+    found = catalog.counts(conn)
     encoding = conn.execute(
         "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
     ).fetchone()
     return Contents(
         tables=tables,
-        objects=dict(zip(OBJECT_KINDS, row, strict=True)),
+        objects={key: sum(found[kind] for kind in kinds) for key, kinds in MANIFEST_KINDS.items()},
         encoding=encoding[0] if encoding else "UTF8",
         last_migration=_last_migration(conn),
     )
@@ -113,7 +92,10 @@ def count_rows_of(conn: psycopg.Connection[Any], tables: list[TableCount]) -> No
     if not tables:
         return
     parts = [
-        sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), sql.Identifier(t.schema, t.name))
+        # ONLY: an inheritance parent's own rows, as pg_dump copies them
+        sql.SQL("SELECT {}::int, count(*) FROM ONLY {}").format(
+            sql.Literal(i), sql.Identifier(t.schema, t.name)
+        )
         for i, t in enumerate(tables)
     ]
     for i, count in conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall():

@@ -17,6 +17,7 @@ drop and swap databases in dbops.postgres.databases; loading and checking the ba
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import subprocess
 import threading
@@ -35,6 +36,7 @@ from dbops.postgres import tools as pgtools
 from dbops.postgres.connection import Target, connect
 from dbops.postgres.databases import create_scratch, drop_database, drop_leftovers, swap, unused_name
 from dbops.postgres.locks import RestoreLock, locked_maintenance, restore_lock_on
+from dbops.schema import drop
 
 if TYPE_CHECKING:
     import psycopg
@@ -340,7 +342,8 @@ def _pg_restore(
             args, env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         assert process.stderr is not None
-        errors: list[str] = []
+        errors: list[str] = []  # the error, then its own DETAIL, HINT and statement
+        entry = ""  # the archive entry the error is in
         done = 0
         try:
             for raw in process.stderr:
@@ -351,15 +354,19 @@ def _pg_restore(
                     done += 1
                     if progress is not None:
                         progress("Restoring tables", done, max(tables, done))
-                elif "error" in line.lower() or line.startswith(("DETAIL", "Command was")):
-                    errors.append(line)
+                elif line.startswith("pg_restore: from TOC entry ") and not errors:
+                    entry = line.removeprefix("pg_restore: from ")
+                elif line.startswith("pg_restore: error: ") and not errors:
+                    errors.append(" ".join(line.removeprefix("pg_restore: error: ").split()))
+                elif errors and line.startswith(("DETAIL:", "HINT:", "Command was:")):
+                    errors.append(" ".join(line.split()))
             code = process.wait()
         except BaseException:
             pgtools.stop(process)
             raise
     if code != 0:
-        detail = pgtools.error_text("\n".join(errors) or f"exit code {code}", target)
-        raise RestoreFailed(f"pg_restore failed: {detail}", _LOAD_HINT)
+        detail = target.scrub(" ".join(errors)) or f"exit code {code}"
+        raise RestoreFailed(f"pg_restore failed: {f'{entry}: ' if entry else ''}{detail}", _LOAD_HINT)
 
 
 _LOAD_HINT = "The live database was not touched; the scratch database was dropped"
@@ -380,13 +387,15 @@ def _run_script(
 ) -> None:
     """The backup as an SQL script (the file itself, or pg_restore's rendering of it), adapted by
     ScriptFilter, into psql (stopping at the first error; one transaction when clearing first)."""
-    script_filter = ScriptFilter(database, server_major=server_major, head_only=head_only)
+    script_filter = _LineMap(database, server_major=server_major, head_only=head_only)
     psql = [
         str(tools.psql.path),
         "--no-psqlrc",
         "--quiet",
         "--no-password",
         "--set=ON_ERROR_STOP=1",
+        "--echo-errors",  # the failing statement's text, after its error
+        "--file=-",  # the script on stdin, each message prefixed psql:<stdin>:LINE:
         f"--dbname={pgtools.conninfo(target, database)}",
     ]
     if clear_first:
@@ -398,8 +407,13 @@ def _run_script(
     except ScriptRefused as exc:  # psql was stopped before it got that line
         raise UnsafeBackup(exc, in_place=clear_first) from None
     if code != 0:
-        detail = pgtools.error_text(stderr, target) or f"psql exit code {code}"
-        raise RestoreFailed(f"Restore failed: {detail}", _LOAD_HINT if not clear_first else _IN_PLACE_HINT)
+        prelude = _prelude(tools, clear_first).count(b"\n")
+        failed = _failed_statement(stderr, script_filter, prelude, plain=manifest.format == "plain")
+        detail = target.scrub(failed) if failed else pgtools.error_text(stderr, target)
+        raise RestoreFailed(
+            f"Restore failed: {detail or f'psql exit code {code}'}",
+            _LOAD_HINT if not clear_first else _IN_PLACE_HINT,
+        )
     if render_error:
         raise RestoreFailed(f"pg_restore failed: {render_error}", _LOAD_HINT)
 
@@ -453,12 +467,9 @@ def _pipe(
         )
         assert sink.stdin is not None
         pgtools.widen_pipe(sink.stdin.fileno())
-        with pgtools.drained(sink) as stderr:
+        with pgtools.drained(sink, keep=1 << 20) as stderr:  # --echo-errors: the statement too
             with contextlib.suppress(BrokenPipeError):
-                if _has_restrict(tools.psql):  # psql itself then refuses any backslash command
-                    sink.stdin.write(b"\\restrict " + secrets.token_hex(24).encode() + b"\n")
-                if clear_first:
-                    sink.stdin.write(CLEAR_SQL.encode())
+                sink.stdin.write(_prelude(tools, clear_first))
                 for chunk in source:
                     if stop is not None and stop.is_set():
                         pgtools.stop(sink)
@@ -480,6 +491,96 @@ def _pipe(
 
 
 _IN_PLACE_HINT = "It ran in one transaction and was rolled back: the database is as it was"
+
+
+def _prelude(tools: pgtools.Toolbox, clear_first: bool) -> bytes:
+    """What psql reads before the script: a \\restrict of the restore's own (psql itself then
+    refuses any backslash command), and the emptying of the database for --in-place."""
+    restrict = b"\\restrict " + secrets.token_hex(24).encode() + b"\n" if _has_restrict(tools.psql) else b""
+    return restrict + (CLEAR_SQL.encode() if clear_first else b"")
+
+
+# --------------------------------------------------------------------------- naming the failure
+
+
+class _LineMap(ScriptFilter):
+    """The filter, remembering the script's lines it left out and where each COPY began: psql
+    numbers the lines it was given, the user wants those of the backup's script."""
+
+    def __init__(self, target_db: str, *, server_major: int, head_only: bool = False) -> None:
+        super().__init__(target_db, server_major=server_major, head_only=head_only)
+        self.dropped: list[int] = []  # lines of the script psql did not get, ascending
+        self.copies: list[int] = []  # the lines of the script's COPY ... FROM stdin statements
+
+    def _line(self, line: bytes) -> bytes:
+        out = super()._line(line)
+        if not out:
+            self.dropped.append(self.lines)
+        elif self.in_copy:
+            self.copies.append(self.lines)
+        return out
+
+    def script_line(self, given: int) -> int:
+        """The line of the script that psql's line `given` (of what it got, after the prelude) is."""
+        line = given
+        for dropped in self.dropped:
+            if dropped > line:
+                break
+            line += 1
+        return line
+
+
+_PSQL_MESSAGE = re.compile(r"^psql:<stdin>:(\d+): ([A-Z]+):  (.*)$")
+_COPY_ROW = re.compile(r"^COPY .*, line (\d+)")
+
+
+def _failed_statement(stderr: bytes, script: _LineMap, prelude: int, *, plain: bool) -> str | None:
+    """psql's error as the user needs it: the failing statement's line in the backup's script, its
+    first line, PostgreSQL's message with the error's own DETAIL and HINT (not an earlier notice's);
+    None when psql gave no such error (it could not connect, it was killed)."""
+    messages = _psql_messages(stderr)
+    errors = [i for i, m in enumerate(messages) if m[1] in ("ERROR", "FATAL", "PANIC")]
+    if not errors:
+        return None
+    at = errors[-1]
+    given, _, message, more = messages[at]
+    own = ("DETAIL", "HINT", "CONTEXT")  # the lines of this message (a DETAIL's later lines are left out)
+    fields = {key: value.strip() for key, _, value in (x.partition(":") for x in more) if key in own}
+    statement = messages[at + 1] if at + 1 < len(messages) and messages[at + 1][1] == "STATEMENT" else None
+    text = [statement[2], *statement[3]] if statement else []
+    if given <= prelude:
+        where = "while emptying the database"
+    else:
+        end = script.script_line(given - prelude)  # psql names the line a statement ends on
+        row = _COPY_ROW.match(fields.get("CONTEXT", ""))
+        copies = [c for c in script.copies if c < end]
+        if row and copies:  # psql names the line of \. : the row is the server's CONTEXT
+            line, first = copies[-1] + int(row.group(1)), f"row {row.group(1)} of {_first_line(text)}"
+        else:
+            line, first = end - max(len(text) - 1, 0), _first_line(text)
+        source = "the backup" if plain else "the backup's SQL script (as pg_restore writes it)"
+        where = f"line {line} of {source}" + (f", {first}" if first else "")
+    own_words = "".join(f" {key}: {fields[key]}" for key in ("DETAIL", "HINT") if fields.get(key))
+    return f"{where}: {message}{own_words}"
+
+
+def _psql_messages(stderr: bytes) -> list[tuple[int, str, str, list[str]]]:
+    """psql's messages (line, level, text, the lines after it): 'psql:<stdin>:9: ERROR:  ...'
+    with its DETAIL, HINT, CONTEXT and LINE lines, 'psql:<stdin>:9: STATEMENT:  ...' with the
+    statement's other lines."""
+    messages: list[tuple[int, str, str, list[str]]] = []
+    for said in stderr.decode("utf-8", "replace").splitlines():
+        head = _PSQL_MESSAGE.match(said)
+        if head is not None:
+            messages.append((int(head.group(1)), head.group(2), head.group(3), []))
+        elif messages:
+            messages[-1][3].append(said)
+    return messages
+
+
+def _first_line(statement: list[str]) -> str:
+    first = statement[0].strip() if statement else ""
+    return first if len(first) <= 80 else first[:77] + "..."
 
 
 @contextlib.contextmanager
@@ -526,49 +627,7 @@ def _source(
             pgtools.stop(renderer)
 
 
-# Everything of the application's, so the backup loads into an empty database: every schema but
-# public (with what is in it), public's contents, extensions, large objects. Same transaction.
-# What belongs to another object goes with it, and dropping it on its own fails ("cannot drop
-# sequence ... because column ... requires it"): a sequence of an identity column (an internal
-# dependency) or of a serial one (OWNED BY: auto), a range type's constructor functions
-# (internal), an extension's members. Those are left out here, and dropped with their owner.
-CLEAR_SQL = r"""
-DO $dbops$
-DECLARE r record;
-BEGIN
-  FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP
-    EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
-  END LOOP;
-  FOR r IN SELECT nspname FROM pg_namespace
-           WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public')
-             AND nspname !~ '^pg_(toast|temp_|toast_temp_)' LOOP
-    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
-  END LOOP;
-  FOR r IN SELECT c.relname, c.relkind FROM pg_class c
-           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-             AND NOT c.relispartition
-             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                             AND d.objid = c.oid AND d.deptype IN ('i', 'a', 'e', 'x')) LOOP
-    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
-      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
-                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
-  END LOOP;
-  FOR r IN SELECT p.oid::regprocedure AS sig, p.prokind FROM pg_proc p
-           WHERE p.pronamespace = 'public'::regnamespace
-             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                             AND d.objid = p.oid AND d.deptype IN ('i', 'e', 'x')) LOOP
-    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
-      CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.sig);
-  END LOOP;
-  FOR r IN SELECT t.oid::regtype AS name, t.typtype FROM pg_type t
-           WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd', 'r', 'c')
-             AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
-             AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
-                             AND d.objid = t.oid AND d.deptype IN ('i', 'e', 'x')) LOOP
-    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
-      CASE r.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, r.name);
-  END LOOP;
-  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;
-END
-$dbops$;
-"""
+# Everything of the application's, so the backup loads into an empty database: the one
+# drop-everything program (dbops.schema.drop, as reset runs it), extensions included. Same
+# transaction.
+CLEAR_SQL = drop.program(keep_extensions=False)

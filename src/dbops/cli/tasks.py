@@ -30,8 +30,23 @@ COMMON_HELP = {
 }
 
 
+FLEET_HELP = {
+    "targets": "On a fleet: only these targets (names or glob patterns, comma-separated)",
+    "jobs": "On a fleet: at most N targets at once (default: the fleet's jobs: in dbops.yaml)",
+    "shard": "On a fleet: only the K-th of N stable slices of the targets (e.g. --shard=2/4)",
+    "retry_failed": "On a fleet: only the targets that failed (or never started) in its last run",
+}
+
+
 def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
+
+
+def _fleet_help(**extra: str) -> dict[str, str]:
+    return {**COMMON_HELP, **FLEET_HELP, **extra}
+
+
+Fleet = tuple[str | None, str | None, str | None, bool]  # --targets, --jobs, --shard, --retry-failed
 
 
 def _count(value: str | None, flag: str) -> int | None:
@@ -54,13 +69,24 @@ def _run(
     config: str | None,
     json: bool,
     safety: Safety | None = None,
+    fleet: Fleet | None = None,
 ) -> None:
-    """Hand over to the boundary; a non-zero exit code leaves through invoke's Exit."""
+    """Hand over to the boundary (or, for the operations a fleet runs, to dbops.fleet, which
+    hands a single database back to it); a non-zero exit code leaves through invoke's Exit."""
     _cache_bytecode()
     from dbops.boundary import run_operation  # lazy: the task listing does not pay for it
     from dbops.engine.options import Safety
 
-    code = run_operation(operation, options, safety=safety or Safety(), env=env, config=config, json=json)
+    if fleet is None:
+        code = run_operation(operation, options, safety=safety or Safety(), env=env, config=config, json=json)
+    else:
+        from dbops.fleet import command  # lazy: as the boundary
+
+        targets, jobs, shard, retry_failed = fleet
+        flags = command.FleetFlags(targets, _count(jobs, "--jobs"), shard, retry_failed)
+        code = command.run(
+            operation, options, safety=safety or Safety(), env=env, config=config, json=json, flags=flags
+        )
     if code:
         raise Exit(code=code)
 
@@ -73,17 +99,26 @@ def _cache_bytecode() -> None:
 
 @task(
     auto_shortflags=False,
-    help=_help(
+    help=_fleet_help(
         check="Exit 1 when a health check fails or migrations are pending (a CI gate)",
     ),
 )
 def status(
-    c: Context, env: str | None = None, json: bool = False, config: str | None = None, check: bool = False
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    check: bool = False,
+    targets: str | None = None,
+    jobs: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Show connection, migrations, schema, data, size and health of the database."""
     from dbops.engine import options as o  # lazy, in every task: the task listing does not pay for it
 
-    _run("status", lambda: o.StatusOptions(check=check), env=env, config=config, json=json)
+    fleet = (targets, jobs, shard, retry_failed)
+    _run("status", lambda: o.StatusOptions(check=check), env=env, config=config, json=json, fleet=fleet)
 
 
 @task(
@@ -116,6 +151,7 @@ def server(
         accept_changes="Accept applied migrations whose files were edited or deleted (as migrate-repair)",
         all_environments="Run on every environment that is not protected, one report each",
         include_protected="With --all-environments, include protected environments too",
+        **FLEET_HELP,
     ),
 )
 def migrate(
@@ -129,6 +165,10 @@ def migrate(
     accept_changes: bool = False,
     all_environments: bool = False,
     include_protected: bool = False,
+    targets: str | None = None,
+    jobs: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Apply pending migrations in dependency order (one transaction each, with its record)."""
     from dbops.engine import options as o  # lazy: as in status
@@ -136,7 +176,10 @@ def migrate(
     def options() -> o.MigrateOptions:
         return o.MigrateOptions(dry_run=dry_run, start=from_, end=to, accept_changes=accept_changes)
 
-    _dispatch("migrate", options, env, all_environments, include_protected, config=config, json=json)
+    fleet = (targets, jobs, shard, retry_failed)
+    _dispatch(
+        "migrate", options, env, all_environments, include_protected, config=config, json=json, fleet=fleet
+    )
 
 
 @task(
@@ -146,6 +189,7 @@ def migrate(
         to="Roll back every migration applied after this id, and this one",
         force="In a protected environment, do not ask for confirmation",
         dry_run="Print what would be rolled back and the exact SQL; touch nothing",
+        **FLEET_HELP,
     ),
 )
 def migrate_rollback(
@@ -157,13 +201,18 @@ def migrate_rollback(
     to: str | None = None,
     force: bool = False,
     dry_run: bool = False,
+    targets: str | None = None,
+    jobs: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Roll back the most recently applied migration (--steps N or --to ID for more)."""
     from dbops.engine import options as o  # lazy: as in status
 
     count = _count(steps, "--steps") or 1
     options = lambda: o.RollbackOptions(steps=count, to=to, dry_run=dry_run)  # noqa: E731
-    _run("migrate-rollback", options, env=env, config=config, json=json, safety=o.Safety(force=force))
+    safety, fleet = o.Safety(force=force), (targets, jobs, shard, retry_failed)
+    _run("migrate-rollback", options, env=env, config=config, json=json, safety=safety, fleet=fleet)
 
 
 @task(
@@ -219,15 +268,24 @@ def migrate_repair(
 
 @task(
     auto_shortflags=False,
-    help=_help(clear="First delete the rows of the seeded tables (children first), then seed afresh"),
+    help=_fleet_help(clear="First delete the rows of the seeded tables (children first), then seed afresh"),
 )
 def seed(
-    c: Context, env: str | None = None, json: bool = False, config: str | None = None, clear: bool = False
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    clear: bool = False,
+    targets: str | None = None,
+    jobs: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Load seeds/ (SQL templates, YAML, CSV, Python) in foreign-key order, in one transaction."""
     from dbops.engine import options as o  # lazy: as in status
 
-    _run("seed", lambda: o.SeedOptions(clear=clear), env=env, config=config, json=json)
+    fleet = (targets, jobs, shard, retry_failed)
+    _run("seed", lambda: o.SeedOptions(clear=clear), env=env, config=config, json=json, fleet=fleet)
 
 
 @task(
@@ -240,6 +298,9 @@ def seed(
         verify="file (default: sha256 and a full read), or restore: also a test restore into a scratch "
         "database",
         keep="Mark this backup so backup-cleanup never deletes it",
+        targets=FLEET_HELP["targets"],
+        shard=FLEET_HELP["shard"],
+        retry_failed=FLEET_HELP["retry_failed"],
     ),
 )
 def backup(
@@ -252,6 +313,9 @@ def backup(
     jobs: str | None = None,
     verify: str = "file",
     keep: bool = False,
+    targets: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Back up the database with pg_dump: verified, atomic, with a manifest beside it."""
     from dbops.engine import options as o  # lazy: as in status
@@ -261,7 +325,8 @@ def backup(
     def options() -> o.BackupOptions:
         return o.BackupOptions(format, compress, count, verify, keep)  # type: ignore[arg-type]  # checked there
 
-    _run("backup", options, env=env, config=config, json=json)
+    # its --jobs is pg_dump's: on a fleet, the fleet's jobs: in dbops.yaml says how many at once
+    _run("backup", options, env=env, config=config, json=json, fleet=(targets, None, shard, retry_failed))
 
 
 @task(
@@ -294,12 +359,22 @@ def restore(
     _run("restore", options, env=env, config=config, json=json, safety=o.Safety(force=force))
 
 
-@task(auto_shortflags=False, help=_help())
-def backup_list(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+@task(auto_shortflags=False, help=_fleet_help())
+def backup_list(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    targets: str | None = None,
+    jobs: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
+) -> None:
     """List every backup: kind, age, size, database, and whether its checksum still matches."""
     from dbops.engine import options as o  # lazy: as in status
 
-    _run("backup-list", o.NoOptions, env=env, config=config, json=json)
+    fleet = (targets, jobs, shard, retry_failed)
+    _run("backup-list", o.NoOptions, env=env, config=config, json=json, fleet=fleet)
 
 
 @task(auto_shortflags=False, help=_help(force="Delete them (without it, only list what would go)"))
@@ -317,23 +392,41 @@ NO_BACKUP = "Skip the automatic backup before reset (refused in protected enviro
 
 @task(
     auto_shortflags=False,
-    help=_help(strict="Exit 1 on warnings too (by default only errors fail)"),
+    help=_fleet_help(strict="Exit 1 on warnings too (by default only errors fail)"),
 )
 def validate(
-    c: Context, env: str | None = None, json: bool = False, config: str | None = None, strict: bool = False
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    strict: bool = False,
+    targets: str | None = None,
+    jobs: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Compare the live schema with the one the migrations define; lint pending migrations."""
     from dbops.engine import options as o  # lazy: as in status
 
-    _run("validate", lambda: o.ValidateOptions(strict=strict), env=env, config=config, json=json)
+    fleet = (targets, jobs, shard, retry_failed)
+    _run("validate", lambda: o.ValidateOptions(strict=strict), env=env, config=config, json=json, fleet=fleet)
 
 
-@task(auto_shortflags=False, help=_help())
-def lint(c: Context, env: str | None = None, json: bool = False, config: str | None = None) -> None:
+@task(auto_shortflags=False, help=_fleet_help())
+def lint(
+    c: Context,
+    env: str | None = None,
+    json: bool = False,
+    config: str | None = None,
+    targets: str | None = None,
+    jobs: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
+) -> None:
     """Check pending migrations for operations that lock or break production (exit 3 on a finding)."""
     from dbops.engine import options as o  # lazy: as in status
 
-    _run("lint", o.NoOptions, env=env, config=config, json=json)
+    _run("lint", o.NoOptions, env=env, config=config, json=json, fleet=(targets, jobs, shard, retry_failed))
 
 
 @task(
@@ -362,7 +455,7 @@ def reset(
     _run("reset", lambda: o.ResetOptions(seed=seed), env=env, config=config, json=json, safety=safety)
 
 
-PIPELINE_HELP = _help(
+PIPELINE_HELP = _fleet_help(
     force="Do not ask for confirmation (where the environment's policy accepts --force)",
     dry_run="Print the steps and the undo each would register; touch nothing",
     no_backup=NO_BACKUP,
@@ -383,6 +476,10 @@ def run(
     no_backup: bool = False,
     all_environments: bool = False,
     include_protected: bool = False,
+    targets: str | None = None,
+    jobs: str | None = None,
+    shard: str | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Run a pipeline declared under pipelines: in dbops.yaml (each is also a task of its own)."""
     if name in HELP_FLAGS:
@@ -390,8 +487,17 @@ def run(
     from dbops.engine import options as o  # lazy: as in status
 
     safety = o.Safety(force=force, no_backup=no_backup, plan=dry_run)
+    fleet = (targets, jobs, shard, retry_failed)
     _dispatch(
-        name, o.NoOptions, env, all_environments, include_protected, config=config, json=json, safety=safety
+        name,
+        o.NoOptions,
+        env,
+        all_environments,
+        include_protected,
+        config=config,
+        json=json,
+        safety=safety,
+        fleet=fleet,
     )
 
 
@@ -406,6 +512,10 @@ def _pipeline_task(name: str, description: str) -> Task[Any]:
         no_backup: bool = False,
         all_environments: bool = False,
         include_protected: bool = False,
+        targets: str | None = None,
+        jobs: str | None = None,
+        shard: str | None = None,
+        retry_failed: bool = False,
     ) -> None:
         from dbops.engine import options as o  # lazy: as in status
 
@@ -419,6 +529,7 @@ def _pipeline_task(name: str, description: str) -> Task[Any]:
             config=config,
             json=json,
             safety=safety,
+            fleet=(targets, jobs, shard, retry_failed),
         )
 
     pipeline.__doc__ = description
@@ -440,9 +551,14 @@ def _dispatch(
     config: str | None,
     json: bool,
     safety: Safety | None = None,
+    fleet: Fleet | None = None,
 ) -> None:
-    """One environment, or --all-environments."""
+    """One environment (a fleet's targets), or --all-environments."""
     if all_environments:
+        if fleet is not None and any(fleet):
+            raise Exit(
+                "Error: the fleet flags need --env of a fleet, not --all-environments\nHint: pick one", code=2
+            )
         if env:
             raise Exit("Error: --env and --all-environments exclude each other\nHint: pick one", code=2)
         _cache_bytecode()
@@ -464,7 +580,7 @@ def _dispatch(
             "Error: --include-protected needs --all-environments\nHint: add --all-environments", code=2
         )
     else:
-        _run(name, options, env=env, config=config, json=json, safety=safety)
+        _run(name, options, env=env, config=config, json=json, safety=safety, fleet=fleet)
 
 
 BUILT_IN = (

@@ -19,9 +19,12 @@ from dbops.config.model import (
     BackupSettings,
     Config,
     Environment,
+    Fleet,
+    FleetTarget,
     Pipeline,
     PipelineRules,
     StepCall,
+    Wave,
 )
 from dbops.config.yaml_lines import KeyPath, YamlShapeError, YamlSyntaxError
 from dbops.errors import ConfigError
@@ -177,6 +180,139 @@ def _backup_before(value: Any, keypath: KeyPath, doc: _Doc) -> tuple[str, ...]:
     return names
 
 
+# --------------------------------------------------------------------------- fleets
+
+_FLEET_KEYS = ("targets", "file", "discover", "control", "jobs", "rollout")
+_WAVE_KEYS = ("wave", "targets", "jobs", "on_error", "max_failures")
+_TARGET_KEYS = ("name", "url", "variables")
+
+
+def _whole(value: Any, keypath: KeyPath, doc: _Doc, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise doc.error(keypath, f"expected a whole number of at least {least}, got {value!r}")
+    return value
+
+
+def _fleet(raw: Any, keypath: KeyPath, doc: _Doc) -> Fleet:
+    """``fleet:`` of an environment: exactly one of targets, file and discover; jobs; rollout."""
+    section = _mapping(raw, keypath, doc)
+    _check_keys(section, dict.fromkeys(_FLEET_KEYS), keypath, doc)
+    sources = [key for key in ("targets", "file", "discover") if key in section]
+    if len(sources) != 1:
+        found = ", ".join(sources) if sources else "none"
+        raise doc.error(
+            keypath,
+            f"expected exactly one of targets, file and discover (found: {found})",
+            "List the targets, name a file of them (one per line), or give a discovery query",
+        )
+    fleet = Fleet(where=_where(doc, keypath))
+    if "targets" in section:
+        items = section["targets"]
+        if not isinstance(items, list) or not items:
+            raise doc.error((*keypath, "targets"), "expected a non-empty list of database names or URLs")
+        targets = tuple(_fleet_target(item, (*keypath, "targets", i), doc) for i, item in enumerate(items))
+        names = [t.name for t in targets]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise doc.error((*keypath, "targets", i), f"the target name {name!r} is listed twice")
+        fleet = replace(fleet, targets=targets)
+    if "file" in section:
+        path = Path(_str(section["file"], (*keypath, "file"), doc)).expanduser()
+        fleet = replace(fleet, file=(doc.path.parent / path).resolve())
+    if "discover" in section:
+        fleet = replace(fleet, discover=_str(section["discover"], (*keypath, "discover"), doc))
+    if "control" in section:
+        if "discover" not in section:
+            raise doc.error((*keypath, "control"), "a control database is for a discovery query only")
+        fleet = replace(fleet, control=_str(section["control"], (*keypath, "control"), doc))
+    if "jobs" in section:
+        fleet = replace(fleet, jobs=_whole(section["jobs"], (*keypath, "jobs"), doc))
+    if "rollout" in section:
+        fleet = replace(fleet, rollout=_rollout(section["rollout"], (*keypath, "rollout"), doc))
+    return fleet
+
+
+def _fleet_target(item: Any, keypath: KeyPath, doc: _Doc) -> FleetTarget:
+    """A database name, a URL, or {name, url, variables}."""
+    if isinstance(item, str):
+        return target_of_line(item, lambda message: doc.error(keypath, message))
+    section = _mapping(item, keypath, doc)
+    _check_keys(section, dict.fromkeys(_TARGET_KEYS), keypath, doc)
+    if "name" not in section:
+        raise doc.error(keypath, "a target written as a mapping needs a name")
+    name = _target_name(section["name"], (*keypath, "name"), doc)
+    url = _str(section["url"], (*keypath, "url"), doc) if "url" in section else None
+    variables = _mapping(section.get("variables") or {}, (*keypath, "variables"), doc)
+    for key, value in variables.items():
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise doc.error((*keypath, "variables", key), f"expected a string or a number, got {value!r}")
+    return FleetTarget(name, url, {str(k): str(v) for k, v in variables.items()})
+
+
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _target_name(value: Any, keypath: KeyPath, doc: _Doc) -> str:
+    if not isinstance(value, str) or not _TARGET_NAME.match(value):
+        raise doc.error(keypath, f"expected a target name (letters, digits, _ . and -), got {value!r}")
+    return value
+
+
+def target_of_line(text: str, error: Callable[[str], ConfigError]) -> FleetTarget:
+    """A target as a list or a file writes it: a URL (named by its database) or a database name."""
+    text = text.strip()
+    if "://" in text:
+        from urllib.parse import unquote, urlsplit
+
+        name = unquote(urlsplit(text).path.lstrip("/"))
+        if not _TARGET_NAME.match(name):
+            raise error("a target URL must name its database (postgresql://host/NAME)")
+        return FleetTarget(name, text)
+    if not _TARGET_NAME.match(text):
+        raise error(f"expected a database name or a postgresql:// URL, got {text!r}")
+    return FleetTarget(text)
+
+
+def _rollout(raw: Any, keypath: KeyPath, doc: _Doc) -> tuple[Wave, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise doc.error(
+            keypath, "expected a list of waves, e.g. [{wave: canary, targets: [t1]}, {wave: rest}]"
+        )
+    waves: list[Wave] = []
+    for i, item in enumerate(raw):
+        at: KeyPath = (*keypath, i)
+        section = _mapping(item, at, doc)
+        _check_keys(section, dict.fromkeys(_WAVE_KEYS), at, doc)
+        name = _name(section.get("wave", f"wave{i + 1}"), (*at, "wave"), doc)
+        if name in (w.name for w in waves):
+            raise doc.error((*at, "wave"), f"the wave name {name!r} is used twice")
+        patterns: tuple[str, ...] = ()
+        if "targets" in section:
+            value = section["targets"]
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+                raise doc.error((*at, "targets"), "expected a list of target names or glob patterns")
+            patterns = tuple(value)
+        on_error = section.get("on_error", "stop")
+        if on_error not in ("stop", "continue"):
+            raise doc.error((*at, "on_error"), f"expected stop or continue, got {on_error!r}")
+        waves.append(
+            Wave(
+                name,
+                patterns,
+                _whole(section["jobs"], (*at, "jobs"), doc) if "jobs" in section else None,
+                on_error,
+                _whole(section["max_failures"], (*at, "max_failures"), doc, 0)
+                if "max_failures" in section
+                else None,
+            )
+        )
+    rest = [w.name for w in waves if not w.targets]
+    if len(rest) > 1:
+        raise doc.error(keypath, f"only one wave may take the rest (no targets:), found: {', '.join(rest)}")
+    return tuple(waves)
+
+
 # --------------------------------------------------------------------------- the schema
 
 _ENV_KEYS: dict[str, tuple[str, Parser]] = {
@@ -197,6 +333,7 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "confirm": ("confirm", _confirm),
     "validate_before_migrate": ("validate_before_migrate", _bool),
     "backup_before": ("backup_before", _backup_before),
+    "fleet": ("fleet", _fleet),
 }
 _TOP_KEYS = (
     "project",

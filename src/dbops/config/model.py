@@ -19,6 +19,56 @@ BUILTIN_ALIASES = {"dev": "development", "prod": "production"}
 
 
 @dataclass(frozen=True)
+class FleetTarget:
+    """One database of a fleet as dbops.yaml (or its targets file) lists it: a name, and a URL
+    or nothing (then the name is a database on the environment's server)."""
+
+    name: str
+    url: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Wave:
+    """One wave of a fleet's rollout: the targets it takes (names or glob patterns; none: every
+    target no other wave names), how many at once, and when it counts as failed."""
+
+    name: str
+    targets: tuple[str, ...] = ()
+    jobs: int | None = None
+    on_error: str = "stop"  # stop | continue
+    max_failures: int | None = None  # failures it tolerates; default 0 (stop), unlimited (continue)
+
+    @property
+    def tolerated(self) -> int | None:
+        """How many failed targets the wave tolerates before it stops (None: any number)."""
+        if self.max_failures is not None:
+            return self.max_failures
+        return 0 if self.on_error == "stop" else None
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """``fleet:`` of an environment: the many databases it stands for (dbops.fleet runs them)."""
+
+    targets: tuple[FleetTarget, ...] = ()  # a static list
+    file: Path | None = None  # one URL or database name per line
+    discover: str | None = None  # a query on the control database: datname, or name, url, ...
+    control: str | None = None  # the control database's URL template (default: the environment's)
+    jobs: int = 4  # targets at once when --jobs is not given
+    rollout: tuple[Wave, ...] = ()
+    where: str = ""
+
+    def source(self) -> str:
+        """Where the targets come from, for messages."""
+        if self.discover is not None:
+            return "a discovery query"
+        if self.file is not None:
+            return f"the file {self.file.name}"
+        return f"{len(self.targets)} listed target(s)"
+
+
+@dataclass(frozen=True)
 class Environment:
     """One entry of ``environments:``; the URL stays a template until it is resolved."""
 
@@ -40,6 +90,8 @@ class Environment:
     confirm: str | None = None  # "name" (type the database name) or "yes"; default: name if protected
     validate_before_migrate: bool | None = None  # default: the environment's protected value
     backup_before: tuple[str, ...] | None = None  # operations preceded by an automatic backup
+    fleet: Fleet | None = None  # many databases (dbops.fleet); None: the one database of its URL
+    variables: Mapping[str, str] = field(default_factory=dict)  # a fleet target's, for seed templates
     line: int = 0
     source: str = CONFIG_NAME
     key_lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)

@@ -1,8 +1,15 @@
 """Lint rules for pending migrations: operations that lock or break a production database.
 
-The SQL is parsed with PostgreSQL's own grammar (pglast, imported only here). A table is
-"existing" unless an earlier statement of the pending migrations creates it: building an
-index on a table created in the same deploy locks nobody out.
+The SQL is parsed with PostgreSQL's own grammar (pglast, imported only here). A relation
+(table, partition, foreign table, view, materialized view, sequence, index) is "existing" unless
+an earlier statement of the pending migrations creates it: building an index on a table created
+in the same deploy, or changing the owner of a sequence created two lines above (as pg_dump
+writes it), locks nobody out. Names are compared as PostgreSQL reads them (unquoted folded to
+lower case, quoted kept); a name without a schema is taken to be in ``public``, the default
+search_path (a migration that creates ``app.t`` and alters ``t`` is still checked).
+
+psql's ``\\restrict KEY`` and ``\\unrestrict KEY`` lines (pg_dump 17.6 and later write them)
+are not SQL: migrations read them as blank lines (dbops.migrations.scripts).
 
 A comment ``-- dbops:ignore <rule>`` silences that rule for the statement it is in, the
 statement it ends the line of, or else the next statement.
@@ -15,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dbops.migrations.scripts import without_restrict
 from dbops.postgres.connection import PROTECTED_LOCK_TIMEOUT_MS
 
 if TYPE_CHECKING:
@@ -123,7 +131,7 @@ def _units(script: Script) -> Iterator[tuple[str, int]]:
     path = script.file.path
     source = path.read_text(encoding="utf-8").replace("\r\n", "\n").replace("\r", "\n")
     if not script.is_python:
-        yield source, 1
+        yield without_restrict(source), 1
         return
     for step in script.python_steps:  # SQL given as strings; Python callables are not linted
         if isinstance(step.apply, str):
@@ -182,7 +190,7 @@ def _statement_of(text: str, offset: int, statements: list[_Statement]) -> _Stat
 class _Linter:
     def __init__(self, session_lock_timeout: bool) -> None:
         self.session_lock_timeout = session_lock_timeout
-        self.created: set[str] = set()  # tables the pending migrations create, by name
+        self.created: set[tuple[str, str]] = set()  # relations the pending migrations create
 
     def script(self, script: Script, file: str) -> list[Finding]:
         from pglast.parser import ParseError
@@ -228,29 +236,50 @@ class _Linter:
             findings.append(Finding(file, first_heavy.line, "lock-timeout", message, fix, script.id))
         return findings
 
-    # ------------------------------------------------------------------ tables
+    # ------------------------------------------------------------------ relations
 
     def _existing(self, relation: Any) -> bool:
-        return relation is not None and relation.relname not in self.created
+        return relation is not None and _key(relation) not in self.created
 
     # pglast's nodes are dispatched on their class name: the rules read them as plain data.
 
     def _track(self, node: Any) -> None:
+        """Remember the relations this statement creates (and what a created one is renamed to)."""
         from pglast import enums
 
         kind = type(node).__name__
+        if kind == "CreateForeignTableStmt":
+            node, kind = node.base, "CreateStmt"
         if kind == "CreateStmt":
-            self.created.add(node.relation.relname)
+            self.created.add(_key(node.relation))
+            self.created.update(_column_sequences(node.relation, node.tableElts or ()))
+        elif kind == "CreateSeqStmt":
+            self.created.add(_key(node.sequence))
+        elif kind == "ViewStmt":
+            self.created.add(_key(node.view))
         elif kind == "CreateTableAsStmt":
-            self.created.add(node.into.rel.relname)
+            self.created.add(_key(node.into.rel))
         elif kind == "SelectStmt" and node.intoClause is not None:
-            self.created.add(node.intoClause.rel.relname)
+            self.created.add(_key(node.intoClause.rel))
+        elif kind == "IndexStmt" and node.idxname:
+            self.created.add((node.relation.schemaname or "public", node.idxname))
+        elif kind == "AlterTableStmt" and not self._existing(node.relation):
+            for command in node.cmds or ():  # ADD GENERATED ... AS IDENTITY (SEQUENCE NAME ...)
+                if command.subtype == enums.AlterTableType.AT_AddIdentity:
+                    self.created.update(_column_sequences(node.relation, [command]))
         elif (
             kind == "RenameStmt"
-            and node.renameType == enums.ObjectType.OBJECT_TABLE
-            and node.relation.relname in self.created
+            and node.relation is not None
+            and not self._existing(node.relation)
+            and node.renameType not in (enums.ObjectType.OBJECT_COLUMN, enums.ObjectType.OBJECT_TABCONSTRAINT)
         ):
-            self.created.add(node.newname)
+            self.created.add((node.relation.schemaname or "public", node.newname))
+        elif (
+            kind == "AlterObjectSchemaStmt"
+            and node.relation is not None
+            and not self._existing(node.relation)
+        ):
+            self.created.add((node.newschema, node.relation.relname))
 
     def _heavy(self, node: Any) -> bool:
         """Whether the statement takes a lock that blocks reads or writes of an existing table."""
@@ -263,8 +292,10 @@ class _Linter:
             return self._existing(node.relation)
         if kind == "DropStmt":
             if node.removeType == enums.ObjectType.OBJECT_TABLE:
-                return any(_name(parts) not in self.created for parts in node.objects)
-            return bool(node.removeType == enums.ObjectType.OBJECT_INDEX and not node.concurrent)
+                return any(_parts_key(parts) not in self.created for parts in node.objects)
+            if node.removeType == enums.ObjectType.OBJECT_INDEX and not node.concurrent:
+                return any(_parts_key(parts) not in self.created for parts in node.objects)
+            return False
         if kind in ("TruncateStmt", "LockStmt"):
             return any(self._existing(relation) for relation in node.relations)
         return kind in ("ClusterStmt", "VacuumStmt", "ReindexStmt")
@@ -287,7 +318,7 @@ class _Linter:
                     yield from _alter_table(node.relation.relname, command)
         elif kind == "DropStmt" and node.removeType == enums.ObjectType.OBJECT_TABLE:
             for parts in node.objects:
-                if _name(parts) not in self.created:
+                if _parts_key(parts) not in self.created:
                     yield _problem(
                         "drop-table",
                         f"DROP TABLE {_name(parts)} breaks the running application if it still uses it",
@@ -392,6 +423,45 @@ def _problem(rule: str, message: str) -> tuple[str, str, str]:
 
 def _name(parts: Sequence[Any]) -> str:
     return str(parts[-1].sval)
+
+
+def _key(relation: Any) -> tuple[str, str]:
+    """A RangeVar as (schema, name), the names as the parser gives them (folded or quoted)."""
+    return relation.schemaname or "public", relation.relname
+
+
+def _parts_key(parts: Sequence[Any]) -> tuple[str, str]:
+    """A qualified name given as its parts (DROP's objects) as (schema, name)."""
+    names = [str(p.sval) for p in parts]
+    return (names[-2] if len(names) > 1 else "public"), names[-1]
+
+
+_SERIAL = {"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"}
+
+
+def _column_sequences(relation: Any, elements: Sequence[Any]) -> Iterator[tuple[str, str]]:
+    """The sequences PostgreSQL creates for serial and identity columns: the name given in
+    SEQUENCE NAME, else <table>_<column>_seq (the usual name; a long one PostgreSQL shortens)."""
+    from pglast import enums
+
+    schema = relation.schemaname or "public"
+    for element in elements:
+        constraints = [element.def_] if type(element).__name__ == "AlterTableCmd" else None
+        if type(element).__name__ == "ColumnDef":
+            constraints = list(element.constraints or ())
+            names = element.typeName.names if element.typeName else ()
+            if names and str(getattr(names[-1], "sval", "")) in _SERIAL:
+                yield schema, f"{relation.relname}_{element.colname}_seq"
+        column = getattr(element, "colname", None) or getattr(element, "name", None)
+        for constraint in constraints or ():
+            if constraint is None or constraint.contype != enums.ConstrType.CONSTR_IDENTITY:
+                continue
+            named = [o for o in constraint.options or () if o.defname == "sequence_name"]
+            if named:
+                parts = [str(p.sval) for p in named[0].arg]
+                yield (parts[-2] if len(parts) > 1 else schema), parts[-1]
+            elif column:
+                yield schema, f"{relation.relname}_{column}_seq"
 
 
 def _lock_timeout_after(node: Any, current: bool, transactional: bool, session: bool) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,6 +150,7 @@ TRANSACTION_CONTROL = re.compile(
     r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b)|PREPARE\s+TRANSACTION)\b",
     re.IGNORECASE,
 )
+_RESTRICT = re.compile(r"^\\(?:un)?restrict [A-Za-z0-9]+[ \t]*$", re.MULTILINE)
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 
 
@@ -216,7 +218,7 @@ def _directives(sql: str) -> tuple[dict[str, str], str]:
 
 def _load_sql(file: MigrationFile, cache: ParseCache | None = None) -> Script:
     raw = _read_bytes(file.path)
-    source = _decode(file.path, raw)
+    source = without_restrict(_decode(file.path, raw))
     directives, statements = _split(source, cache)
     transactional = directives.get("transactional", "true").strip().lower()
     if transactional not in ("true", "false"):
@@ -240,6 +242,13 @@ def _load_sql(file: MigrationFile, cache: ParseCache | None = None) -> Script:
         statements=located,
         checksum=checksum_of(parts),
     )
+
+
+def without_restrict(text: str) -> str:
+    """The text with psql's ``\\restrict KEY`` and ``\\unrestrict KEY`` lines blanked (pg_dump
+    17.6 and later write them around a script; they guard psql and mean nothing to the server):
+    a pg_dump schema file runs as a migration, its lines where they were."""
+    return _RESTRICT.sub("", text) if "restrict " in text else text
 
 
 def split_sql(text: str) -> tuple[Statement, ...]:
@@ -277,12 +286,17 @@ def _yoyo_registry(files: Sequence[MigrationFile]) -> dict[str, Any]:
     return {f.id: Migration(f.id, str(f.path), str(f.path.parent)) for f in files}
 
 
+_YOYO_LOAD = threading.Lock()
+
+
 def _load_python(file: MigrationFile, registry: dict[str, Any]) -> Script:
     from yoyo import exceptions
 
     migration = registry[file.id]
     try:
-        with _yoyo_silenced():  # it logs the traceback of a file it cannot import: ours says it in one line
+        # the logger switch is process-wide: one load at a time (a fleet run loads in threads),
+        # so that one thread's restore never switches it back on under another
+        with _YOYO_LOAD, _yoyo_silenced():  # it logs the traceback of a file it cannot import
             migration.load()
     except exceptions.BadMigration as exc:
         cause = exc.args[1] if len(exc.args) > 1 else exc

@@ -1,8 +1,8 @@
 """Reading the live catalog in a handful of queries, never one per table.
 
-"Application objects" are those in user schemas, not owned by an extension, and not yoyo's
-bookkeeping tables. Reading never waits long for a lock: a migration holding or queueing for
-an exclusive lock turns sizes and counts into estimates instead of a hang.
+"Application objects" are dbops.schema.catalog's, without yoyo's and dbops' bookkeeping tables;
+the counts are its counts. Reading never waits long for a lock: a migration holding or queueing
+for an exclusive lock turns sizes and counts into estimates instead of a hang.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dbops.migrations.files import YOYO_TABLES
+from dbops.schema import catalog
 
 if TYPE_CHECKING:
     import psycopg
@@ -23,11 +24,11 @@ _USER_SCHEMA = """
     n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
 """
-_NOT_EXTENSION = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')"
 _YOYO = "(" + ", ".join(f"'{t}'" for t in YOYO_TABLES) + ")"
+# The tables status lists: ordinary and partitioned (a partition is part of its parent's figures).
+_LISTED = (catalog.BY_NAME["tables"], catalog.BY_NAME["partitioned_tables"])
 _APP_TABLES = f"""
-  c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_USER_SCHEMA}
-  AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {_YOYO}
+  c.oid IN (SELECT objid FROM ({catalog.objects_sql(_LISTED)}) a WHERE NOT a.bookkeeping)
 """
 # Shared with the schema snapshot of validate (queries run with parameters: % is doubled).
 USER_SCHEMA, YOYO_NAMES = _USER_SCHEMA, _YOYO
@@ -56,26 +57,17 @@ WHERE {_APP_TABLES}
 ORDER BY n.nspname, c.relname
 """
 
+_PARTS = (catalog.BY_NAME["indexes"], catalog.BY_NAME["constraints"])
 _SUMMARY_SQL = f"""
-WITH rel AS (
-  SELECT c.oid, c.relkind, c.relname, n.nspname
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE {_USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
-), app_table AS (
-  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_APP_TABLES}
-)
+WITH part AS MATERIALIZED (SELECT * FROM ({catalog.objects_sql(_PARTS)}) a WHERE NOT a.bookkeeping)
 SELECT
-  (SELECT count(*) FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM app_table)),
-  (SELECT count(*) FROM pg_constraint k WHERE k.contype <> 'n' AND k.conrelid IN (SELECT oid FROM app_table)),
-  (SELECT count(*) FROM rel WHERE relkind IN ('v', 'm')),
-  (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE {_USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="p.oid")}),
-  (SELECT count(*) FROM rel WHERE relkind = 'S'),
   pg_database_size(current_database()),
-  (SELECT coalesce(array_agg(format('%%I.%%I', r.nspname, r.relname) ORDER BY 1), '{{}}')
-     FROM pg_index i JOIN rel r ON r.oid = i.indexrelid WHERE NOT i.indisvalid),
+  (SELECT coalesce(array_agg(format('%%I.%%I', n.nspname, c.relname) ORDER BY 1), '{{}}')
+     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE NOT i.indisvalid AND i.indexrelid IN (SELECT objid FROM part WHERE kind = 'indexes')),
   (SELECT coalesce(array_agg(format('%%s on %%s', k.conname, k.conrelid::regclass) ORDER BY 1), '{{}}')
-     FROM pg_constraint k WHERE NOT k.convalidated AND k.conrelid IN (SELECT oid FROM app_table)),
+     FROM pg_constraint k WHERE NOT k.convalidated
+       AND k.oid IN (SELECT objid FROM part WHERE kind = 'constraints')),
   (SELECT coalesce(array_agg(format('pid %%s (%%s, since %%s)', a.pid,
           coalesce(nullif(a.application_name, ''), a.usename::text),
           to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'))
@@ -84,6 +76,17 @@ SELECT
      WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
        AND a.xact_start < now() - %(long)s::interval)
 """
+
+
+# Status's lines that sum several kinds of the catalog (Tables counts the tables it lists).
+STATUS_GROUPS = {
+    "tables": ("tables", "partitioned_tables"),
+    "indexes": ("indexes",),
+    "constraints": ("constraints",),
+    "views": ("views", "materialized_views"),
+    "functions": ("functions", "procedures", "aggregates", "window_functions"),
+    "sequences": ("sequences", "owned_sequences"),
+}
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class CatalogSummary:
     functions: int
     sequences: int
     database_bytes: int
+    objects: dict[str, int]  # every kind of dbops.schema.catalog (grants and comments too)
     invalid_indexes: tuple[str, ...]
     not_valid_constraints: tuple[str, ...]
     long_transactions: tuple[str, ...]
@@ -132,17 +136,19 @@ def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
             tables.append(TableInfo(schema, name, None if unanalyzed else reltuples, False, total, locked))
     row = conn.execute(_SUMMARY_SQL, {"long": LONG_TRANSACTION}).fetchone()
     assert row is not None
+    objects = catalog.counts(conn, bookkeeping=False)
     return CatalogSummary(
         tables=tuple(tables),
-        indexes=row[0],
-        constraints=row[1],
-        views=row[2],
-        functions=row[3],
-        sequences=row[4],
-        database_bytes=row[5],
-        invalid_indexes=tuple(row[6]),
-        not_valid_constraints=tuple(row[7]),
-        long_transactions=tuple(row[8]),
+        indexes=objects["indexes"],
+        constraints=objects["constraints"],
+        views=sum(objects[k] for k in STATUS_GROUPS["views"]),
+        functions=sum(objects[k] for k in STATUS_GROUPS["functions"]),
+        sequences=sum(objects[k] for k in STATUS_GROUPS["sequences"]),
+        database_bytes=row[0],
+        objects=objects,
+        invalid_indexes=tuple(row[1]),
+        not_valid_constraints=tuple(row[2]),
+        long_transactions=tuple(row[3]),
         estimates_only=estimates_only,
     )
 

@@ -10,6 +10,7 @@ import csv
 import datetime
 import hashlib
 import importlib.util
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from dbops.config.model import shown
 from dbops.errors import EXIT_UNDO_FAILED, DbopsError
-from dbops.migrations.scripts import TRANSACTION_CONTROL, code_of, split_sql
 from dbops.postgres.guarded import run_guarded
+from dbops.seeding import sql_script
 from dbops.seeding.files import BadSeed, Rows, SeedFile
+from dbops.seeding.sql_script import Piece
 from dbops.toposort import CycleError, stable_order
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from psycopg.adapt import AdaptersMap
 
 _CHUNK = 1000  # rows per INSERT statement
+_SQL_BATCH = 1000  # statements of a SQL seed per pipeline
 _COPY_FROM = 2000  # a run of rows this long goes through COPY
 _KEY_DETAIL = re.compile(r"Key \((.+?)\)=\((.*)\)")
 _COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
@@ -87,6 +90,7 @@ class Seeder:
     # ------------------------------------------------------------------ the whole seed
 
     def load(self, files: Sequence[SeedFile], *, clear: bool) -> None:
+        scripts = [(f, self._sql_pieces(f)) for f in files if f.kind == "sql"]  # refused before any row
         owners = {id(rows): file for file in files for rows in file.tables}
         tables = [rows for f in files for rows in f.tables]
         order = self._fk_order(tables)
@@ -96,9 +100,9 @@ class Seeder:
             self._tell(table)
             for rows in (r for r in tables if r.table == table):
                 self._load_rows(rows, owners[id(rows)])
-        for file in (f for f in files if f.kind == "sql"):
+        for file, pieces in scripts:
             self._tell(file.path.name)
-            self._run_sql(file)
+            self._run_sql(file, pieces)
         for file in (f for f in files if f.kind == "py"):
             self._tell(file.path.name)
             self._run_python(file)
@@ -513,25 +517,92 @@ class Seeder:
 
     # ------------------------------------------------------------------ SQL and Python seeds
 
-    def _run_sql(self, file: SeedFile) -> None:
+    def _sql_pieces(self, file: SeedFile) -> list[Piece]:
+        """The SQL seed rendered (its COPY data kept out of the template) and split as psql would."""
+        if sql_script.from_pg_dump(file.text):
+            text = file.text
+        else:
+            template, data = sql_script.protect(file.text)
+            text = self._render(file, template, data)
+        return sql_script.split(text, self._shown(file.path), self.conn.info.server_version // 10000)
+
+    def _run_sql(self, file: SeedFile, pieces: list[Piece]) -> None:
+        """The statements in pipelined batches, each COPY ... FROM stdin through COPY, in the
+        seed's transaction; the rows that INSERT and COPY write are counted per table. The
+        session settings the file changes (pg_dump's SET lines, its empty search_path) are put
+        back after it."""
+        shown = self._shown(file.path)
+        before = self._session_settings()
+        at = 0
+        while at < len(pieces):
+            if pieces[at].data is not None:
+                batch, counts = pieces[at : at + 1], [self._copy_piece(pieces[at], shown)]
+            else:
+                batch = list(itertools.takewhile(lambda p: p.data is None, pieces[at : at + _SQL_BATCH]))
+                counts = self._statements(batch, shown)
+            at += len(batch)
+            for piece, rows in zip(batch, counts, strict=True):
+                table = sql_script.target(piece.statement.sql)
+                if table is not None and rows >= 0:
+                    result = self.results.setdefault(table, TableResult(table))
+                    result.declared += rows
+                    result.created += rows
+                    if shown not in result.files:
+                        result.files.append(shown)
+        self._restore_settings(before)
+
+    def _statements(self, batch: list[Piece], shown: str) -> list[int]:
+        """The statements' row counts: run in a pipeline, in a savepoint (one round trip for the
+        batch, not one a statement); after an error, again one at a time, to name the one."""
         from psycopg import Error
 
-        text = self._render(file)
-        for statement in split_sql(text):
-            if TRANSACTION_CONTROL.match(code_of(statement.sql)):
-                raise BadSeed(
-                    f"{self._shown(file.path)}:{statement.line}: {statement.summary}: one transaction",
-                    "Remove it: a seed may not commit or roll back part of itself",
-                )
+        try:
+            with self.conn.transaction(), self.conn.pipeline():
+                cursors = [self.conn.execute(piece.statement.sql) for piece in batch]
+            return [cursor.rowcount for cursor in cursors]
+        except Error:
+            pass
+        counts = []
+        for piece in batch:
             try:
-                with self.conn.transaction():
-                    self.conn.execute(statement.sql)
+                counts.append(self.conn.execute(piece.statement.sql).rowcount)
             except Error as exc:
-                raise SeedFailed(
-                    f"{self._shown(file.path)}:{statement.line}: {_describe(exc)}", _hint(exc)
-                ) from None
+                raise SeedFailed(f"{shown}:{piece.statement.line}: {_describe(exc)}", _hint(exc)) from None
+        return counts
 
-    def _render(self, file: SeedFile) -> str:
+    def _copy_piece(self, piece: Piece, shown: str) -> int:
+        from psycopg import Error
+
+        cursor = self.conn.cursor()
+        try:
+            with cursor.copy(piece.statement.sql) as copy:
+                copy.write(piece.data or b"")
+        except Error as exc:
+            row = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
+            line = piece.data_line + int(row.group(1)) - 1 if row else piece.statement.line
+            raise SeedFailed(f"{shown}:{line}: {_describe(exc)}", _hint(exc)) from None
+        return cursor.rowcount
+
+    def _session_settings(self) -> dict[str, str]:
+        rows = self.conn.execute("SELECT name, setting FROM pg_settings WHERE source = 'session'")
+        return dict(rows.fetchall())
+
+    def _restore_settings(self, before: dict[str, str]) -> None:
+        """The session's settings as they were before a SQL seed (those it set go back)."""
+        changed = [
+            (name, before.get(name))
+            for name, value in self._session_settings().items()
+            if before.get(name) != value
+        ]
+        for name, value in changed:
+            if value is None:
+                self.conn.execute(
+                    "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name = %s", (name,)
+                )
+            else:
+                self.conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+    def _render(self, file: SeedFile, template: str, data: list[str]) -> str:
         import jinja2
         from psycopg import sql
 
@@ -542,7 +613,7 @@ class Seeder:
         env.filters["sha256"] = lambda value: hashlib.sha256(str(value).encode()).hexdigest()
         env.filters["literal"] = lambda value: sql.Literal(value).as_string(self.conn)
         try:
-            return env.from_string(file.text).render(**self.context)
+            return env.from_string(template).render(**self.context, **{sql_script.DATA: data})
         except Exception as exc:  # syntax errors, undefined names, and errors while rendering
             import traceback
 

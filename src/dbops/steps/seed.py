@@ -46,7 +46,8 @@ class Seed:
         paths = seeds.discover(ctx.config.seeds_dir, env.name)
         files = [seeds.read(path, ctx.config.shown(path)) for path in paths]
         report.files = [ctx.config.shown(p) for p in paths]
-        context = {"env": env.name, "database": ctx.database(), "protected": env.protected}
+        # a fleet target's variables (and its name, as target) too
+        context = {**env.variables, "env": env.name, "database": ctx.database(), "protected": env.protected}
         large = sum(p.stat().st_size for p in paths) >= PROGRESS_FROM_BYTES
         with _progress_bar(ctx.interactive and large) as advance:
             seeder = Seeder(conn, root, context, advance)

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from dbops.output import units
 from dbops.output.render import Line, heading
-
-if TYPE_CHECKING:
-    pass
-
+from dbops.schema.catalog import TITLES
 
 _TITLES = {
     "view": "Views",
@@ -44,6 +40,7 @@ class DropReport:
         for kind, names in self.dropped.items():
             if names:
                 shown = ", ".join(names[:8]) + (f", … (+{len(names) - 8})" if len(names) > 8 else "")
-                lines.append(("ok", f"✓ {_TITLES[kind]}: {len(names)} ({shown})"))
+                title = _TITLES.get(kind) or TITLES[kind]  # the other kinds under the catalog's titles
+                lines.append(("ok", f"✓ {title}: {len(names)} ({shown})"))
         lines.append(("ok", f"All objects dropped ({units.duration(self.duration_s)})"))
         return lines

@@ -9,7 +9,8 @@ from typing import Literal
 from dbops.output import units
 from dbops.output.render import Line, heading
 from dbops.postgres.connection import ServerFacts
-from dbops.schema.introspect import CatalogSummary, TableInfo
+from dbops.schema.catalog import TITLES
+from dbops.schema.introspect import STATUS_GROUPS, CatalogSummary, TableInfo
 
 CheckResult = Literal["ok", "warn", "fail"]
 
@@ -89,8 +90,12 @@ class StatusReport:
             ("", f"  Views: {cat.views}"),
             ("", f"  Functions: {cat.functions}"),
             ("", f"  Sequences: {cat.sequences}"),
-            ("key", "Data Summary:"),
         ]
+        grouped = {kind for kinds in STATUS_GROUPS.values() for kind in kinds}
+        lines += [  # every other kind of the catalog that the database holds
+            ("", f"  {TITLES[kind]}: {n}") for kind, n in cat.objects.items() if n and kind not in grouped
+        ]
+        lines.append(("key", "Data Summary:"))
         lines += [("", f"  {t.qualified}: {_rows(t)}") for t in cat.tables] or [("dim", "  (no tables)")]
         if cat.estimates_only:
             lines.append(("warn", "  (another session is waiting for a table lock: figures are estimates)"))

@@ -1,0 +1,230 @@
+"""The fleet tasks' entry: an environment with ``fleet:`` runs the operation on each of its
+targets (dbops.fleet.runner) and reports them in one fleet report; any other environment runs
+it as usual (dbops.boundary), and refuses the fleet flags."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from dbops import oplog, redact
+from dbops.boundary import MakeOptions, run_operation, sigterm_as_interrupt
+from dbops.config.loader import load_config
+from dbops.config.model import Config, Environment
+from dbops.engine.catalog import RULES
+from dbops.engine.context import RunContext
+from dbops.engine.options import Safety
+from dbops.engine.pipeline import as_dbops_error
+from dbops.engine.prepare import prepare
+from dbops.engine.results import ErrorInfo
+from dbops.errors import EXIT_INTERRUPTED, DbopsError, PolicyRefused, UsageError
+from dbops.fleet import retry, rollout, shard
+from dbops.fleet.live import live
+from dbops.fleet.runner import FleetRun, Progress
+from dbops.fleet.summary import one_line
+from dbops.fleet.targets import FleetMember, resolve, select
+from dbops.output.render import OperationResult, Output, Style
+from dbops.output.reports.fleet import NOT_STARTED, FleetReport
+from dbops.steps.confirm import Guard
+
+
+@dataclass(frozen=True)
+class FleetFlags:
+    targets: str | None = None  # --targets: names or glob patterns, comma-separated
+    jobs: int | None = None  # --jobs: targets at once (default: the fleet's jobs:)
+    shard: str | None = None  # --shard K/N
+    retry_failed: bool = False
+
+    def given(self) -> list[str]:
+        flags = {"--targets": self.targets, "--jobs": self.jobs, "--shard": self.shard}
+        return [f for f, v in flags.items() if v is not None] + (
+            ["--retry-failed"] if self.retry_failed else []
+        )
+
+
+def run(
+    name: str,
+    options: MakeOptions,
+    *,
+    safety: Safety,
+    env: str | None,
+    config: str | None,
+    json: bool,
+    flags: FleetFlags,
+) -> int:
+    """The operation on the environment: a fleet run, or the usual single run."""
+    try:
+        cfg = load_config(RULES, config)
+        environment = cfg.environment(env)
+    except DbopsError:  # the usual run reports it, as it always has
+        return run_operation(name, options, safety=safety, env=env, config=config, json=json)
+    if environment.fleet is None:
+        if flags.given():
+            failure = UsageError(
+                f"{' and '.join(flags.given())}: {environment.name} is not a fleet (it names one database)",
+                f"Declare fleet: under environments.{environment.name} in dbops.yaml, or drop the flag",
+            )
+            return _refused(name, environment.name, failure, cfg, Output(json_mode=json))
+        return run_operation(name, options, safety=safety, env=env, config=config, json=json)
+    return run_fleet(name, options, safety=safety, cfg=cfg, environment=environment, json=json, flags=flags)
+
+
+def _refused(name: str, environment: str, failure: DbopsError, cfg: Config, output: Output) -> int:
+    result = OperationResult(name, environment, error=ErrorInfo.of(failure), exit_code=failure.exit_code)
+    output.emit(result)
+    oplog.append(cfg.state_dir, result, 0.0)
+    return result.exit_code
+
+
+def run_fleet(
+    name: str,
+    options: MakeOptions,
+    *,
+    safety: Safety,
+    cfg: Config,
+    environment: Environment,
+    json: bool,
+    flags: FleetFlags,
+) -> int:
+    started = time.monotonic()
+    redact.remember_environment()
+    output = Output(json_mode=json)
+    result = OperationResult(name, environment.name)
+    with sigterm_as_interrupt():
+        try:
+            _run(result, name, options, safety, cfg, environment, flags, output, started)
+        except Exception as exc:  # expected failures (and any bug): one line, no traceback
+            failure = as_dbops_error(exc)
+            result.error = ErrorInfo.of(failure)
+            result.exit_code = failure.exit_code
+            oplog.append(cfg.state_dir, result, time.monotonic() - started)
+        except KeyboardInterrupt:  # outside the waves (the runner handles it within them)
+            hint = "Each target that ran is whole; the operation log has a line for each"
+            result.error = ErrorInfo("Interrupted", hint, EXIT_INTERRUPTED, "Interrupted")
+            result.exit_code = EXIT_INTERRUPTED
+            result.report = None
+    output.emit(result)
+    return result.exit_code
+
+
+def _run(
+    result: OperationResult,
+    name: str,
+    options: MakeOptions,
+    safety: Safety,
+    cfg: Config,
+    environment: Environment,
+    flags: FleetFlags,
+    output: Output,
+    started: float,
+) -> None:
+    fleet = environment.fleet
+    assert fleet is not None
+    chosen = shard.parse(flags.shard) if flags.shard else None
+    members = select(resolve(environment, fleet), flags.targets)
+    if chosen is not None:
+        names = set(shard.pick([m.name for m in members], chosen))
+        members = [m for m in members if m.name in names]
+    if flags.retry_failed:
+        members = _to_retry(members, cfg, name, environment)
+    jobs = flags.jobs or fleet.jobs
+    report = FleetReport(
+        name, environment.name, fleet.source(), jobs, flags.shard, flags.targets, flags.retry_failed
+    )
+    result.report = report
+    if not members:
+        report.duration_s = time.monotonic() - started
+        return
+    _refuse_questions(cfg, environment, members[0], name, options, safety)
+    run_id = uuid.uuid4().hex[:12]
+
+    lines = not output.json_mode and not output.animated  # a CI log: a line per target as it ends
+    writing = threading.Lock()
+
+    def log(member: FleetMember, wave: str, target_result: OperationResult, took: float) -> None:
+        target_result.database = member.name
+        extra = {"fleet_run": run_id, "target": member.name, "wave": wave, "shard": flags.shard}
+        oplog.append(cfg.state_dir, target_result, took, extra)
+        if lines:
+            mark: tuple[Style, str] = ("ok", "✓") if target_result.ok else ("fail", "✗")
+            line = f"{mark[1]} {member.name}: {one_line(target_result)} ({took:.1f}s)"
+            with writing:
+                output.write([(mark[0], line)], output.stdout)
+
+    progress = Progress(len(members))
+    runner = FleetRun(cfg, environment, name, options, safety, progress, log)
+    waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
+    with live(output.animated, f"{name} on {environment.name}", progress, output.stdout):
+        report.targets, report.waves = runner.run(waves)
+    for outcome in report.targets:
+        if outcome.state == NOT_STARTED:
+            skipped = OperationResult(name, environment.name, database=outcome.name)
+            extra = {
+                "fleet_run": run_id,
+                "target": outcome.name,
+                "wave": outcome.wave,
+                "outcome": NOT_STARTED,
+            }
+            oplog.append(cfg.state_dir, skipped, 0.0, {**extra, "shard": flags.shard})
+    report.duration_s = time.monotonic() - started
+    failed = report.failed()
+    never = report.not_started()
+    if runner.stop.is_set():
+        result.exit_code = EXIT_INTERRUPTED
+        result.error = ErrorInfo(
+            f"Interrupted: {len(never)} target(s) never started",
+            f"The targets that ran are whole; dbops {name} --env {environment.name} --retry-failed "
+            "runs the rest",
+            EXIT_INTERRUPTED,
+            "Interrupted",
+        )
+    elif failed or never:
+        result.exit_code = max([t.exit_code for t in failed] or [1])
+        what = f"{len(failed)} of {len(report.targets)} target(s) failed"
+        if never:
+            what += f", {len(never)} never started (a wave failed)"
+        result.error = ErrorInfo(
+            what,
+            f"dbops {name} --env {environment.name} --retry-failed reruns only those, once fixed",
+            result.exit_code,
+            "FleetFailed",
+        )
+
+
+def _to_retry(
+    members: list[FleetMember], cfg: Config, name: str, environment: Environment
+) -> list[FleetMember]:
+    failed = retry.last_failed(cfg.state_dir, name, environment.name)
+    if failed is None:
+        raise UsageError(
+            f"--retry-failed: the operation log holds no fleet run of {name} on {environment.name}",
+            f"Run it first: dbops {name} --env {environment.name}",
+        )
+    wanted = set(failed)
+    return [m for m in members if m.name in wanted]
+
+
+def _refuse_questions(
+    cfg: Config,
+    environment: Environment,
+    member: FleetMember,
+    name: str,
+    options: MakeOptions,
+    safety: Safety,
+) -> None:
+    """What the policy refuses is refused once for the fleet, before any target starts; and
+    a fleet run asks no question per target: what needs a confirmation needs --force."""
+    ctx = RunContext(cfg, member.environment(environment))
+    try:
+        steps = prepare(name, options(), safety, ctx).steps
+    finally:
+        ctx.close()
+    asking = [a for s in steps if isinstance(s, Guard) and not s.force for a in s.to_confirm]
+    if asking:
+        raise PolicyRefused(
+            f"{' and '.join(dict.fromkeys(asking)).capitalize()} on the fleet {environment.name} needs "
+            "confirmation, and a fleet run asks no question per target",
+            "Pass --force if you mean it (where the environment's policy accepts it)",
+        )
