@@ -20,7 +20,9 @@ from psycopg import sql
 from backup_helpers import fingerprint, schema_dump
 from conftest import REPO, Run
 from dbops.backups.contents import MANIFEST_KINDS
-from dbops.migrations.files import YOYO_TABLES
+from dbops.migrations.files import YOYO_TABLES, discover
+from dbops.migrations.lint import lint
+from dbops.migrations.scripts import load, order
 from dbops.schema import catalog, drop
 
 EVERY_KIND = REPO / "tests" / "schemas" / "every_kind"
@@ -29,8 +31,9 @@ EVERY_KIND = REPO / "tests" / "schemas" / "every_kind"
 # need C code of their own (a shared library), which the test servers do not have.
 NOT_IN_THE_TEST_SCHEMA = {"base_types", "languages"}
 
-# The seeds, by file name. (A psql-format COPY seed, as pg_dump --data-only writes it, joins
-# them here once seeds read that format.)
+# The seeds, by file name: SQL statements, then data as pg_dump --data-only
+# --load-via-partition-root writes it (its header, SET lines, COPY ... FROM stdin blocks ended by
+# \., setval), then the materialized view made fresh again.
 SEEDS = {
     "01_customers.sql": """
 INSERT INTO app.customers (name, nickname, zip, feeling, position, secret) VALUES
@@ -47,6 +50,86 @@ INSERT INTO public.settings VALUES ('theme', 'dark');
 SELECT setval('app.invoice_numbers', 4242);
 REFRESH MATERIALIZED VIEW app.sales_by_city;
 """,
+    "02_dumped.sql": r"""--
+-- PostgreSQL database dump
+--
+
+\restrict K3yFromPgDump
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET transaction_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Data for Name: customers; Type: TABLE DATA; Schema: app; Owner: postgres
+--
+
+COPY app.customers (id, name, nickname, zip, feeling, "position", secret) FROM stdin;
+101	Cy	\N	54321	happy	(3,4)	\N
+102	Di	di	54321-0000	sad	\N	tab\there
+\.
+
+
+--
+-- Data for Name: orders; Type: TABLE DATA; Schema: app; Owner: postgres
+--
+
+COPY app.orders (id, customer_id, quantity, price, validity) FROM stdin;
+1001	101	2	9.50	[1.5,2)
+1002	102	7	0.25	empty
+\.
+
+
+--
+-- Data for Name: measurements; Type: TABLE DATA; Schema: app; Owner: postgres
+--
+
+COPY app.measurements (city_id, logdate, peaktemp, unitsales) FROM stdin;
+9	2025-06-01	30	5
+9	2026-06-01	31	6
+9	2031-06-01	32	7
+\.
+
+
+--
+-- Data for Name: settings; Type: TABLE DATA; Schema: public; Owner: postgres
+--
+
+COPY public.settings (key, value) FROM stdin;
+font	mono
+\.
+
+
+--
+-- Name: customers_id_seq; Type: SEQUENCE SET; Schema: app; Owner: postgres
+--
+
+SELECT pg_catalog.setval('app.customers_id_seq', 102, true);
+
+
+--
+-- Name: orders_id_seq; Type: SEQUENCE SET; Schema: app; Owner: postgres
+--
+
+SELECT pg_catalog.setval('app.orders_id_seq', 1002, true);
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict K3yFromPgDump
+
+""",
+    "03_refresh.sql": "REFRESH MATERIALIZED VIEW app.sales_by_city;\n",  # pg_dump --data-only leaves it
 }
 
 
@@ -94,7 +177,41 @@ def state(url: str) -> tuple[str, dict[str, str], dict[str, int]]:
 def test_migrate_seed_status_counts_agree_with_the_catalog(
     every_kind: Path, cli: Run, db: psycopg.Connection
 ) -> None:
-    migrated(cli)
+    migrated(cli, seed=False)
+    seeded = cli("seed", "--json")
+    assert seeded.code == 0, seeded.text
+    both = ["seeds/01_customers.sql", "seeds/02_dumped.sql"]
+    assert {t["table"]: (t["created"], t["files"]) for t in json.loads(seeded.out)["report"]["tables"]} == {
+        "app.customers": (3 + 2, both),
+        "app.orders": (12 + 2, both),
+        "app.cache": (2, both[:1]),
+        "app.measurements": (300 + 3, both),
+        "app.cities": (2, both[:1]),
+        "app.capitals": (1, both[:1]),
+        "settings": (1 + 1, both),
+    }
+    # the COPY rows: routed to the partitions, typed by the domain, the enum, the range, the composite
+    routed = "SELECT tableoid::regclass::text, peaktemp FROM app.measurements WHERE city_id = 9 ORDER BY 2"
+    assert db.execute(routed).fetchall() == [
+        ("app.measurements_y2025", 30),
+        ("app.measurements_y2026", 31),
+        ("app.measurements_other", 32),
+    ]
+    typed = (
+        "SELECT id, zip, feeling::text, position::text, secret FROM app.customers WHERE id > 100 ORDER BY id"
+    )
+    assert db.execute(typed).fetchall() == [
+        (101, "54321", "happy", "(3,4)", None),
+        (102, "54321-0000", "sad", None, "tab\there"),
+    ]
+    ranges = "SELECT validity::text, total::text FROM app.orders WHERE id > 1000 ORDER BY id"
+    assert db.execute(ranges).fetchall() == [("[1.5,2)", "19.00"), ("empty", "1.75")]
+    next_ids = "SELECT nextval('app.customers_id_seq'), nextval('app.orders_id_seq')"
+    assert db.execute(next_ids).fetchone() == (103, 1003)  # pg_dump's setval
+    # again, over the rows it loaded: --clear empties every table the seeds write, COPY's too
+    again = cli("seed", "--clear", "--json")
+    assert again.code == 0, again.text
+    assert json.loads(again.out)["report"]["tables"] == json.loads(seeded.out)["report"]["tables"]
     counts = catalog.counts(db, bookkeeping=False)
     missing = {kind for kind, n in counts.items() if n == 0} - NOT_IN_THE_TEST_SCHEMA
     assert missing == set(), f"the every-kind schema makes no {missing}"
@@ -112,7 +229,7 @@ def test_migrate_seed_status_counts_agree_with_the_catalog(
     assert f"  Tables: {counts['tables'] + counts['partitioned_tables']}\n" in out
     for kind in ("collations", "event_triggers", "publications", "casts", "partitions", "policies"):
         assert f"  {catalog.TITLES[kind]}: {counts[kind]}\n" in out
-    assert "  app.measurements: 300 records" in out  # a partitioned table: the sum of its partitions
+    assert "  app.measurements: 303 records" in out  # a partitioned table: the sum of its partitions
     assert "_yoyo" not in out
 
 
@@ -338,3 +455,9 @@ def test_restore_in_place_with_an_aggregate_over_a_function(
     assert result.code == 0, result.text
     assert schema_dump(database_url) == before
     assert db.execute("SELECT total(id) FROM p").fetchone() == (55,)
+
+
+def test_the_every_kind_migrations_lint_clean() -> None:
+    """Foreign keys and partitions of the tables they create themselves lock nobody out."""
+    scripts = order(list(load(discover(EVERY_KIND)).values()))
+    assert lint(scripts, lock_timeout_ms=None) == []

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import Run
 from dbops.migrations.files import discover
-from dbops.migrations.lint import Finding, lint
+from dbops.migrations.lint import RULES, Finding, lint
 from dbops.migrations.scripts import load, order
 
 
@@ -101,7 +101,9 @@ ALTER TABLE approvals ADD CONSTRAINT fk_workflow FOREIGN KEY (workflow_id) REFER
 ALTER TABLE approvals RENAME TO workflow_approvals;
 ALTER TABLE workflow_approvals ALTER COLUMN state TYPE varchar(20);
 """
-    assert lint_sql(tmp_path, new, lock_timeout_ms=None) == []
+    # the one lock anyone waits for: the foreign key's on workflows, which exists already
+    assert lint_sql(tmp_path, new, lock_timeout_ms=None) == [(4, "lock-timeout")]
+    assert lint_sql(tmp_path, new, lock_timeout_ms=5000) == []
 
 
 def test_the_sample_migrations_lint_clean() -> None:
@@ -412,3 +414,48 @@ def test_a_pg_dump_schema_is_a_clean_first_migration(
     refused = cli("migrate", "--env", "production")
     assert refused.code == 3, refused.text
     assert "0002_owner.sql:2: not-null-default" in refused.err
+
+
+def test_locks_on_an_existing_parent_or_referenced_table(tmp_path: Path) -> None:
+    """CREATE TABLE ... PARTITION OF takes ACCESS EXCLUSIVE on its parent, a new FOREIGN KEY
+    SHARE ROW EXCLUSIVE on the table it references: heavy locks on those existing tables,
+    though the statement creates or changes another."""
+    partition = (
+        "CREATE TABLE events_2030 PARTITION OF events FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');\n"
+    )
+    column = "CREATE TABLE notes (id int PRIMARY KEY, user_id int REFERENCES users (id));\n"
+    table = "CREATE TABLE notes (id int, owner int, FOREIGN KEY (owner) REFERENCES app.users);\n"
+    added = "CREATE TABLE notes (id int, owner int);\nALTER TABLE notes ADD FOREIGN KEY (owner) REFERENCES users;\n"
+    new_column = "CREATE TABLE notes (id int);\nALTER TABLE notes ADD COLUMN owner int REFERENCES users;\n"
+    for sql, line in ((partition, 1), (column, 1), (table, 1), (added, 2), (new_column, 2)):
+        assert lint_sql(tmp_path, sql, lock_timeout_ms=None) == [(line, "lock-timeout")], sql
+        assert lint_sql(tmp_path, sql, lock_timeout_ms=5000) == [], sql
+        assert lint_sql(tmp_path, f"SET lock_timeout = '5s';\n{sql}", lock_timeout_ms=None) == [], sql
+    folder = tmp_path / "migrations"
+    (folder / "0001_change.sql").write_text(new_column)
+    [found] = lint_folder(folder, lock_timeout_ms=None)
+    assert found.message == (
+        "FOREIGN KEY on notes references existing table users: a SHARE ROW EXCLUSIVE lock on users, held to"
+        " the migration's end, with no lock_timeout: writes to users can stall"
+    )
+    assert found.fix.endswith(
+        "; on a table with rows, add it NOT VALID, then VALIDATE CONSTRAINT in a later migration"
+    )
+    (folder / "0001_change.sql").write_text(partition)
+    [found] = lint_folder(folder, lock_timeout_ms=None)
+    assert found.message == (
+        "CREATE TABLE events_2030 PARTITION OF existing table events takes an ACCESS EXCLUSIVE lock on events"
+        " with no lock_timeout: every read and write of it waits"
+    )
+    assert "ALTER TABLE events ATTACH PARTITION events_2030" in found.fix
+    assert found.fix.startswith(RULES["lock-timeout"].fix)
+    # created by the pending migrations themselves (or the table itself): nobody else waits
+    created = """\
+CREATE TABLE users2 (id int PRIMARY KEY, boss int REFERENCES users2);
+CREATE TABLE notes (id int, owner int REFERENCES users2, FOREIGN KEY (id) REFERENCES public.users2);
+ALTER TABLE notes ADD FOREIGN KEY (owner) REFERENCES users2;
+CREATE TABLE events (id int, d date) PARTITION BY RANGE (d);
+CREATE TABLE events_2030 PARTITION OF events FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');
+CREATE TABLE kids () INHERITS (users);
+"""
+    assert lint_sql(tmp_path, created, lock_timeout_ms=None) == []

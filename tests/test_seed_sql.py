@@ -4,6 +4,7 @@ refused by file and line before anything loads."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -236,3 +237,36 @@ def test_a_failing_statement_among_many_is_named(migrated: Path, cli: Run, db: p
     result = cli("seed")
     assert result.code == 0, result.text
     assert "✓ Organizations: 1,099 records created" in result.out.splitlines()
+
+
+def test_the_same_pg_dump_data_seeds_again_with_clear(
+    dumped: Path, cli: Run, db: psycopg.Connection, database_url: str
+) -> None:
+    """A SQL seed inserts (it does not upsert): loading pg_dump's data onto itself stops at the
+    first row that is there already, names it by file and line, and the hint's --clear, which
+    empties every table the COPY blocks write (children first), makes it load."""
+    before = contents(db)
+    data = pg_dump(database_url, "--data-only", "--exclude-table=*yoyo*")
+    write_seeds(dumped / "seeds", {"01_data.sql": data})
+    result = cli("seed")
+    assert result.code == 1, result.text
+    error, hint = refused(result.err)
+    found = re.match(
+        r"Error: seeds/01_data\.sql:(\d+): duplicate key value violates unique constraint .+: (.+)=(\S+)$",
+        error,
+    )
+    assert found is not None, error
+    row = data.splitlines()[int(found.group(1)) - 1]
+    assert row.split("\t")[0] == found.group(3)  # the named line is the row with that key
+    assert hint == (
+        "Hint: If an earlier seed loaded these rows, run dbops seed --clear: it empties the tables the seed"
+        " files write first; else remove the duplicate row"
+    )
+    assert contents(db) == before
+    db.execute("DELETE FROM users WHERE id > 5; UPDATE extras SET note = 'changed'")
+    for _ in range(2):
+        result = cli("seed", "--clear")
+        assert result.code == 0, result.text
+        assert "Cleared the seeded tables first (--clear)" in result.out
+        assert "✓ Users: 10 records created" in result.out.splitlines()
+        assert contents(db) == before

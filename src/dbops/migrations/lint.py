@@ -198,6 +198,9 @@ class _Linter:
         findings: list[Finding] = []
         has_timeout = self.session_lock_timeout
         first_heavy: _Statement | None = None
+        first_lock: tuple[str, str] | None = (
+            None  # what the first heavy statement locks, if not its own table
+        )
         for text, first_line in _units(script):
             try:
                 statements = _parse(text, first_line)
@@ -223,16 +226,19 @@ class _Linter:
                     statement.node, has_timeout, script.transactional, self.session_lock_timeout
                 )
                 problems = list(self._check(statement.node))
-                heavy = self._heavy(statement.node)
+                locked = self._locks_another(statement.node)
+                heavy = locked is not None or self._heavy(statement.node)
                 self._track(statement.node)
                 for rule, message, fix in problems:
                     if rule not in statement.ignored:
                         findings.append(Finding(file, statement.line, rule, message, fix, script.id))
                 if heavy and not has_timeout and first_heavy is None:
-                    first_heavy = statement
+                    first_heavy, first_lock = statement, locked
         if first_heavy is not None and "lock-timeout" not in first_heavy.ignored:
             message = "takes heavy locks on existing tables with no lock_timeout: it can stall all traffic"
             fix = RULES["lock-timeout"].fix
+            if first_lock is not None:
+                message, fix = first_lock[0], f"{fix}; {first_lock[1]}"
             findings.append(Finding(file, first_heavy.line, "lock-timeout", message, fix, script.id))
         return findings
 
@@ -299,6 +305,58 @@ class _Linter:
         if kind in ("TruncateStmt", "LockStmt"):
             return any(self._existing(relation) for relation in node.relations)
         return kind in ("ClusterStmt", "VacuumStmt", "ReindexStmt")
+
+    def _locks_another(self, node: Any) -> tuple[str, str] | None:
+        """The lock a statement takes on an existing table other than the one it creates or
+        alters, as the lock-timeout finding's message and the rest of its fix: CREATE TABLE ...
+        PARTITION OF takes ACCESS EXCLUSIVE on the parent (every read and write waits); a new
+        FOREIGN KEY takes SHARE ROW EXCLUSIVE on the table it references (its writes wait), held
+        to the end of the migration's transaction."""
+        from pglast import enums
+
+        kind = type(node).__name__
+        if kind == "CreateStmt":
+            table = node.relation
+            if node.partbound is not None:
+                for parent in node.inhRelations or ():
+                    if self._existing(parent):
+                        return (
+                            f"CREATE TABLE {table.relname} PARTITION OF existing table {parent.relname} "
+                            f"takes an ACCESS EXCLUSIVE lock on {parent.relname} with no lock_timeout: every "
+                            "read and write of it waits",
+                            f"or create {table.relname} on its own (with a CHECK matching its bounds), then "
+                            f"ALTER TABLE {parent.relname} ATTACH PARTITION {table.relname}: SHARE UPDATE "
+                            "EXCLUSIVE on the parent, which reads and writes pass (ACCESS EXCLUSIVE on "
+                            "a DEFAULT partition, if it has one)",
+                        )
+            constraints = [
+                c
+                for element in node.tableElts or ()
+                for c in (element.constraints or () if type(element).__name__ == "ColumnDef" else [element])
+            ]
+        elif kind == "AlterTableStmt" and node.objtype == enums.ObjectType.OBJECT_TABLE:
+            table = node.relation
+            added = [c.def_ for c in node.cmds or () if c.subtype == enums.AlterTableType.AT_AddConstraint]
+            columns = [c.def_ for c in node.cmds or () if c.subtype == enums.AlterTableType.AT_AddColumn]
+            constraints = added + [c for column in columns for c in column.constraints or ()]
+        else:
+            return None
+        for constraint in constraints:
+            referenced = getattr(constraint, "pktable", None)
+            if (
+                type(constraint).__name__ == "Constraint"
+                and constraint.contype == enums.ConstrType.CONSTR_FOREIGN
+                and referenced is not None
+                and _key(referenced) != _key(table)
+                and self._existing(referenced)
+            ):
+                return (
+                    f"FOREIGN KEY on {table.relname} references existing table {referenced.relname}: a "
+                    f"SHARE ROW EXCLUSIVE lock on {referenced.relname}, held to the migration's end, with "
+                    f"no lock_timeout: writes to {referenced.relname} can stall",
+                    "on a table with rows, add it NOT VALID, then VALIDATE CONSTRAINT in a later migration",
+                )
+        return None
 
     def _check(self, node: Any) -> Iterator[tuple[str, str, str]]:
         from pglast import enums

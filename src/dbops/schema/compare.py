@@ -6,8 +6,9 @@ print differently (``now()`` and ``CURRENT_TIMESTAMP``, extra parentheses, anoth
 version's spelling) are parsed with PostgreSQL's own grammar (pglast) and compared in one
 canonical form.
 
-Errors are what queries fail on: a missing table, column, view, enum type or sequence.
-Everything else is a warning.
+Errors are what queries fail on: a missing table, column, view, enum type or sequence, and of
+the other kinds (``objects.KINDS``) a missing function, procedure, aggregate, operator, cast,
+type, collation, text-search object, extension or schema. Everything else is a warning.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from dbops.schema.objects import KIND, KINDS, Thing
 from dbops.schema.snapshot import Column, Constraint, Index, Schema, Sequence, Table, View
 
 Severity = Literal["error", "warning"]
+_LONG = 160  # a definition longer than this is cut short in the message (JSON keeps it whole)
 
 _CONSTRAINT_KINDS = {
     "p": "Primary key",
@@ -55,6 +58,7 @@ def compare(expected: Schema, actual: Schema) -> list[Difference]:
         found += _sequence(name, expected, actual)
     for name in _union(expected.views, actual.views):
         found += _view(name, expected.views.get(name), actual.views.get(name))
+    found += _objects(expected, actual)
     return found
 
 
@@ -77,6 +81,12 @@ def _table(name: str, expected: Table | None, actual: Table | None) -> list[Diff
         found += _column(name, expected.columns.get(column), actual.columns.get(column))
     found += _constraints(name, expected.constraints, actual.constraints)
     found += _indexes(name, expected.indexes, actual.indexes)
+    want, have = dict(expected.aspects), dict(actual.aspects)
+    for aspect in [*want, *(a for a in have if a not in want)]:
+        if not _same_expression(want.get(aspect), have.get(aspect)):
+            wanted, had = want.get(aspect, "none"), have.get(aspect, "none")
+            message = f"Table '{name}' {aspect} mismatch" + _versus(wanted, had)
+            found.append(Difference("warning", "table", name, None, aspect, wanted, had, message))
     return found
 
 
@@ -373,6 +383,97 @@ def _one_line(sql: str) -> str:
 
 def _versus(expected: str, found: str) -> str:
     return f" (expected: {expected}, found: {found})"
+
+
+# --------------------------------------------------------------------------- every other kind
+
+
+def _objects(expected: Schema, actual: Schema) -> list[Difference]:
+    """Functions, triggers, policies, grants, comments, ...: in KINDS order, then by name. A
+    thing whose object (a grant's table) exists on one side only is left to that object's line."""
+    here, there = expected.present(), actual.present()
+    order = {kind.name: i for i, kind in enumerate(KINDS)}
+    keys = sorted(
+        expected.objects.keys() | actual.objects.keys(), key=lambda k: (order[k[0]], k[1] or "", k[2])
+    )
+    found: list[Difference] = []
+    for key in keys:
+        want, have = expected.objects.get(key), actual.objects.get(key)
+        either = want or have
+        assert either is not None
+        if either.parent is not None and (either.parent in here) != (either.parent in there):
+            continue
+        found += _thing(want, have)
+    return found
+
+
+def _thing(want: Thing | None, have: Thing | None) -> list[Difference]:
+    either = want or have
+    assert either is not None
+    kind = KIND[either.kind]
+    subject = f"{kind.label} '{either.name}'" if kind.quoted else f"{kind.label} {either.name}"
+    where = f" on {either.table} table" if either.table else ""
+
+    def diff(
+        severity: Severity, problem: str, wanted: str | None, had: str | None, message: str
+    ) -> Difference:
+        return Difference(severity, kind.name, either.name, either.table, problem, wanted, had, message)
+
+    if have is None:
+        assert want is not None
+        shown = want.aspect(kind.shown) if kind.shown else None
+        message = f"{subject} missing{where}" + (f" (expected: {_short(shown)})" if shown else "")
+        return [diff(kind.missing, "missing", shown, None, message)]
+    if want is None:
+        shown = have.aspect(kind.shown) if kind.shown else None
+        lower = subject[0].lower() + subject[1:]
+        message = f"Unexpected {lower}{where}" + (f" ({_short(shown)})" if shown else "")
+        return [diff("warning", "unexpected", None, shown, message)]
+    found = []
+    names = [name for name, _ in want.aspects]
+    names += [name for name, _ in have.aspects if name not in names]
+    for aspect in names:
+        wanted, had = want.aspect(aspect), have.aspect(aspect)
+        if wanted == had:
+            continue
+        if aspect in kind.sql_aspects and _same_sql(wanted, had):
+            continue
+        if aspect in kind.expression_aspects and _same_expression(wanted, had):
+            continue
+        what = "" if kind.shown == aspect else f" {aspect}"
+        message = f"{subject}{what} mismatch{where}" + _versus(*_around_difference(wanted, had))
+        found.append(diff("warning", aspect, wanted, had, message))
+    return found
+
+
+def _short(text: str) -> str:
+    """A value on one line, cut short when long."""
+    line = _one_line(text)
+    return line if len(line) <= _LONG else line[: _LONG - 3] + "..."
+
+
+def _around_difference(expected: str, found: str) -> tuple[str, str]:
+    """Two long definitions on one line each, cut to where they differ (with two words of
+    context on either side): the message shows the difference, the JSON keeps both whole."""
+    want, have = _one_line(expected), _one_line(found)
+    if len(want) <= _LONG and len(have) <= _LONG:
+        return want, have
+    a, b = want.split(" "), have.split(" ")
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    first, last = max(start - 2, 0), max(end - 2, 0)
+
+    def cut(words: list[str]) -> str:
+        middle = " ".join(words[first : len(words) - last])
+        if len(middle) > _LONG:
+            middle = middle[: _LONG - 3] + "..."
+        return ("... " if first else "") + middle + (" ..." if last else "")
+
+    return cut(a), cut(b)
 
 
 # --------------------------------------------------------------------------- equivalent SQL

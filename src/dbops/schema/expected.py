@@ -61,13 +61,59 @@ def build(
 
 
 def _apply(conn: psycopg.Connection[Any], scratch: Scratch, scripts: Sequence[Script]) -> None:
-    migrator = Migrator(conn, scratch.target)
-    migrator.ensure_bookkeeping()
+    """Every migration, fast: runs of plain transactional SQL migrations go in one transaction
+    and one round trip, without yoyo's records (nobody reads them here), each migration's
+    session state reset after it as migrate does. Python and non-transactional migrations, and
+    a run that fails (for its precise error, or because it needed its own commits, as a new
+    enum value used by a later migration does), go one by one through the migrator."""
+    slow = _Slow(conn, scratch)
+    run: list[Script] = []
     for script in scripts:
+        if script.transactional and not script.is_python:
+            run.append(script)
+            continue
+        _apply_run(conn, run, slow)
+        run = []
+        slow.apply(script)
+    _apply_run(conn, run, slow)
+
+
+def _apply_run(conn: psycopg.Connection[Any], run: Sequence[Script], slow: _Slow) -> None:
+    if not run:
+        return
+    try:
+        with conn.pipeline(), conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = off")  # a scratch database: no waiting for the disk
+            for script in run:
+                for statement in script.statements:
+                    conn.execute(statement.sql)  # no parameters: sent as written, % and all
+                conn.execute("RESET ALL")
+                conn.execute("RESET ROLE")
+                conn.execute("SET LOCAL synchronous_commit = off")
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        for script in run:  # all of it was rolled back
+            slow.apply(script)
+
+
+class _Slow:
+    """The migrator, with its bookkeeping made when first needed."""
+
+    def __init__(self, conn: psycopg.Connection[Any], scratch: Scratch) -> None:
+        self.conn = conn
+        self.scratch = scratch
+        self.migrator: Migrator | None = None
+
+    def apply(self, script: Script) -> None:
+        if self.migrator is None:
+            self.migrator = Migrator(self.conn, self.scratch.target)
+            self.migrator.ensure_bookkeeping()
         try:
-            migrator.apply(script)
+            self.migrator.apply(script)
         except DbopsError as exc:
-            where = "on the embedded server" if scratch.location == "embedded" else "on the same server"
+            location = self.scratch.location
+            where = "on the embedded server" if location == "embedded" else "on the same server"
             raise ExpectedSchemaFailed(
                 f"Building the expected schema failed in a scratch database {where}: {exc.message}",
                 exc.hint,

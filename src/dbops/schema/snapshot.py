@@ -1,5 +1,6 @@
 """A schema snapshot: the application's tables, columns, constraints, indexes, enums, sequences
-and views, read from the catalog in a handful of queries.
+and views, and every other object kind (``objects.py``), read from the catalog in one round
+trip (the queries pipelined).
 
 The same objects count as in status (user schemas, not owned by an extension, not yoyo's or
 dbops' bookkeeping). Everything is read with ``search_path = public`` in one transaction, so
@@ -9,10 +10,12 @@ others schema-qualified.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbops.schema.introspect import USER_SCHEMA, YOYO_NAMES
+from dbops.schema.objects import Thing, combined_sql
 
 if TYPE_CHECKING:
     import psycopg
@@ -44,7 +47,7 @@ SELECT n.nspname, c.relname, a.attname,
   LEFT JOIN pg_collation co ON co.oid = a.attcollation
   LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
   LEFT JOIN owned o ON o.table_oid = c.oid AND o.attnum = a.attnum
- WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+ WHERE c.relkind IN ('r', 'p', 'f') AND {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
    AND c.relname NOT IN {YOYO_NAMES}
  ORDER BY n.nspname, c.relname, a.attnum
 """
@@ -75,6 +78,30 @@ SELECT n.nspname, c.relname, i.relname, am.amname, x.indisunique,
                     WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid
                       AND k.contype IN ('p', 'u', 'x'))
  ORDER BY 1, 2, 3
+"""
+
+# What a table is beyond its columns: partitioning, inheritance, persistence, row-level security,
+# a foreign table's server; and how comments and grants describe it.
+_TABLE_ASPECTS_SQL = f"""
+SELECT n.nspname, c.relname, pg_describe_object('pg_class'::regclass, c.oid, 0),
+       json_strip_nulls(json_build_object(
+         'partition key', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+         'partition bound', CASE WHEN c.relispartition THEN
+             (SELECT 'of ' || i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid)
+             || ' ' || pg_get_expr(c.relpartbound, c.oid) END,
+         'inherits', CASE WHEN NOT c.relispartition THEN
+             (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
+                FROM pg_inherits i WHERE i.inhrelid = c.oid) END,
+         'persistence', CASE c.relpersistence WHEN 'u' THEN 'UNLOGGED' ELSE 'LOGGED' END,
+         'access method', CASE WHEN c.relkind = 'r' THEN
+             (SELECT a.amname FROM pg_am a WHERE a.oid = c.relam) END,
+         'row level security', CASE WHEN c.relrowsecurity THEN 'enabled' ELSE 'disabled' END,
+         'forced row level security', CASE WHEN c.relforcerowsecurity THEN 'forced' ELSE 'not forced' END,
+         'foreign server', (SELECT s.srvname FROM pg_foreign_table f
+                              JOIN pg_foreign_server s ON s.oid = f.ftserver WHERE f.ftrelid = c.oid),
+         'foreign options', (SELECT array_to_string(f.ftoptions, ', ') FROM pg_foreign_table f
+                              WHERE f.ftrelid = c.oid)))
+{_RELATIONS} AND c.relkind IN ('r', 'p', 'f')
 """
 
 _ENUMS_SQL = f"""
@@ -165,6 +192,8 @@ class Table:
     columns: dict[str, Column] = field(default_factory=dict)
     constraints: tuple[Constraint, ...] = ()
     indexes: dict[str, Index] = field(default_factory=dict)
+    aspects: tuple[tuple[str, str], ...] = ()  # partitioning, persistence, RLS flags, ...
+    description: str = ""  # pg_describe_object's: 'table users', 'foreign table audit.feed'
 
     @property
     def qualified(self) -> str:
@@ -211,30 +240,79 @@ class Schema:
     enums: dict[str, tuple[str, ...]]
     sequences: dict[str, Sequence]
     views: dict[str, View]
+    objects: dict[tuple[str, str | None, str], Thing] = field(default_factory=dict)  # (kind, table, name)
+
+    def present(self) -> set[str]:
+        """What exists, as pg_describe_object names it: a grant or comment whose object exists
+        on one side only is not reported (its object is)."""
+        found = {thing.description for thing in self.objects.values() if thing.description}
+        for table in self.tables.values():
+            found.add(table.description)
+            found.update(f"column {_ident(c)} of {table.description}" for c in table.columns)
+            found.update(f"constraint {_ident(k.name)} on {table.description}" for k in table.constraints)
+            found.update(f"index {_described(table.schema, i)}" for i in table.indexes)
+        for view in self.views.values():
+            kind = "materialized view" if view.materialized else "view"
+            found.add(f"{kind} {_described(view.schema, view.name)}")
+        found.update(f"sequence {_described(s.schema, s.name)}" for s in self.sequences.values())
+        found.update(f"type {_described(*_split(name))}" for name in self.enums)
+        return found
+
+
+def _ident(name: str) -> str:
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+def _described(schema: str, name: str) -> str:
+    return _ident(name) if schema == "public" else f"{_ident(schema)}.{_ident(name)}"
+
+
+def _split(name: str) -> tuple[str, str]:
+    schema, _, bare = name.rpartition(".")
+    return (schema or "public", bare)
 
 
 def read_schema(conn: psycopg.Connection[Any]) -> Schema:
-    """The whole application schema, in one read-only transaction."""
-    with conn.transaction(force_rollback=True):
+    """The whole application schema, in one read-only transaction and one round trip."""
+    queries = (
+        _TABLES_SQL,
+        _CONSTRAINTS_SQL,
+        _INDEXES_SQL,
+        _TABLE_ASPECTS_SQL,
+        _ENUMS_SQL,
+        _SEQUENCES_SQL,
+        _VIEWS_SQL,
+    )
+    with conn.pipeline(), conn.transaction(force_rollback=True):
         conn.execute("SET LOCAL search_path = public")
-        tables = _tables(conn)
-        enums = {qualified(s, n): tuple(labels) for s, n, labels in conn.execute(_ENUMS_SQL, {}).fetchall()}
-        sequences = {}
-        for schema, name, type_, start, step, low, high, cache, cycle, owner in conn.execute(
-            _SEQUENCES_SQL, {}
-        ).fetchall():
-            owned_by = qualified(*owner) if owner else None
-            sequences[qualified(schema, name)] = Sequence(
-                schema, name, type_, start, step, low, high, cache, cycle, owned_by
-            )
-        views = {qualified(row[0], row[1]): View(*row) for row in conn.execute(_VIEWS_SQL, {}).fetchall()}
-    return Schema(tables, enums, sequences, views)
+        conn.execute("SET LOCAL jit = off")  # compiling the big union costs more than running it
+        cursors = [conn.execute(query, {}) for query in queries]
+        cursors.append(conn.execute(combined_sql(conn.info.server_version)))
+    tables_, constraints, indexes, aspects, enums_, sequences_, views_, objects_ = (
+        cursor.fetchall() for cursor in cursors
+    )
+    tables = _tables(tables_, constraints, indexes, aspects)
+    enums = {qualified(s, n): tuple(labels) for s, n, labels in enums_}
+    sequences = {}
+    for schema, name, type_, start, step, low, high, cache, cycle, owner in sequences_:
+        owned_by = qualified(*owner) if owner else None
+        sequences[qualified(schema, name)] = Sequence(
+            schema, name, type_, start, step, low, high, cache, cycle, owned_by
+        )
+    views = {qualified(row[0], row[1]): View(*row) for row in views_}
+    objects = {}
+    for kind, name, table, attributes, description, parent in objects_:
+        aspects_of = tuple((k, str(v)) for k, v in (attributes or {}).items() if v is not None)
+        objects[(kind, table, name)] = Thing(kind, name, table, aspects_of, description, parent)
+    return Schema(tables, enums, sequences, views, objects)
 
 
-def _tables(conn: psycopg.Connection[Any]) -> dict[str, Table]:
+def _tables(
+    rows: list[Any], constraint_rows: list[Any], index_rows: list[Any], aspect_rows: list[Any]
+) -> dict[str, Table]:
     columns: dict[str, dict[str, Column]] = {}
     names: dict[str, tuple[str, str]] = {}
-    for schema, table, *col in conn.execute(_TABLES_SQL, {}).fetchall():
+    for schema, table, *col in rows:
         key = qualified(schema, table)
         names[key] = (schema, table)
         columns.setdefault(key, {})
@@ -252,17 +330,18 @@ def _tables(conn: psycopg.Connection[Any]) -> dict[str, Table]:
             owned_sequence_default=owned,
         )
     constraints: dict[str, list[Constraint]] = {}
-    for schema, table, name, kind, cols, definition in conn.execute(_CONSTRAINTS_SQL, {}).fetchall():
+    for schema, table, name, kind, cols, definition in constraint_rows:
         constraints.setdefault(qualified(schema, table), []).append(
             Constraint(name, kind, tuple(cols), definition)
         )
     indexes: dict[str, dict[str, Index]] = {}
-    for schema, table, name, method, unique, definition, predicate in conn.execute(
-        _INDEXES_SQL, {}
-    ).fetchall():
+    for schema, table, name, method, unique, definition, predicate in index_rows:
         indexes.setdefault(qualified(schema, table), {})[name] = Index(
             name, method, unique, definition, predicate
         )
+    aspects = {
+        qualified(schema, table): (desc, tuple(values.items())) for schema, table, desc, values in aspect_rows
+    }
     return {
         key: Table(
             schema,
@@ -270,6 +349,8 @@ def _tables(conn: psycopg.Connection[Any]) -> dict[str, Table]:
             columns[key],
             tuple(constraints.get(key, ())),
             indexes.get(key, {}),
+            aspects[key][1] if key in aspects else (),
+            aspects[key][0] if key in aspects else f"table {_described(schema, table)}",
         )
         for key, (schema, table) in names.items()
     }

@@ -37,7 +37,7 @@ _CHUNK = 1000  # rows per INSERT statement
 _SQL_BATCH = 1000  # statements of a SQL seed per pipeline
 _COPY_FROM = 2000  # a run of rows this long goes through COPY
 _KEY_DETAIL = re.compile(r"Key \((.+?)\)=\((.*)\)")
-_COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
+_COPY_LINE = re.compile(r"COPY .+?, line (\d+)(?=[:,]|$)", re.M)  # the table's name may hold spaces
 
 
 class SeedFailed(DbopsError):
@@ -95,7 +95,7 @@ class Seeder:
         tables = [rows for f in files for rows in f.tables]
         order = self._fk_order(tables)
         if clear:
-            self._clear([t for t in reversed(order)])
+            self._clear(self._cleared(order, scripts))
         for table in order:
             self._tell(table)
             for rows in (r for r in tables if r.table == table):
@@ -175,19 +175,42 @@ class Seeder:
                     "Migrate first (dbops migrate), or fix the table name",
                 )
             oids[found[0]] = name
+        return self._topological(names, *self._references(oids))
+
+    def _references(self, oids: dict[int, str]) -> tuple[dict[str, set[str]], dict[tuple[str, str], bool]]:
+        """Among these tables (oid -> name): each one's parents by foreign key, and whether every
+        foreign key from a child to a parent is DEFERRABLE."""
         edges = self.conn.execute(
             "SELECT conrelid::oid, confrelid::oid, condeferrable FROM pg_constraint"
             " WHERE contype = 'f' AND conrelid = ANY(%s) AND confrelid = ANY(%s) AND conrelid <> confrelid",
             (list(oids), list(oids)),
         ).fetchall()
-        parents: dict[str, set[str]] = {n: set() for n in names}
+        parents: dict[str, set[str]] = {n: set() for n in oids.values()}
         deferrable: dict[tuple[str, str], bool] = {}
         for child, parent, can_defer in edges:
             parents[oids[child]].add(oids[parent])
             deferrable[(oids[child], oids[parent])] = (
                 deferrable.get((oids[child], oids[parent]), True) and can_defer
             )
-        return self._topological(names, parents, deferrable)
+        return parents, deferrable
+
+    def _cleared(self, order: list[str], scripts: Sequence[tuple[SeedFile, list[Piece]]]) -> list[str]:
+        """The tables --clear empties, children first: the YAML and CSV seeds' tables, and the
+        tables the SQL seeds' INSERT and COPY statements write, as their names read before the
+        seed runs (those that are tables then: a SQL seed may make its own, or write to a view)."""
+        written = (sql_script.target(piece.statement.sql) for _, pieces in scripts for piece in pieces)
+        extra = [name for name in dict.fromkeys(written) if name is not None and name not in order]
+        if not extra:
+            return order[::-1]
+        candidates = order + extra
+        found = self.conn.execute(
+            "SELECT s.n, c.oid, c.relkind IN ('r', 'p') FROM unnest(%s::text[], %s::text[]) AS s(n, r)"
+            " JOIN pg_class c ON c.oid = to_regclass(s.r)",
+            (candidates, [self._regclass(name) for name in candidates]),
+        ).fetchall()
+        oids = {oid: name for name, oid, table in found if table or name in order}
+        names = [name for name in candidates if name in oids.values()]
+        return self._topological(names, *self._references(oids))[::-1]
 
     def _topological(
         self, names: list[str], parents: dict[str, set[str]], deferrable: dict[tuple[str, str], bool]
@@ -567,7 +590,9 @@ class Seeder:
             try:
                 counts.append(self.conn.execute(piece.statement.sql).rowcount)
             except Error as exc:
-                raise SeedFailed(f"{shown}:{piece.statement.line}: {_describe(exc)}", _hint(exc)) from None
+                raise SeedFailed(
+                    f"{shown}:{piece.statement.line}: {_describe(exc)}", _sql_hint(exc)
+                ) from None
         return counts
 
     def _copy_piece(self, piece: Piece, shown: str) -> int:
@@ -580,7 +605,7 @@ class Seeder:
         except Error as exc:
             row = _COPY_LINE.search(getattr(getattr(exc, "diag", None), "context", None) or "")
             line = piece.data_line + int(row.group(1)) - 1 if row else piece.statement.line
-            raise SeedFailed(f"{shown}:{line}: {_describe(exc)}", _hint(exc)) from None
+            raise SeedFailed(f"{shown}:{line}: {_describe(exc)}", _sql_hint(exc)) from None
         return cursor.rowcount
 
     def _session_settings(self) -> dict[str, str]:
@@ -963,3 +988,16 @@ def _hint(exc: BaseException) -> str:
     diag = getattr(exc, "diag", None)
     hint = getattr(diag, "message_hint", None)
     return (hint + "; " if hint else "") + "Nothing of the seed was kept: fix it and run seed again"
+
+
+def _sql_hint(exc: BaseException) -> str:
+    """A SQL seed's rows that are there already were most likely loaded by an earlier seed: a
+    SQL seed inserts, it does not upsert as YAML and CSV seeds do."""
+    from psycopg import errors
+
+    if isinstance(exc, errors.UniqueViolation):
+        return (
+            "If an earlier seed loaded these rows, run dbops seed --clear: it empties the tables the "
+            "seed files write first; else remove the duplicate row"
+        )
+    return _hint(exc)

@@ -5,19 +5,48 @@ database is always dropped).
 
 from __future__ import annotations
 
+import re
+import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import ConfigError, DbopsError
 from dbops.migrations import files as migrations
-from dbops.migrations.lint import lint, session_lock_timeout_ms
-from dbops.migrations.scripts import load, order, refuse_empty
+from dbops.migrations.files import MigrationFile
+from dbops.migrations.lint import Finding, lint, session_lock_timeout_ms
+from dbops.migrations.scripts import Script, load, order, refuse_empty
 from dbops.output.reports.validate import ValidateReport
 from dbops.postgres.databases import scratch_database
 from dbops.schema import expected
 from dbops.schema.compare import compare
 from dbops.schema.snapshot import read_schema
+
+T = TypeVar("T")
+
+
+class InBackground(Generic[T]):
+    """A function run in a thread: result() waits for it and returns or raises what it did."""
+
+    def __init__(self, function: Callable[..., T], *args: Any) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, function: Callable[..., T], *args: Any) -> None:
+        try:
+            self._value = function(*args)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 class ValidationFailed(DbopsError):
@@ -48,25 +77,39 @@ class Validate:
         report.pending = [f.id for f in state.pending]
         report.edited = list(state.edited)
         report.deleted = list(state.unaccepted_missing)
-        scripts = order(list(load(state.files).values()))
-        pending = set(report.pending)
-        refuse_empty(s for s in scripts if s.id in pending)
-        report.lint = lint(
-            [s for s in scripts if s.id in pending],
-            lock_timeout_ms=session_lock_timeout_ms(ctx.env),
-            shown=ctx.config.shown,
-        )
+        # Three things at once: the migration files are parsed and linted in a thread while the
+        # server creates the scratch database; then the live schema is read on this connection
+        # while the scratch one is built on its own.
+        parsed = InBackground(_scripts, state.files, set(report.pending), ctx)
         with scratch_database(conn, ctx.target(), ctx.env, ctx.embedded_server()) as scratch:
-            wanted, report.expected = expected.build(
-                scratch, ctx.env, scripts, models=ctx.config.models, root=ctx.config.root
-            )
-            live = read_schema(conn)  # meanwhile the scratch session ends: dropping it need not wait
-        report.differences = compare(wanted, live)
+            live = InBackground(read_schema, conn)
+            try:
+                scripts, report.lint = parsed.result()
+                wanted, report.expected = expected.build(
+                    scratch, ctx.env, scripts, models=ctx.config.models, root=ctx.config.root
+                )
+            finally:
+                actual = live.result()  # before the scratch database is dropped on that connection
+        report.differences = compare(wanted, actual)
         report.duration_s = time.monotonic() - started
         report.finished = True
         if report.failed:
             raise _failure(report)
         return StepOutcome(data=report)
+
+
+def _scripts(
+    files: Sequence[MigrationFile], pending: set[str], ctx: RunContext
+) -> tuple[list[Script], list[Finding]]:
+    """Every migration parsed, in the order migrate applies them; the pending ones linted."""
+    scripts = order(list(load(files).values()))
+    refuse_empty(s for s in scripts if s.id in pending)
+    findings = lint(
+        [s for s in scripts if s.id in pending],
+        lock_timeout_ms=session_lock_timeout_ms(ctx.env),
+        shown=ctx.config.shown,
+    )
+    return scripts, findings
 
 
 def _failure(report: ValidateReport) -> ValidationFailed:
@@ -84,7 +127,13 @@ def _remedy(report: ValidateReport) -> str:
     if not report.differences:
         return pending if report.pending else "Fix the lint findings, or accept each: -- dbops:ignore <rule>"
     first = sorted(report.differences, key=lambda d: d.severity != "error")[0]
-    corrective = f"dbops migrate-create fix_{(first.table or first.name).replace('.', '_')}_schema"
+    corrective = f"dbops migrate-create fix_{_slug(first.table or first.name)}_schema"
     if report.pending:
         return f"{pending}; then, if differences remain: {corrective}"
     return f"Create a corrective migration: {corrective}"
+
+
+def _slug(name: str) -> str:
+    """A name migrate-create takes: 'add_one(integer)' -> add_one_integer, 'app.t' -> app_t."""
+    words = re.findall(r"[a-z0-9]+", name.lower())
+    return "_".join(words)[:40].strip("_") or "schema"
