@@ -110,10 +110,12 @@ def select_range(
     ]
 
 
-def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
+def plan(session: Session, start: str | None, end: str | None, *, cache: Path | None = None) -> list[Script]:
+    """The pending migrations of the range, parsed (only they are), in the order to apply them;
+    `cache`: the parse cache's folder (scripts.load)."""
     state = session.state
     chosen = select_range(state.pending, set(state.by_id), start, end)
-    scripts = order(list(load(state.files, [f.id for f in chosen]).values()))
+    scripts = order(list(load(state.files, [f.id for f in chosen], cache=cache).values()))
     refuse_empty(scripts)
     if start is not None or end is not None:
         left_out = {f.id for f in state.pending} - {s.id for s in scripts}
