@@ -93,15 +93,19 @@ def databases(admin_url: str) -> Iterator[DatabasesAhead]:
 @pytest.fixture(scope="session")
 def dbops_project(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The plugin's template (dbops.testing) for this suite: the sample's migrations, applied by
-    dbops migrate, no seeds, on the test server; named after this checkout, so that two
-    checkouts testing on one server keep their own."""
+    dbops migrate, no seeds, on the test server."""
     from dbops.config.loader import load_config
     from dbops.engine.catalog import RULES
     from dbops.testing.plugin import Project  # once pytest has loaded it as a plugin (assertion rewriting)
 
     folder = tmp_path_factory.mktemp("sample-template")
     (folder / "no-seeds").mkdir()
-    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    # named after this checkout and its code: a template a run with other code left on a
+    # shared server (PG 15 here) is never taken for this one's
+    code = hashlib.sha256(str(REPO).encode())
+    for source in sorted((REPO / "src" / "dbops").rglob("*.py")):
+        code.update(source.read_bytes())
+    tag = code.hexdigest()[:8]
     url = url_for(admin_url, f"dbops_sample_{tag}")
     body = f'project: sample\nmigrations: "{REPO / "migrations"}"\nseeds: no-seeds\n'
     write_config(folder, body + f'environments:\n  test:\n    url: "{url}"\n')

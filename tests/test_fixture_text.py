@@ -195,3 +195,24 @@ def test_an_impossible_date_fails_as_with_pyyaml(value: str) -> None:
     with pytest.raises(ValueError) as fast:
         fixture_text.split(text)
     assert str(fast.value) == str(slow.value)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_date_time_texts_are_str_of_the_values_for_every_mix_of_fractions_and_zones(seed: int) -> None:
+    """The plain replacements for the usual export (one fraction length, +hh:mm, Z or no zone)
+    and the general path give str() of datetime.fromisoformat() of each, whatever the mix."""
+    import datetime
+    import random
+
+    chosen = random.Random(seed)
+    fractions = chosen.sample(["", ".5", ".12", ".123", ".1234", ".12345", ".123456", ".000", ".000000"], 2)
+    zones = chosen.sample(["", "Z", "+00:00", "-00:00", "+05:30", "-03:00"], 2)
+    uniform = seed % 2 == 0  # half of them of one form only: the fast path's case
+    texts = []
+    for i in range(50):
+        fraction = fractions[0] if uniform else chosen.choice(fractions)
+        zone = zones[0] if uniform else chosen.choice(zones)
+        separator = chosen.choice("Tt ")
+        texts.append(f"2025-0{1 + i % 9}-1{i % 10}{separator}1{i % 10}:2{i % 10}:3{i % 10}{fraction}{zone}")
+    expected = [str(datetime.datetime.fromisoformat(text)) for text in texts]
+    assert fixture_text._datetime_strs("\n".join(texts)) == expected

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -252,7 +253,8 @@ def test_a_canary_failure_stops_the_later_waves(
     states = {name: t["state"] for name, t in by_target(doc).items()}
     assert states == {name: ("failed" if name == bad else "not started") for name in names}
     waves = {w["name"]: (w["state"], w["targets"], w["jobs"]) for w in doc["report"]["waves"]}
-    assert waves == {"canary": ("stopped", 1, 1), "rest": ("not started", 4, 4)}  # jobs never above --jobs
+    # a wave's jobs never above --jobs (4): 4 sessions, 2 migrate targets at once
+    assert waves == {"canary": ("stopped", 1, 1), "rest": ("not started", 4, 2)}
     assert "4 never started" in doc["error"]["message"]
     for name in names:
         assert applies(admin_url, name) == [], name
@@ -282,8 +284,79 @@ def test_shards_cover_every_target_exactly_once(
             seen += list(by_target(doc))
         assert sorted(seen) == names, count  # each once: no target in two slices, none left out
     bad = cli("status", "--env", "tenants", "--shard", "5/4")
-    assert bad.code == 2 and "Error: --shard expects K/N with 1 <= K <= N, got '5/4'" in bad.err
+    assert bad.code == 2 and "Error: --shard expects K/N with 1 <= K <= N, or auto, got '5/4'" in bad.err
     assert "Hint: e.g. --shard=1/4" in bad.err
+
+
+@pytest.mark.parametrize(
+    ("given", "variables", "slice_"),
+    [
+        ("auto", {"SYSTEM_JOBPOSITIONINPHASE": "2", "SYSTEM_TOTALJOBSINPHASE": "3"}, (2, 3)),
+        ("auto/3", {"JOB_COMPLETION_INDEX": "0"}, (1, 3)),
+        ("auto", {"JOB_COMPLETION_INDEX": "2", "DBOPS_SHARD_COUNT": "3"}, (3, 3)),
+    ],
+)
+def test_shard_auto_takes_the_ci_jobs_slice(
+    given: str, variables: dict[str, str], slice_: tuple[int, int]
+) -> None:
+    from dbops.fleet import shard
+
+    assert shard.parse(given, variables) == slice_
+
+
+@pytest.mark.parametrize(
+    ("given", "variables", "error", "hint"),
+    [
+        (
+            "auto",
+            {},
+            "--shard auto: this is not a parallel CI job",
+            "Give the slice yourself, e.g. --shard 1/4",
+        ),
+        (
+            "auto",
+            {"JOB_COMPLETION_INDEX": "1"},
+            "JOB_COMPLETION_INDEX gives this job's position but not",
+            "auto/N",
+        ),
+        ("auto/2", {"JOB_COMPLETION_INDEX": "2"}, "make '3/2', not K/N", "Check the job's variables"),
+        ("auto", {"SYSTEM_JOBPOSITIONINPHASE": "x", "SYSTEM_TOTALJOBSINPHASE": "2"}, "make 'x/2'", "Check"),
+    ],
+)
+def test_shard_auto_outside_a_ci_job_is_refused(
+    given: str, variables: dict[str, str], error: str, hint: str
+) -> None:
+    from dbops.errors import UsageError
+    from dbops.fleet import shard
+
+    with pytest.raises(UsageError) as caught:
+        shard.parse(given, variables)
+    assert error in caught.value.message and hint in (caught.value.hint or "")
+
+
+def test_shard_auto_on_the_command_line(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, in_project: Callable[[Path], None]
+) -> None:
+    """--shard auto outside a CI job: refused, and the hint's --shard 1/2 runs."""
+    names = make_fleet(4)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_") and k != "DATABASE_URL"}
+    for name in ("JOB_COMPLETION_INDEX", "SYSTEM_JOBPOSITIONINPHASE", "SYSTEM_TOTALJOBSINPHASE"):
+        env.pop(name, None)
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        cmd = [dbops_bin(), "status", "--env", "tenants", *args, "--json"]
+        return subprocess.run(cmd, cwd=project, env={**env, **extra}, capture_output=True, text=True)
+
+    refused = run("--shard", "auto")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--shard auto: this is not a parallel CI job" in refused.stdout + refused.stderr
+    first = run("--shard", "1/2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    auto = run("--shard", "auto/2", JOB_COMPLETION_INDEX="0")
+    assert auto.returncode == 0, auto.stdout + auto.stderr
+    assert json.loads(auto.stdout)["report"]["shard"] == "1/2"
+    assert list(by_target(json.loads(auto.stdout))) == list(by_target(json.loads(first.stdout)))
 
 
 def test_a_shard_keeps_its_targets_when_the_fleet_grows() -> None:
@@ -426,6 +499,64 @@ def test_a_pipeline_runs_per_target_with_its_undo_and_variables(
                 assert conn.execute("SELECT name FROM organizations").fetchall() == [(name,)]
 
 
+# ----------------------------------------------------------------------------- the connection budget
+
+
+def test_jobs_is_a_budget_of_sessions_per_server(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    """--jobs N: never more than N sessions of dbops on the server at once, counted by the
+    server itself (pg_stat_activity, by the application_name dbops.yaml gives them); a budget
+    that cannot hold one target's sessions is refused before anything starts."""
+    names = make_fleet(12)
+    app = f"dbops_budget_{uuid.uuid4().hex[:8]}"
+    project = fleet_project(
+        tmp_path, admin_url, prefix_of(names), extra=f"    application_name: {app}\n", migrations=False
+    )
+    many_migrations(project / "migrations", 6)
+    in_project(project)
+
+    refused = cli("migrate", "--env", "tenants", "--jobs", "1")
+    assert refused.code == 2, refused.text
+    assert "Error: --jobs 1: a target of migrate holds up to 2 sessions at once" in refused.err
+    assert "Hint: Give --jobs 2 or more" in refused.err
+    assert applies(admin_url, names[0]) == []  # nothing started
+
+    seen: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            while not done.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+                ).fetchone()
+                assert row is not None
+                seen.append(row[0])
+                time.sleep(0.002)
+
+    for jobs in ("3", "4"):  # 3: one target at a time (two sessions each); 4: two at once
+        for name in names:
+            drop(admin_url, name)
+            create(admin_url, name)
+        seen.clear()
+        done.clear()
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            result = cli("migrate", "--env", "tenants", "--jobs", jobs)
+        finally:
+            done.set()
+            sampler.join()
+        assert result.code == 0, result.text
+        assert f"up to {jobs} sessions per server" in result.out
+        assert max(seen) <= int(jobs), (jobs, max(seen))
+        assert max(seen) >= 2, seen  # the sampler saw the run's sessions
+        ids = [f"{i:03d}_t{i}" for i in range(1, 7)]
+        for name in names:
+            assert applies(admin_url, name) == ids, name
+
+
 # ----------------------------------------------------------------------------- kill -9
 
 
@@ -453,15 +584,62 @@ def test_kill_9_of_a_fleet_run_leaves_each_target_whole(
         assert time.monotonic() < deadline
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
-    child.communicate()
-    assert child.returncode == -signal.SIGKILL
+    killed_out, killed_err = child.communicate()
+    assert child.returncode == -signal.SIGKILL, killed_out + killed_err
     after = progress()  # consistent() asserts each target whole
     assert any(n < count for n in after), after  # the kill came before the end
 
     final = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "3")
     out, err = final.communicate(timeout=300)
-    assert final.returncode == 0, out + err
+    assert final.returncode == 0, f"the rerun failed:\n{out}{err}\nthe killed run had written:\n{killed_err}"
     assert progress() == [count] * len(names)
+
+
+def test_backup_counts_pg_dumps_sessions_in_the_budget(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    """backup's --jobs is pg_dump's: its K workers count against the fleet's jobs: (4), beside
+    dbops' own session and pg_dump's leader."""
+    names = make_fleet(2)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names))
+    in_project(project)
+    refused = cli("backup", "--env", "tenants", "--format", "directory", "--jobs", "3")
+    assert refused.code == 2, refused.text
+    assert "Error: jobs: 4: a target of backup holds up to 5 sessions at once" in refused.err
+    assert (
+        "Hint: Set jobs: 5 or more in the fleet of tenants in dbops.yaml, or give pg_dump fewer --jobs"
+        in (refused.err)
+    )
+    result = cli("backup", "--env", "tenants", "--format", "directory", "--jobs", "2")
+    assert result.code == 0, result.text
+    assert "ok             2" in result.out
+
+
+def test_a_rerun_waits_for_the_session_of_a_killed_run_to_end(
+    tmp_path: Path, admin_url: str, make_fleet: MakeFleet, cli: Run, in_project: Callable[[Path], None]
+) -> None:
+    """After kill -9, the killed run's own session can outlive it, still running what it had
+    sent (a migration and its COMMIT, in one pipeline). Here a session holds what that one
+    holds (the work lock): migrate waits for it up to lock_wait, and says who it is; once
+    that session ends, migrate runs."""
+    from dbops.postgres.locks import WORK_LOCK
+
+    names = make_fleet(1)
+    project = fleet_project(tmp_path, admin_url, prefix_of(names), extra="    lock_wait: 1s\n")
+    in_project(project)
+    with psycopg.connect(url_for(admin_url, names[0]), autocommit=True, application_name="killed") as orphan:
+        orphan.execute("SELECT pg_advisory_lock(%s)", (WORK_LOCK,))
+        pid = orphan.info.backend_pid
+        busy = cli("migrate", "--env", "tenants")
+        assert busy.code == 1, busy.text
+        assert (
+            f"A session of an earlier migration run on {names[0]} is still running: pid {pid} (killed)"
+            in (busy.out)
+        )
+        assert applies(admin_url, names[0]) == []
+    result = cli("migrate", "--env", "tenants")
+    assert result.code == 0, result.text
+    assert applies(admin_url, names[0]) == SAMPLE_IDS
 
 
 # ----------------------------------------------------------------------------- the examples
@@ -487,15 +665,19 @@ def test_the_ci_examples_cover_the_fleet_once(tmp_path: Path, admin_url: str, ma
     assert pod["completionMode"] == "Indexed" and pod["completions"] == count
     container = pod["template"]["spec"]["containers"][0]
 
-    for position in range(1, count + 1):  # Azure: $(System.JobPositionInPhase) is 1..N
+    assert "--shard auto" in script
+    for position in range(1, count + 1):  # Azure: System.JobPositionInPhase is 1..N, in the env too
         line = script.replace("$(System.JobPositionInPhase)", str(position))
-        line = line.replace("$(System.TotalJobsInPhase)", str(count))
-        done = subprocess.run(["bash", "-c", line], cwd=project, env=env, capture_output=True, text=True)
+        azure_env = {**env, "SYSTEM_JOBPOSITIONINPHASE": str(position), "SYSTEM_TOTALJOBSINPHASE": str(count)}
+        done = subprocess.run(
+            ["bash", "-c", line], cwd=project, env=azure_env, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     for name in names:
         assert applies(admin_url, name) == SAMPLE_IDS, name
     reports = [json.loads((project / f"fleet-{k}.json").read_text()) for k in range(1, count + 1)]
     assert sorted(n for r in reports for n in by_target(r)) == names
+    assert [r["report"]["shard"] for r in reports] == [f"{k}/{count}" for k in range(1, count + 1)]
 
     ran: list[str] = []
     for index in range(count):  # Kubernetes: JOB_COMPLETION_INDEX is 0..N-1
@@ -538,7 +720,7 @@ def test_sigterm_starts_no_further_target_and_retry_failed_runs_the_rest(
     names = make_fleet(8)
     project = fleet_project(tmp_path, admin_url, prefix_of(names), migrations=False)
     many_migrations(project / "migrations", 6)  # about 30 ms per target: time to stop part-way
-    child = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "1", "--json")
+    child = run_dbops(project, "migrate", "--env", "tenants", "--jobs", "2", "--json")
     deadline = time.monotonic() + 120
     while not applies(admin_url, names[1]) and child.poll() is None:
         assert time.monotonic() < deadline

@@ -20,6 +20,7 @@ import contextlib
 import re
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -91,34 +92,137 @@ def replace_database(
     """Scratch database, its check, the swap (the README's steps 5 to 7); on the connection of
     `lock` (taken by the restore-lock step, before the safety backup), or on one that takes the
     lock now. The caller's own sessions on `target` must be closed: they would block the rename."""
-    live = target.dbname
     stamp = backups.utc_now().strftime("%Y%m%d_%H%M%S")
-    result = RestoreResult(live)
     with contextlib.ExitStack() as stack:
         if lock is not None and lock.maintenance and not lock.conn.closed:
             admin = lock.conn
         else:
             admin = stack.enter_context(locked_maintenance(target, env))
-        drop_leftovers(admin, live)
-        result.scratch = unused_name(admin, live, f"__restore_{stamp}")
-        create_scratch(admin, result.scratch, live, manifest.encoding)
-        try:
-            started = time.monotonic()
-            load(
-                target, tools, path, manifest, result.scratch, _major_of(admin), jobs=jobs, progress=progress
-            )
-            result.load_s = time.monotonic() - started
-            started = time.monotonic()
-            result.rows, result.tables = check_restored(target, env, result.scratch, manifest)
-            result.verify_s = time.monotonic() - started
-            started = time.monotonic()
-            result.kept_as, result.terminated = swap(admin, live, result.scratch, stamp)
-            result.swap_s = time.monotonic() - started
-        except BaseException:
-            with contextlib.suppress(Exception):
-                drop_database(admin, result.scratch)
-            raise
+        result = load_scratch(target, env, tools, path, manifest, admin, stamp, jobs=jobs, progress=progress)
+        swap_in(admin, result, stamp)
     return result
+
+
+def load_scratch(
+    target: Target,
+    env: Environment,
+    tools: pgtools.Toolbox,
+    path: Path,
+    manifest: Manifest,
+    admin: psycopg.Connection[Any],
+    stamp: str,
+    *,
+    jobs: int | None = None,
+    progress: Advance | None = None,
+    stop: threading.Event | None = None,
+) -> RestoreResult:
+    """A scratch database beside `target`'s, the backup loaded into it and checked (the live
+    database untouched); on any failure it is dropped. `admin` holds the restore lock; `stop`
+    set ends the load (LoadStopped)."""
+    live = target.dbname
+    result = RestoreResult(live)
+    drop_leftovers(admin, live)
+    result.scratch = unused_name(admin, live, f"__restore_{stamp}")
+    create_scratch(admin, result.scratch, live, manifest.encoding)
+    try:
+        started = time.monotonic()
+        load(
+            target,
+            tools,
+            path,
+            manifest,
+            result.scratch,
+            _major_of(admin),
+            jobs=jobs,
+            progress=progress,
+            stop=stop,
+        )
+        result.load_s = time.monotonic() - started
+        started = time.monotonic()
+        result.rows, result.tables = check_restored(target, env, result.scratch, manifest)
+        result.verify_s = time.monotonic() - started
+    except BaseException:
+        with contextlib.suppress(Exception):
+            drop_database(admin, result.scratch)
+        raise
+    return result
+
+
+def swap_in(admin: psycopg.Connection[Any], result: RestoreResult, stamp: str) -> None:
+    """The loaded and checked scratch database becomes the live one (the live one kept, renamed);
+    on failure the scratch database is dropped."""
+    assert result.scratch is not None
+    started = time.monotonic()
+    try:
+        result.kept_as, result.terminated = swap(admin, result.database, result.scratch, stamp)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            drop_database(admin, result.scratch)
+        raise
+    result.swap_s = time.monotonic() - started
+
+
+class LoadStopped(DbopsError):
+    """A load in the background was told to stop (the run failed or was interrupted meanwhile)."""
+
+
+class BackgroundLoad:
+    """The scratch database loaded and checked by a thread of its own, while the run takes the
+    safety backup of the live database (two databases; both need only the server). The swap
+    comes after both, and only when both succeeded. The restore lock's maintenance connection
+    is this thread's until finish() or abandon() returns."""
+
+    def __init__(
+        self,
+        target: Target,
+        env: Environment,
+        tools: pgtools.Toolbox,
+        path: Path,
+        manifest: Manifest,
+        admin: psycopg.Connection[Any],
+        *,
+        jobs: int | None = None,
+    ) -> None:
+        self.admin = admin
+        self.stamp = backups.utc_now().strftime("%Y%m%d_%H%M%S")
+        self.stop = threading.Event()
+        self.result: RestoreResult | None = None
+        self.error: BaseException | None = None
+
+        def work() -> None:
+            try:
+                self.result = load_scratch(
+                    target, env, tools, path, manifest, admin, self.stamp, jobs=jobs, stop=self.stop
+                )
+            except BaseException as exc:  # raised by finish(), in the step that waits for it
+                self.error = exc
+
+        self.thread = threading.Thread(target=work, name="dbops-restore-load", daemon=True)
+        self.thread.start()
+
+    def finish(self) -> RestoreResult:
+        """Wait for the load and its check; their failure is raised here (scratch dropped)."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+    def swap(self) -> RestoreResult:
+        """finish(), then the scratch database becomes the live one (after the safety backup)."""
+        result = self.finish()
+        self.result = None  # swapped in, or dropped by swap_in: nothing left to abandon
+        swap_in(self.admin, result, self.stamp)
+        return result
+
+    def abandon(self) -> None:
+        """Stop the load (if it still runs) and drop the scratch database it left; idempotent."""
+        self.stop.set()
+        self.thread.join()
+        if self.result is not None and self.result.scratch:
+            with contextlib.suppress(Exception):
+                drop_database(self.admin, self.result.scratch)
+        self.result = None
 
 
 def trial_restore(
@@ -191,12 +295,14 @@ def load(
     *,
     jobs: int | None = None,
     progress: Advance | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """The backup into an empty database on `target`'s server, stopping at the first error."""
+    """The backup into an empty database on `target`'s server, stopping at the first error
+    (and when `stop` is set: LoadStopped)."""
     if manifest.format == "plain" or server_major < 17 or _major(manifest.server_version) != server_major:
         # through ScriptFilter: SET transaction_timeout for servers before 17, and other servers'
         # column options, need taking out
-        _run_script(target, tools, path, manifest, database, server_major, progress=progress)
+        _run_script(target, tools, path, manifest, database, server_major, progress=progress, stop=stop)
         return
     args = [
         str(tools.pg_restore.path),
@@ -207,10 +313,10 @@ def load(
     ]
     if jobs and jobs > 1:
         args.append(f"--jobs={jobs}")
-    _pg_restore([*args, str(path)], target, len(manifest.tables), progress)
+    _pg_restore([*args, str(path)], target, len(manifest.tables), progress, stop)
     # The database's own settings, comment and grants (pg_restore applies them only with --create);
     # after the data, so that a setting such as default_transaction_read_only cannot get in its way.
-    _run_script(target, tools, path, manifest, database, server_major, head_only=True)
+    _run_script(target, tools, path, manifest, database, server_major, head_only=True, stop=stop)
 
 
 def _major(version: str) -> int:
@@ -223,7 +329,13 @@ def _major_of(conn: psycopg.Connection[Any]) -> int:
     return conn.info.server_version // 10000
 
 
-def _pg_restore(args: list[str], target: Target, tables: int, progress: Advance | None) -> None:
+def _pg_restore(
+    args: list[str],
+    target: Target,
+    tables: int,
+    progress: Advance | None,
+    stop: threading.Event | None = None,
+) -> None:
     """pg_restore -d: its --verbose lines give the progress (one per table's data)."""
     with pgtools.child_env(target) as env:
         process = pgtools.spawn(
@@ -235,6 +347,8 @@ def _pg_restore(args: list[str], target: Target, tables: int, progress: Advance 
         done = 0
         try:
             for raw in process.stderr:
+                if stop is not None and stop.is_set():
+                    raise LoadStopped("The restore's load was stopped", _LOAD_HINT)
                 line = raw.decode("utf-8", "replace").rstrip()
                 if "processing data for table" in line:
                     done += 1
@@ -269,6 +383,7 @@ def _run_script(
     head_only: bool = False,
     clear_first: bool = False,
     progress: Advance | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """The backup as an SQL script (the file itself, or pg_restore's rendering of it), adapted by
     ScriptFilter, into psql (stopping at the first error; one transaction when clearing first)."""
@@ -287,7 +402,7 @@ def _run_script(
         psql.append("--single-transaction")
     try:
         code, stderr, render_error = _pipe(
-            psql, target, tools, path, manifest, script_filter, head_only, clear_first, progress
+            psql, target, tools, path, manifest, script_filter, head_only, clear_first, progress, stop
         )
     except ScriptRefused as exc:  # psql was stopped before it got that line
         raise UnsafeBackup(exc, in_place=clear_first) from None
@@ -340,6 +455,7 @@ def _pipe(
     head_only: bool,
     clear_first: bool,
     progress: Advance | None,
+    stop: threading.Event | None = None,
 ) -> tuple[int, bytes, str | None]:
     """The script, filtered, into psql: psql's exit code and stderr, and pg_restore's error."""
     with (
@@ -355,6 +471,9 @@ def _pipe(
             with contextlib.suppress(BrokenPipeError):
                 sink.stdin.write(_prelude(tools, clear_first))
                 for chunk in source:
+                    if stop is not None and stop.is_set():
+                        pgtools.stop(sink)
+                        raise LoadStopped("The restore's load was stopped", _LOAD_HINT)
                     out = script_filter.feed(chunk)
                     if out:
                         sink.stdin.write(out)
@@ -480,8 +599,10 @@ def _source(
                     read += len(chunk)
                     yield chunk
 
-        chunks = backups.gunzip(raw()) if manifest.compression != "none" else raw()
-        yield chunks, None, lambda: read
+        # read and inflated by a thread of its own, while this one filters and writes to psql
+        chunks = backups.read_ahead(backups.gunzip(raw()) if manifest.compression != "none" else raw())
+        with contextlib.closing(chunks):
+            yield chunks, None, lambda: read
         return
     args = [str(tools.pg_restore.path), "--create", "--file=-", str(path)]
     if head_only:

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,22 +272,73 @@ def read_through(
 
 def gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Decompress a gzip stream of one or more members (pigz-style); zlib.error or EOFError when
-    it is corrupt, truncated or empty."""
-    inflate = zlib.decompressobj(wbits=31)
+    it is corrupt, truncated or empty. ISA-L's inflate (isal), about 2.5 times zlib's speed."""
+    from isal import isal_zlib  # lazy: only reading a plain backup needs it
+
+    inflate = isal_zlib.decompressobj(wbits=31)
     inside = False  # a member has begun and not ended
     members = 0
     for chunk in chunks:
         while chunk:
             inside = True
-            yield inflate.decompress(chunk)
+            try:
+                yield inflate.decompress(chunk)
+            except Exception as exc:  # isal's error (not a zlib.error) as zlib's, which callers know
+                if type(exc).__module__.startswith(("isal", "igzip")) or "Isal" in type(exc).__name__:
+                    raise zlib.error(str(exc)) from None
+                raise
             if not inflate.eof:
                 break
             members += 1
             inside = False
             chunk = inflate.unused_data  # the next member begins here
-            inflate = zlib.decompressobj(wbits=31)
+            inflate = isal_zlib.decompressobj(wbits=31)
     if inside or members == 0:
         raise EOFError("the gzip stream is truncated" if inside else "the file is empty")
+
+
+def read_ahead(chunks: Iterator[bytes], depth: int = 4) -> Generator[bytes]:
+    """`chunks`, produced by a thread of their own up to `depth` ahead: reading and inflating
+    (which release the GIL) overlap with what the caller does with each chunk. An exception of
+    the producer is raised here, where its chunk would have come; closing this generator
+    stops the producer."""
+    import queue
+    import threading
+
+    handoff: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        handoff.put((chunk, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put((None, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            handoff.put((None, exc))
+
+    producer = threading.Thread(target=produce, name="dbops-read-ahead", daemon=True)
+    producer.start()
+    try:
+        while True:
+            chunk, error = handoff.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting for room
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        producer.join()
 
 
 def _read_plain(path: Path, gzipped: bool, shown: str, progress: Progress | None) -> str:

@@ -16,8 +16,34 @@ from dbops.errors import DbopsError
 _USAGE_HINT = "Hint: dbops --list shows the tasks, dbops TASK --help their flags"
 
 
+# The command lines answered without Invoke's parser (it deep-copies every task's parser context
+# twice, several milliseconds): what they print is what Invoke prints for them.
+_AT_ONCE = {
+    **dict.fromkeys(("--help", "-h"), "help"),
+    **dict.fromkeys(("--list", "-l"), "list"),
+    **dict.fromkeys(("--version", "-V"), "version"),
+}
+
+
 class DbopsProgram(Program):
     """Invoke's Program, with usage errors in dbops' form: Error/Hint lines and exit code 2."""
+
+    def run(self, argv: list[str] | None = None, exit: bool = True) -> None:
+        words = sys.argv if argv is None else argv
+        what = _AT_ONCE.get(words[1]) if len(words) == 2 else None
+        if what is None or self.namespace is None:
+            super().run(argv, exit)
+        elif what == "version":
+            self.print_version()
+        else:
+            self.collection = self.scoped_collection = self.namespace
+            self.list_root = self.list_depth = None
+            self.list_format = "flat"
+            self.argv = list(words)
+            if what == "help":
+                self.print_help()
+            else:
+                self.list_tasks()
 
     def parse_core(self, argv: list[str] | None) -> None:
         try:

@@ -35,8 +35,10 @@ COMMON_HELP = {
 
 FLEET_HELP = {
     "targets": "On a fleet: only these targets (names or glob patterns, comma-separated)",
-    "jobs": "On a fleet: at most N targets at once (default: the fleet's jobs: in dbops.yaml)",
-    "shard": "On a fleet: only the K-th of N stable slices of the targets (e.g. --shard=2/4)",
+    "jobs": "On a fleet: at most N sessions per server at once, a connection budget (default: the fleet's "
+    "jobs: in dbops.yaml)",
+    "shard": "On a fleet: only the K-th of N stable slices of the targets (e.g. --shard=2/4); "
+    "auto: this CI job's (Azure DevOps parallel jobs, a Kubernetes Indexed Job with auto/N)",
     "retry_failed": "On a fleet: only the targets that failed (or never started) in its last run",
 }
 

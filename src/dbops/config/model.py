@@ -55,7 +55,7 @@ class Fleet:
     file: Path | None = None  # one URL or database name per line
     discover: str | None = None  # a query on the control database: datname, or name, url, ...
     control: str | None = None  # the control database's URL template (default: the environment's)
-    jobs: int = 4  # targets at once when --jobs is not given
+    jobs: int = 4  # sessions per server at once when --jobs is not given
     rollout: tuple[Wave, ...] = ()
     where: str = ""
 

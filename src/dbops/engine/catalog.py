@@ -130,11 +130,15 @@ def _backup(opts: o.BackupOptions) -> list[Step]:
 
 
 def _restore(opts: o.RestoreOptions) -> list[Step]:
-    from dbops.steps.restore import CheckBackup, LockRestore, Restore  # lazy: only what this operation runs
+    from dbops.steps.restore import CheckBackup, LoadRestore, LockRestore, Restore  # lazy: only what it runs
 
-    # the lock (and the rights) before the safety backup the policy puts in front of restore
+    # the lock (and the rights) before the safety backup the policy puts in front of restore;
+    # through a scratch database, its load runs while that backup is taken
     check, lock = CheckBackup(opts.file), LockRestore(in_place=opts.in_place)
-    return [check, lock, Restore(check, lock, in_place=opts.in_place, jobs=opts.jobs)]
+    if opts.in_place:
+        return [check, lock, Restore(check, lock, in_place=True, jobs=opts.jobs)]
+    loading = LoadRestore(check, lock, jobs=opts.jobs)
+    return [check, lock, loading, Restore(check, lock, jobs=opts.jobs, loaded=loading)]
 
 
 def _backup_list(opts: o.NoOptions) -> list[Step]:

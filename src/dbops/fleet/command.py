@@ -22,7 +22,7 @@ from dbops.engine.results import ErrorInfo
 from dbops.errors import EXIT_INTERRUPTED, DbopsError, PolicyRefused, UsageError
 from dbops.fleet import retry, rollout, shard
 from dbops.fleet.live import live
-from dbops.fleet.runner import FleetRun, Progress
+from dbops.fleet.runner import FleetRun, Progress, sessions_per_target
 from dbops.fleet.summary import one_line
 from dbops.fleet.targets import FleetMember, resolve, select
 from dbops.output.render import OperationResult, Output, Style
@@ -33,8 +33,8 @@ from dbops.steps.confirm import Guard
 @dataclass(frozen=True)
 class FleetFlags:
     targets: str | None = None  # --targets: names or glob patterns, comma-separated
-    jobs: int | None = None  # --jobs: targets at once (default: the fleet's jobs:)
-    shard: str | None = None  # --shard K/N
+    jobs: int | None = None  # --jobs: sessions per server at once (default: the fleet's jobs:)
+    shard: str | None = None  # --shard K/N, or auto (auto/N): the CI job's position
     retry_failed: bool = False
 
     def given(self) -> list[str]:
@@ -123,6 +123,7 @@ def _run(
     fleet = environment.fleet
     assert fleet is not None
     chosen = shard.parse(flags.shard) if flags.shard else None
+    sharded = f"{chosen[0]}/{chosen[1]}" if chosen else None  # --shard auto as the slice it took
     members = select(resolve(environment, fleet), flags.targets)
     if chosen is not None:
         names = set(shard.pick([m.name for m in members], chosen))
@@ -130,8 +131,10 @@ def _run(
     if flags.retry_failed:
         members = _to_retry(members, cfg, name, environment)
     jobs = flags.jobs or fleet.jobs
+    waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
+    _refuse_small_budget(name, environment, waves, jobs, sessions_per_target(name, options()))
     report = FleetReport(
-        name, environment.name, fleet.source(), jobs, flags.shard, flags.targets, flags.retry_failed
+        name, environment.name, fleet.source(), jobs, sharded, flags.targets, flags.retry_failed
     )
     result.report = report
     if not members:
@@ -145,7 +148,7 @@ def _run(
 
     def log(member: FleetMember, wave: str, target_result: OperationResult, took: float) -> None:
         target_result.database = member.name
-        extra = {"fleet_run": run_id, "target": member.name, "wave": wave, "shard": flags.shard}
+        extra = {"fleet_run": run_id, "target": member.name, "wave": wave, "shard": sharded}
         oplog.append(cfg.state_dir, target_result, took, extra)
         if lines:
             mark: tuple[Style, str] = ("ok", "✓") if target_result.ok else ("fail", "✗")
@@ -155,7 +158,6 @@ def _run(
 
     progress = Progress(len(members))
     runner = FleetRun(cfg, environment, name, options, safety, progress, log)
-    waves = rollout.plan([m.name for m in members], members, fleet.rollout, jobs)
     with live(output.animated, f"{name} on {environment.name}", progress, output.stdout):
         report.targets, report.waves = runner.run(waves)
     for outcome in report.targets:
@@ -167,7 +169,7 @@ def _run(
                 "wave": outcome.wave,
                 "outcome": NOT_STARTED,
             }
-            oplog.append(cfg.state_dir, skipped, 0.0, {**extra, "shard": flags.shard})
+            oplog.append(cfg.state_dir, skipped, 0.0, {**extra, "shard": sharded})
     report.duration_s = time.monotonic() - started
     failed = report.failed()
     never = report.not_started()
@@ -191,6 +193,32 @@ def _run(
             result.exit_code,
             "FleetFailed",
         )
+
+
+def _refuse_small_budget(
+    name: str, environment: Environment, waves: list[rollout.Planned[FleetMember]], jobs: int, need: int
+) -> None:
+    """--jobs is a budget of sessions per server: one that cannot hold a target's need runs none
+    (refused before the report: nothing ran)."""
+    small = next((w for w in waves if w.members and w.budget < need), None)
+    if small is None:
+        return
+    where = f"the wave {small.wave.name}'s jobs: {small.budget}" if small.budget < jobs else f"--jobs {jobs}"
+    hint = (
+        f"Give --jobs {need} or more (and jobs: {need} or more to each wave of {environment.name} "
+        "that sets it)"
+    )
+    if name == "backup":  # its --jobs is pg_dump's
+        where = f"jobs: {small.budget}"
+        hint = (
+            f"Set jobs: {need} or more in the fleet of {environment.name} in dbops.yaml, "
+            "or give pg_dump fewer --jobs"
+        )
+    raise UsageError(
+        f"{where}: a target of {name} holds up to {need} sessions at once, and --jobs is a budget of "
+        "sessions per server",
+        hint,
+    )
 
 
 def _to_retry(

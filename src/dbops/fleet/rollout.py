@@ -23,6 +23,10 @@ class Planned(Generic[Member]):
     wave: Wave
     members: list[Member]
     jobs: int  # targets at once in this wave
+    budget: int = 0  # sessions per server at once in this wave (0: jobs)
+
+    def __post_init__(self) -> None:
+        self.budget = self.budget or self.jobs
 
 
 def plan(
@@ -31,7 +35,7 @@ def plan(
     """The waves in order, each with its targets (in fleet order) and its parallelism: the
     wave's jobs, never above the run's --jobs (the connection budget)."""
     if not rollout:
-        return [Planned(ALL, list(members), _width(jobs, jobs, len(members)))]
+        return [Planned(ALL, list(members), _width(jobs, jobs, len(members)), jobs)]
     taken: dict[str, list[Member]] = {w.name: [] for w in rollout}
     catch_all = next((w for w in rollout if not w.targets), None)
     rest: list[Member] = []
@@ -42,10 +46,11 @@ def plan(
         else:
             taken[wave.name].append(member)
     planned = [
-        Planned(w, taken[w.name], max(1, min(w.jobs or jobs, jobs, len(taken[w.name])))) for w in rollout
+        Planned(w, taken[w.name], _width(w.jobs or jobs, jobs, len(taken[w.name])), min(w.jobs or jobs, jobs))
+        for w in rollout
     ]
     if rest:
-        planned.append(Planned(REST, rest, _width(jobs, jobs, len(rest))))
+        planned.append(Planned(REST, rest, _width(jobs, jobs, len(rest)), jobs))
     return planned
 
 

@@ -22,7 +22,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -128,10 +128,12 @@ class Migrator:
     def apply(self, script: Script) -> Outcome:
         started = time.monotonic()
         dropped: list[str] = []
+        reset = True
         if self.watch is not None:
             self.watch(script, None)
         try:
-            if script.transactional and not script.python_steps:
+            if script.transactional and not script.python_steps and self.conn.autocommit:
+                reset = False  # the pipeline resets the session itself
                 self._apply_pipelined(script)
             elif script.transactional:
                 with self.conn.transaction():
@@ -144,22 +146,38 @@ class Migrator:
                 self._run(script, script.statements, script.python_steps, "apply")
                 with self.conn.transaction():
                     self._record(script.file, script.checksum, "apply", script.name, ran=True)
+        except BaseException:
+            reset = True
+            raise
         finally:
-            self._reset_session()
+            if reset:
+                self._reset_session()
         return self._done(Outcome(script, time.monotonic() - started, dropped))
 
     def _apply_pipelined(self, script: Script) -> None:
-        """BEGIN, the statements, the records and COMMIT in one round trip to the server."""
+        """BEGIN, the statements, the records, COMMIT and the session's reset in one round trip:
+        sent together, then one Sync. A failure makes the server skip the rest up to the Sync,
+        so nothing after it runs; the transaction it leaves open is rolled back here."""
+        conn = self.conn
         sent = []
         self._pipelined = True
         try:
-            with self.conn.pipeline(), self.conn.transaction():
-                self.conn.execute(_NO_FLUSH_WAIT)
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                conn.execute(_NO_FLUSH_WAIT)
                 for statement in script.statements:
-                    sent.append((statement, self.conn.execute(statement.sql)))
+                    sent.append((statement, conn.execute(statement.sql)))
                 self._record(script.file, script.checksum, "apply")
-        except Exception as exc:
-            if isinstance(exc, DbopsError) or not type(exc).__module__.startswith("psycopg"):
+                conn.execute("COMMIT")
+                for reset in _RESET_SESSION:
+                    conn.execute(reset)
+        except BaseException as exc:  # Ctrl-C too: the transaction it interrupted is rolled back
+            if not conn.closed and conn.info.transaction_status != 0:  # the failed transaction
+                with suppress(Exception):  # a broken connection: the failure itself is what to report
+                    conn.execute("ROLLBACK")
+            if not isinstance(exc, Exception) or isinstance(exc, DbopsError):
+                raise
+            if not type(exc).__module__.startswith("psycopg"):
                 raise
             if MigrationLock.lost(exc):
                 raise lock_lost(script.name) from None

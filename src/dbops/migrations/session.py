@@ -19,7 +19,7 @@ from dbops.migrations import files as migrations
 from dbops.migrations.files import MigrationFile, MigrationState
 from dbops.migrations.migrator import Migrator
 from dbops.migrations.scripts import Script, load, order, refuse_empty
-from dbops.postgres.locks import migration_lock
+from dbops.postgres.locks import migration_lock, work_lock
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,7 +50,8 @@ def migration_session(
     if not write:
         yield Session(migrator, migrations.state(conn, migrations_dir))
         return
-    with migration_lock(target, env, env.lock_wait_ms / 1000) as lock:
+    wait_s = env.lock_wait_ms / 1000
+    with migration_lock(target, env, wait_s) as lock, work_lock(conn, target, wait_s):
         migrator.lock = lock
         migrator.ensure_bookkeeping()
         yield Session(migrator, migrations.state(conn, migrations_dir))
@@ -109,10 +110,12 @@ def select_range(
     ]
 
 
-def plan(session: Session, start: str | None, end: str | None) -> list[Script]:
+def plan(session: Session, start: str | None, end: str | None, *, cache: Path | None = None) -> list[Script]:
+    """The pending migrations of the range, parsed (only they are), in the order to apply them;
+    `cache`: the parse cache's folder (scripts.load)."""
     state = session.state
     chosen = select_range(state.pending, set(state.by_id), start, end)
-    scripts = order(list(load(state.files, [f.id for f in chosen]).values()))
+    scripts = order(list(load(state.files, [f.id for f in chosen], cache=cache).values()))
     refuse_empty(scripts)
     if start is not None or end is not None:
         left_out = {f.id for f in state.pending} - {s.id for s in scripts}

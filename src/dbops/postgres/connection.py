@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from dbops.errors import ConfigError, ConnectionFailed, DatabaseMissing, DbopsError
+from dbops.postgres import budget
 from dbops.redact import redact_connection_string, remember, scrub, secrets_in
 
 if TYPE_CHECKING:
@@ -228,8 +229,8 @@ def connect(target: Target, env: Environment, *, autocommit: bool = True) -> psy
     options = session_options(env)
     if options:
         kwargs["options"] = (kwargs.get("options", "") + " " + options).strip()
-    try:
-        return psycopg.connect(autocommit=autocommit, **kwargs)
+    try:  # within a fleet run, counted against the target's share of the connection budget
+        return budget.counted(target.location(), lambda: psycopg.connect(autocommit=autocommit, **kwargs))
     except psycopg.OperationalError as exc:
         raise connection_error(exc, target, env) from None
 

@@ -2,7 +2,7 @@
 
 A lock lives as long as its connection: a killed dbops releases it when the server notices
 the connection is gone, so no stale lock is ever left behind (unlike yoyo's lock table). The
-migration lock's sessions turn the server's idle timeouts off for themselves, and the migrator
+migration lock's session turns the server's idle timeouts off for itself, and the migrator
 checks before each commit that the lock is still held (MigrationLock.check_sql). The
 migration lock is held on a connection to the database itself; the restore lock on one to the
 server's maintenance database (the database it guards is renamed away by the swap).
@@ -11,7 +11,7 @@ server's maintenance database (the database it guards is renamed away by the swa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,11 +35,10 @@ LOCK_LOST = "dbops: the migration lock is no longer held"  # in the error of Mig
 
 @dataclass(frozen=True)
 class MigrationLock:
-    """The sessions that hold the migration lock: the advisory lock's (idle, never in a
-    transaction) and, when yoyo's lock table exists, the one holding yoyo's row uncommitted."""
+    """The session that holds the migration lock: the advisory lock and, when yoyo's lock
+    table exists, yoyo's row, uncommitted."""
 
     pid: int
-    yoyo_pid: int | None = None
 
     def check_sql(self) -> str:
         """A statement that fails, its error naming LOCK_LOST, when the lock is gone: run in a
@@ -47,8 +46,7 @@ class MigrationLock:
         and never released before the run ends, so it is held exactly while its session lives:
         one look at that backend's entry (pg_stat_get_activity(pid)), far cheaper than reading
         pg_locks, which copies the whole lock table. Only integers are formatted into it."""
-        pids = [self.pid] if self.yoyo_pid is None else [self.pid, self.yoyo_pid]
-        alive = " AND ".join(f"EXISTS (SELECT 1 FROM pg_stat_get_activity({int(pid)}))" for pid in pids)
+        alive = f"EXISTS (SELECT 1 FROM pg_stat_get_activity({int(self.pid)}))"
         lost = f"('{LOCK_LOST} (pid ' || pg_backend_pid() || ')')::int"
         return f"SELECT CASE WHEN {alive} THEN 1 ELSE {lost} END"
 
@@ -89,32 +87,68 @@ def migration_lock(
     """Hold the advisory lock, and yoyo's lock row too unless yoyo_row is False (for a run
     that drops yoyo's tables: the row held uncommitted would block that forever).
 
-    The advisory lock is a session-level one on a session of its own that stays idle (never
-    in a transaction), with the server's idle timeouts off for it. yoyo's row is held on
-    another such session, in a transaction that is never committed."""
+    Both on one session of their own (the run's work uses one more: two sessions per target
+    in a fleet's connection budget), with the server's idle timeouts off for it: the advisory
+    lock is a session-level one, taken outside any transaction, so that it outlives the
+    transaction that then holds yoyo's row and is never committed."""
     conn = _lock_session(target, env)
     try:
         deadline = time.monotonic() + wait_s
-        pause = 0.02
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK,)).fetchone()[0]:  # type: ignore[index]
-            if time.monotonic() >= deadline:
-                raise LockBusy(
-                    f"Another migration run holds the lock on {target.dbname}: {_holder(conn)}",
-                    f"Wait for it to finish, or raise lock_wait (now {wait_s:g}s) in dbops.yaml",
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
+        _take(
+            conn,
+            MIGRATION_LOCK,
+            deadline,
+            lambda: LockBusy(
+                f"Another migration run holds the lock on {target.dbname}: {_holder(conn)}",
+                f"Wait for it to finish, or raise lock_wait (now {wait_s:g}s) in dbops.yaml",
+            ),
+        )
         lock = MigrationLock(conn.info.backend_pid)
         if not yoyo_row or conn.execute("SELECT to_regclass('yoyo_lock')").fetchone() == (None,):
             yield lock
             return
-        with (
-            _lock_session(target, env) as row_conn,
-            _yoyo_lock_row(row_conn, max(deadline - time.monotonic(), 0.1)),
-        ):
-            yield MigrationLock(lock.pid, row_conn.info.backend_pid)
+        with _yoyo_lock_row(conn, max(deadline - time.monotonic(), 0.1)):
+            yield lock
     finally:
         conn.close()  # releases the lock with the session
+
+
+WORK_LOCK = 0x64626F7073_574B  # "dbops" "WK": held by the session that runs the migrations
+
+
+@contextmanager
+def work_lock(conn: psycopg.Connection[Any], target: Target, wait_s: float) -> Iterator[None]:
+    """Taken on the run's own session once the migration lock is held, and held while it
+    migrates: the session of a killed run may outlive its lock session and still be running
+    what it had sent (a pipelined migration ends with its COMMIT); the next run waits for it to
+    end (up to wait_s), then reads the state it left, instead of applying the same migration
+    again beside it."""
+    _take(
+        conn,
+        WORK_LOCK,
+        time.monotonic() + wait_s,
+        lambda: LockBusy(
+            f"A session of an earlier migration run on {target.dbname} is still running: "
+            f"{_holder(conn, WORK_LOCK)}",
+            "It ends when the statement it runs ends; wait for it, or end it (pg_terminate_backend), "
+            "then run migrate again",
+        ),
+    )
+    try:
+        yield
+    finally:
+        if not conn.closed and conn.info.transaction_status == 0:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (WORK_LOCK,))
+
+
+def _take(conn: psycopg.Connection[Any], key: int, deadline: float, busy: Callable[[], LockBusy]) -> None:
+    """The session-level advisory lock `key` on `conn`, tried until `deadline`, else busy()."""
+    pause = 0.02
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+        if time.monotonic() >= deadline:
+            raise busy()
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 def _lock_session(target: Target, env: Environment) -> psycopg.Connection[Any]:
@@ -159,7 +193,7 @@ def _yoyo_lock_row(conn: psycopg.Connection[Any], wait_s: float) -> Iterator[Non
         yield
 
 
-def _holder(conn: psycopg.Connection[Any]) -> str:
+def _holder(conn: psycopg.Connection[Any], key: int = MIGRATION_LOCK) -> str:
     row = conn.execute(
         "SELECT a.pid, coalesce(nullif(a.application_name, ''), a.usename::text),"
         " to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')"
@@ -167,7 +201,7 @@ def _holder(conn: psycopg.Connection[Any]) -> str:
         " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
         " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-        (MIGRATION_LOCK,),
+        (key,),
     ).fetchone()
     if row is None:
         return "holder unknown (it may just have finished)"

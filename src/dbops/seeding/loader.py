@@ -409,6 +409,10 @@ class Seeder:
         from psycopg import errors
 
         def feed(copy: Copy) -> None:
+            with _no_collection():
+                send(copy)
+
+        def send(copy: Copy) -> None:
             whole = run is rows.values and rows.by_column  # as the reader found them
             texts = copy_text(
                 rows.by_column if whole else list(zip(*run, strict=True)), rows.strs if whole else {}
@@ -822,6 +826,21 @@ def _as_insert_casts(adapters: AdaptersMap) -> None:
 
     adapters.register_dumper(bool, BoolText)
     adapters.register_dumper(float, FloatText)
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """The cyclic garbage collector off while rows are formatted: a column's texts and a block's
+    tuples are millions of new objects in no cycle, and each full collection walks them all."""
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def copy_text(columns: Sequence[Sequence[Any]], strs: dict[int, list[str]]) -> list[Sequence[str]] | None:

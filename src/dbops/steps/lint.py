@@ -54,7 +54,7 @@ def lint_pending(
         ctx.connection(), ctx.target(), ctx.env, ctx.config.migrations_dir, write=False
     ) as session:
         check_integrity(session.state, accept=accept)
-        scripts = plan(session, start, end)
+        scripts = plan(session, start, end, cache=ctx.config.state_dir)
     findings = lint(scripts, lock_timeout_ms=session_lock_timeout_ms(ctx.env), shown=ctx.config.shown)
     return scripts, findings
 

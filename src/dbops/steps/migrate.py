@@ -83,7 +83,7 @@ class Migrate:
         kind = "plan" if self.dry_run else "migrate"
         with migration_run(ctx, kind, write=not self.dry_run) as (report, session):
             check_integrity(session.state, accept=self.accept)
-            scripts = plan(session, self.start, self.end)  # refusals come before any write
+            scripts = plan(session, self.start, self.end, cache=ctx.config.state_dir)  # refusals first
             if self.dry_run:
                 report.items = [MigrationItem(s.id, s.name, "planned", sql=_sql_of(s)) for s in scripts]
             else:

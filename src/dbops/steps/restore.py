@@ -1,24 +1,25 @@
 """restore: check a backup file, then replace the database with it. Undo: none.
 
-Three steps of the restore operation live here: ``check-backup`` (before anything is touched:
+The steps of the restore operation live here: ``check-backup`` (before anything is touched:
 the manifest, the sha256 and a full read; exit 2 for a bad file), ``restore-lock`` (the
 restore lock of the database, and the rights a restore through a scratch database needs:
 "Another restore is running" or "permission denied (CREATEDB)" come before anything is
-written) and ``restore`` (scratch database, its check, the swap; or ``--in-place`` in one
-transaction). Between the last two the operation asks for confirmation and takes a safety
-backup.
-"""
+written), ``restore-load`` (through a scratch database: it is loaded and checked on a thread of
+its own while the safety backup the policy puts next is taken; its undo drops it) and
+``restore`` (waits for that load, then the swap; or ``--in-place`` in one transaction). After
+the lock the operation asks for confirmation; before ``restore`` it takes the safety backup."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dbops.backups import restore as restorer
 from dbops.backups import store as backups
 from dbops.backups.store import Manifest
 from dbops.engine.context import RunContext
-from dbops.engine.pipeline import READS_ONLY, StepOutcome
+from dbops.engine.pipeline import READS_ONLY, StepOutcome, Undo
 from dbops.output import progress, units
 from dbops.output.reports.restore import RestoreReport
 from dbops.output.units import age
@@ -98,6 +99,42 @@ class LockRestore:
         return StepOutcome(messages=[f"no other restore of {lock.live} is running"], data=lock)
 
 
+class LoadRestore:
+    name = "restore-load"
+    description = "load the backup into a scratch database, while the safety backup is taken"
+    undo = "drop the scratch database (the live database is not touched until the restore step)"
+    policy_action: str | None = None
+
+    def __init__(self, check: CheckBackup, lock: LockRestore, *, jobs: int | None = None) -> None:
+        self.check = check
+        self.lock = lock
+        self.jobs = jobs
+        self.loading: restorer.BackgroundLoad | None = None  # for the restore step, which swaps
+
+    def run(self, ctx: RunContext) -> StepOutcome:
+        manifest, report, lock = self.check.manifest, self.check.report, self.lock.lock
+        assert manifest is not None and report is not None, "the load runs after the check"
+        if lock is None or not lock.maintenance or lock.conn.closed:
+            return StepOutcome(messages=["the restore step loads the backup itself"])
+        loading = restorer.BackgroundLoad(
+            ctx.target(), ctx.env, toolbox(ctx.config), report.path, manifest, lock.conn, jobs=self.jobs
+        )
+        self.loading = loading
+        ctx.hold(loading.abandon)  # whatever ends the run: the load stops, the scratch database goes
+        return StepOutcome(
+            messages=["loading into a scratch database in the background"],
+            undo=Undo("drop the scratch database", _abandoned(loading)),
+        )
+
+
+def _abandoned(loading: restorer.BackgroundLoad) -> Callable[[], str]:
+    def undo() -> str:
+        loading.abandon()
+        return "the scratch database was dropped; the live database was not touched"
+
+    return undo
+
+
 class Restore:
     name = "restore"
     description = "restore the database from the backup"
@@ -105,12 +142,19 @@ class Restore:
     policy_action: str | None = "restore"
 
     def __init__(
-        self, check: CheckBackup, lock: LockRestore, *, in_place: bool = False, jobs: int | None = None
+        self,
+        check: CheckBackup,
+        lock: LockRestore,
+        *,
+        in_place: bool = False,
+        jobs: int | None = None,
+        loaded: LoadRestore | None = None,
     ) -> None:
-        self.check = check  # the steps before it: the checked backup, the restore lock
+        self.check = check  # the steps before it: the checked backup, the restore lock, the load
         self.lock = lock
         self.in_place = in_place
         self.jobs = jobs
+        self.loaded = loaded
 
     def run(self, ctx: RunContext) -> StepOutcome:
         started = time.monotonic()
@@ -121,7 +165,11 @@ class Restore:
         try:
             with progress.bar(ctx.interactive) as advance:
                 tools = toolbox(ctx.config)
-                if self.in_place:
+                loading = self.loaded.loading if self.loaded is not None else None
+                if loading is not None and lock is not None:
+                    ctx.close()  # our own session on the live database would block the rename
+                    report.result = loading.swap()  # the load's failure is this step's
+                elif self.in_place:
                     report.result = restorer.restore_in_place(
                         ctx.connection(), ctx.target(), ctx.env, tools, report.path, manifest, advance, lock
                     )

@@ -88,7 +88,9 @@ class FleetReport:
             scope.append(f"shard {self.shard}")
         if self.retried:
             scope.append("retrying the last run's failed targets")
-        lines.append(("", f"{', '.join(scope)}; up to {self.jobs} at once; {self.duration_s:.1f}s"))
+        lines.append(
+            ("", f"{', '.join(scope)}; up to {self.jobs} sessions per server; {self.duration_s:.1f}s")
+        )
         if len(self.waves) > 1 or (self.waves and self.waves[0].name != "all"):
             for wave in self.waves:
                 style: Style = "fail" if wave.failed else "ok" if wave.state == "done" else "dim"
