@@ -21,6 +21,7 @@ ALLOWED = {
     "dbops.cli.help",
     "dbops.cli.tasks",
     "dbops.cli.task_index",
+    "dbops.cli.pipes",
     "dbops.atomic",
     "dbops.errors",
     "dbops.config",

@@ -54,7 +54,7 @@ class SeedReport:
 
 
 def _title(table: str) -> str:
-    name = table.split(".")[-1].replace("_", " ").title()
+    name = " ".join(table.split(".")[-1].replace("_", " ").split()).title()
     return name.replace("Api ", "API ")
 
 
