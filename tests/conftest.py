@@ -7,6 +7,7 @@ each test gets a fresh database of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from dbops.postgres.embedded import EmbeddedServer
 from dbops.testing.ahead import DatabasesAhead
@@ -90,6 +92,34 @@ def databases(admin_url: str) -> Iterator[DatabasesAhead]:
     made.close()
 
 
+def sample_database() -> str:
+    """The suite's sample database, whose template the plugin makes: named after this checkout
+    and its code, so that a template a run of other code left on a shared server is never taken
+    for this one's."""
+    code = hashlib.sha256(str(REPO).encode())
+    for source in sorted((REPO / "src" / "dbops").rglob("*.py")):
+        code.update(source.read_bytes())
+    return f"dbops_sample_{code.hexdigest()[:8]}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The run leaves nothing on a shared server: its template and test roles go once every
+    worker is done (in the controlling process; an embedded server goes with its folder)."""
+    configured = os.environ.get("DBOPS_TEST_DATABASE_URL")
+    if not configured or hasattr(session.config, "workerinput"):
+        return
+    from dbops.testing.template import TEMPLATE_SUFFIX
+
+    with psycopg.connect(configured, autocommit=True) as conn:
+        name = sample_database() + TEMPLATE_SUFFIX
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        # roles are the server's, not a database's: those the test schemas make (dbops_t_...)
+        roles = conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'dbops_t_')").fetchall()
+        for (role,) in roles:
+            with contextlib.suppress(psycopg.Error):  # one a concurrent run still uses stays
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
 @pytest.fixture(scope="session")
 def dbops_project(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The plugin's template (dbops.testing) for this suite: the sample's migrations, applied by
@@ -100,13 +130,7 @@ def dbops_project(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> P
 
     folder = tmp_path_factory.mktemp("sample-template")
     (folder / "no-seeds").mkdir()
-    # named after this checkout and its code: a template a run with other code left on a
-    # shared server (PG 15 here) is never taken for this one's
-    code = hashlib.sha256(str(REPO).encode())
-    for source in sorted((REPO / "src" / "dbops").rglob("*.py")):
-        code.update(source.read_bytes())
-    tag = code.hexdigest()[:8]
-    url = url_for(admin_url, f"dbops_sample_{tag}")
+    url = url_for(admin_url, sample_database())
     body = f'project: sample\nmigrations: "{REPO / "migrations"}"\nseeds: no-seeds\n'
     write_config(folder, body + f'environments:\n  test:\n    url: "{url}"\n')
     config = load_config(RULES, str(folder / "dbops.yaml"))
