@@ -24,19 +24,6 @@ from conftest import Run, apply_migrations, dbops_bin, url_for
 from dbops.postgres.embedded import bin_dir
 
 
-@pytest.fixture(autouse=True)
-def drop_side_databases(admin_url: str, database_url: str) -> Iterator[None]:
-    """Restores keep <db>__pre_restore_<ts>; killed ones may leave <db>__restore_<ts>: drop them."""
-    yield
-    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
-        ).fetchall()
-        for (other,) in rows:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
-
-
 def side_databases(admin_url: str, database_url: str) -> list[str]:
     name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
     with psycopg.connect(admin_url, autocommit=True) as conn:

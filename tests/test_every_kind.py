@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from backup_helpers import fingerprint, schema_dump
 from conftest import REPO, Run
@@ -142,19 +140,6 @@ def every_kind(project: Path) -> Path:
     for name, body in SEEDS.items():
         (project / "seeds" / name).write_text(body)
     return project
-
-
-@pytest.fixture(autouse=True)
-def drop_side_databases(admin_url: str, database_url: str) -> Iterator[None]:
-    """Restores keep <db>__pre_restore_<ts>: drop them (they hold an event trigger, a publication)."""
-    yield
-    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
-        ).fetchall()
-        for (other,) in rows:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
 
 
 def migrated(cli: Run, *, seed: bool = True) -> None:
