@@ -45,14 +45,14 @@ class DatabasesAhead:
         return name
 
     def _drop(self, name: str) -> None:
-        from psycopg import sql  # lazy: as in _create
+        from dbops.postgres.databases import drop_database  # lazy: as in _create
 
         conn = self._admin()
         kept = conn.execute(  # and those made from its name (a restore keeps <name>__pre_restore_...)
             "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}__",)
         ).fetchall()
         for other in [name, *(row[0] for row in kept)]:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
+            drop_database(conn, other)
 
     def take(self, template: str | None = None) -> str:
         """A new database's name: empty, or a clone of the template named. The next one (of the
