@@ -14,6 +14,13 @@ Fixtures:
 Options: ``--dbops-env NAME`` (default: the ini value ``dbops_env``, else ``test``),
 ``--dbops-rebuild`` (build it again even if migrations/ and seeds/ did not change),
 ``--dbops-config PATH`` (else DBOPS_CONFIG, else the dbops.yaml found from the rootdir up).
+The ini value ``dbops_clones_ahead`` is how many clones each process keeps made or being made
+for its next tests (default 2; 1 per pytest-xdist worker from 4 workers on; 0: each made when
+the test asks for it).
+
+A clone that could not be made, or a previous test's that could not be dropped, fails the test
+that asked for one with a one-line ``Error:``. Every clone is dropped at the end of the session
+(after Ctrl-C too); those of a killed run are dropped by the next run on that server.
 
 A template that cannot be built fails the first test that needs it with dbops's own
 ``Error:``/``Hint:`` lines, and stops the session (with pytest-xdist: every worker).
@@ -57,6 +64,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--dbops-config", default=None, help="the project's dbops.yaml (default: found from the rootdir)"
     )
     parser.addini("dbops_env", "environment of dbops.yaml the test template is built for", default="test")
+    parser.addini(
+        "dbops_clones_ahead",
+        "clones of the test template each process keeps made ahead (default 2, 1 with 4+ xdist workers)",
+        default=None,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,10 +77,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUN_ID] = str(run_id or uuid.uuid4().hex)
 
 
+def clones_ahead(config: pytest.Config) -> int:
+    """The ini value dbops_clones_ahead; by default 2, and 1 per xdist worker from 4 workers on
+    (what they make at once stays modest)."""
+    value = config.getini("dbops_clones_ahead")
+    if value not in (None, ""):
+        try:
+            return max(0, int(str(value)))
+        except ValueError:
+            raise pytest.UsageError(f"dbops_clones_ahead: not a number: {value!r}") from None
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    workers = int(workerinput.get("workercount", 1)) if workerinput else 1
+    return 2 if workers < 4 else 1
+
+
+def _lines(error: DbopsError) -> str:
+    return f"Error: {error.message}" + (f"\nHint: {error.hint}" if error.hint else "")
+
+
 def _fail(request: pytest.FixtureRequest, error: DbopsError) -> NoReturn:
-    lines = f"Error: {error.message}" + (f"\nHint: {error.hint}" if error.hint else "")
     request.session.shouldfail = f"dbops: the test template could not be built: {error.message}"
-    pytest.fail(lines, pytrace=False)
+    pytest.fail(_lines(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +120,10 @@ def dbops_template(request: pytest.FixtureRequest, dbops_project: Project) -> It
 
     template: Template | None = None
     try:
-        template = Template(dbops_project.config, dbops_project.env, request.config.stash[_RUN_ID])
+        ahead = clones_ahead(request.config)
+        template = Template(
+            dbops_project.config, dbops_project.env, request.config.stash[_RUN_ID], clones_ahead=ahead
+        )
         template.ensure(rebuild=request.config.option.dbops_rebuild)
         failure = None
     except DbopsError as exc:
@@ -108,13 +140,28 @@ def dbops_template(request: pytest.FixtureRequest, dbops_project: Project) -> It
         _fail(request, failure)
     assert template is not None
     yield template
-    template.close()
+    try:
+        template.close()  # every clone dropped; a failed drop fails the session's last teardown
+        failure = None
+    except DbopsError as exc:
+        failure = exc
+    if failure is not None:
+        pytest.fail(_lines(failure), pytrace=False)
 
 
 @pytest.fixture
 def dbops_database(dbops_template: Template) -> Iterator[Clone]:
-    with dbops_template.cloned() as clone:
+    try:
+        clone = dbops_template.clone()
+        failure = None
+    except DbopsError as exc:  # this test's clone, or the drop of a previous test's
+        failure = exc
+    if failure is not None:
+        pytest.fail(_lines(failure), pytrace=False)
+    try:
         yield clone
+    finally:
+        dbops_template.drop(clone)
 
 
 @pytest.fixture
@@ -128,9 +175,9 @@ def dbops_connection(dbops_database: Clone) -> Iterator[psycopg.Connection[Any]]
 class _Shared:
     """One clone for this process's transaction-mode tests, and a connection to it."""
 
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Template, clone: Clone) -> None:
         self.template = template
-        self.clone = template.clone()
+        self.clone = clone
         self.conn: psycopg.Connection[Any] | None = None
 
     def connection(self) -> psycopg.Connection[Any]:
@@ -148,7 +195,13 @@ class _Shared:
 
 @pytest.fixture(scope="session")
 def _dbops_shared(dbops_template: Template) -> Iterator[_Shared]:
-    shared = _Shared(dbops_template)
+    try:
+        shared = _Shared(dbops_template, dbops_template.clone())
+        failure = None
+    except DbopsError as exc:
+        failure = exc
+    if failure is not None:
+        pytest.fail(_lines(failure), pytrace=False)
     yield shared
     shared.close()
 

@@ -13,8 +13,11 @@ the comment): the other workers of the run report it without building again; the
 builds afresh. A build killed part way leaves no valid comment, so the next run rebuilds.
 
 Clones are made with ``CREATE DATABASE ... TEMPLATE`` (which needs nobody connected to the
-template: the build closes every connection it opened) and dropped ``WITH (FORCE)``, one test
-ahead and one behind on a thread of their own (dbops.testing.ahead).
+template: the build closes every connection it opened) and dropped ``WITH (FORCE)``: a few
+tests ahead and behind, on threads of their own (dbops.testing.ahead). They are named
+``<database>__dbops_t_<token><6 hex>``, the token being the process's, whose advisory lock it
+holds while it runs: ensuring the template first drops the clones of processes that are gone (a
+killed run's), and keeps those of runs still going.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from dbops.errors import DbopsError, UsageError
 from dbops.postgres.connection import Target, connect, database_error
 from dbops.postgres.databases import derived_name, drop_database
 from dbops.steps.connect import Connect
-from dbops.testing.ahead import DatabasesAhead
+from dbops.testing.ahead import NAME_HEX, DatabasesAhead, drop_orphans
 
 if TYPE_CHECKING:
     import psycopg
@@ -87,7 +90,8 @@ class _TemplateContext(RunContext):
 class Template:
     """The environment's template database, and the clones made from it by this process."""
 
-    def __init__(self, config: Config, env: Environment, run_id: str) -> None:
+    def __init__(self, config: Config, env: Environment, run_id: str, *, clones_ahead: int = 2) -> None:
+        """clones_ahead: how many clones to keep made or being made for the next tests."""
         if env.protected:
             raise UsageError(
                 f"{env.where()}: is protected; tests never build a template from its server",
@@ -109,6 +113,10 @@ class Template:
         self.attempted = False  # whether this process tried to (re)build it
         self.built = False  # whether this process (re)built it
         self.hash = content_hash(config, env)
+        self.clones_ahead = clones_ahead
+        base = self.name.removesuffix(TEMPLATE_SUFFIX)
+        self.clone_prefix = derived_name(base, CLONE_INFIX + "0" * NAME_HEX)[:-NAME_HEX]
+        self.orphans_dropped: list[str] = []  # by ensure(): clones of processes that are gone
 
     # ------------------------------------------------------------------ the template
 
@@ -119,6 +127,7 @@ class Template:
         import psycopg  # lazy: psycopg's errors, as connect() imports psycopg itself
 
         try:
+            self.orphans_dropped = drop_orphans(self.admin(), self.clone_prefix)
             self._ensure(rebuild)
         except psycopg.Error as exc:
             raise database_error(exc, self.target) from None
@@ -195,17 +204,18 @@ class Template:
     # ------------------------------------------------------------------ clones
 
     def clone(self) -> Clone:
-        """A new database, a copy of the template (made while the previous test ran)."""
+        """A new database, a copy of the template (made while the previous tests ran). A
+        DbopsError if it, or the drop of a previous test's, failed."""
         if self._ahead is None:
-            base = self.target.dbname.removesuffix(TEMPLATE_SUFFIX)
-            prefix = derived_name(base, CLONE_INFIX + "0" * 12)[:-12]
-            self._ahead = DatabasesAhead(lambda: connect(self.maintenance, self.env), prefix)
+            self._ahead = DatabasesAhead(
+                lambda: connect(self.maintenance, self.env), self.clone_prefix, self.clones_ahead
+            )
         name = self._ahead.take(self.name)
         target = self.target.with_dbname(name)
         return Clone(name, url_of(target), target)
 
     def drop(self, clone: Clone) -> None:
-        """Drop it, on the clones' thread: the test does not wait."""
+        """Drop it, on the clones' dropping thread: the test does not wait."""
         if self._ahead is not None:
             self._ahead.give_back(clone.name)
 
