@@ -9,6 +9,10 @@ to builds.txt each time it runs: the number of lines is the number of template b
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -235,3 +239,137 @@ def test_a_role_without_createdb_is_told_how_and_the_hint_works(sample: Sample) 
             for name in sample.databases():
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.execute(f"DROP ROLE {role}")
+
+
+WAITING = """\
+import time
+from pathlib import Path
+
+def test_holds_its_clone(dbops_database):
+    with open("clones-{label}.txt", "a") as out:
+        out.write(dbops_database.name + "\\n")
+    while not Path("release-{label}").exists():
+        time.sleep(0.05)
+"""
+
+
+class Background:
+    """A pytest run of the sample in a child process, its one test waiting (its clone held)
+    until released: `label` names its files."""
+
+    def __init__(self, sample: Sample, label: str, *, sigint: bool = False) -> None:
+        self.sample = sample
+        self.label = label
+        (sample.path / f"test_{label}.py").write_text(WAITING.format(label=label))
+        # a background job of a non-interactive shell starts with SIGINT ignored: set it
+        start = "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        args = [*PLUGIN_ARGS, "-p", "no:cacheprovider", "-q", f"test_{label}.py"]
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", start + f"sys.exit(pytest.main({args!r}))"],
+            cwd=sample.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def clone(self) -> str:
+        """The clone its test holds, once it has it."""
+        path = self.sample.path / f"clones-{self.label}.txt"
+        deadline = time.monotonic() + 120
+        while not path.exists() or not path.read_text().endswith("\n"):
+            assert self.child.poll() is None, self.child.communicate()[0]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        return path.read_text().split()[0]
+
+    def release(self) -> str:
+        (self.sample.path / f"release-{self.label}").touch()
+        return self.child.communicate(timeout=120)[0]
+
+
+def token_of(sample: Sample, clone: str) -> str:
+    prefix = f"{sample.database}__dbops_t_"
+    assert clone.startswith(prefix), clone
+    return clone[len(prefix) :][:8]
+
+
+def lock_is_free(sample: Sample, clone: str, wait: float) -> bool:
+    """Whether the advisory lock of the clone's process can be taken (within `wait` seconds)."""
+    owner = f"{sample.database}__dbops_t_{token_of(sample, clone)}"
+    deadline = time.monotonic() + wait
+    with psycopg.connect(sample.admin_url, autocommit=True) as conn:
+        while True:
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (owner,)).fetchone()
+            if row and row[0]:
+                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (owner,))
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def test_a_killed_runs_clones_are_dropped_by_the_next_run_and_a_live_runs_kept(sample: Sample) -> None:
+    sample.pytester.makepyfile(test_app="def test_one(dbops_database):\n    pass\n")
+    sample.run("test_app.py").assert_outcomes(passed=1)  # the template, built once
+    live = Background(sample, "live")
+    killed = Background(sample, "killed")
+    try:
+        live_clone, killed_clone = live.clone(), killed.clone()
+        killed.child.send_signal(signal.SIGKILL)
+        killed.child.wait()
+        killed_left = [n for n in sample.databases() if "__dbops_t_" + token_of(sample, killed_clone) in n]
+        assert killed_clone in killed_left  # what a killed run leaves (and the ones it made ahead)
+        assert lock_is_free(sample, killed_clone, wait=10)
+        assert not lock_is_free(sample, live_clone, wait=0)
+
+        sample.run("test_app.py").assert_outcomes(passed=1)  # the next run: it ensures the template
+        left = sample.databases()
+        assert not [n for n in left if "__dbops_t_" + token_of(sample, killed_clone) in n], left
+        assert live_clone in left  # still in use by the live run, which goes on
+    finally:
+        if killed.child.poll() is None:
+            killed.child.kill()
+        output = live.release()
+    assert "1 passed" in output, output
+    assert sample.databases() == [f"{sample.database}__dbops_template"]  # the live run dropped its own
+
+
+def test_ctrl_c_drops_every_clone(sample: Sample) -> None:
+    run = Background(sample, "interrupted")
+    clone = run.clone()
+    assert clone in sample.databases()
+    run.child.send_signal(signal.SIGINT)
+    output = run.child.communicate(timeout=120)[0]
+    assert "KeyboardInterrupt" in output and run.child.returncode != 0, output
+    assert sample.databases() == [f"{sample.database}__dbops_template"], output
+
+
+def test_a_clone_that_cannot_be_made_fails_its_test_in_one_line_and_the_next_gets_one(sample: Sample) -> None:
+    sample.pytester.makeini("[pytest]\ndbops_clones_ahead = 0\n")  # each clone made when asked for
+    sample.pytester.makepyfile(
+        test_app="""\
+import psycopg
+
+held = []
+
+def test_holds_the_template_open(dbops_template):
+    # CREATE DATABASE ... TEMPLATE needs nobody connected to the template
+    held.append(psycopg.connect(**dbops_template.target.params))
+
+def test_cannot_have_a_clone(dbops_database):
+    pass
+
+def test_gets_one_once_it_is_closed(dbops_template, request):
+    held.pop().close()
+    request.getfixturevalue("dbops_database")
+"""
+    )
+    result = sample.run("-v")
+    result.assert_outcomes(passed=2, errors=1)
+    text = result.stdout.str() + result.stderr.str()
+    errors = [line for line in text.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith("Error: Could not create the test database "), text
+    assert f"a clone of {sample.database}__dbops_template" in errors[0]
+    assert "is being accessed by other users" in errors[0], text
+    assert "Traceback" not in text and "dbops/testing" not in text, text
+    assert sample.databases() == [f"{sample.database}__dbops_template"]
