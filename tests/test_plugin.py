@@ -109,7 +109,10 @@ def seen(project: Sample) -> list[dict[str, str]]:
     return [json.loads(line) for line in (project.path / "seen.jsonl").read_text().splitlines()]
 
 
-def test_each_test_gets_its_own_clone_and_transactions_roll_back(sample: Sample) -> None:
+@pytest.mark.parametrize("ahead", [None, "3"], ids=["default", "3-ahead"])
+def test_each_test_gets_its_own_clone_and_transactions_roll_back(sample: Sample, ahead: str | None) -> None:
+    if ahead is not None:
+        sample.pytester.makeini(f"[pytest]\ndbops_clones_ahead = {ahead}\n")
     sample.pytester.makepyfile(test_app=ISOLATION)
     result = sample.run("-v")
     result.assert_outcomes(passed=4)
@@ -373,3 +376,40 @@ def test_gets_one_once_it_is_closed(dbops_template, request):
     assert "is being accessed by other users" in errors[0], text
     assert "Traceback" not in text and "dbops/testing" not in text, text
     assert sample.databases() == [f"{sample.database}__dbops_template"]
+
+
+def test_a_clone_that_cannot_be_dropped_fails_the_next_test_in_one_line(sample: Sample) -> None:
+    sample.pytester.makepyfile(
+        test_app="""\
+import time
+
+def test_makes_its_clone_undroppable(dbops_database, dbops_connection):
+    dbops_connection.execute(f'ALTER DATABASE "{dbops_database.name}" IS_TEMPLATE true')  # DROP refuses it
+    dbops_connection.commit()
+    with open("undroppable.txt", "w") as out:
+        out.write(dbops_database.name)
+
+def test_meanwhile_its_drop_fails():
+    time.sleep(1)
+
+def test_is_told(dbops_database):
+    pass
+
+def test_and_the_next_one_gets_a_clone(dbops_database):
+    pass
+"""
+    )
+    result = sample.run("-v")
+    undroppable = (sample.path / "undroppable.txt").read_text()
+    with psycopg.connect(sample.admin_url, autocommit=True) as conn:  # for the fixture to drop it
+        conn.execute(f'ALTER DATABASE "{undroppable}" IS_TEMPLATE false')
+    result.assert_outcomes(passed=3, errors=1)
+    text = result.stdout.str() + result.stderr.str()
+    assert "test_is_told ERROR" in text, text
+    errors = [line for line in text.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        f"Error: Could not drop the test database {undroppable} (a previous test's):"
+        " cannot drop a template database"
+    ], text
+    assert "Traceback" not in text and "dbops/testing" not in text, text
+    assert set(sample.databases()) == {f"{sample.database}__dbops_template", undroppable}
