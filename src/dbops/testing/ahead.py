@@ -5,7 +5,9 @@ synchronous_commit off) and, for a clone, for a copy of the template: tens of mi
 seconds on a busy machine. Tests mostly wait on other things (a child process, a socket, a
 lock), so a small pool keeps ``ahead`` databases made or being made, each by a thread with its
 own connection (their CREATEs overlap each other's disk waits), and one more thread drops the
-used ones on its own connection: a drop never queues in front of the next test's create. A
+used ones on its own connection: a drop never queues in front of the next test's create, and
+it waits while a CREATE runs (they share the disk) unless more than ``ahead`` drops are
+queued, and for a second at most: yielding never piles up more used databases than that. A
 test waits only for what is not done yet. Each database is empty or a clone of a template.
 
 At most ``ahead`` CREATEs and one DROP run at a time, so ``ahead + 2`` connections per process
@@ -57,6 +59,9 @@ class DatabasesAhead:
         self._dropper = ThreadPoolExecutor(1, thread_name_prefix="dbops-drop")
         self._ready: deque[tuple[str | None, Future[str]]] = deque()
         self._dropped: list[Future[None]] = []
+        self._quiet = threading.Condition()  # the counts below: drops yield to creates
+        self._creating = 0
+        self._drops_queued = 0
 
     @property
     def owner(self) -> str:
@@ -79,6 +84,8 @@ class DatabasesAhead:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template is not None:
             statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        with self._quiet:
+            self._creating += 1
         try:
             self._admin().execute(statement)
         except psycopg.Error as exc:
@@ -87,7 +94,18 @@ class DatabasesAhead:
                 f"Could not create the test database {name} ({what}): {_first_line(exc)}",
                 "Check the server's log and free disk space; a template needs nobody connected to it",
             ) from None
+        finally:
+            with self._quiet:
+                self._creating -= 1
+                self._quiet.notify_all()
         return name
+
+    def _yield_to_creates(self) -> None:
+        """Wait while a CREATE runs (they share the disk), unless drops pile up: at most `ahead`
+        wait, and none for more than a second."""
+        with self._quiet:
+            self._quiet.wait_for(lambda: self._creating == 0 or self._drops_queued > self.ahead, timeout=1.0)
+            self._drops_queued -= 1
 
     def _drop(self, name: str) -> None:
         import psycopg  # lazy: as in _create
@@ -116,7 +134,7 @@ class DatabasesAhead:
             elif kind == template:
                 kept.append((kind, future))
             else:  # made ahead for another kind of test
-                self._dropped.append(self._dropper.submit(self._drop_made, future))
+                self._queue_drop(self._drop_made, future)
         self._ready = kept
         if made is None:
             made = self._creators.submit(self._create, template)
@@ -133,13 +151,22 @@ class DatabasesAhead:
 
     def give_back(self, name: str) -> None:
         """Drop it (and the databases named after it), after the test."""
-        self._dropped.append(self._dropper.submit(self._drop, name))
+        self._queue_drop(self._drop, name)
+
+    def _queue_drop(self, drop: Callable[[Any], None], what: Any) -> None:
+        with self._quiet:
+            self._drops_queued += 1
+        self._dropped.append(self._dropper.submit(self._dropping, drop, what))
+
+    def _dropping(self, drop: Callable[[Any], None], what: Any) -> None:
+        self._yield_to_creates()
+        drop(what)
 
     def close(self) -> None:
         """Drop what was made ahead, wait for every drop; a failed one is raised here."""
         try:
             while self._ready:
-                self._dropped.append(self._dropper.submit(self._drop_made, self._ready.popleft()[1]))
+                self._queue_drop(self._drop_made, self._ready.popleft()[1])
             self._creators.shutdown(wait=True)
             self._dropper.shutdown(wait=True)
         finally:
