@@ -140,7 +140,11 @@ class DatabasesAhead:
             made = self._creators.submit(self._create, template)
         while len(self._ready) < self.ahead:
             self._ready.append((template, self._creators.submit(self._create, template)))
-        return made.result()
+        try:
+            return made.result()
+        except KeyboardInterrupt:
+            self._queue_drop(self._drop_made, made)  # made all the same: close() drops it
+            raise
 
     def _drop_made(self, future: Future[str]) -> None:
         try:
