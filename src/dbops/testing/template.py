@@ -90,7 +90,7 @@ class _TemplateContext(RunContext):
 class Template:
     """The environment's template database, and the clones made from it by this process."""
 
-    def __init__(self, config: Config, env: Environment, run_id: str, *, clones_ahead: int = 2) -> None:
+    def __init__(self, config: Config, env: Environment, run_id: str, *, clones_ahead: int = 3) -> None:
         """clones_ahead: how many clones to keep made or being made for the next tests."""
         if env.protected:
             raise UsageError(
