@@ -18,9 +18,10 @@ The ini value ``dbops_clones_ahead`` is how many clones each process keeps made 
 for its next tests (default 3; with pytest-xdist 4 split among the workers, at least 1 each; 0:
 each made when the test asks for it).
 
-A clone that could not be made, or a previous test's that could not be dropped, fails the test
-that asked for one with a one-line ``Error:``. Every clone is dropped at the end of the session
-(after Ctrl-C too); those of a killed run are dropped by the next run on that server.
+A clone that could not be made fails the test that asked for it, and a previous test's that
+could not be dropped the next test to ask for one once the drop has failed (else the session's
+end), with a one-line ``Error:``. Every clone is dropped at the end of the session (after Ctrl-C
+too); those of a killed run are dropped by the next run on that server.
 
 A template that cannot be built fails the first test that needs it with dbops's own
 ``Error:``/``Hint:`` lines, and stops the session (with pytest-xdist: every worker).
