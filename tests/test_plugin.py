@@ -414,3 +414,13 @@ def test_and_the_next_one_gets_a_clone(dbops_database):
     ], text
     assert "Traceback" not in text and "dbops/testing" not in text, text
     assert set(sample.databases()) == {f"{sample.database}__dbops_template", undroppable}
+
+
+def test_a_bad_clones_ahead_value_stops_the_run_before_any_test(sample: Sample) -> None:
+    sample.pytester.makeini("[pytest]\ndbops_clones_ahead = many\n")
+    sample.pytester.makepyfile(test_app="def test_one(dbops_database):\n    pass\n")
+    result = sample.run()
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "dbops_clones_ahead: not a number: 'many' (how many clones to make ahead, e.g. 3)" in text
+    assert "Traceback" not in text and sample.builds == 0

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the fixtures import them when first used: a run without the
     from dbops.testing.template import Clone, Template
 
 _RUN_ID = pytest.StashKey[str]()
+_AHEAD = pytest.StashKey[int]()
 
 
 @dataclass(frozen=True)
@@ -76,18 +77,21 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     run_id = workerinput.get("testrunuid") if workerinput else None  # the same in every xdist worker
     config.stash[_RUN_ID] = str(run_id or uuid.uuid4().hex)
+    config.stash[_AHEAD] = clones_ahead(config)  # a bad value stops the run before any test
 
 
 def clones_ahead(config: pytest.Config) -> int:
-    """The ini value dbops_clones_ahead; by default 3 (bench/testdb: 2 halves what 1 gives, 3
-    is a little better again), and with pytest-xdist 4 split among the workers, at least 1 each,
-    so that what a run makes at once stays modest."""
+    """The ini value dbops_clones_ahead; by default 3 (bench/testdb: 2 cuts what 1 gives by a
+    third, 3 is mostly a little better again), and with pytest-xdist 4 split among the
+    workers, at least 1 each, so that what a run makes at once stays modest."""
     value = config.getini("dbops_clones_ahead")
     if value not in (None, ""):
         try:
             return max(0, int(str(value)))
         except ValueError:
-            raise pytest.UsageError(f"dbops_clones_ahead: not a number: {value!r}") from None
+            raise pytest.UsageError(
+                f"dbops_clones_ahead: not a number: {value!r} (how many clones to make ahead, e.g. 3)"
+            ) from None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     workers = int(workerinput.get("workercount", 1)) if workerinput else 1
     return 3 if workers == 1 else max(1, 4 // workers)
@@ -122,9 +126,9 @@ def dbops_template(request: pytest.FixtureRequest, dbops_project: Project) -> It
 
     template: Template | None = None
     try:
-        ahead = clones_ahead(request.config)
+        stash = request.config.stash
         template = Template(
-            dbops_project.config, dbops_project.env, request.config.stash[_RUN_ID], clones_ahead=ahead
+            dbops_project.config, dbops_project.env, stash[_RUN_ID], clones_ahead=stash[_AHEAD]
         )
         template.ensure(rebuild=request.config.option.dbops_rebuild)
         failure = None
