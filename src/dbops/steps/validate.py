@@ -102,7 +102,7 @@ def _scripts(
     files: Sequence[MigrationFile], pending: set[str], ctx: RunContext
 ) -> tuple[list[Script], list[Finding]]:
     """Every migration parsed, in the order migrate applies them; the pending ones linted."""
-    scripts = order(list(load(files).values()))
+    scripts = order(list(load(files, cache=ctx.config.state_dir).values()))
     refuse_empty(s for s in scripts if s.id in pending)
     findings = lint(
         [s for s in scripts if s.id in pending],
