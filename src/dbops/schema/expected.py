@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbops.errors import ConfigError, DbopsError
-from dbops.migrations.migrator import Migrator
 from dbops.postgres.connection import connect
 from dbops.schema.snapshot import read_schema
 
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from dbops.config.model import Environment
+    from dbops.migrations.migrator import Migrator
     from dbops.migrations.scripts import Script
     from dbops.postgres.databases import Scratch
     from dbops.schema.snapshot import Schema
@@ -118,6 +118,8 @@ class _Slow:
 
     def apply(self, script: Script) -> None:
         if self.migrator is None:
+            from dbops.migrations.migrator import Migrator  # lazy: a run of plain SQL never needs it
+
             self.migrator = Migrator(self.conn, self.scratch.target)
             self.migrator.ensure_bookkeeping()
         try:
