@@ -14,7 +14,9 @@ import psycopg
 import pytest
 
 from conftest import Run, dbops_bin, sigint_default, write_config
-from dbops.migrations.files import YOYO_TABLES
+from dbops.migrations.files import YOYO_TABLES, discover
+from dbops.migrations.scripts import load, order
+from dbops.schema.expected import joined
 
 # a test that takes `migrated` starts from a clone of the migrated sample (conftest.database_url)
 MIGRATED_SAMPLE = True
@@ -93,6 +95,27 @@ def test_equivalent_defaults_compare_equal(migrated: psycopg.Connection, cli: Ru
     result = cli("validate", "--strict")
     assert result.code == 0, result.text
     assert problems(result.out) == []
+
+
+def test_a_run_of_migrations_goes_as_one_query_with_each_migrations_settings_reset(
+    tmp_path: Path, db: psycopg.Connection
+) -> None:
+    """The expected schema's fast path: a statement that ends in a comment, a %, a migration's
+    SET search_path that must not reach the next migration (as migrate resets its session)."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_other.sql").write_text(
+        "CREATE SCHEMA other;\nSET search_path = other;\nCREATE TABLE a (id int) -- the last line, no semicolon"
+    )
+    (folder / "0002_public.sql").write_text(
+        "CREATE TABLE b (id int);\nCREATE VIEW pct AS SELECT 'a%b'::text AS x;\n"
+    )
+    text = joined(order(list(load(discover(folder)).values())))
+    with db.transaction(force_rollback=True):
+        db.execute(text)
+        found = "SELECT relname::text, relnamespace::regnamespace::text FROM pg_class WHERE relname IN ('a', 'b', 'pct')"
+        assert dict(db.execute(found).fetchall()) == {"a": "other", "b": "public", "pct": "public"}
+        assert db.execute("SELECT x FROM public.pct").fetchone() == ("a%b",)
 
 
 # ----------------------------------------------------------------------------- each kind of difference
@@ -519,7 +542,8 @@ def test_ctrl_c_drops_the_scratch_database(migrated: psycopg.Connection, project
     try:
         deadline = time.monotonic() + 20
         while not migrated.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'"
+            # the migrations run as one query (its text may be cut short here): what it waits on
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
             " AND datname LIKE 'dbops\\_validate\\_%'"
         ).fetchone():
             assert time.monotonic() < deadline, "the slow migration never started"

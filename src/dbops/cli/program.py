@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from invoke.exceptions import Exit, ParseError
@@ -98,3 +99,7 @@ def main() -> None:
         # The reader went away (dbops status | head): nothing worth a traceback.
         pipes.silence_stdout()
         sys.exit(pipes.EXIT_BROKEN_PIPE)
+    finally:
+        # The process ends here: the collector's passes at exit would walk every object of Invoke,
+        # psycopg and dbops (about 40 ms) only to find what the exit frees anyway.
+        gc.freeze()

@@ -442,8 +442,19 @@ def objects(conn: psycopg.Connection[Any], kinds: tuple[Kind, ...] = KINDS) -> l
 def counts(conn: psycopg.Connection[Any], *, bookkeeping: bool = True) -> dict[str, int]:
     """How many of each kind (every kind, 0 included; grants and comments too); without
     `bookkeeping`, yoyo's and dbops' own tables and their parts are left out."""
+    return all_kinds(fetch(conn, counts_sql(bookkeeping=bookkeeping)))
+
+
+def counts_sql(*, bookkeeping: bool = True) -> str:
+    """The query of counts(), rows (kind, count), for a caller that pipelines it (run it
+    without JIT, as fetch() does)."""
     where = "" if bookkeeping else " WHERE NOT bookkeeping"
-    found = dict(fetch(conn, f"SELECT kind, count(*) FROM ({OBJECTS_SQL}) a{where} GROUP BY kind"))
+    return f"SELECT kind, count(*) FROM ({OBJECTS_SQL}) a{where} GROUP BY kind"
+
+
+def all_kinds(rows: list[Any]) -> dict[str, int]:
+    """counts_sql()'s rows -> every kind's count, 0 included."""
+    found = dict(rows)
     return {name: found.get(name, 0) for name in TITLES}
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbops.errors import ConfigError, DbopsError
-from dbops.migrations.migrator import Migrator
 from dbops.postgres.connection import connect
 from dbops.schema.snapshot import read_schema
 
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from dbops.config.model import Environment
+    from dbops.migrations.migrator import Migrator
     from dbops.migrations.scripts import Script
     from dbops.postgres.databases import Scratch
     from dbops.schema.snapshot import Schema
@@ -62,10 +62,11 @@ def build(
 
 def _apply(conn: psycopg.Connection[Any], scratch: Scratch, scripts: Sequence[Script]) -> None:
     """Every migration, fast: runs of plain transactional SQL migrations go in one transaction
-    and one round trip, without yoyo's records (nobody reads them here), each migration's
-    session state reset after it as migrate does. Python and non-transactional migrations, and
-    a run that fails (for its precise error, or because it needed its own commits, as a new
-    enum value used by a later migration does), go one by one through the migrator."""
+    and one query (the simple protocol takes many statements), without yoyo's records (nobody
+    reads them here), each migration's session state reset after it as migrate does. Python and
+    non-transactional migrations, and a run that fails (for its precise error, or because it
+    needed its own commits, as a new enum value used by a later migration does), go one by one
+    through the migrator."""
     slow = _Slow(conn, scratch)
     run: list[Script] = []
     for script in scripts:
@@ -78,18 +79,28 @@ def _apply(conn: psycopg.Connection[Any], scratch: Scratch, scripts: Sequence[Sc
     _apply_run(conn, run, slow)
 
 
+# After each migration, as migrate's session reset: its SET, SET ROLE, search_path are gone.
+_RESET = "RESET ALL;\nRESET ROLE;\nSET LOCAL synchronous_commit = off;\n"
+
+
+def joined(run: Sequence[Script]) -> str:
+    """A run's statements as one text for the simple protocol, each ended by a semicolon on a
+    line of its own when its own text does not end on one (it may end in a -- comment)."""
+    parts = [_RESET]  # a scratch database: no waiting for the disk
+    for script in run:
+        for statement in script.statements:
+            sql = statement.sql
+            parts.append(sql + "\n" if sql.endswith(";") else sql + "\n;\n")
+        parts.append(_RESET)
+    return "".join(parts)
+
+
 def _apply_run(conn: psycopg.Connection[Any], run: Sequence[Script], slow: _Slow) -> None:
     if not run:
         return
     try:
-        with conn.pipeline(), conn.transaction():
-            conn.execute("SET LOCAL synchronous_commit = off")  # a scratch database: no waiting for the disk
-            for script in run:
-                for statement in script.statements:
-                    conn.execute(statement.sql)  # no parameters: sent as written, % and all
-                conn.execute("RESET ALL")
-                conn.execute("RESET ROLE")
-                conn.execute("SET LOCAL synchronous_commit = off")
+        with conn.transaction():
+            conn.execute(joined(run))  # no parameters: the simple protocol, sent as written, % and all
     except Exception as exc:
         if not type(exc).__module__.startswith("psycopg"):
             raise
@@ -107,6 +118,8 @@ class _Slow:
 
     def apply(self, script: Script) -> None:
         if self.migrator is None:
+            from dbops.migrations.migrator import Migrator  # lazy: a run of plain SQL never needs it
+
             self.migrator = Migrator(self.conn, self.scratch.target)
             self.migrator.ensure_bookkeeping()
         try:

@@ -34,6 +34,7 @@ _APP_TABLES = f"""
 USER_SCHEMA, YOYO_NAMES = _USER_SCHEMA, _YOYO
 
 # Sizes take a lock on each table: ones held exclusively by another session are skipped.
+# A table's relations are itself, or a partitioned one's whole tree (an index probe each).
 _TABLES_SQL = f"""
 WITH locked AS MATERIALIZED (
   SELECT DISTINCT relation FROM pg_locks
@@ -50,8 +51,10 @@ CROSS JOIN LATERAL (  -- a partitioned table is the sum of its partitions
                   ELSE pg_relation_size(p.oid) END)::bigint AS heap_bytes,
          sum(CASE WHEN k.locked OR NOT %(sizes)s THEN p.relpages::bigint * 8192
                   ELSE pg_total_relation_size(p.oid) END)::bigint AS total_bytes
-  FROM pg_class p CROSS JOIN LATERAL (SELECT p.oid IN (SELECT relation FROM locked) AS locked) k
-  WHERE p.oid = c.oid OR (c.relkind = 'p' AND p.oid IN (SELECT relid FROM pg_partition_tree(c.oid)))
+  FROM (SELECT c.oid WHERE c.relkind <> 'p'
+        UNION ALL SELECT relid FROM pg_partition_tree(c.oid) WHERE c.relkind = 'p') m(oid)
+  JOIN pg_class p ON p.oid = m.oid
+  CROSS JOIN LATERAL (SELECT p.oid IN (SELECT relation FROM locked) AS locked) k
 ) t
 WHERE {_APP_TABLES}
 ORDER BY n.nspname, c.relname
@@ -120,7 +123,7 @@ class CatalogSummary:
 
 
 def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
-    raw_tables, estimates_only = _tables(conn)
+    raw_tables, row, objects, estimates_only = _read(conn)
     # An empty heap holds no row at all: 0 is exact without asking. Small readable ones are counted.
     to_count = [
         (schema, name)
@@ -134,9 +137,6 @@ def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
             tables.append(TableInfo(schema, name, counts.get((schema, name), 0), True, total))
         else:
             tables.append(TableInfo(schema, name, None if unanalyzed else reltuples, False, total, locked))
-    row = conn.execute(_SUMMARY_SQL, {"long": LONG_TRANSACTION}).fetchone()
-    assert row is not None
-    objects = catalog.counts(conn, bookkeeping=False)
     return CatalogSummary(
         tables=tuple(tables),
         indexes=objects["indexes"],
@@ -153,16 +153,31 @@ def summarize(conn: psycopg.Connection[Any]) -> CatalogSummary:
     )
 
 
-def _tables(conn: psycopg.Connection[Any]) -> tuple[list[tuple[Any, ...]], bool]:
-    """Every application table with its sizes; pg_class's estimates if a lock would make us wait."""
+def _read(
+    conn: psycopg.Connection[Any],
+) -> tuple[list[tuple[Any, ...]], tuple[Any, ...], dict[str, int], bool]:
+    """Every application table with its sizes, the summary row and the counts of every kind, in
+    one round trip; pg_class's estimates for the tables if a lock would make us wait."""
     from psycopg import errors
 
+    params = {"long": LONG_TRANSACTION}
     try:
-        with conn.transaction():
+        with conn.pipeline(), conn.transaction():
             conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
-            return conn.execute(_TABLES_SQL, {"sizes": True}).fetchall(), False
+            conn.execute("SET LOCAL jit = off")  # the union of every kind looks costly enough to compile
+            tables = conn.execute(_TABLES_SQL, {"sizes": True})
+            summary = conn.execute(_SUMMARY_SQL, params)
+            counts = conn.execute(catalog.counts_sql(bookkeeping=False))
+        return tables.fetchall(), _one(summary.fetchone()), catalog.all_kinds(counts.fetchall()), False
     except errors.LockNotAvailable:
-        return conn.execute(_TABLES_SQL, {"sizes": False}).fetchall(), True
+        raw_tables = conn.execute(_TABLES_SQL, {"sizes": False}).fetchall()
+        row = _one(conn.execute(_SUMMARY_SQL, params).fetchone())
+        return raw_tables, row, catalog.counts(conn, bookkeeping=False), True
+
+
+def _one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    assert row is not None
+    return row
 
 
 def _exact_counts(conn: psycopg.Connection[Any], tables: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -176,9 +191,10 @@ def _exact_counts(conn: psycopg.Connection[Any], tables: list[tuple[str, str]]) 
         for i, (schema, name) in enumerate(tables)
     ]
     try:
-        with conn.transaction():
+        with conn.pipeline(), conn.transaction():
             conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
-            rows = conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
+            cursor = conn.execute(sql.SQL(" UNION ALL ").join(parts))
+        rows = cursor.fetchall()
     except errors.LockNotAvailable:
         return {}
     return {tables[i]: count for i, count in rows}

@@ -441,6 +441,7 @@ SELECT {_desc("pg_class", "c.oid")} AS descr, c.relacl AS acl, c.relowner AS own
        CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END AS k
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_ON_APP_TABLE}
+   AND c.relacl IS NOT NULL  -- else the owner's default only: no grant (skips describing each)
 UNION ALL
 SELECT {_desc("pg_class", "c.oid", "a.attnum")}, a.attacl, c.relowner, 'c'
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -502,9 +503,10 @@ SELECT 'comment', 'on ' || pg_describe_object(d.classoid, d.objoid, d.objsubid),
          SELECT c.oid FROM pg_class c WHERE c.relname IN {YOYO_NAMES}))"""
 
 
-def combined_sql(version: int) -> str:
-    """One statement for every kind (no parameters: % is itself)."""
-    parts = (
+def queries(version: int) -> tuple[str, ...]:
+    """The statements of every kind (no parameters: % is itself), to run pipelined: each part
+    on its own plans in about half the time the union of them all takes, and runs faster."""
+    return (
         _database_objects(version),
         _routines(version),
         _OPERATORS,
@@ -515,4 +517,3 @@ def combined_sql(version: int) -> str:
         _PRIVILEGES,
         _COMMENTS,
     )
-    return "\nUNION ALL\n".join(parts)

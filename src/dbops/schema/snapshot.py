@@ -15,17 +15,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbops.schema.introspect import USER_SCHEMA, YOYO_NAMES
-from dbops.schema.objects import Thing, combined_sql
+from dbops.schema.objects import Thing, queries
 
 if TYPE_CHECKING:
     import psycopg
 
-# Objects an extension owns are not the application's (one hashed scan of pg_depend).
-_NOT_EXTENSION = "{oid} NOT IN (SELECT objid FROM pg_depend WHERE deptype = 'e')"
+# Objects an extension owns are not the application's (an index probe of pg_depend per object:
+# a hashed scan of all of it costs a few milliseconds in every query).
+_NOT_EXTENSION = (
+    "NOT EXISTS (SELECT FROM pg_depend e_ WHERE e_.classid = '{catalog}'::regclass"
+    " AND e_.objid = {oid} AND e_.deptype = 'e')"
+)
+_NOT_EXTENSION_C = _NOT_EXTENSION.format(catalog="pg_class", oid="c.oid")
 
 _RELATIONS = f"""
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {YOYO_NAMES}
+  WHERE {USER_SCHEMA} AND {_NOT_EXTENSION_C} AND c.relname NOT IN {YOYO_NAMES}
 """
 
 # One row per table, then its columns in order (a table without columns still gets its row).
@@ -47,7 +52,7 @@ SELECT n.nspname, c.relname, a.attname,
   LEFT JOIN pg_collation co ON co.oid = a.attcollation
   LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
   LEFT JOIN owned o ON o.table_oid = c.oid AND o.attnum = a.attnum
- WHERE c.relkind IN ('r', 'p', 'f') AND {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+ WHERE c.relkind IN ('r', 'p', 'f') AND {USER_SCHEMA} AND {_NOT_EXTENSION_C}
    AND c.relname NOT IN {YOYO_NAMES}
  ORDER BY n.nspname, c.relname, a.attnum
 """
@@ -61,7 +66,7 @@ SELECT n.nspname, c.relname, k.conname, k.contype,
        pg_get_constraintdef(k.oid, true)
   FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE k.contype IN ('p', 'u', 'c', 'f', 'x') AND c.relkind IN ('r', 'p') AND {USER_SCHEMA}
-   AND {_NOT_EXTENSION.format(oid="c.oid")} AND c.relname NOT IN {YOYO_NAMES}
+   AND {_NOT_EXTENSION_C} AND c.relname NOT IN {YOYO_NAMES}
  ORDER BY 1, 2, 3
 """
 
@@ -72,7 +77,7 @@ SELECT n.nspname, c.relname, i.relname, am.amname, x.indisunique,
   FROM pg_index x
   JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam
   JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+ WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMA} AND {_NOT_EXTENSION_C}
    AND c.relname NOT IN {YOYO_NAMES}
    AND NOT EXISTS (SELECT 1 FROM pg_constraint k
                     WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid
@@ -107,7 +112,7 @@ SELECT n.nspname, c.relname, pg_describe_object('pg_class'::regclass, c.oid, 0),
 _ENUMS_SQL = f"""
 SELECT n.nspname, t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
- WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="t.oid")}
+ WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(catalog="pg_type", oid="t.oid")}
  GROUP BY 1, 2 ORDER BY 1, 2
 """
 
@@ -121,7 +126,7 @@ SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqinc
          WHERE dep.classid = 'pg_class'::regclass AND dep.objid = c.oid AND dep.deptype = 'a'
            AND dep.refclassid = 'pg_class'::regclass LIMIT 1)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
- WHERE {USER_SCHEMA} AND {_NOT_EXTENSION.format(oid="c.oid")}
+ WHERE {USER_SCHEMA} AND {_NOT_EXTENSION_C}
   AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass
                    AND dep.objid = c.oid AND dep.deptype = 'i')
 ORDER BY 1, 2
@@ -274,7 +279,7 @@ def _split(name: str) -> tuple[str, str]:
 
 def read_schema(conn: psycopg.Connection[Any]) -> Schema:
     """The whole application schema, in one read-only transaction and one round trip."""
-    queries = (
+    tables_queries = (
         _TABLES_SQL,
         _CONSTRAINTS_SQL,
         _INDEXES_SQL,
@@ -286,11 +291,12 @@ def read_schema(conn: psycopg.Connection[Any]) -> Schema:
     with conn.pipeline(), conn.transaction(force_rollback=True):
         conn.execute("SET LOCAL search_path = public")
         conn.execute("SET LOCAL jit = off")  # compiling the big union costs more than running it
-        cursors = [conn.execute(query, {}) for query in queries]
-        cursors.append(conn.execute(combined_sql(conn.info.server_version)))
-    tables_, constraints, indexes, aspects, enums_, sequences_, views_, objects_ = (
+        cursors = [conn.execute(query, {}) for query in tables_queries]
+        others = [conn.execute(query) for query in queries(conn.info.server_version)]
+    tables_, constraints, indexes, aspects, enums_, sequences_, views_ = (
         cursor.fetchall() for cursor in cursors
     )
+    objects_ = [row for cursor in others for row in cursor.fetchall()]
     tables = _tables(tables_, constraints, indexes, aspects)
     enums = {qualified(s, n): tuple(labels) for s, n, labels in enums_}
     sequences = {}

@@ -9,20 +9,22 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome
 from dbops.errors import ConfigError, DbopsError
 from dbops.migrations import files as migrations
 from dbops.migrations.files import MigrationFile
-from dbops.migrations.lint import Finding, lint, session_lock_timeout_ms
 from dbops.migrations.scripts import Script, load, order, refuse_empty
 from dbops.output.reports.validate import ValidateReport
 from dbops.postgres.databases import scratch_database
 from dbops.schema import expected
 from dbops.schema.compare import compare
 from dbops.schema.snapshot import read_schema
+
+if TYPE_CHECKING:
+    from dbops.migrations.lint import Finding
 
 T = TypeVar("T")
 
@@ -79,7 +81,7 @@ class Validate:
         report.deleted = list(state.unaccepted_missing)
         # Three things at once: the migration files are parsed and linted in a thread while the
         # server creates the scratch database; then the live schema is read on this connection
-        # while the scratch one is built on its own.
+        # while the scratch one is built on its own; the two are compared while it is dropped.
         parsed = InBackground(_scripts, state.files, set(report.pending), ctx)
         with scratch_database(conn, ctx.target(), ctx.env, ctx.embedded_server()) as scratch:
             live = InBackground(read_schema, conn)
@@ -90,7 +92,8 @@ class Validate:
                 )
             finally:
                 actual = live.result()  # before the scratch database is dropped on that connection
-        report.differences = compare(wanted, actual)
+            compared = InBackground(compare, wanted, actual)  # while the scratch database is dropped
+        report.differences = compared.result()
         report.duration_s = time.monotonic() - started
         report.finished = True
         if report.failed:
@@ -102,13 +105,14 @@ def _scripts(
     files: Sequence[MigrationFile], pending: set[str], ctx: RunContext
 ) -> tuple[list[Script], list[Finding]]:
     """Every migration parsed, in the order migrate applies them; the pending ones linted."""
-    scripts = order(list(load(files).values()))
-    refuse_empty(s for s in scripts if s.id in pending)
-    findings = lint(
-        [s for s in scripts if s.id in pending],
-        lock_timeout_ms=session_lock_timeout_ms(ctx.env),
-        shown=ctx.config.shown,
-    )
+    scripts = order(list(load(files, cache=ctx.config.state_dir).values()))
+    to_lint = [s for s in scripts if s.id in pending]
+    refuse_empty(to_lint)
+    if not to_lint:
+        return scripts, []
+    from dbops.migrations.lint import lint, session_lock_timeout_ms  # lazy: only pending ones need it
+
+    findings = lint(to_lint, lock_timeout_ms=session_lock_timeout_ms(ctx.env), shown=ctx.config.shown)
     return scripts, findings
 
 
