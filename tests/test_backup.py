@@ -483,16 +483,18 @@ def test_a_restore_that_fails_leaves_live_untouched_and_drops_the_scratch(
     assert side_databases(admin_url, database_url) == []
 
 
+@pytest.mark.parametrize("how", ["plain", "plain, in place", "custom"])
 def test_row_counts_that_differ_from_the_manifest_stop_before_the_swap(
-    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection
+    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection, how: str
 ) -> None:
+    """Counted as the script goes to psql (plain), or in the database (pg_restore's load)."""
     db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1), (2)")
-    path = backup(cli)
+    path = backup(cli, *(["--format=custom"] if how == "custom" else []))
     manifest_file = path.with_name(path.name + ".json")
     manifest = json.loads(manifest_file.read_text())
     manifest["tables"][0]["rows"] = 3
     manifest_file.write_text(json.dumps(manifest))
-    result = cli("restore", str(path), "--force")
+    result = cli("restore", str(path), "--force", *(["--in-place"] if "in place" in how else []))
     assert result.code == 1, result.text
     assert "does not match the backup's manifest: public.notes: 2 rows, expected 3" in result.err
     assert side_databases(admin_url, database_url) == []

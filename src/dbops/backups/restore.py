@@ -139,7 +139,7 @@ def load_scratch(
     create_scratch(admin, result.scratch, live, manifest.encoding)
     try:
         started = time.monotonic()
-        load(
+        loaded = load(
             target,
             tools,
             path,
@@ -153,7 +153,7 @@ def load_scratch(
         )
         result.load_s = time.monotonic() - started
         started = time.monotonic()
-        result.rows, result.tables = check_restored(target, env, result.scratch, manifest)
+        result.rows, result.tables = check_restored(target, env, result.scratch, manifest, loaded)
         result.verify_s = time.monotonic() - started
     except BaseException:
         with contextlib.suppress(Exception):
@@ -259,8 +259,8 @@ def trial_restore(
         scratch = unused_name(admin, live, f"__verify_{backups.utc_now().strftime('%Y%m%d_%H%M%S')}")
         create_scratch(admin, scratch, live, manifest.encoding)
         try:
-            load(target, tools, path, manifest, scratch, _major_of(admin))
-            check_restored(target, env, scratch, manifest)
+            loaded = load(target, tools, path, manifest, scratch, _major_of(admin))
+            check_restored(target, env, scratch, manifest, loaded)
         finally:
             drop_database(admin, scratch)
 
@@ -286,7 +286,7 @@ def restore_in_place(
         restore_lock_on(conn, live)  # again if the lock step took it on this session: it counts twice
     started = time.monotonic()
     with _checked(path, manifest, tools, shown) as check:
-        _run_script(
+        loaded = _run_script(
             target,
             tools,
             path,
@@ -299,15 +299,26 @@ def restore_in_place(
         )
     result.load_s = time.monotonic() - started
     started = time.monotonic()
-    result.rows, result.tables = check_restored(target, env, live, manifest)
+    result.rows, result.tables = check_restored(target, env, live, manifest, loaded)
     result.verify_s = time.monotonic() - started
     return result
 
 
-def check_restored(target: Target, env: Environment, database: str, manifest: Manifest) -> tuple[int, int]:
-    """Row counts and objects of the restored database (on `target`'s server) against the manifest."""
+def check_restored(
+    target: Target,
+    env: Environment,
+    database: str,
+    manifest: Manifest,
+    loaded: dict[tuple[str, str], int] | None = None,
+) -> tuple[int, int]:
+    """Row counts and objects of the restored database (on `target`'s server) against the manifest.
+    The rows are those psql `loaded` (each table's COPY block, counted as the script went by:
+    psql stops at the first error, so each loaded whole), else counted in the database."""
     with connect(target.with_dbname(database), env) as conn:
-        found = contents.read(conn)
+        found = contents.read(conn, count_rows=loaded is None)
+    if loaded is not None:
+        for table in found.tables:
+            table.rows = loaded.get((table.schema, table.name), 0)
     problems = contents.differences(manifest.tables, manifest.objects, found)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
@@ -334,15 +345,16 @@ def load(
     progress: Advance | None = None,
     stop: threading.Event | None = None,
     shown: str | None = None,
-) -> None:
+) -> dict[tuple[str, str], int] | None:
     """The backup into an empty database on `target`'s server, stopping at the first error
     (and when `stop` is set: LoadStopped); the file's sha256 and full read checked in the same
-    pass (BackupInvalid, `shown` naming the file, before the load is complete)."""
+    pass (BackupInvalid, `shown` naming the file, before the load is complete). Returns the rows
+    psql loaded into each table, when the script went through this process (else None)."""
     with _checked(path, manifest, tools, shown) as check:
         if manifest.format == "plain" or server_major < 17 or _major(manifest.server_version) != server_major:
             # through ScriptFilter: SET transaction_timeout for servers before 17, and other
             # servers' column options, need taking out
-            _run_script(
+            return _run_script(
                 target,
                 tools,
                 path,
@@ -353,8 +365,8 @@ def load(
                 stop=stop,
                 check=check,
             )
-            return
         _restore_archive(target, tools, path, manifest, database, server_major, jobs, progress, stop, check)
+        return None
 
 
 @contextlib.contextmanager
@@ -465,9 +477,10 @@ def _run_script(
     progress: Advance | None = None,
     stop: threading.Event | None = None,
     check: FileCheck | None = None,
-) -> None:
+) -> dict[tuple[str, str], int]:
     """The backup as an SQL script (the file itself, or pg_restore's rendering of it), adapted by
-    ScriptFilter, into psql (stopping at the first error; one transaction when clearing first)."""
+    ScriptFilter, into psql (stopping at the first error; one transaction when clearing first);
+    returns the rows of each table's COPY block it loaded."""
     script_filter = _LineMap(database, server_major=server_major, head_only=head_only)
     psql = [
         str(tools.psql.path),
@@ -497,6 +510,7 @@ def _run_script(
         )
     if render_error:
         raise RestoreFailed(f"pg_restore failed: {render_error}", _LOAD_HINT)
+    return script_filter.rows
 
 
 class UnsafeBackup(DbopsError):
