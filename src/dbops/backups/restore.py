@@ -37,7 +37,14 @@ from dbops.backups.store import CHUNK, Advance, Manifest
 from dbops.errors import DbopsError, RestoreFailed
 from dbops.postgres import tools as pgtools
 from dbops.postgres.connection import Target, connect
-from dbops.postgres.databases import create_scratch, drop_database, drop_leftovers, swap, unused_name
+from dbops.postgres.databases import (
+    create_scratch,
+    drop_database,
+    drop_leftovers,
+    swap,
+    unused_name,
+    wait_until_unused,
+)
 from dbops.postgres.locks import RestoreLock, locked_maintenance, restore_lock_on
 from dbops.schema import drop
 
@@ -168,6 +175,8 @@ def swap_in(admin: psycopg.Connection[Any], result: RestoreResult, stamp: str) -
     assert result.scratch is not None
     started = time.monotonic()
     try:
+        # the check's session (and the load's) may still be ending: the rename would wait 100 ms
+        wait_until_unused(admin, result.scratch)
         result.kept_as, result.terminated = swap(admin, result.database, result.scratch, stamp)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -312,14 +321,18 @@ def check_restored(
     loaded: dict[tuple[str, str], int] | None = None,
 ) -> tuple[int, int]:
     """Row counts and objects of the restored database (on `target`'s server) against the manifest.
-    The rows are those psql `loaded` (each table's COPY block, counted as the script went by:
-    psql stops at the first error, so each loaded whole), else counted in the database."""
+    The rows are those `loaded` (each table's COPY block, counted as psql was given it: psql
+    stops at the first error, so each loaded whole), else counted in the database; counted in
+    the database after all when they differ."""
     with connect(target.with_dbname(database), env) as conn:
         found = contents.read(conn, count_rows=loaded is None)
-    if loaded is not None:
-        for table in found.tables:
-            table.rows = loaded.get((table.schema, table.name), 0)
-    problems = contents.differences(manifest.tables, manifest.objects, found)
+        if loaded is not None:
+            for table in found.tables:
+                table.rows = loaded.get((table.schema, table.name), 0)
+        problems = contents.differences(manifest.tables, manifest.objects, found)
+        if problems and loaded is not None:
+            contents.count_rows_of(conn, found.tables)
+            problems = contents.differences(manifest.tables, manifest.objects, found)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise RestoreFailed(
