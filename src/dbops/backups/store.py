@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 import zlib
 from collections.abc import Callable, Generator, Iterator
@@ -32,7 +31,7 @@ from dbops.backups.formats import FORMATS, Format
 from dbops.config.model import shown as shown_path
 from dbops.errors import DbopsError
 from dbops.postgres.embedded import process_alive
-from dbops.postgres.tools import base_env, drained, spawn, widen_pipe
+from dbops.postgres.tools import base_env, drained, spawn
 
 AUTOMATED = "automated"
 TRAILER = b"-- PostgreSQL database dump complete"
@@ -257,25 +256,17 @@ def size_of(path: Path) -> int:
 
 
 def read_through(
-    path: Path,
-    fmt: Format,
-    method: str,
-    pg_restore: Path,
-    shown: str,
-    progress: Progress | None = None,
-    rows: Any = None,
+    path: Path, fmt: Format, method: str, pg_restore: Path, shown: str, progress: Progress | None = None
 ) -> tuple[str, dict[str, str]]:
     """Read a backup completely, decompressing as needed; returns its sha256 (and, for the
     directory format, each file's).
 
     Plain: gunzip in-process and look for pg_dump's "dump complete" trailer. Custom: stream it
     into ``pg_restore -f /dev/null``, which decodes every entry and data block. Directory:
-    each file's checksum, and ``pg_restore -f /dev/null`` over the folder. With `rows` (a
-    dbops.backups.rowcount.RowCounter), an archive's script comes back from pg_restore instead,
-    and the rows of each table's data are counted in it.
+    each file's checksum, and ``pg_restore -f /dev/null`` over the folder.
     """
     if fmt in ("custom", "directory"):
-        return _pg_restore_reads(pg_restore, path, shown, progress, rows)
+        return _pg_restore_reads(pg_restore, path, shown, progress)
     return _read_plain(path, method == "gzip", shown, progress), {}
 
 
@@ -390,36 +381,21 @@ def plain_text(
 
 
 def _pg_restore_reads(
-    pg_restore: Path, archive: Path, shown: str, progress: Progress | None = None, rows: Any = None
+    pg_restore: Path, archive: Path, shown: str, progress: Progress | None = None
 ) -> tuple[str, dict[str, str]]:
     """pg_restore -f /dev/null over the archive (it decodes every block), while this process
-    hashes the file beside it; returns the sha256 (of the file; the combined one of a folder).
-    With `rows`, pg_restore's script comes to a thread that feeds it to that RowCounter."""
+    hashes the file beside it; returns the sha256 (of the file; the combined one of a folder)."""
     process = spawn(
-        [str(pg_restore), "-f", os.devnull if rows is None else "-", str(archive)],
+        [str(pg_restore), "-f", os.devnull, str(archive)],
         base_env(),
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL if rows is None else subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     with drained(process) as stderr:
-        counter = None
-        if rows is not None:
-            assert process.stdout is not None
-            script = process.stdout.fileno()
-            widen_pipe(script)
-
-            def count() -> None:
-                for chunk in iter(lambda: os.read(script, CHUNK), b""):
-                    rows.feed(chunk)
-
-            counter = threading.Thread(target=count, name="dbops-verify-rows", daemon=True)
-            counter.start()
         digest, files = (
             directory_digest(archive) if archive.is_dir() else (sha256_file(archive, progress), {})
         )
-        if counter is not None:
-            counter.join()  # the end of pg_restore's output
         code = process.wait()
     if code != 0:
         detail = stderr().decode("utf-8", "replace").strip().splitlines()
