@@ -320,12 +320,31 @@ def live_marker(database_url: str) -> list[tuple[int]]:
         return conn.execute("SELECT id FROM public.notes ORDER BY id").fetchall()
 
 
+@pytest.mark.parametrize("in_place", [False, True], ids=["scratch", "in-place"])
 @pytest.mark.parametrize(
-    "damage", ["truncated", "flipped byte", "no manifest", "not a dump", "custom, corrupt"]
+    "damage",
+    [
+        "truncated",
+        "flipped byte",
+        "header byte",
+        "no manifest",
+        "not a dump",
+        "custom, corrupt",
+        "custom, byte",
+    ],
 )
 def test_a_bad_file_is_refused_before_anything_is_touched(
-    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection, damage: str
+    project: Path,
+    cli: Run,
+    admin_url: str,
+    database_url: str,
+    db: psycopg.Connection,
+    damage: str,
+    in_place: bool,
 ) -> None:
+    """The size and an archive's table of contents before anything; the sha256 and the full read
+    as the file loads (into a scratch database, or in place in one transaction, which is then
+    rolled back): nothing of the live database changes, and no safety backup stays."""
     build_rich(db)
     path = backup(cli, *(["--format=custom"] if damage.startswith("custom") else []))
     db.execute("DELETE FROM public.notes WHERE id > 3")
@@ -334,6 +353,10 @@ def test_a_bad_file_is_refused_before_anything_is_touched(
         path.write_bytes(data[: len(data) // 2])
     elif damage == "flipped byte":
         path.write_bytes(data[:500] + bytes([data[500] ^ 0xFF]) + data[501:])
+    elif damage == "header byte":  # the gzip header's time: the script loads whole, only its sha256 differs
+        path.write_bytes(data[:5] + bytes([data[5] ^ 0xFF]) + data[6:])
+    elif damage == "custom, byte":  # in a data block: only the sha256 tells before pg_restore does
+        path.write_bytes(data[:-200] + bytes([data[-200] ^ 0xFF]) + data[-199:])
     elif damage == "no manifest":
         path.with_name(path.name + ".json").unlink()
     elif damage == "not a dump":
@@ -343,14 +366,15 @@ def test_a_bad_file_is_refused_before_anything_is_touched(
         middle = len(data) // 2
         path.write_bytes(data[:middle] + b"\x00" * 64 + data[middle + 64 :])
         refresh_manifest(path)
-    result = cli("restore", str(path), "--force")
+    result = cli("restore", str(path), "--force", *(["--in-place"] if in_place else []))
     assert result.code == 2, result.text
     assert f"Error: Invalid backup file format: {path.relative_to(project)}" in result.err
     assert "Hint: Use a different backup, or restore from the automatic ones" in result.err
     assert "dbops restore latest" in result.err
     assert live_marker(database_url) == [(1,), (2,), (3,)]
     assert side_databases(admin_url, database_url) == []
-    assert not (project / "backups" / "db" / "automated").exists()  # not even a safety backup
+    # not even a safety backup: a file found bad as it loads takes the one taken meanwhile along
+    assert list((project / "backups" / "db" / "automated").glob("*")) == []
 
 
 def test_restore_needs_confirmation(project: Path, cli: Run, db: psycopg.Connection) -> None:
@@ -459,16 +483,18 @@ def test_a_restore_that_fails_leaves_live_untouched_and_drops_the_scratch(
     assert side_databases(admin_url, database_url) == []
 
 
+@pytest.mark.parametrize("how", ["plain", "plain, in place", "custom"])
 def test_row_counts_that_differ_from_the_manifest_stop_before_the_swap(
-    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection
+    project: Path, cli: Run, admin_url: str, database_url: str, db: psycopg.Connection, how: str
 ) -> None:
+    """Counted as the script goes to psql (plain), or in the database (pg_restore's load)."""
     db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1), (2)")
-    path = backup(cli)
+    path = backup(cli, *(["--format=custom"] if how == "custom" else []))
     manifest_file = path.with_name(path.name + ".json")
     manifest = json.loads(manifest_file.read_text())
     manifest["tables"][0]["rows"] = 3
     manifest_file.write_text(json.dumps(manifest))
-    result = cli("restore", str(path), "--force")
+    result = cli("restore", str(path), "--force", *(["--in-place"] if "in place" in how else []))
     assert result.code == 1, result.text
     assert "does not match the backup's manifest: public.notes: 2 rows, expected 3" in result.err
     assert side_databases(admin_url, database_url) == []

@@ -171,3 +171,20 @@ def test_psql_restrict_is_used_where_psql_has_it() -> None:
         and not _has_restrict(psql((16, 9)))
         and not _has_restrict(psql((12, 22)))
     )
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64, 1 << 20])
+def test_the_script_filter_counts_the_rows_of_each_copy_block(size: int) -> None:
+    """Whatever the chunks: a row per line of COPY data, '\\.' not one of them, nor a value that
+    ends in an (escaped) backslash and a dot; quoted names."""
+    script = (
+        b"CREATE TABLE public.a (x text);\n"
+        b"COPY public.a (x) FROM stdin;\n1\n\\\\.\nthree \\\\.\n\\.\n\n"
+        b'COPY "my ""schema"".x"."Tab le" (x) FROM stdin;\n\\.\r\n'
+        b"COPY public.b (x) FROM stdin;\nCOPY public.a (x) FROM stdin;\n\\.\n"
+        b"COPY public.a (x) FROM stdin;\n5\n\\.\n-- PostgreSQL database dump complete\n"
+    )
+    script_filter = ScriptFilter("target", server_major=18)
+    out = b"".join(script_filter.feed(script[i : i + size]) for i in range(0, len(script), size))
+    assert out + script_filter.close() == script
+    assert script_filter.rows == {("public", "a"): 4, ('my "schema".x', "Tab le"): 0, ("public", "b"): 1}

@@ -1,11 +1,13 @@
 """Restoring a backup without risking the live database.
 
-``restore_file(target, env, config, path)``: check the file against its manifest (sha256, a full
-read), restore it into a scratch database ``<db>__restore_<ts>`` (stopping at the first error),
-check the scratch database (row counts and objects against the manifest), then swap: terminate the
-sessions on the live database, and in one transaction rename live to ``<db>__pre_restore_<ts>``
-(kept, so nothing is lost) and scratch to live. Before the swap the live database is never
-touched; on any failure the scratch database is dropped.
+``restore_file(target, env, config, path)``: check the file against its manifest (its size and,
+for an archive, its table of contents), restore it into a scratch database
+``<db>__restore_<ts>`` (stopping at the first error) while its sha256 and a full read are checked
+in the same pass (dbops.backups.filecheck), check the scratch database (row counts and objects
+against the manifest), then swap: terminate the sessions on the live database, and in one
+transaction rename live to ``<db>__pre_restore_<ts>`` (kept, so nothing is lost) and scratch to
+live. Before the swap the live database is never touched; on any failure (the file's included)
+the scratch database is dropped.
 
 A restore holds an advisory lock (on a maintenance connection) for its database: two restores
 never overlap, and a scratch database found while holding it is a leftover of a killed run
@@ -29,12 +31,20 @@ from typing import TYPE_CHECKING, Any
 
 from dbops.backups import contents
 from dbops.backups import store as backups
+from dbops.backups.filecheck import FileCheck
 from dbops.backups.script_filter import ScriptFilter, ScriptRefused
 from dbops.backups.store import CHUNK, Advance, Manifest
 from dbops.errors import DbopsError, RestoreFailed
 from dbops.postgres import tools as pgtools
 from dbops.postgres.connection import Target, connect
-from dbops.postgres.databases import create_scratch, drop_database, drop_leftovers, swap, unused_name
+from dbops.postgres.databases import (
+    create_scratch,
+    drop_database,
+    drop_leftovers,
+    swap,
+    unused_name,
+    wait_until_unused,
+)
 from dbops.postgres.locks import RestoreLock, locked_maintenance, restore_lock_on
 from dbops.schema import drop
 
@@ -59,22 +69,28 @@ class RestoreResult:
 
 
 def restore_file(target: Target, env: Environment, config: Config, path: Path) -> RestoreResult:
-    """Restore `target`'s database from `path` (verified first), non-interactively, without a
+    """Restore `target`'s database from `path` (checked as it loads), non-interactively, without a
     safety backup: for other steps' undo actions. The caller closes its own sessions on that
     database first (they would block the swap). The database it replaces is kept (renamed,
     RestoreResult.kept_as), as in every restore: the caller says so."""
     manifest = check_file(path, config)
-    return replace_database(target, env, pgtools.toolbox(config), path, manifest)
+    return replace_database(target, env, pgtools.toolbox(config), path, manifest, shown=config.shown(path))
 
 
-def check_file(path: Path, config: Config, progress: Advance | None = None) -> Manifest:
-    """The manifest, the size and sha256 it records, and a full read of the file (exit 2 if not);
-    with the pg_restore that config names."""
+def check_file(
+    path: Path, config: Config, progress: Advance | None = None, *, full: bool = False
+) -> Manifest:
+    """The manifest, and the file against it: its size and an archive's table of contents
+    (exit 2 if not); the sha256 and the full read come with the load (dbops.backups.filecheck),
+    or here too with `full`. With the pg_restore that config names."""
     shown = config.shown(path)
     manifest = backups.read_manifest(path, shown)
     tools = pgtools.toolbox(config)
-    advance = (lambda done: progress("Checking backup", done, manifest.size)) if progress else None
-    backups.verify(path, manifest, tools.pg_restore.path, shown, advance)
+    if full:
+        advance = (lambda done: progress("Checking backup", done, manifest.size)) if progress else None
+        backups.verify(path, manifest, tools.pg_restore.path, shown, advance)
+    else:
+        backups.precheck(path, manifest, tools.pg_restore.path, shown)
     return manifest
 
 
@@ -88,6 +104,7 @@ def replace_database(
     jobs: int | None = None,
     progress: Advance | None = None,
     lock: RestoreLock | None = None,
+    shown: str | None = None,
 ) -> RestoreResult:
     """Scratch database, its check, the swap (the README's steps 5 to 7); on the connection of
     `lock` (taken by the restore-lock step, before the safety backup), or on one that takes the
@@ -98,7 +115,9 @@ def replace_database(
             admin = lock.conn
         else:
             admin = stack.enter_context(locked_maintenance(target, env))
-        result = load_scratch(target, env, tools, path, manifest, admin, stamp, jobs=jobs, progress=progress)
+        result = load_scratch(
+            target, env, tools, path, manifest, admin, stamp, jobs=jobs, progress=progress, shown=shown
+        )
         swap_in(admin, result, stamp)
     return result
 
@@ -115,10 +134,11 @@ def load_scratch(
     jobs: int | None = None,
     progress: Advance | None = None,
     stop: threading.Event | None = None,
+    shown: str | None = None,
 ) -> RestoreResult:
-    """A scratch database beside `target`'s, the backup loaded into it and checked (the live
-    database untouched); on any failure it is dropped. `admin` holds the restore lock; `stop`
-    set ends the load (LoadStopped)."""
+    """A scratch database beside `target`'s, the backup loaded into it and checked, the file's
+    sha256 and full read too (the live database untouched); on any failure it is dropped.
+    `admin` holds the restore lock; `stop` set ends the load (LoadStopped)."""
     live = target.dbname
     result = RestoreResult(live)
     drop_leftovers(admin, live)
@@ -126,7 +146,7 @@ def load_scratch(
     create_scratch(admin, result.scratch, live, manifest.encoding)
     try:
         started = time.monotonic()
-        load(
+        loaded = load(
             target,
             tools,
             path,
@@ -136,10 +156,11 @@ def load_scratch(
             jobs=jobs,
             progress=progress,
             stop=stop,
+            shown=shown,
         )
         result.load_s = time.monotonic() - started
         started = time.monotonic()
-        result.rows, result.tables = check_restored(target, env, result.scratch, manifest)
+        result.rows, result.tables = check_restored(target, env, result.scratch, manifest, loaded)
         result.verify_s = time.monotonic() - started
     except BaseException:
         with contextlib.suppress(Exception):
@@ -154,6 +175,8 @@ def swap_in(admin: psycopg.Connection[Any], result: RestoreResult, stamp: str) -
     assert result.scratch is not None
     started = time.monotonic()
     try:
+        # the check's session (and the load's) may still be ending: the rename would wait 100 ms
+        wait_until_unused(admin, result.scratch)
         result.kept_as, result.terminated = swap(admin, result.database, result.scratch, stamp)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -182,6 +205,7 @@ class BackgroundLoad:
         admin: psycopg.Connection[Any],
         *,
         jobs: int | None = None,
+        shown: str | None = None,
     ) -> None:
         self.admin = admin
         self.stamp = backups.utc_now().strftime("%Y%m%d_%H%M%S")
@@ -192,7 +216,16 @@ class BackgroundLoad:
         def work() -> None:
             try:
                 self.result = load_scratch(
-                    target, env, tools, path, manifest, admin, self.stamp, jobs=jobs, stop=self.stop
+                    target,
+                    env,
+                    tools,
+                    path,
+                    manifest,
+                    admin,
+                    self.stamp,
+                    jobs=jobs,
+                    stop=self.stop,
+                    shown=shown,
                 )
             except BaseException as exc:  # raised by finish(), in the step that waits for it
                 self.error = exc
@@ -235,8 +268,8 @@ def trial_restore(
         scratch = unused_name(admin, live, f"__verify_{backups.utc_now().strftime('%Y%m%d_%H%M%S')}")
         create_scratch(admin, scratch, live, manifest.encoding)
         try:
-            load(target, tools, path, manifest, scratch, _major_of(admin))
-            check_restored(target, env, scratch, manifest)
+            loaded = load(target, tools, path, manifest, scratch, _major_of(admin))
+            check_restored(target, env, scratch, manifest, loaded)
         finally:
             drop_database(admin, scratch)
 
@@ -250,8 +283,10 @@ def restore_in_place(
     manifest: Manifest,
     progress: Advance | None = None,
     lock: RestoreLock | None = None,
+    shown: str | None = None,
 ) -> RestoreResult:
-    """Empty the live database and load the backup, all in one transaction (no CREATEDB needed).
+    """Empty the live database and load the backup, all in one transaction (no CREATEDB needed);
+    a file that fails its check as it loads rolls it back (psql never gets the end of its input).
     `conn` is the caller's connection to `target` (the restore lock is taken on it unless `lock`
     holds it on a connection of its own); it stays open."""
     live = target.dbname
@@ -259,19 +294,45 @@ def restore_in_place(
     if lock is None or not lock.maintenance or lock.conn.closed:
         restore_lock_on(conn, live)  # again if the lock step took it on this session: it counts twice
     started = time.monotonic()
-    _run_script(target, tools, path, manifest, live, _major_of(conn), clear_first=True, progress=progress)
+    with _checked(path, manifest, tools, shown) as check:
+        loaded = _run_script(
+            target,
+            tools,
+            path,
+            manifest,
+            live,
+            _major_of(conn),
+            clear_first=True,
+            progress=progress,
+            check=check,
+        )
     result.load_s = time.monotonic() - started
     started = time.monotonic()
-    result.rows, result.tables = check_restored(target, env, live, manifest)
+    result.rows, result.tables = check_restored(target, env, live, manifest, loaded)
     result.verify_s = time.monotonic() - started
     return result
 
 
-def check_restored(target: Target, env: Environment, database: str, manifest: Manifest) -> tuple[int, int]:
-    """Row counts and objects of the restored database (on `target`'s server) against the manifest."""
+def check_restored(
+    target: Target,
+    env: Environment,
+    database: str,
+    manifest: Manifest,
+    loaded: dict[tuple[str, str], int] | None = None,
+) -> tuple[int, int]:
+    """Row counts and objects of the restored database (on `target`'s server) against the manifest.
+    The rows are those `loaded` (each table's COPY block, counted as psql was given it: psql
+    stops at the first error, so each loaded whole), else counted in the database; counted in
+    the database after all when they differ."""
     with connect(target.with_dbname(database), env) as conn:
-        found = contents.read(conn)
-    problems = contents.differences(manifest.tables, manifest.objects, found)
+        found = contents.read(conn, count_rows=loaded is None)
+        if loaded is not None:
+            for table in found.tables:
+                table.rows = loaded.get((table.schema, table.name), 0)
+        problems = contents.differences(manifest.tables, manifest.objects, found)
+        if problems and loaded is not None:
+            contents.count_rows_of(conn, found.tables)
+            problems = contents.differences(manifest.tables, manifest.objects, found)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise RestoreFailed(
@@ -296,14 +357,57 @@ def load(
     jobs: int | None = None,
     progress: Advance | None = None,
     stop: threading.Event | None = None,
-) -> None:
+    shown: str | None = None,
+) -> dict[tuple[str, str], int] | None:
     """The backup into an empty database on `target`'s server, stopping at the first error
-    (and when `stop` is set: LoadStopped)."""
-    if manifest.format == "plain" or server_major < 17 or _major(manifest.server_version) != server_major:
-        # through ScriptFilter: SET transaction_timeout for servers before 17, and other servers'
-        # column options, need taking out
-        _run_script(target, tools, path, manifest, database, server_major, progress=progress, stop=stop)
-        return
+    (and when `stop` is set: LoadStopped); the file's sha256 and full read checked in the same
+    pass (BackupInvalid, `shown` naming the file, before the load is complete). Returns the rows
+    psql loaded into each table, when the script went through this process (else None)."""
+    with _checked(path, manifest, tools, shown) as check:
+        if manifest.format == "plain" or server_major < 17 or _major(manifest.server_version) != server_major:
+            # through ScriptFilter: SET transaction_timeout for servers before 17, and other
+            # servers' column options, need taking out
+            return _run_script(
+                target,
+                tools,
+                path,
+                manifest,
+                database,
+                server_major,
+                progress=progress,
+                stop=stop,
+                check=check,
+            )
+        _restore_archive(target, tools, path, manifest, database, server_major, jobs, progress, stop, check)
+        return None
+
+
+@contextlib.contextmanager
+def _checked(
+    path: Path, manifest: Manifest, tools: pgtools.Toolbox, shown: str | None
+) -> Iterator[FileCheck]:
+    """The file check of one load; when the load fails, whether the file was the cause first."""
+    with FileCheck(path, manifest, shown or str(path), tools.pg_restore.path) as check:
+        try:
+            yield check
+        except (RestoreFailed, UnsafeBackup):
+            check.settle()  # BackupInvalid instead, when the file is bad
+            raise
+
+
+def _restore_archive(
+    target: Target,
+    tools: pgtools.Toolbox,
+    path: Path,
+    manifest: Manifest,
+    database: str,
+    server_major: int,
+    jobs: int | None,
+    progress: Advance | None,
+    stop: threading.Event | None,
+    check: FileCheck,
+) -> None:
+    """pg_restore -d (the archive's own server major), its file hashed beside it."""
     args = [
         str(tools.pg_restore.path),
         f"--dbname={pgtools.conninfo(target, database)}",
@@ -314,6 +418,7 @@ def load(
     if jobs and jobs > 1:
         args.append(f"--jobs={jobs}")
     _pg_restore([*args, str(path)], target, len(manifest.tables), progress, stop)
+    check.confirm()
     # The database's own settings, comment and grants (pg_restore applies them only with --create);
     # after the data, so that a setting such as default_transaction_read_only cannot get in its way.
     _run_script(target, tools, path, manifest, database, server_major, head_only=True, stop=stop)
@@ -384,9 +489,11 @@ def _run_script(
     clear_first: bool = False,
     progress: Advance | None = None,
     stop: threading.Event | None = None,
-) -> None:
+    check: FileCheck | None = None,
+) -> dict[tuple[str, str], int]:
     """The backup as an SQL script (the file itself, or pg_restore's rendering of it), adapted by
-    ScriptFilter, into psql (stopping at the first error; one transaction when clearing first)."""
+    ScriptFilter, into psql (stopping at the first error; one transaction when clearing first);
+    returns the rows of each table's COPY block it loaded."""
     script_filter = _LineMap(database, server_major=server_major, head_only=head_only)
     psql = [
         str(tools.psql.path),
@@ -402,7 +509,7 @@ def _run_script(
         psql.append("--single-transaction")
     try:
         code, stderr, render_error = _pipe(
-            psql, target, tools, path, manifest, script_filter, head_only, clear_first, progress, stop
+            psql, target, tools, path, manifest, script_filter, head_only, clear_first, progress, stop, check
         )
     except ScriptRefused as exc:  # psql was stopped before it got that line
         raise UnsafeBackup(exc, in_place=clear_first) from None
@@ -416,6 +523,7 @@ def _run_script(
         )
     if render_error:
         raise RestoreFailed(f"pg_restore failed: {render_error}", _LOAD_HINT)
+    return script_filter.rows
 
 
 class UnsafeBackup(DbopsError):
@@ -456,11 +564,14 @@ def _pipe(
     clear_first: bool,
     progress: Advance | None,
     stop: threading.Event | None = None,
+    check: FileCheck | None = None,
 ) -> tuple[int, bytes, str | None]:
-    """The script, filtered, into psql: psql's exit code and stderr, and pg_restore's error."""
+    """The script, filtered, into psql: psql's exit code and stderr, and pg_restore's error.
+    With `check`, psql's input is closed (which commits --single-transaction) only once the
+    file checked out."""
     with (
         pgtools.child_env(target) as env,
-        _source(tools, path, manifest, env, head_only) as (source, renderer, consumed),
+        _source(tools, path, manifest, env, head_only, check) as (source, renderer, consumed),
     ):
         sink = pgtools.spawn(
             psql, env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -482,6 +593,8 @@ def _pipe(
                     if progress is not None and consumed is not None:
                         progress("Restoring", consumed(), manifest.size)
                 sink.stdin.write(script_filter.close())
+                if check is not None:
+                    check.confirm()  # BackupInvalid: psql is stopped without the end of its input
                 sink.stdin.close()
             code = sink.wait()
             # pg_restore's own verdict, before leaving _source stops it (unless psql failed first,
@@ -585,22 +698,25 @@ def _first_line(statement: list[str]) -> str:
 
 @contextlib.contextmanager
 def _source(
-    tools: pgtools.Toolbox, path: Path, manifest: Manifest, env: dict[str, str], head_only: bool
+    tools: pgtools.Toolbox,
+    path: Path,
+    manifest: Manifest,
+    env: dict[str, str],
+    head_only: bool,
+    check: FileCheck | None = None,
 ) -> Iterator[tuple[Iterator[bytes], Callable[[], str | None] | None, Callable[[], int] | None]]:
     """The backup as SQL text in chunks; a function returning pg_restore's error (custom and
     directory), and one returning how many bytes of the file were read (plain)."""
     if manifest.format == "plain":
         read = 0
 
-        def raw() -> Iterator[bytes]:
+        def seen(done: int) -> None:
             nonlocal read
-            with open(path, "rb", buffering=0) as handle:
-                for chunk in iter(lambda: handle.read(CHUNK), b""):
-                    read += len(chunk)
-                    yield chunk
+            read = done
 
-        # read and inflated by a thread of its own, while this one filters and writes to psql
-        chunks = backups.read_ahead(backups.gunzip(raw()) if manifest.compression != "none" else raw())
+        check = check or FileCheck(path, manifest, str(path), tools.pg_restore.path)
+        # read, hashed and inflated by a thread of its own, while this one filters and writes to psql
+        chunks = backups.read_ahead(check.plain_text(seen))
         with contextlib.closing(chunks):
             yield chunks, None, lambda: read
         return

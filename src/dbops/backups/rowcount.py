@@ -15,6 +15,12 @@ _IDENT = rb'(?:"(?:[^"]|"")*"|[^\s."(]+)'
 _COPY_LINE = re.compile(rb"COPY (" + _IDENT + rb")\.(" + _IDENT + rb")[ (].*FROM stdin;$")
 
 
+def copy_table(line: bytes) -> tuple[str, str] | None:
+    """The (schema, table) of pg_dump's ``COPY schema.table (...) FROM stdin;`` line."""
+    match = _COPY_LINE.match(line.rstrip(b"\r\n"))
+    return (_unquote(match.group(1)), _unquote(match.group(2))) if match else None
+
+
 def _unquote(ident: bytes) -> str:
     if ident.startswith(b'"'):
         ident = ident[1:-1].replace(b'""', b'"')

@@ -19,6 +19,8 @@ table data (``COPY ... FROM stdin`` up to ``\\.``) goes through unread, found wi
 - The database's own statements name the target database instead of the dumped one.
 - ``SET transaction_timeout`` (pg_dump 17+) is dropped for servers older than 17, which
   reject it.
+- The rows of each table's COPY block are counted on the way (its lines: text format writes a
+  row per line), for the check after the load: psql loaded each block whole or stopped.
 - Column options other than PostgreSQL's own (``n_distinct``, ``n_distinct_inherited``) are
   left out of ``ALTER COLUMN ... SET (...)``: some builds stamp every column with one of their
   own (``pg_attver``), which other servers reject.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import re
 
 from dbops.backups.psql_lexer import Lexer, Refused
+from dbops.backups.rowcount import copy_table
 
 _DB_STATEMENTS = (
     b"ALTER DATABASE ",
@@ -68,6 +71,9 @@ class ScriptFilter:
         self.head_only = head_only  # keep only the database's own entries (and the settings)
         self.in_head = True
         self.in_copy = False
+        self.rows: dict[tuple[str, str], int] = {}  # (schema, table) -> rows of its COPY blocks
+        self._copy: tuple[tuple[str, str] | None, int] = (None, 0)  # the open block's table, first line
+        self._line_start = True  # the COPY data still to read begins a line
         self.pending = b""
         self.lines = 0  # lines of the script read so far
         self.lexer = Lexer()
@@ -82,17 +88,22 @@ class ScriptFilter:
         pos = 0  # everything before it is handled
         while True:
             if self.in_copy:
-                end = _copy_end(buffer, pos)
+                end = _copy_end(buffer, pos, self._line_start)
                 if end < 0:  # all but the last bytes, which may begin the end marker
                     stop = max(pos, len(buffer) - 4)
                     out.append(buffer[pos:stop])
                     self.lines += buffer.count(b"\n", pos, stop)
+                    if stop > pos:
+                        self._line_start = buffer[stop - 1] == 0x0A
                     pos = stop
                     break
                 out.append(buffer[pos:end])
                 self.lines += buffer.count(b"\n", pos, end)
                 pos = end
                 self.in_copy = False
+                table, first = self._copy
+                if table is not None:  # its lines, but the one of \.
+                    self.rows[table] = self.rows.get(table, 0) + self.lines - first
                 continue
             end = buffer.find(b"\n", pos)
             if end < 0 or (self.head_only and not self.in_head):
@@ -120,6 +131,8 @@ class ScriptFilter:
         if between and _COPY_LINE.match(line):
             self._check(line, copy=True)
             self.in_copy = True
+            self._line_start = True
+            self._copy = (copy_table(line), self.lines + 1)
             return line
         if self.in_head and between:
             line = self._head_line(line)
@@ -164,13 +177,13 @@ class ScriptFilter:
         )
 
 
-def _copy_end(buffer: bytes, pos: int) -> int:
-    """Where the COPY data that begins at `pos` ends (after its line "\\."; psql also takes
-    "\\.\\r\\n"), or -1 when the buffer does not hold the end yet."""
-    at = pos - 1  # the data begins at a line start: as if after a newline
+def _copy_end(buffer: bytes, pos: int, line_start: bool) -> int:
+    """Where the COPY data that goes on at `pos` (a line start or not) ends (after its line
+    "\\."; psql also takes "\\.\\r\\n"), or -1 when the buffer does not hold the end yet."""
+    at = pos - 1
     while True:
         start = at + 1
-        if buffer.startswith(b"\\.", start) and (start == pos or buffer[at] == 0x0A):
+        if buffer.startswith(b"\\.", start) and (line_start if start == pos else buffer[at] == 0x0A):
             rest = buffer[start + 2 : start + 4]
             if rest[:1] == b"\n":
                 return start + 3

@@ -24,7 +24,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from dbops import atomic
 from dbops.backups.formats import FORMATS, Format
@@ -343,6 +343,17 @@ def read_ahead(chunks: Iterator[bytes], depth: int = 4) -> Generator[bytes]:
 
 def _read_plain(path: Path, gzipped: bool, shown: str, progress: Progress | None) -> str:
     digest = hashlib.sha256()
+    for _ in plain_text(path, gzipped, shown, digest, progress):
+        pass
+    return digest.hexdigest()
+
+
+def plain_text(
+    path: Path, gzipped: bool, shown: str, digest: Any, progress: Progress | None = None
+) -> Iterator[bytes]:
+    """A plain backup's SQL text, in chunks, each byte of the file fed to `digest` as it is read.
+    BackupInvalid for a corrupt or truncated gzip stream (where it is found), and after the last
+    chunk for a script without pg_dump's "dump complete" trailer."""
     done = 0
 
     def raw() -> Iterator[bytes]:
@@ -358,14 +369,15 @@ def _read_plain(path: Path, gzipped: bool, shown: str, progress: Progress | None
     tail = b""
     try:
         for text in gunzip(raw()) if gzipped else raw():
-            tail = (tail + text)[-4096:] if len(text) < 4096 else text[-4096:]
+            if text:
+                tail = (tail + text)[-4096:] if len(text) < 4096 else text[-4096:]
+                yield text
     except zlib.error as exc:
         raise BackupInvalid(shown, f"not a valid gzip stream ({exc})") from None
     except EOFError as exc:
         raise BackupInvalid(shown, str(exc)) from None
     if TRAILER not in tail:
         raise BackupInvalid(shown, "no 'PostgreSQL database dump complete' trailer: not a complete pg_dump")
-    return digest.hexdigest()
 
 
 def _pg_restore_reads(
@@ -435,10 +447,10 @@ def check_entries(pg_restore: Path, archive: Path, shown: str) -> None:
             )
 
 
-def verify(
-    path: Path, manifest: Manifest, pg_restore: Path, shown: str, progress: Progress | None = None
-) -> None:
-    """Before a restore: the file exists, matches its manifest's size and sha256, and reads completely."""
+def precheck(path: Path, manifest: Manifest, pg_restore: Path, shown: str) -> None:
+    """What a restore checks before anything else, at no cost: the file is there, of the format and
+    size its manifest says, and an archive's table of contents holds only what pg_dump writes.
+    The full read and the sha256 come with the load (dbops.backups.filecheck), or verify()."""
     if not path.exists():
         raise BackupInvalid(shown, "no such file")
     fmt = manifest.format
@@ -455,14 +467,24 @@ def verify(
             f"{size:,} bytes, larger than the {manifest.size:,} its manifest says: something was "
             "added to it or it was replaced since it was written",
         )
-    method = manifest.compression.partition(":")[0]
-    digest, _ = read_through(path, fmt, method, pg_restore, shown, progress)
-    if digest != manifest.sha256:
-        raise BackupInvalid(
-            shown, "its sha256 does not match the manifest: the file was changed or corrupted"
-        )
     if fmt != "plain":
         check_entries(pg_restore, path, shown)
+
+
+def verify(
+    path: Path, manifest: Manifest, pg_restore: Path, shown: str, progress: Progress | None = None
+) -> None:
+    """The whole check, on its own: precheck(), then a full read whose sha256 matches the manifest."""
+    precheck(path, manifest, pg_restore, shown)
+    method = manifest.compression.partition(":")[0]
+    digest, _ = read_through(path, manifest.format, method, pg_restore, shown, progress)
+    if digest != manifest.sha256:
+        raise mismatch(shown)
+
+
+def mismatch(shown: str) -> BackupInvalid:
+    """The file is not the one its manifest describes."""
+    return BackupInvalid(shown, "its sha256 does not match the manifest: the file was changed or corrupted")
 
 
 def checksum_matches(path: Path, manifest: Manifest) -> bool:

@@ -1,7 +1,9 @@
 """restore: check a backup file, then replace the database with it. Undo: none.
 
 The steps of the restore operation live here: ``check-backup`` (before anything is touched:
-the manifest, the sha256 and a full read; exit 2 for a bad file), ``restore-lock`` (the
+the manifest, the file's size, an archive's table of contents; exit 2 for a bad file; the
+sha256 and the full read come with the load, in the same pass, and before the question on a
+terminal), ``restore-lock`` (the
 restore lock of the database, and the rights a restore through a scratch database needs:
 "Another restore is running" or "permission denied (CREATEDB)" come before anything is
 written), ``restore-load`` (through a scratch database: it is loaded and checked on a thread of
@@ -11,15 +13,17 @@ the lock the operation asks for confirmation; before ``restore`` it takes the sa
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from dbops.backups import restore as restorer
 from dbops.backups import store as backups
-from dbops.backups.store import Manifest
+from dbops.backups.store import BackupInvalid, Manifest
 from dbops.engine.context import RunContext
 from dbops.engine.pipeline import READS_ONLY, StepOutcome, Undo
+from dbops.errors import DbopsError
 from dbops.output import progress, units
 from dbops.output.reports.restore import RestoreReport
 from dbops.output.units import age
@@ -39,6 +43,8 @@ class CheckBackup:
         self.manifest: Manifest | None = None
         self.report: RestoreReport | None = None
         self.live = ""
+        self.shown = ""  # the file, as messages name it
+        self.step = 0  # its position: a safety backup after it is this restore's
 
     def run(self, ctx: RunContext) -> StepOutcome:
         path = backups.resolve(
@@ -47,21 +53,29 @@ class CheckBackup:
         report = RestoreReport(ctx.env.name, ctx.database(), ctx.config.shown(path), path)
         self.report = report
         ctx.report_so_far(report)  # the operation's report, from here on (the restore step adds to it)
-        with progress.bar(ctx.interactive) as advance:
-            manifest = restorer.check_file(path, ctx.config, advance)
+        manifest = restorer.check_file(path, ctx.config)
         report.created = manifest.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         report.size, report.format, report.kind = manifest.size, manifest.format, manifest.kind
         report.source_database = manifest.database
-        report.verified = True
         self.manifest = manifest
         self.live = ctx.database()
-        return StepOutcome(messages=[f"{report.file} matches its manifest and reads completely"], data=report)
+        self.shown = ctx.config.shown(path)
+        self.step = ctx.running_step
+        return StepOutcome(
+            messages=[
+                f"{report.file} matches its manifest's size; its sha256 and a full read come with the load"
+            ],
+            data=report,
+        )
 
     def confirmation_details(self, ctx: RunContext) -> list[str]:
-        """For the confirmation: the file it resolved to (latest may be any automatic backup)."""
+        """For the confirmation: the file it resolved to (latest may be any automatic backup),
+        checked in full first: a person is asked only about a file that checked out."""
         manifest = self.manifest
         if manifest is None or self.report is None:
             return []
+        with progress.bar(ctx.interactive) as advance:
+            restorer.check_file(self.report.path, ctx.config, advance, full=True)
         created = manifest.created_at
         why = f" ({manifest.reason})" if manifest.reason else ""
         return [
@@ -117,7 +131,14 @@ class LoadRestore:
         if lock is None or not lock.maintenance or lock.conn.closed:
             return StepOutcome(messages=["the restore step loads the backup itself"])
         loading = restorer.BackgroundLoad(
-            ctx.target(), ctx.env, toolbox(ctx.config), report.path, manifest, lock.conn, jobs=self.jobs
+            ctx.target(),
+            ctx.env,
+            toolbox(ctx.config),
+            report.path,
+            manifest,
+            lock.conn,
+            jobs=self.jobs,
+            shown=self.check.shown,
         )
         self.loading = loading
         ctx.hold(loading.abandon)  # whatever ends the run: the load stops, the scratch database goes
@@ -168,10 +189,19 @@ class Restore:
                 loading = self.loaded.loading if self.loaded is not None else None
                 if loading is not None and lock is not None:
                     ctx.close()  # our own session on the live database would block the rename
-                    report.result = loading.swap()  # the load's failure is this step's
+                    loading.finish()  # the load's failure (the file's included) is this step's
+                    report.result = loading.swap()
                 elif self.in_place:
                     report.result = restorer.restore_in_place(
-                        ctx.connection(), ctx.target(), ctx.env, tools, report.path, manifest, advance, lock
+                        ctx.connection(),
+                        ctx.target(),
+                        ctx.env,
+                        tools,
+                        report.path,
+                        manifest,
+                        advance,
+                        lock,
+                        shown=self.check.shown,
                     )
                 else:
                     target = ctx.target()
@@ -185,9 +215,35 @@ class Restore:
                         jobs=self.jobs,
                         progress=advance,
                         lock=lock,
+                        shown=self.check.shown,
                     )
+                report.verified = True  # the load read the whole file: its sha256 matched
+        except DbopsError as exc:
+            # the live database is as it was: through a scratch database whatever failed (the
+            # swap is one transaction), in place when the file failed its check (before the commit)
+            if isinstance(exc, BackupInvalid) or not self.in_place:
+                report.safety_backup = self._discard_safety_backup(ctx)
+            raise
         finally:
             if lock is not None:
                 lock.release()
         report.duration_s = time.monotonic() - started
         return StepOutcome(data=report)
+
+    def _discard_safety_backup(self, ctx: RunContext) -> str | None:
+        """The restore failed, the live database is as it was: the safety backup this restore took
+        is removed, so that it never stands in for the backup it was to load (as the newest
+        automatic backup, `dbops restore latest` would pick it). Returns what is left."""
+        point = ctx.restore_point
+        if point is None or point.step <= self.check.step:
+            return point.file if point is not None else None  # not this restore's: kept
+        manifest = backups.manifest_path(point.path)
+        with contextlib.suppress(OSError, ValueError):
+            if Manifest.from_json(manifest.read_text(encoding="utf-8")).kind != "automatic":
+                return point.file
+            backups.remove(point.path)
+            manifest.unlink(missing_ok=True)
+            ctx.restore_point = None
+            ctx.debug(f"the restore failed: its safety backup {point.file} was removed")
+            return None
+        return point.file
