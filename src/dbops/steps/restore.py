@@ -30,6 +30,8 @@ from dbops.output.units import age
 from dbops.postgres.locks import RestoreLock, take_restore_lock
 from dbops.postgres.tools import toolbox
 
+_DISCARD = "remove the safety backup this restore took: the database is as it was"
+
 
 class CheckBackup:
     name = "check-backup"
@@ -222,7 +224,7 @@ class Restore:
             # the live database is as it was: through a scratch database whatever failed (the
             # swap is one transaction), in place when the file failed its check (before the commit)
             if isinstance(exc, BackupInvalid) or not self.in_place:
-                report.safety_backup = self._discard_safety_backup(ctx)
+                ctx.add_undo(Undo(_DISCARD, lambda: self._discard_safety_backup(ctx, report)))
             raise
         finally:
             if lock is not None:
@@ -230,20 +232,20 @@ class Restore:
         report.duration_s = time.monotonic() - started
         return StepOutcome(data=report)
 
-    def _discard_safety_backup(self, ctx: RunContext) -> str | None:
+    def _discard_safety_backup(self, ctx: RunContext, report: RestoreReport) -> str | None:
         """The restore failed, the live database is as it was: the safety backup this restore took
         is removed, so that it never stands in for the backup it was to load (as the newest
-        automatic backup, `dbops restore latest` would pick it). Returns what is left."""
+        automatic backup, `dbops restore latest` would pick it). Returns the undo's note."""
         point = ctx.restore_point
         if point is None or point.step <= self.check.step:
-            return point.file if point is not None else None  # not this restore's: kept
+            return "no safety backup of this restore's to remove"  # none, or not this restore's: kept
         manifest = backups.manifest_path(point.path)
         with contextlib.suppress(OSError, ValueError):
             if Manifest.from_json(manifest.read_text(encoding="utf-8")).kind != "automatic":
-                return point.file
+                return f"kept {point.file} (not an automatic backup)"
             backups.remove(point.path)
             manifest.unlink(missing_ok=True)
             ctx.restore_point = None
-            ctx.debug(f"the restore failed: its safety backup {point.file} was removed")
-            return None
-        return point.file
+            report.safety_backup = None
+            return f"removed {point.file}"
+        return f"kept {point.file} (it could not be read)"
