@@ -54,11 +54,14 @@ class Operation(Generic[Opts]):
 
 
 def _status(opts: o.StatusOptions) -> list[Step]:
-    from dbops.steps.gate import HealthGate  # lazy: only what this operation runs
-    from dbops.steps.inspect import Inspect
+    from dbops.steps.inspect import Inspect  # lazy: only what this operation runs
 
     inspect = Inspect()
-    return [inspect, HealthGate(inspect)] if opts.check else [inspect]
+    if not opts.check:
+        return [inspect]
+    from dbops.steps.gate import HealthGate  # lazy: only status --check gates on the health checks
+
+    return [inspect, HealthGate(inspect)]
 
 
 def _server(opts: o.ServerOptions) -> list[Step]:

@@ -6,7 +6,8 @@ need no database run here, when the boundary builds them, so a bad flag is a usa
 catalog turns them into steps. The flags that the safety policy reads (--force, --no-backup,
 the --dry-run of a plan) are not an operation's own: they travel as Safety.
 
-Light on purpose: the task listing imports this module (and postgres.tools, stdlib only).
+Light on purpose: every task imports this module; what a check needs beyond it (pg_dump's
+compression methods, dbops.postgres.tools) is imported when that check runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Literal
 
 from dbops.backups.formats import FORMATS, Format
 from dbops.errors import UsageError
-from dbops.postgres.tools import parse_compression, plain_compression
 
 ServerAction = Literal["show", "start", "stop"]
 Verify = Literal["file", "restore"]
@@ -122,6 +122,9 @@ class BackupOptions:
                 "--jobs needs --format=directory and a count of 1 or more", "dbops backup --help"
             )
         # a bad --compress is a usage error now, before connecting, not a failure inside pg_dump
+        # lazy: only backup's options need pg_dump's side (dbops validate and status do not)
+        from dbops.postgres.tools import parse_compression, plain_compression
+
         method, _ = parse_compression(self.compress)
         if self.format == "plain":
             plain_compression(self.compress, method)

@@ -28,7 +28,6 @@ from dbops.config.model import Environment
 from dbops.engine.options import BackupOptions
 from dbops.engine.pipeline import Step, reads_only
 from dbops.errors import PolicyRefused
-from dbops.steps.confirm import Guard
 
 REASONS = {  # an automatic backup's reason, in its manifest
     "reset": "before reset",
@@ -121,9 +120,11 @@ def arm(
     notes = [note for s in steps if (note := getattr(s, "confirmation_note", None)) is not None]
     # what the steps will do, that the question shows above it (a backup file, migrations, counts)
     details = [d for s in steps if (d := getattr(s, "confirmation_details", None)) is not None]
+    if refusal is None and not any(policy.needs_confirmation(a) for a in actions):
+        return lint_first(steps, policy)  # nothing to confirm: no confirm step (and no prompt loaded)
+    from dbops.steps.confirm import Guard  # lazy: only a run with something to confirm asks
+
     guard = Guard(policy, actions, force=force, refusal=refusal, notes=notes, details=details)
-    if not guard.to_confirm and refusal is None:
-        return lint_first(steps, policy)
     return lint_first(steps, policy, then=guard)
 
 

@@ -18,9 +18,7 @@ from dbops.engine.policy import Policy, arm, lint_first
 from dbops.engine.results import PipelineResult
 from dbops.errors import UsageError
 from dbops.output.render import Report
-from dbops.output.reports.pipeline import PipelineReport
 from dbops.steps.connect import Connect
-from dbops.steps.plan import ShowPlan
 
 RESET_TITLE = "🔄 Resetting Database"
 
@@ -39,6 +37,8 @@ class Prepared:
             report: Report | None = next((s.data for s in result.steps if s.name == self.report_step), None)
             _mention_safety_backup(report, result)
             return report
+        from dbops.output.reports.pipeline import PipelineReport  # lazy: a built-in operation has its own
+
         return PipelineReport.of(
             self.title,
             result.name,
@@ -75,6 +75,8 @@ def prepare(name: str, options: Options, safety: Safety, ctx: RunContext) -> Pre
         prepared = Prepared(steps, operation.report_step, RESET_TITLE)
     prepared.steps = arm(prepared.steps, policy, force=force, no_backup=safety.no_backup, dry_run=safety.plan)
     if safety.plan and prepared.report_step is None:
+        from dbops.steps.plan import ShowPlan  # lazy: only a --dry-run of reset or a pipeline shows a plan
+
         return Prepared([ShowPlan(name, prepared.description, prepared.steps)], "plan")
     return prepared
 

@@ -5,12 +5,15 @@ users table``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from dbops.migrations.lint import Finding
 from dbops.output import units
 from dbops.output.render import Line, heading
-from dbops.schema.compare import Difference, Severity
-from dbops.schema.expected import ExpectedInfo
+
+if TYPE_CHECKING:
+    from dbops.migrations.lint import Finding  # only validate with pending migrations lints them
+    from dbops.schema.compare import Difference, Severity
+    from dbops.schema.expected import ExpectedInfo
 
 
 @dataclass(frozen=True)
