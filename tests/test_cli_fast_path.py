@@ -1,9 +1,12 @@
 """dbops --help, --list and --version skip Invoke's parser: the same output, and on their path
-only argument parsing and the cached task index (no configuration, engine or step module)."""
+only argument parsing and the cached task index (no configuration, engine or step module).
+A run on one database (validate, status, migrate) imports only what it runs: not the fleet's
+machinery, not pg_dump's side, not what a pipeline, a plan or a confirmation needs."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +79,60 @@ def test_only_parsing_and_the_task_index_are_imported(project: Path, flag: str) 
     loaded = set(done.stderr.split())
     assert "dbops.cli.program" in loaded
     assert loaded <= ALLOWED, sorted(loaded - ALLOWED)
+
+
+# What a run on one database never needs (with nothing pending, nothing to confirm, no --check).
+NOT_ON_ONE_DATABASE = {
+    "dbops.fleet.operation",
+    "dbops.fleet.runner",
+    "dbops.fleet.live",
+    "dbops.fleet.rollout",
+    "dbops.fleet.targets",
+    "dbops.output.reports.fleet",
+    "dbops.output.reports.pipeline",
+    "dbops.steps.plan",
+    "dbops.steps.confirm",
+    "dbops.output.prompt",
+    "dbops.postgres.tools",
+    "dbops.backups.store",
+}
+NOT_FOR = {
+    "validate": {"dbops.migrations.lint", "dbops.migrations.migrator"},  # nothing pending: no lint
+    "status": {"dbops.steps.gate", "dbops.migrations.lint", "dbops.schema.compare"},
+    "migrate": {"dbops.migrations.lint", "dbops.schema.snapshot"},
+}
+
+
+def loaded_by(command: str, cwd: Path) -> set[str]:
+    """The dbops modules `dbops COMMAND` has imported when it ends (it must succeed)."""
+    script = (
+        "import sys\n"
+        f"sys.argv = ['dbops', {command!r}]\n"
+        "from dbops.cli.program import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    print('MODULES', *sorted(m for m in sys.modules if m.startswith('dbops')), file=sys.stderr)\n"
+    )
+    done = run([sys.executable, "-c", script], cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return set(done.stderr.rpartition("MODULES")[2].split())
+
+
+@pytest.fixture
+def sample(tmp_path: Path, database_url: str) -> Path:
+    """The sample's migrations, applied to a database of this test's own (conftest)."""
+    shutil.copytree(SRC.parent / "migrations", tmp_path / "migrations")
+    (tmp_path / "dbops.yaml").write_text(f'environments:\n  development:\n    url: "{database_url}"\n')
+    migrated = run([dbops_bin(), "migrate"], tmp_path)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", ["validate", "status", "migrate"])
+def test_a_run_on_one_database_imports_only_what_it_runs(sample: Path, command: str) -> None:
+    loaded = loaded_by(command, sample)
+    assert f"dbops.steps.{'inspect' if command == 'status' else command}" in loaded  # it did run
+    assert not loaded & (NOT_ON_ONE_DATABASE | NOT_FOR[command]), sorted(
+        loaded & (NOT_ON_ONE_DATABASE | NOT_FOR[command])
+    )
