@@ -40,15 +40,16 @@ def run_operation(
     env: str | None = None,
     config: str | None = None,
     json: bool = False,
+    loaded: Config | None = None,
 ) -> int:
     """Run an operation (built-in, or a pipeline of dbops.yaml) and render its report; returns
-    the exit code."""
+    the exit code. `loaded`: dbops.yaml as the caller has already read it (else it is read here)."""
     started = time.monotonic()
     redact.remember_environment()
     result = OperationResult(name, environment=env)
     output = Output(json_mode=json)
     with sigterm_as_interrupt():
-        state_dir = _execute(result, options, safety, env=env, config=config, output=output)
+        state_dir = _execute(result, options, safety, env=env, config=config, output=output, loaded=loaded)
     output.emit(result)
     if state_dir is not None:
         oplog.append(state_dir, result, time.monotonic() - started)
@@ -111,12 +112,13 @@ def _execute(
     env: str | None,
     config: str | None,
     output: Output,
+    loaded: Config | None = None,
 ) -> Path | None:
     """Fill result in; returns the project's state folder once the config is known. `output`
     shows the run as it goes (dbops.output.live), then the final report."""
     state_dir = None
     try:
-        cfg = load_config(RULES, config)
+        cfg = loaded or load_config(RULES, config)
         state_dir = cfg.state_dir
         environment = cfg.environment(env)
         if environment.fleet is not None:  # the fleet operations go to dbops.fleet instead

@@ -55,7 +55,7 @@ def run(
                 f"Declare fleet: under environments.{environment.name} in dbops.yaml, or drop the flag",
             )
             return _refused(name, environment.name, failure, cfg, Output(json_mode=json))
-        return run_operation(name, options, safety=safety, env=env, config=config, json=json)
+        return run_operation(name, options, safety=safety, env=env, config=config, json=json, loaded=cfg)
     from dbops.fleet.operation import run_fleet  # lazy: only a fleet loads its machinery
 
     return run_fleet(name, options, safety=safety, cfg=cfg, environment=environment, json=json, flags=flags)
