@@ -3,7 +3,9 @@
 The script's head is the part before the first schema object, where pg_dump puts its session
 settings and the database's own entries (``CREATE DATABASE``, ``\\connect``, the owner,
 ``ALTER DATABASE ... SET``, its comment and grants). After it, only statements are looked at:
-table data (``COPY ... FROM stdin`` up to ``\\.``) goes through unread, found with one search.
+table data (``COPY ... FROM stdin`` up to ``\\.``) goes through unread and uncopied (views of the
+chunk it came in, nothing held back), its end found with memchr and its rows counted with one
+``bytes.count`` per chunk.
 
 - ``CREATE DATABASE``, ``DROP DATABASE`` (``--clean``) and the ``\\connect`` lines after them
   (pg_dump writes the same one again after the database's settings) are dropped: psql is
