@@ -188,3 +188,22 @@ def test_the_script_filter_counts_the_rows_of_each_copy_block(size: int) -> None
     out = b"".join(script_filter.feed(script[i : i + size]) for i in range(0, len(script), size))
     assert out + script_filter.close() == script
     assert script_filter.rows == {("public", "a"): 4, ('my "schema".x', "Tab le"): 0, ("public", "b"): 1}
+
+
+@pytest.mark.parametrize("size", range(1, 24))
+def test_the_script_filter_finds_the_end_of_copy_data_across_chunks(size: int) -> None:
+    """COPY data goes through in views of the chunks, nothing held back: the end of its block
+    ('\\.' at a line's start) is found wherever the chunks split it, among many backslashes
+    (NULLs, escapes, values that begin with '\\.'), and what follows it is checked again."""
+    rows = b"".join(b"%d\t\\N\t\\\\.x\t\\.y\ta\\\\\n" % i for i in range(12)) + b"\\.z\n\\.\rq\n"
+    script = b"COPY public.a (x) FROM stdin;\n" + rows + b"\\.\n" + b"SELECT 1;\n\\! touch x\n"
+    whole = filtered(script)
+    assert str(whole).startswith("line 18: the psql command \\!"), whole
+    script_filter = ScriptFilter("target", server_major=18)
+    out = b""
+    with pytest.raises(ScriptRefused) as refused:
+        for i in range(0, len(script), size):
+            out += b"".join(script_filter.parts(script[i : i + size]))
+    assert refused.value.line == 18
+    assert script.startswith(out) and b"\\!" not in out  # all before the refused line's chunk
+    assert script_filter.rows == {("public", "a"): 14}

@@ -585,9 +585,7 @@ def _pipe(
                     if stop is not None and stop.is_set():
                         pgtools.stop(sink)
                         raise LoadStopped("The restore's load was stopped", _LOAD_HINT)
-                    out = script_filter.feed(chunk)
-                    if out:
-                        sink.stdin.write(out)
+                    sink.stdin.writelines(script_filter.parts(chunk))
                     if head_only and not script_filter.in_head:
                         break
                     if progress is not None and consumed is not None:

@@ -3,7 +3,9 @@
 The script's head is the part before the first schema object, where pg_dump puts its session
 settings and the database's own entries (``CREATE DATABASE``, ``\\connect``, the owner,
 ``ALTER DATABASE ... SET``, its comment and grants). After it, only statements are looked at:
-table data (``COPY ... FROM stdin`` up to ``\\.``) goes through unread, found with one search.
+table data (``COPY ... FROM stdin`` up to ``\\.``) goes through unread and uncopied (views of the
+chunk it came in, nothing held back), its end found with memchr and its rows counted with one
+``bytes.count`` per chunk.
 
 - ``CREATE DATABASE``, ``DROP DATABASE`` (``--clean``) and the ``\\connect`` lines after them
   (pg_dump writes the same one again after the database's settings) are dropped: psql is
@@ -74,6 +76,7 @@ class ScriptFilter:
         self.rows: dict[tuple[str, str], int] = {}  # (schema, table) -> rows of its COPY blocks
         self._copy: tuple[tuple[str, str] | None, int] = (None, 0)  # the open block's table, first line
         self._line_start = True  # the COPY data still to read begins a line
+        self._marker = b""  # the COPY data given so far ends in a line's "\\", "\\." or "\\.\\r"
         self.pending = b""
         self.lines = 0  # lines of the script read so far
         self.lexer = Lexer()
@@ -81,29 +84,22 @@ class ScriptFilter:
         self.connect_line = b""  # pg_dump's \\connect line: it may come again, the same
 
     def feed(self, data: bytes) -> bytes:
+        return b"".join(self.parts(data))
+
+    def parts(self, data: bytes) -> list[bytes | memoryview]:
+        """What psql gets of `data`, in pieces: COPY data as views of `data` itself (not copied),
+        the script's other lines one by one."""
+        out: list[bytes | memoryview] = []
         if self.head_only and not self.in_head:
-            return b""
+            return out
         buffer = self.pending + data if self.pending else data
-        out = []
+        self.pending = b""
         pos = 0  # everything before it is handled
         while True:
             if self.in_copy:
-                end = _copy_end(buffer, pos, self._line_start)
-                if end < 0:  # all but the last bytes, which may begin the end marker
-                    stop = max(pos, len(buffer) - 4)
-                    out.append(buffer[pos:stop])
-                    self.lines += buffer.count(b"\n", pos, stop)
-                    if stop > pos:
-                        self._line_start = buffer[stop - 1] == 0x0A
-                    pos = stop
-                    break
-                out.append(buffer[pos:end])
-                self.lines += buffer.count(b"\n", pos, end)
-                pos = end
-                self.in_copy = False
-                table, first = self._copy
-                if table is not None:  # its lines, but the one of \.
-                    self.rows[table] = self.rows.get(table, 0) + self.lines - first
+                pos = self._copy_data(buffer, pos, out)
+                if pos < 0:
+                    return out  # all of it COPY data: nothing held back
                 continue
             end = buffer.find(b"\n", pos)
             if end < 0 or (self.head_only and not self.in_head):
@@ -111,7 +107,56 @@ class ScriptFilter:
             out.append(self._line(buffer[pos : end + 1]))
             pos = end + 1
         self.pending = buffer[pos:]
-        return b"".join(out)
+        return out
+
+    def _copy_data(self, buffer: bytes, pos: int, out: list[bytes | memoryview]) -> int:
+        """The COPY data that goes on at `pos`, into `out` as it is: where it ends (after its
+        line "\\."; psql also takes "\\.\\r\\n"), or -1 when all of the buffer is data (a
+        marker's beginning at its end remembered, the rest of its line to come)."""
+        size = len(buffer)
+        if self._marker or self._line_start:  # a line begins at `pos` (or began before it)
+            probe = self._marker + buffer[pos : pos + 4]
+            length = _marker_length(probe)
+            if length > 0:
+                return self._copy_ended(buffer, pos, pos + length - len(self._marker), out)
+            if length < 0:  # all of the buffer's rest, and a marker's beginning
+                self._marker = probe
+                self._emit(buffer, pos, size, out)
+                return -1
+            self._marker = b""
+        search = pos
+        while True:
+            found = _find_marker(buffer, search)
+            if found < 0:
+                break
+            probe = buffer[found + 1 : found + 5]
+            length = _marker_length(probe)
+            if length > 0:
+                return self._copy_ended(buffer, pos, found + 1 + length, out)
+            if length < 0:  # the buffer ends in the marker's beginning
+                self._marker = probe
+                self._emit(buffer, pos, size, out)
+                return -1
+            search = found + 1
+        self._emit(buffer, pos, size, out)
+        if size > pos:  # a marker's "\\." would have been found: its "\\" may end the buffer
+            self._line_start = buffer[size - 1] == 0x0A
+            self._marker = b"\\" if buffer.endswith(b"\n\\", pos) else b""
+        return -1
+
+    def _emit(self, buffer: bytes, start: int, stop: int, out: list[bytes | memoryview]) -> None:
+        if stop > start:
+            out.append(memoryview(buffer)[start:stop] if stop - start > 4096 else buffer[start:stop])
+            self.lines += buffer.count(b"\n", start, stop)
+
+    def _copy_ended(self, buffer: bytes, pos: int, end: int, out: list[bytes | memoryview]) -> int:
+        self._emit(buffer, pos, end, out)
+        self.in_copy = False
+        self._marker = b""
+        table, first = self._copy
+        if table is not None:  # its lines, but the one of \\.
+            self.rows[table] = self.rows.get(table, 0) + self.lines - first
+        return end
 
     def close(self) -> bytes:
         rest, self.pending = self.pending, b""
@@ -132,6 +177,7 @@ class ScriptFilter:
             self._check(line, copy=True)
             self.in_copy = True
             self._line_start = True
+            self._marker = b""
             self._copy = (copy_table(line), self.lines + 1)
             return line
         if self.in_head and between:
@@ -177,24 +223,30 @@ class ScriptFilter:
         )
 
 
-def _copy_end(buffer: bytes, pos: int, line_start: bool) -> int:
-    """Where the COPY data that goes on at `pos` (a line start or not) ends (after its line
-    "\\."; psql also takes "\\.\\r\\n"), or -1 when the buffer does not hold the end yet."""
-    at = pos - 1
-    while True:
-        start = at + 1
-        if buffer.startswith(b"\\.", start) and (line_start if start == pos else buffer[at] == 0x0A):
-            rest = buffer[start + 2 : start + 4]
-            if rest[:1] == b"\n":
-                return start + 3
-            if rest == b"\r\n":
-                return start + 4
-            if rest in (b"", b"\r"):
-                return -1  # the rest of the marker's line is still to come
-        found = buffer.find(b"\n\\.", start)
-        if found < 0:
+def _find_marker(buffer: bytes, start: int) -> int:
+    """Where the first "\\n\\\\." at or after `start` is, or -1. COPY data holds few backslashes
+    (an escape, a NULL's "\\\\N"): the first few are looked at one by one, found with memchr,
+    ten times the speed of a search for the three bytes; then that search."""
+    seek = start + 1  # where its backslash may be
+    for _ in range(8):
+        slash = buffer.find(b"\\", seek)
+        if slash < 0:
             return -1
-        at = found
+        if buffer[slash - 1] == 0x0A and buffer.startswith(b".", slash + 1):
+            return slash - 1
+        seek = slash + 1
+    return buffer.find(b"\n\\.", seek - 1)
+
+
+def _marker_length(probe: bytes) -> int:
+    """`probe`, from a line's start: the length of the COPY end marker's line it begins with
+    ("\\.\\n", or "\\.\\r\\n" as psql also takes), -1 when it is (all of what there is and) only
+    that line's beginning, 0 when it is no marker."""
+    if probe.startswith(b"\\.\n"):
+        return 3
+    if probe.startswith(b"\\.\r\n"):
+        return 4
+    return -1 if probe in (b"", b"\\", b"\\.", b"\\.\r") else 0
 
 
 def _known_column_options(line: bytes) -> bytes:
