@@ -143,6 +143,9 @@ def test_a_listing_says_why_the_pipelines_are_missing(tmp_path: Path) -> None:
 
 
 def test_server_stops(sample: Path) -> None:
+    started = run(sample, "dbops", "server", "--start")  # so the test also stands alone
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert EmbeddedServer(sample / ".dbops" / "pg").state().running
     result = run(sample, "dbops", "server", "--stop")
     assert result.returncode == 0 and "Stopped" in result.stdout
     assert not EmbeddedServer(sample / ".dbops" / "pg").state().running
