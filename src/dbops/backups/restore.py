@@ -37,14 +37,7 @@ from dbops.backups.store import CHUNK, Advance, Manifest
 from dbops.errors import DbopsError, RestoreFailed
 from dbops.postgres import tools as pgtools
 from dbops.postgres.connection import Target, connect
-from dbops.postgres.databases import (
-    create_scratch,
-    drop_database,
-    drop_leftovers,
-    swap,
-    unused_name,
-    wait_until_unused,
-)
+from dbops.postgres.databases import create_scratch, drop_database, drop_leftovers, swap, unused_name
 from dbops.postgres.locks import RestoreLock, locked_maintenance, restore_lock_on
 from dbops.schema import drop
 
@@ -175,8 +168,6 @@ def swap_in(admin: psycopg.Connection[Any], result: RestoreResult, stamp: str) -
     assert result.scratch is not None
     started = time.monotonic()
     try:
-        # the check's session (and the load's) may still be ending: the rename would wait 100 ms
-        wait_until_unused(admin, result.scratch)
         result.kept_as, result.terminated = swap(admin, result.database, result.scratch, stamp)
     except BaseException:
         with contextlib.suppress(Exception):

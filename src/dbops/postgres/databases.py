@@ -273,6 +273,7 @@ def swap(admin: psycopg.Connection[Any], live: str, scratch: str, stamp: str) ->
 
     exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (live,)).fetchone() is not None
     kept = unused_name(admin, live, f"__pre_restore_{stamp}")
+    wait_until_unused(admin, scratch)  # the load's and the check's sessions may still be ending
     terminated = 0
     for attempt in range(20):
         if exists:
