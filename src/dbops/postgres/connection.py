@@ -63,7 +63,7 @@ class Target:
         try:
             params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
         except Exception as exc:  # psycopg.ProgrammingError; its text may quote the URL
-            reason = redact_url(scrub(_first_line(str(exc)), secrets_in(url)))
+            reason = redact_url(scrub(first_line(str(exc)), secrets_in(url)))
             raise ConfigError(f"{where}: invalid URL {redact_url(url)}: {reason}", _URL_HINT) from None
         secret = params.get("password")
         secrets = (secret,) if secret else ()
@@ -239,7 +239,7 @@ def connection_error(exc: Exception, target: Target, env: Environment) -> DbopsE
     """libpq's words -> one line that says what happened and what to do."""
     raw = str(exc)
     low = raw.lower()
-    shown = target.scrub(_first_line(raw))  # libpq's own words appear only where nothing else fits
+    shown = target.scrub(first_line(raw))  # libpq's own words appear only where nothing else fits
     where = target.location()
     db, user = target.dbname, target.user or "(default user)"
     if "connection refused" in low or re.search(r'socket "[^"]*" failed: no such file', low):
@@ -282,7 +282,8 @@ def connection_error(exc: Exception, target: Target, env: Environment) -> DbopsE
     return ConnectionFailed(f"Cannot connect to {where}: {shown}", "Check the environment's url")
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """The first non-blank line of a message (PostgreSQL's and libpq's run over several)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else text
 
@@ -290,7 +291,7 @@ def _first_line(text: str) -> str:
 def database_error(exc: Exception, target: Target | None = None) -> DbopsError:
     """Any other psycopg error during an operation: the server's message, its hint."""
     diag = getattr(exc, "diag", None)
-    message = _first_line(str(exc)) or type(exc).__name__
+    message = first_line(str(exc)) or type(exc).__name__
     hint = getattr(diag, "message_hint", None) or "See the PostgreSQL message above"
     if target is not None:
         message, hint = target.scrub(message), target.scrub(hint)

@@ -220,4 +220,6 @@ def _drop_with_children(conn: psycopg.Connection[Any], name: str) -> None:
 
 
 def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    from dbops.postgres.connection import first_line  # lazy: only when a database fails
+
+    return first_line(str(exc)) or type(exc).__name__
