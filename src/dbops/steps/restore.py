@@ -223,7 +223,9 @@ class Restore:
         except DbopsError as exc:
             # the live database is as it was: through a scratch database whatever failed (the
             # swap is one transaction), in place when the file failed its check (before the commit)
-            if isinstance(exc, BackupInvalid) or not self.in_place:
+            point = ctx.restore_point
+            ours = point is not None and point.step > self.check.step  # taken by this restore
+            if ours and (isinstance(exc, BackupInvalid) or not self.in_place):
                 ctx.add_undo(Undo(_DISCARD, lambda: self._discard_safety_backup(ctx, report)))
             raise
         finally:
@@ -237,8 +239,7 @@ class Restore:
         is removed, so that it never stands in for the backup it was to load (as the newest
         automatic backup, `dbops restore latest` would pick it). Returns the undo's note."""
         point = ctx.restore_point
-        if point is None or point.step <= self.check.step:
-            return "no safety backup of this restore's to remove"  # none, or not this restore's: kept
+        assert point is not None, "registered only when this restore took one"
         manifest = backups.manifest_path(point.path)
         with contextlib.suppress(OSError, ValueError):
             if Manifest.from_json(manifest.read_text(encoding="utf-8")).kind != "automatic":
