@@ -113,6 +113,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     with psycopg.connect(configured, autocommit=True) as conn:
         name = sample_database() + TEMPLATE_SUFFIX
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        # validate's reusable scratch databases (dbops.postgres.reusable), the tests' roles' too
+        kept = conn.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, 'dbops_validate_scratch_')"
+        ).fetchall()
+        for (kept_name,) in kept:
+            with contextlib.suppress(psycopg.Error):  # one a concurrent run still uses stays
+                conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(kept_name)))
         # roles are the server's, not a database's: those the test schemas make (dbops_t_...)
         roles = conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'dbops_t_')").fetchall()
         for (role,) in roles:

@@ -676,12 +676,17 @@ def test_all_environments(project: Path, cli: Run, admin_url: str, database_url:
 # ----------------------------------------------------------------------------- what review found
 
 
+@pytest.mark.parametrize(
+    "commit",
+    ["COMMIT;", "/* block comments /* nest */ in PostgreSQL */ COMMIT;"],
+    ids=["plain", "behind-nested-comment"],
+)
 def test_transaction_control_in_a_transactional_migration_is_refused(
-    project: Path, cli: Run, db: psycopg.Connection
+    project: Path, cli: Run, db: psycopg.Connection, commit: str
 ) -> None:
     write_migrations(
         project / "migrations",
-        {"001_commit.sql": "CREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n"},
+        {"001_commit.sql": f"CREATE TABLE a (id int);\n{commit}\nCREATE TABLE b (id int);\n"},
     )
     result = cli("migrate")
     assert result.code == 2

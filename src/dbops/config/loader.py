@@ -332,6 +332,7 @@ _ENV_KEYS: dict[str, tuple[str, Parser]] = {
     "allow_force": ("allow_force", _bool),
     "confirm": ("confirm", _confirm),
     "validate_before_migrate": ("validate_before_migrate", _bool),
+    "reuse_scratch": ("reuse_scratch", _bool),
     "backup_before": ("backup_before", _backup_before),
     "fleet": ("fleet", _fleet),
 }

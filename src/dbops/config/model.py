@@ -89,6 +89,7 @@ class Environment:
     allow_force: bool = True  # whether --force may skip a confirmation here
     confirm: str | None = None  # "name" (type the database name) or "yes"; default: name if protected
     validate_before_migrate: bool | None = None  # default: the environment's protected value
+    reuse_scratch: bool | None = None  # validate's reusable scratch database; default: not protected
     backup_before: tuple[str, ...] | None = None  # operations preceded by an automatic backup
     fleet: Fleet | None = None  # many databases (dbops.fleet); None: the one database of its URL
     variables: Mapping[str, str] = field(default_factory=dict)  # a fleet target's, for seed templates
@@ -100,6 +101,11 @@ class Environment:
     def lints_before_migrate(self) -> bool:
         """Whether migrate lints pending migrations first (validate_before_migrate, else protected)."""
         return self.protected if self.validate_before_migrate is None else self.validate_before_migrate
+
+    @property
+    def reuses_scratch(self) -> bool:
+        """Whether validate may keep its scratch database between runs (dbops.postgres.reusable)."""
+        return not self.protected if self.reuse_scratch is None else self.reuse_scratch
 
     def where(self, key: str | None = None) -> str:
         """file:line: environments.NAME[.key], for messages about this environment."""

@@ -151,7 +151,6 @@ TRANSACTION_CONTROL = re.compile(
     re.IGNORECASE,
 )
 _RESTRICT = re.compile(r"^\\(?:un)?restrict [A-Za-z0-9]+[ \t]*$", re.MULTILINE)
-_LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -256,13 +255,36 @@ def split_sql(text: str) -> tuple[Statement, ...]:
 
 def code_of(sql: str) -> str:
     """The statement without its leading whitespace and comments."""
-    return sql[_LEADING_NOISE.match(sql).end() :]  # type: ignore[union-attr]
+    return sql[_code_start(sql) :]
+
+
+def _code_start(sql: str) -> int:
+    """Where the code begins: after whitespace, -- comments and /* */ comments, which nest in
+    PostgreSQL (``/* a /* b */ c */ COMMIT`` is a COMMIT)."""
+    at, end = 0, len(sql)
+    while at < end:
+        if sql[at].isspace():
+            at += 1
+        elif sql.startswith("--", at):
+            newline = sql.find("\n", at)
+            at = end if newline < 0 else newline + 1
+        elif sql.startswith("/*", at):
+            depth, at = 1, at + 2
+            while depth:
+                close = sql.find("*/", at)
+                if close < 0:
+                    return end
+                opened = sql.find("/*", at, close)
+                depth, at = (depth + 1, opened + 2) if opened >= 0 else (depth - 1, close + 2)
+        else:
+            break
+    return at
 
 
 def _locate(source: str, statements: Sequence[str]) -> tuple[Statement, ...]:
     """Each statement with the line its code starts on (after any comment above it)."""
     located = []
-    cursor = _LEADING_NOISE.match(source).end()  # type: ignore[union-attr]
+    cursor = _code_start(source)
     for sql in statements:
         text = sql.strip()
         found = source.find(text, cursor)

@@ -62,7 +62,7 @@ def scratch_database(
         yield Scratch(server.with_dbname(name), location, server_version(admin))
     finally:
         try:
-            with _signals_held():
+            with signals_held():
                 drop_database(admin, name)
         finally:
             if location == "embedded":
@@ -107,12 +107,12 @@ def _create(
 def _create_on(admin: psycopg.Connection[Any], name: str) -> None:
     from psycopg import sql
 
-    _drop_stale(admin)
-    with _signals_held():
+    drop_stale(admin)
+    with signals_held():
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def _drop_stale(admin: psycopg.Connection[Any]) -> None:
+def drop_stale(admin: psycopg.Connection[Any]) -> None:
     """Scratch databases of killed runs: an hour old, nobody connected. Others' are left alone."""
     from psycopg import errors, sql
 
@@ -133,7 +133,7 @@ def _drop_stale(admin: psycopg.Connection[Any]) -> None:
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the block is done, then arrive as usual."""
     held = {signal.SIGINT, signal.SIGTERM}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)

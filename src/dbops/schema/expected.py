@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from dbops.migrations.migrator import Migrator
     from dbops.migrations.scripts import Script
     from dbops.postgres.databases import Scratch
+    from dbops.postgres.reusable import Claimed
     from dbops.schema.snapshot import Schema
 
 
@@ -37,6 +38,7 @@ class ExpectedInfo:
     scratch: str  # "same server" or "embedded"
     server: str  # the scratch database's server version
     duration_s: float
+    reused: bool = False  # built in a rolled-back transaction in the reusable scratch database
 
 
 def build(
@@ -57,6 +59,38 @@ def build(
         conn.close()
     source = f"models: {models}" if models else "migrations"
     info = ExpectedInfo(source, count, scratch.location, scratch.server_version, time.monotonic() - started)
+    return schema, info
+
+
+def in_one_transaction(scripts: Sequence[Script], *, models: str | None) -> bool:
+    """Whether the expected schema can be built in one transaction: every migration plain SQL
+    that runs in one (no models, whose create_all commits on its own)."""
+    return not models and all(s.transactional and not s.is_python for s in scripts)
+
+
+def build_reused(claim: Claimed, scripts: Sequence[Script]) -> tuple[Schema, ExpectedInfo] | None:
+    """The migrations applied in the reusable scratch database's open transaction and read back
+    there (rolled back when the claim ends); None when they fail or end the transaction
+    themselves: the caller builds the schema in a fresh database instead, where a failure gets
+    the migrator's precise error."""
+    started = time.monotonic()
+    conn = claim.conn
+    try:
+        if scripts:
+            conn.execute(joined(scripts))  # no parameters: the simple protocol, as _apply_run
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        claim.dirty = claim.ended()
+        return None
+    if claim.ended():  # a COMMIT or ROLLBACK in a migration: what followed it may have stayed
+        claim.dirty = True
+        return None
+    schema = read_schema(conn)
+    scratch = claim.scratch
+    info = ExpectedInfo(
+        "migrations", len(scripts), scratch.location, scratch.server_version, time.monotonic() - started, True
+    )
     return schema, info
 
 

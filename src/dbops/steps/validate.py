@@ -19,6 +19,7 @@ from dbops.migrations.files import MigrationFile
 from dbops.migrations.scripts import Script, load, order, refuse_empty
 from dbops.output.reports.validate import ValidateReport
 from dbops.postgres.databases import scratch_database
+from dbops.postgres.reusable import claimed
 from dbops.schema import expected
 from dbops.schema.compare import compare
 from dbops.schema.snapshot import read_schema
@@ -79,21 +80,35 @@ class Validate:
         report.pending = [f.id for f in state.pending]
         report.edited = list(state.edited)
         report.deleted = list(state.unaccepted_missing)
-        # Three things at once: the migration files are parsed and linted in a thread while the
-        # server creates the scratch database; then the live schema is read on this connection
-        # while the scratch one is built on its own; the two are compared while it is dropped.
+        # Things at once: the migration files are parsed and linted in a thread while the
+        # scratch database is claimed or created; then the live schema is read on this connection
+        # while the expected one is built on its own; the two are compared while it is dropped.
         parsed = InBackground(_scripts, state.files, set(report.pending), ctx)
-        with scratch_database(conn, ctx.target(), ctx.env, ctx.embedded_server()) as scratch:
-            live = InBackground(read_schema, conn)
-            try:
+        models = ctx.config.models
+        if ctx.env.reuses_scratch and not models:
+            with claimed(conn, ctx.target(), ctx.env) as claim:
                 scripts, report.lint = parsed.result()
-                wanted, report.expected = expected.build(
-                    scratch, ctx.env, scripts, models=ctx.config.models, root=ctx.config.root
-                )
-            finally:
-                actual = live.result()  # before the scratch database is dropped on that connection
-            compared = InBackground(compare, wanted, actual)  # while the scratch database is dropped
-        report.differences = compared.result()
+                if claim is not None and expected.in_one_transaction(scripts, models=models):
+                    live = InBackground(read_schema, conn)
+                    try:
+                        built = expected.build_reused(claim, scripts)
+                    finally:
+                        actual = live.result()  # before the claim ends: it may drop on that connection
+                    if built is not None:
+                        wanted, report.expected = built
+                        report.differences = compare(wanted, actual)
+        if report.expected is None:  # a fresh scratch database: the first way, and the fallback
+            with scratch_database(conn, ctx.target(), ctx.env, ctx.embedded_server()) as scratch:
+                live = InBackground(read_schema, conn)
+                try:
+                    scripts, report.lint = parsed.result()
+                    wanted, report.expected = expected.build(
+                        scratch, ctx.env, scripts, models=models, root=ctx.config.root
+                    )
+                finally:
+                    actual = live.result()  # before the scratch database is dropped on that connection
+                compared = InBackground(compare, wanted, actual)  # while the scratch database is dropped
+            report.differences = compared.result()
         report.duration_s = time.monotonic() - started
         report.finished = True
         if report.failed:

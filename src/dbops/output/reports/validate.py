@@ -112,7 +112,8 @@ def _expected_line(info: ExpectedInfo) -> str:
     )
     where = "the embedded server" if info.scratch == "embedded" else "the same server"
     took = units.duration(info.duration_s)
-    return f"Expected schema: {what} in a scratch database on {where}, {info.server} ({took})"
+    how = " (reused, rolled back)" if info.reused else ""
+    return f"Expected schema: {what} in a scratch database on {where}{how}, {info.server} ({took})"
 
 
 def _count(n: int, word: str) -> str:

@@ -1,0 +1,247 @@
+"""validate's reusable scratch database (dbops.postgres.reusable) on a real PostgreSQL: reused
+between runs and left empty, claimed by one run at a time, made again when someone changed it,
+dropped when a statement ends its transaction, clean after a killed run; fresh databases where
+the environment says so.
+
+Each test validates as a role of its own, so the reusable database it sees is its own (others
+running validate on the same server meanwhile have theirs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from conftest import Run, dbops_bin, url_for, write_config
+from dbops.config.model import Environment
+from dbops.migrations.files import YOYO_TABLES, discover
+from dbops.migrations.scripts import load, order
+from dbops.postgres.connection import Target, connect
+from dbops.postgres.reusable import _LOCK, claimed, name_for
+from dbops.schema import expected
+from test_validate import EXTRAS, scratch_databases
+
+MIGRATED_SAMPLE = True
+
+
+class Role:
+    """A LOGIN CREATEDB role that the project's environments connect as."""
+
+    def __init__(self, project: Path, database_url: str, name: str, admin_url: str) -> None:
+        self.project, self.database_url, self.name, self.admin_url = project, database_url, name, admin_url
+        self.kept = name_for(name)
+        self.use(name)
+
+    def url(self, user: str) -> str:
+        return self.database_url.replace("postgres@", f"{user}@", 1)
+
+    def use(self, user: str, **development: str) -> None:
+        url = self.url(user)
+        extra = "".join(f"\n    {key}: {value}" for key, value in development.items())
+        write_config(
+            self.project,
+            f'project: sample\nenvironments:\n  development:\n    url: "{url}"{extra}\n'
+            f'  production:\n    protected: true\n    url: "{url}"\n',
+        )
+
+    def kept_connection(self) -> psycopg.Connection[Any]:
+        """A superuser's connection to the reusable database (CONNECT is revoked from PUBLIC)."""
+        return psycopg.connect(url_for(self.admin_url, self.kept), autocommit=True)
+
+    def kept_exists(self, db: psycopg.Connection[Any]) -> bool:
+        return db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.kept,)).fetchone() is not None
+
+
+@pytest.fixture
+def role(
+    project: Path, cli: Run, db: psycopg.Connection, database_url: str, admin_url: str
+) -> Iterator[Role]:
+    (project / "migrations" / "20251001090700_extras.sql").write_text(EXTRAS)
+    assert cli("migrate").code == 0
+    name = "dbops_t_reuse_" + db.info.dbname[-12:]
+    db.execute(f"CREATE ROLE {name} LOGIN CREATEDB")
+    bookkeeping = ", ".join(YOYO_TABLES)  # what is applied; the catalog needs no grant
+    db.execute(f"GRANT SELECT ON {bookkeeping} TO {name}")
+    made = Role(project, database_url, name, admin_url)
+    try:
+        yield made
+    finally:
+        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(made.kept)))
+        db.execute(f"REVOKE ALL ON {bookkeeping} FROM {name}")
+        db.execute(f"DROP ROLE {name}")
+
+
+def validate(cli: Run, *args: str) -> dict[str, Any]:
+    result = cli("validate", "--json", "--strict", *args)
+    assert result.code == 0, result.text
+    report: dict[str, Any] = json.loads(result.out)["report"]
+    assert report["differences"] == []
+    return report
+
+
+def user_relations(kept: psycopg.Connection[Any]) -> list[str]:
+    rows = kept.execute(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_it_is_made_once_reused_and_left_empty(role: Role, cli: Run, db: psycopg.Connection) -> None:
+    assert not role.kept_exists(db)
+    first = validate(cli)
+    assert first["expected"]["reused"] is True and first["expected"]["scratch"] == "same server"
+    assert role.kept_exists(db)
+    oid_before = db.execute("SELECT oid FROM pg_database WHERE datname = %s", (role.kept,)).fetchone()
+    second = cli("validate")
+    assert second.code == 0, second.text
+    assert "8 migrations applied in a scratch database on the same server (reused, rolled back)" in second.out
+    oid_after = db.execute("SELECT oid FROM pg_database WHERE datname = %s", (role.kept,)).fetchone()
+    assert oid_before == oid_after  # the same database, not made again
+    acl, comment = db.execute(
+        "SELECT datacl::text, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        (role.kept,),
+    ).fetchone() or (None, None)
+    assert "=c/" not in acl  # no CONNECT for PUBLIC
+    assert comment.startswith("dbops validate's reusable scratch database")
+    with role.kept_connection() as kept:
+        assert user_relations(kept) == []
+    assert scratch_databases(db) == []
+
+
+def test_protected_environments_and_reuse_scratch_false_take_a_fresh_database(
+    role: Role, cli: Run, db: psycopg.Connection
+) -> None:
+    assert validate(cli, "--env=production")["expected"]["reused"] is False
+    role.use(role.name, reuse_scratch="false")
+    assert validate(cli)["expected"]["reused"] is False
+    assert not role.kept_exists(db)
+    assert scratch_databases(db) == []
+
+
+def test_while_one_run_holds_it_the_next_takes_a_fresh_database(role: Role, cli: Run) -> None:
+    validate(cli)
+    with role.kept_connection() as holder, holder.transaction():
+        holder.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
+        assert validate(cli)["expected"]["reused"] is False
+    assert validate(cli)["expected"]["reused"] is True
+
+
+def test_two_runs_at_once(role: Role, project: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBOPS_", "GITHUB_", "TF_"))}
+    subprocess.run([dbops_bin(), "validate"], cwd=project, env=env, check=True, capture_output=True)
+    children = [
+        subprocess.Popen(
+            [dbops_bin(), "validate", "--json", "--strict"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    reports = []
+    for child in children:
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, out + err
+        reports.append(json.loads(out)["report"])
+    assert all(r["differences"] == [] for r in reports)
+    assert any(r["expected"]["reused"] for r in reports)
+
+
+def test_a_database_someone_changed_is_made_again(role: Role, cli: Run, db: psycopg.Connection) -> None:
+    validate(cli)
+    with role.kept_connection() as kept:
+        kept.execute("CREATE TABLE intruder (id int)")  # committed: it would show as unexpected
+    report = validate(cli)  # differences == []: no 'intruder'
+    assert report["expected"]["reused"] is True
+    with role.kept_connection() as kept:
+        assert user_relations(kept) == []
+
+
+def test_statements_that_end_its_transaction_get_it_dropped(
+    role: Role, cli: Run, tmp_path: Path, db: psycopg.Connection
+) -> None:
+    """The loader refuses transaction control in a transactional migration; should a statement
+    still end the transaction, what followed it may have stayed: no schema from there, and the
+    database goes (a COMMIT is crafted in here past the loader)."""
+    validate(cli)
+    folder = tmp_path / "crafted"
+    folder.mkdir()
+    (folder / "0001_commits.sql").write_text(
+        "-- transactional: false\nCREATE TABLE committed_early (id int);\nCOMMIT;\nCREATE TABLE after (id int);\n"
+    )
+    scripts = [replace(s, transactional=True) for s in order(list(load(discover(folder)).values()))]
+    env = Environment(name="development")
+    target = Target.of_environment(role.url(role.name), env)
+    conn = connect(target, env)
+    try:
+        with claimed(conn, target, env) as claim:
+            assert claim is not None and expected.in_one_transaction(scripts, models=None)
+            assert expected.build_reused(claim, scripts) is None
+            assert claim.dirty
+    finally:
+        conn.close()
+    assert not role.kept_exists(db)
+    assert validate(cli)["expected"]["reused"] is True  # made again
+
+
+def test_a_failing_migration_gets_its_precise_error_and_leaves_it_clean(
+    role: Role, cli: Run, project: Path
+) -> None:
+    validate(cli)
+    broken = project / "migrations" / "20251001090800_broken.sql"
+    broken.write_text(
+        "-- depends: 20251001090700_extras\nCREATE TABLE half (id int);\nSELECT * FROM nowhere;\n"
+    )
+    result = cli("validate")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == (
+        "Error: Building the expected schema failed in a scratch database on the same server:"
+        ' Migration 20251001090800_broken.sql failed at line 3: relation "nowhere" does not exist'
+    )
+    broken.unlink()
+    assert validate(cli)["expected"]["reused"] is True
+    with role.kept_connection() as kept:
+        assert user_relations(kept) == []
+
+
+def test_a_killed_run_leaves_it_clean(role: Role, cli: Run, project: Path, db: psycopg.Connection) -> None:
+    validate(cli)
+    slow = project / "migrations" / "20251001090800_slow.sql"
+    slow.write_text("-- depends: 20251001090700_extras\nCREATE TABLE half (id int);\nSELECT pg_sleep(60);\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBOPS_", "GITHUB_", "TF_"))}
+    child = subprocess.Popen(
+        [dbops_bin(), "validate"], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        sleeping = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = %s"
+        deadline = time.monotonic() + 20
+        while not db.execute(sleeping, (role.kept,)).fetchone():
+            assert time.monotonic() < deadline, "the slow migration never started"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    slow.unlink()
+    # the server notices the lost client within a second (client_connection_check_interval)
+    # and rolls back; meanwhile a run would take a fresh database
+    deadline = time.monotonic() + 10
+    while db.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (role.kept,)).fetchone():
+        assert time.monotonic() < deadline, "the killed run's session is still there"
+        time.sleep(0.05)
+    assert validate(cli)["expected"]["reused"] is True
+    with role.kept_connection() as kept:
+        assert user_relations(kept) == []
