@@ -27,7 +27,7 @@ from dbops.config.model import Environment
 from dbops.migrations.files import YOYO_TABLES, discover
 from dbops.migrations.scripts import load, order
 from dbops.postgres.connection import Target, connect
-from dbops.postgres.reusable import _LOCK, claimed, name_for
+from dbops.postgres.reusable import _COMMENT, _FINGERPRINT, _LOCK, _MARK, claimed, name_for
 from dbops.schema import expected
 from test_validate import EXTRAS, scratch_databases
 
@@ -245,3 +245,30 @@ def test_a_killed_run_leaves_it_clean(role: Role, cli: Run, project: Path, db: p
     assert validate(cli)["expected"]["reused"] is True
     with role.kept_connection() as kept:
         assert user_relations(kept) == []
+
+
+def test_one_another_role_made_is_neither_used_nor_dropped(
+    role: Role, cli: Run, db: psycopg.Connection[Any]
+) -> None:
+    """A database of that name that another role owns could hold functions the migrations
+    would call, running as this role: it is left alone."""
+    other = role.name + "_other"
+    db.execute(f"CREATE ROLE {other}")
+    try:
+        db.execute(f"CREATE DATABASE {role.kept} OWNER {other}")
+        db.execute(f"GRANT CONNECT ON DATABASE {role.kept} TO {role.name}")
+        with role.kept_connection() as planted:  # planted, with a fingerprint that matches
+            planted.execute("CREATE TABLE planted (id int)")
+            planted.execute("GRANT ALL ON SCHEMA public TO PUBLIC")  # room for the migrations
+            fingerprint = planted.execute(f"SELECT {_FINGERPRINT}").fetchone()
+            assert fingerprint is not None
+            comment = sql.Literal(_COMMENT + _MARK + fingerprint[0])
+            planted.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(role.kept), comment)
+            )
+        assert validate(cli)["expected"]["reused"] is False  # differences == []: no 'planted'
+        with role.kept_connection() as planted:
+            assert user_relations(planted) == ["planted"]
+    finally:
+        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(role.kept)))
+        db.execute(f"DROP ROLE {other}")

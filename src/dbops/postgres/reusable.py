@@ -7,7 +7,9 @@ and DROP DATABASE per run: each writes and removes a few hundred files, from ten
 milliseconds on a fast disk to seconds on a slow disk or a managed service.
 
 - **Claimed per run** with a transaction-level advisory lock: a second validation at the same
-  time (or a role that may not connect to it) takes a fresh scratch database instead.
+  time takes a fresh scratch database instead. So does a role that may not connect to it, or
+  that does not own it (a database of that name another role made could hold functions that
+  the migrations would call: it is never used, nor dropped).
 - **Checked before each use.** At creation its fingerprint (how many objects the per-database
   catalogs hold and their highest oid, the comments, the public schema's owner and privileges,
   the database's own settings) is recorded in its comment; a database whose fingerprint no
@@ -66,6 +68,11 @@ _FINGERPRINT = """concat_ws('/',
 
 _RECORDED = (
     "shobj_description((SELECT oid FROM pg_database WHERE datname = current_database()), 'pg_database')"
+)
+# Only a database this role owns: another could have planted functions its migrations would call.
+_OURS = (
+    "(SELECT datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) FROM pg_database"
+    " WHERE datname = current_database())"
 )
 _MARK = "fingerprint "
 _COMMENT = "dbops validate's reusable scratch database, kept empty between runs (safe to drop): "
@@ -130,7 +137,12 @@ def _claim(conn: psycopg.Connection[Any], target: Target, env: Environment, name
         if state == "ours":
             return Claimed(kept, Scratch(server, "same server", server_version(kept)))
         kept.close()
-        if state == "busy" or attempt or not _drop(conn, name) or not _create(conn, server, env, name):
+        if (
+            state in ("busy", "foreign")
+            or attempt
+            or not _drop(conn, name)
+            or not _create(conn, server, env, name)
+        ):
             return None
     return None
 
@@ -146,13 +158,16 @@ def _watching(server: Target, version: int) -> Target:
 
 
 def _begin(kept: psycopg.Connection[Any]) -> str:
-    """BEGIN, the lock and the fingerprint in one round trip: ours, busy, or changed."""
+    """BEGIN, the lock, the fingerprint and the owner in one round trip: ours, busy, changed, or
+    foreign (another role owns it)."""
     with kept.pipeline():
         kept.execute("BEGIN")
-        query = f"SELECT pg_try_advisory_xact_lock({_LOCK}), {_FINGERPRINT}, {_RECORDED}"
+        query = f"SELECT pg_try_advisory_xact_lock({_LOCK}), {_FINGERPRINT}, {_RECORDED}, {_OURS}"
         row = kept.execute(query).fetchone()
     assert row is not None
-    locked, fingerprint, recorded = row
+    locked, fingerprint, recorded, ours = row
+    if not ours:  # made by another role: what it holds could run as ours, so never used
+        return "foreign"
     if not locked:
         return "busy"
     if not recorded or recorded.rpartition(_MARK)[2] != fingerprint:
