@@ -16,6 +16,7 @@ import pytest
 from conftest import Run, dbops_bin, sigint_default, write_config
 from dbops.migrations.files import YOYO_TABLES, discover
 from dbops.migrations.scripts import load, order
+from dbops.postgres.reusable import name_for
 from dbops.schema.expected import joined
 
 # a test that takes `migrated` starts from a clone of the migrated sample (conftest.database_url)
@@ -525,10 +526,22 @@ def test_a_failing_migration_fails_validate_and_the_scratch_database_goes(
     assert scratch_databases(migrated) == []
 
 
-def test_ctrl_c_drops_the_scratch_database(migrated: psycopg.Connection, project: Path) -> None:
+@pytest.mark.parametrize("reuse", [False, True], ids=["fresh", "reusable"])
+def test_ctrl_c_drops_the_scratch_database(
+    migrated: psycopg.Connection, project: Path, database_url: str, reuse: bool
+) -> None:
+    """A fresh scratch database is dropped; in the reusable one (dbops.postgres.reusable) the
+    transaction is cancelled and rolled back."""
     (project / "migrations" / "20251001090800_slow.sql").write_text(
         "-- depends: 20251001090700_extras\nSELECT pg_sleep(30);\n"
     )
+    write_config(
+        project,
+        f'project: sample\nenvironments:\n  development:\n    url: "{database_url}"\n'
+        f"    reuse_scratch: {str(reuse).lower()}\n",
+    )
+    # with reuse, another test's validate may hold the reusable database: then this one is fresh
+    sleeping_in = "dbops\\_validate\\_%" if reuse else f"dbops\\_validate\\_{migrated.info.dbname}\\_%"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBOPS_", "GITHUB_", "TF_"))}
     child = subprocess.Popen(
         [dbops_bin(), "validate"],
@@ -543,8 +556,8 @@ def test_ctrl_c_drops_the_scratch_database(migrated: psycopg.Connection, project
         deadline = time.monotonic() + 20
         while not migrated.execute(
             # the migrations run as one query (its text may be cut short here): what it waits on
-            "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
-            " AND datname LIKE 'dbops\\_validate\\_%'"
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname LIKE %s",
+            (sleeping_in,),
         ).fetchone():
             assert time.monotonic() < deadline, "the slow migration never started"
             time.sleep(0.05)
@@ -556,6 +569,9 @@ def test_ctrl_c_drops_the_scratch_database(migrated: psycopg.Connection, project
     assert child.returncode == 130, out + err
     assert "Interrupted" in err
     assert scratch_databases(migrated) == []
+    kept = name_for(migrated.info.user)  # its statement was cancelled, not left sleeping
+    sleeping = "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = %s"
+    assert migrated.execute(sleeping, (kept,)).fetchone() is None
 
 
 def test_stale_scratch_databases_of_killed_runs_are_dropped(migrated: psycopg.Connection, cli: Run) -> None:

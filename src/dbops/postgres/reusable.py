@@ -84,7 +84,7 @@ def name_for(role: str) -> str:
 
 
 class Claimed:
-    """The reusable database, this run's until close(): a transaction is open on `conn`."""
+    """The reusable database, this run's while claimed() lasts: its transaction is open on `conn`."""
 
     def __init__(self, conn: psycopg.Connection[Any], scratch: Scratch) -> None:
         self.conn = conn
