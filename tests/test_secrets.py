@@ -36,6 +36,7 @@ from dbops import redact
 from dbops.postgres import tools
 from dbops.postgres.connection import Target, redact_url
 from dbops.postgres.embedded import EmbeddedServer
+from dbops.postgres.reusable import name_for
 
 SECRET = "S3cr3t-Pr0be!Value"
 ENCODED = quote(SECRET, safe="")  # S3cr3t-Pr0be%21Value
@@ -89,6 +90,8 @@ def probe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbeServ
         server.ensure_running()
     yield ProbeServer(admin, role, host, server is not None)
     with psycopg.connect(admin, autocommit=True) as conn:
+        kept = sql.Identifier(name_for(role))  # validate's reusable scratch database, the role's own
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(kept))
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     if server is not None:
         server.stop()
