@@ -88,13 +88,15 @@ def probe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbeServ
         hba.write_text(f"local all {role} scram-sha-256\n" + hba.read_text())
         server.stop()
         server.ensure_running()
-    yield ProbeServer(admin, role, host, server is not None)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        kept = sql.Identifier(name_for(role))  # validate's reusable scratch database, the role's own
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(kept))
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-    if server is not None:
-        server.stop()
+    try:
+        yield ProbeServer(admin, role, host, server is not None)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            kept = sql.Identifier(name_for(role))  # validate's reusable scratch database, the role's own
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(kept))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    finally:
+        if server is not None:
+            server.stop()
 
 
 @pytest.fixture
