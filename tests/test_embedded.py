@@ -168,6 +168,8 @@ def test_a_project_path_too_long_for_a_socket(
         assert str(server.socket_dir).startswith("/tmp/dbops-")
         result = cli("status")
         assert result.code == 0, result.text
+        assert server.stop()
+        assert not server.socket_dir.exists()  # the stop leaves no folder in /tmp
     finally:
         server.stop()
         shutil.rmtree(server.socket_dir, ignore_errors=True)

@@ -174,6 +174,9 @@ class EmbeddedServer:
             if not self.state().running:
                 return False
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+            if self.socket_dir.parent == Path("/tmp"):  # made for a long path: not left behind
+                with suppress(OSError):
+                    self.socket_dir.rmdir()  # only when empty (the server removed its socket)
         return True
 
     # ------------------------------------------------------------------ internals
