@@ -109,6 +109,20 @@ def count_rows_of(conn: psycopg.Connection[Any], tables: list[TableCount]) -> No
         tables[i].rows = count
 
 
+def inserted_by_load(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:
+    """The rows a load (pg_restore) just inserted into each table of `conn`'s new database, from
+    the server's statistics, without counting them: where a table's counters say exactly this
+    (inserted = live, nothing deleted or updated), the caller takes them as its row count, and
+    counts the tables with count(*) only when they differ from the manifest. The loaders'
+    sessions must be gone (PostgreSQL 15 and later write a session's counters when it ends;
+    earlier servers' arrive late, and then differ)."""
+    rows = conn.execute(
+        "SELECT schemaname, relname, n_tup_ins FROM pg_stat_user_tables"
+        " WHERE n_tup_ins = n_live_tup AND n_tup_del = 0 AND n_tup_upd = 0 AND n_tup_ins > 0"
+    ).fetchall()
+    return {(schema, name): int(count) for schema, name, count in rows}
+
+
 def _last_migration(conn: psycopg.Connection[Any]) -> str | None:
     found = conn.execute("SELECT to_regclass('public._yoyo_migration') IS NOT NULL").fetchone()
     if not found or not found[0]:

@@ -37,7 +37,14 @@ from dbops.backups.store import CHUNK, Advance, Manifest
 from dbops.errors import DbopsError, RestoreFailed
 from dbops.postgres import tools as pgtools
 from dbops.postgres.connection import Target, connect
-from dbops.postgres.databases import create_scratch, drop_database, drop_leftovers, swap, unused_name
+from dbops.postgres.databases import (
+    create_scratch,
+    drop_database,
+    drop_leftovers,
+    swap,
+    unused_name,
+    wait_until_unused,
+)
 from dbops.postgres.locks import RestoreLock, locked_maintenance, restore_lock_on
 from dbops.schema import drop
 
@@ -153,7 +160,7 @@ def load_scratch(
         )
         result.load_s = time.monotonic() - started
         started = time.monotonic()
-        result.rows, result.tables = check_restored(target, env, result.scratch, manifest, loaded)
+        result.rows, result.tables = check_restored(target, env, result.scratch, manifest, loaded, new=True)
         result.verify_s = time.monotonic() - started
     except BaseException:
         with contextlib.suppress(Exception):
@@ -260,7 +267,7 @@ def trial_restore(
         create_scratch(admin, scratch, live, manifest.encoding)
         try:
             loaded = load(target, tools, path, manifest, scratch, _major_of(admin))
-            check_restored(target, env, scratch, manifest, loaded)
+            check_restored(target, env, scratch, manifest, loaded, new=True)
         finally:
             drop_database(admin, scratch)
 
@@ -310,14 +317,22 @@ def check_restored(
     database: str,
     manifest: Manifest,
     loaded: dict[tuple[str, str], int] | None = None,
+    *,
+    new: bool = False,
 ) -> tuple[int, int]:
     """Row counts and objects of the restored database (on `target`'s server) against the manifest.
     The rows are those `loaded` (each table's COPY block, counted as psql was given it: psql
-    stops at the first error, so each loaded whole), else counted in the database; counted in
-    the database after all when they differ."""
+    stops at the first error, so each loaded whole), else, in a `new` database this restore made
+    (nobody else's sessions in it), those the server's statistics say pg_restore inserted; counted
+    in the database (count(*)) when there are none or they differ."""
     with connect(target.with_dbname(database), env) as conn:
-        found = contents.read(conn, count_rows=loaded is None)
-        if loaded is not None:
+        if loaded is None and new:
+            wait_until_unused(conn, database)  # pg_restore's sessions write their counters as they end
+            loaded = contents.inserted_by_load(conn)
+        if loaded is None:
+            found = contents.read(conn)
+        else:
+            found = contents.read(conn, count_rows=False)
             for table in found.tables:
                 table.rows = loaded.get((table.schema, table.name), 0)
         problems = contents.differences(manifest.tables, manifest.objects, found)
