@@ -53,6 +53,20 @@ def test_environment_choice_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert load(tmp_path, "environments:\n  development: {}\n").environment(None).name == "development"
 
 
+def test_reuse_scratch_defaults_to_not_protected(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "environments:\n  development: {}\n  production: {protected: true}\n"
+        "  staging: {reuse_scratch: false}\n  audited: {protected: true, reuse_scratch: true}\n",
+    )
+    reuses = {name: config.environment(name).reuses_scratch for name in config.environments}
+    assert reuses == {"development": True, "production": False, "staging": False, "audited": True}
+    message = error_of(tmp_path, "environments:\n  development:\n    reuse_scratch: sometimes\n")
+    assert message == (
+        "dbops.yaml:3: environments.development.reuse_scratch: expected true or false, got 'sometimes'"
+    )
+
+
 def test_unknown_environment_lists_known_ones(tmp_path: Path) -> None:
     config = load(tmp_path, "environments:\n  development: {}\n  production: {aliases: [live]}\n")
     with pytest.raises(ConfigError) as info:
