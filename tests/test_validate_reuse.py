@@ -26,8 +26,9 @@ from conftest import Run, dbops_bin, url_for, write_config
 from dbops.config.model import Environment
 from dbops.migrations.files import YOYO_TABLES, discover
 from dbops.migrations.scripts import load, order
+from dbops.postgres import reusable
 from dbops.postgres.connection import Target, connect
-from dbops.postgres.reusable import _COMMENT, _FINGERPRINT, _LOCK, _MARK, claimed, name_for
+from dbops.postgres.reusable import _COMMENT, _LOCK, _MARK, _fingerprint, claimed, name_for
 from dbops.schema import expected
 from test_validate import EXTRAS, scratch_databases
 
@@ -250,8 +251,9 @@ def test_a_killed_run_leaves_it_clean(role: Role, cli: Run, project: Path, db: p
 def test_one_another_role_made_is_neither_used_nor_dropped(
     role: Role, cli: Run, db: psycopg.Connection[Any]
 ) -> None:
-    """A database of that name that another role owns could hold functions the migrations
-    would call, running as this role: it is left alone."""
+    """A database of that name that another role owns could hold functions that would run as
+    this role (an operator in public that a query of the catalog picks over pg_catalog's, the
+    migrations' own calls): it is never connected to, used or dropped."""
     other = role.name + "_other"
     db.execute(f"CREATE ROLE {other}")
     try:
@@ -260,7 +262,17 @@ def test_one_another_role_made_is_neither_used_nor_dropped(
         with role.kept_connection() as planted:  # planted, with a fingerprint that matches
             planted.execute("CREATE TABLE planted (id int)")
             planted.execute("GRANT ALL ON SCHEMA public TO PUBLIC")  # room for the migrations
-            fingerprint = planted.execute(f"SELECT {_FINGERPRINT}").fetchone()
+            # a sequence: what a rolled-back transaction does to it stays
+            planted.execute("CREATE SEQUENCE ran; GRANT USAGE ON SEQUENCE ran TO PUBLIC")
+            planted.execute(
+                "CREATE FUNCTION public.snoop(oid, text) RETURNS text LANGUAGE sql"
+                " AS $$ SELECT $2 || nextval('public.ran') $$"
+            )
+            planted.execute(
+                "CREATE OPERATOR public.|| (LEFTARG = oid, RIGHTARG = text, FUNCTION = public.snoop)"
+            )
+            planted.execute("SET search_path = pg_catalog, pg_temp")  # as dbops reads it
+            fingerprint = planted.execute(f"SELECT {_fingerprint()}").fetchone()
             assert fingerprint is not None
             comment = sql.Literal(_COMMENT + _MARK + fingerprint[0])
             planted.execute(
@@ -268,7 +280,54 @@ def test_one_another_role_made_is_neither_used_nor_dropped(
             )
         assert validate(cli)["expected"]["reused"] is False  # differences == []: no 'planted'
         with role.kept_connection() as planted:
-            assert user_relations(planted) == ["planted"]
+            assert user_relations(planted) == ["planted", "ran"]
+            assert planted.execute("SELECT is_called FROM ran").fetchone() == (False,)  # nothing ran
     finally:
         db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(role.kept)))
         db.execute(f"DROP ROLE {other}")
+
+
+def test_a_constraint_checked_at_commit_fails_as_in_a_fresh_database(
+    role: Role, cli: Run, project: Path
+) -> None:
+    """The transaction is rolled back, never committed: deferred constraints are checked
+    before the schema is read, and a failure gets the fresh database's precise error."""
+    validate(cli)
+    (project / "migrations" / "20251001090800_deferred.sql").write_text(
+        "-- depends: 20251001090700_extras\n"
+        "CREATE TABLE parent (id int PRIMARY KEY);\n"
+        "CREATE TABLE child (parent_id int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\n"
+        "INSERT INTO child VALUES (42);\n"
+    )
+    result = cli("validate")
+    assert result.code == 1, result.text
+    assert result.err.splitlines()[0].startswith(
+        "Error: Building the expected schema failed in a scratch database on the same server:"
+        " Migration 20251001090800_deferred.sql failed at commit: insert or update on table"
+    )
+    with role.kept_connection() as kept:
+        assert user_relations(kept) == []
+
+
+def test_a_changed_template_gets_it_made_again(
+    role: Role, cli: Run, db: psycopg.Connection[Any], admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh scratch database is a copy of template1: when template1's rows change, the
+    reusable one is made again. (A database of the test's own stands in for template1, which
+    other tests' CREATE DATABASE must be able to copy meanwhile.)"""
+    stand_in = f"dbops_t_template_{db.info.dbname[-12:]}"
+    db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(stand_in)))
+    try:
+        monkeypatch.setattr(reusable, "TEMPLATE", stand_in)
+        validate(cli)
+        made = "SELECT oid FROM pg_database WHERE datname = %s"
+        first = db.execute(made, (role.kept,)).fetchone()
+        assert validate(cli)["expected"]["reused"] is True
+        assert db.execute(made, (role.kept,)).fetchone() == first  # unchanged: kept
+        with psycopg.connect(url_for(admin_url, stand_in), autocommit=True) as template:
+            template.execute("CREATE EXTENSION IF NOT EXISTS plpgsql")  # no change: no rows
+            template.execute("CREATE TABLE added_to_the_template (id int)")
+        assert validate(cli)["expected"]["reused"] is True
+        assert db.execute(made, (role.kept,)).fetchone() != first  # made again
+    finally:
+        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(stand_in)))

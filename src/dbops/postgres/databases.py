@@ -229,13 +229,14 @@ def drop_database(admin: psycopg.Connection[Any], name: str) -> None:
     """Drop it, terminating its sessions first (and waiting, finely, for them to be gone)."""
     from psycopg import sql
 
-    _terminate(admin, name)
+    terminate_sessions(admin, name)
     force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(sql.Identifier(name)))
 
 
-def _terminate(admin: psycopg.Connection[Any], name: str) -> int:
-    """Terminate every other session of the database, then wait until they are gone.
+def terminate_sessions(admin: psycopg.Connection[Any], name: str) -> int:
+    """Terminate every other session of the database (and an autovacuum worker in it), then
+    wait until they are gone; how many sessions (client ones) there were.
 
     DROP and ALTER ... RENAME wait for a database's sessions to end themselves, but they look
     every 100 ms: a session that has just closed (the test's connection, the psql that loaded a
@@ -243,18 +244,24 @@ def _terminate(admin: psycopg.Connection[Any], name: str) -> int:
     every 2 ms here costs a millisecond or two instead.
     """
     row = admin.execute(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid) AND backend_type = 'client backend')"
+        " FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
         (name,),
     ).fetchone()
-    wait_until_unused(admin, name)
+    wait_until_unused(admin, name, everyone=True)
     return int(row[0]) if row else 0
 
 
-def wait_until_unused(admin: psycopg.Connection[Any], name: str, timeout: float = 5.0) -> bool:
-    """Whether nobody else is connected to the database, waited for up to `timeout` seconds."""
+def wait_until_unused(
+    admin: psycopg.Connection[Any], name: str, timeout: float = 5.0, *, everyone: bool = False
+) -> bool:
+    """Whether no other session is connected to the database, waited for up to `timeout` seconds.
+    Client sessions only, unless `everyone`: an autovacuum worker that starts on a freshly loaded
+    database is no one's session (DROP and RENAME stop it themselves)."""
     deadline = time.monotonic() + timeout
     query = "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    if not everyone:
+        query += " AND backend_type = 'client backend'"
     while admin.execute(query, (name,)).fetchone() is not None:
         if time.monotonic() > deadline:
             return False
@@ -277,7 +284,7 @@ def swap(admin: psycopg.Connection[Any], live: str, scratch: str, stamp: str) ->
     terminated = 0
     for attempt in range(20):
         if exists:
-            terminated += _terminate(admin, live)
+            terminated += terminate_sessions(admin, live)
         try:
             with admin.transaction():
                 if exists:

@@ -40,6 +40,7 @@ from dbops.postgres.databases import (
     can_create_databases,
     drop_stale,
     signals_held,
+    terminate_sessions,
     wait_until_unused,
 )
 
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
 PREFIX = "dbops_validate_scratch_"
 _LOCK = 0x64626F7073_5643  # "dbopsVC": one key, taken in that database only
 
-# What a committed change to the database would move. Rolled-back objects leave no row behind.
+# What a committed change to the database would move (rolled-back objects leave no row behind),
+# and to template1, which a fresh scratch database would be copied from (its row counters).
 _FINGERPRINT = """concat_ws('/',
   (SELECT count(*) || '.' || max(oid) FROM (
      SELECT oid FROM pg_class UNION ALL SELECT oid FROM pg_proc UNION ALL SELECT oid FROM pg_type
@@ -64,15 +66,14 @@ _FINGERPRINT = """concat_ws('/',
   (SELECT count(*) FROM pg_description),
   (SELECT nspowner || coalesce(nspacl::text, '') FROM pg_namespace WHERE nspname = 'public'),
   (SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-    WHERE d.datname = current_database()))"""
+    WHERE d.datname = current_database()),
+  (SELECT concat_ws('.', tup_inserted, tup_updated, tup_deleted) FROM pg_stat_database
+    WHERE datname = '{template}'))"""
+
+TEMPLATE = "template1"  # what CREATE DATABASE copies (a name of dbops' own: no quoting needed)
 
 _RECORDED = (
     "shobj_description((SELECT oid FROM pg_database WHERE datname = current_database()), 'pg_database')"
-)
-# Only a database this role owns: another could have planted functions its migrations would call.
-_OURS = (
-    "(SELECT datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) FROM pg_database"
-    " WHERE datname = current_database())"
 )
 _MARK = "fingerprint "
 _COMMENT = "dbops validate's reusable scratch database, kept empty between runs (safe to drop): "
@@ -119,13 +120,16 @@ def claimed(conn: psycopg.Connection[Any], target: Target, env: Environment) -> 
 def _claim(conn: psycopg.Connection[Any], target: Target, env: Environment, name: str) -> Claimed | None:
     server = _watching(target.with_dbname(name), conn.info.server_version)
     for attempt in range(2):
-        try:
-            kept = connect(server, env)
-        except DatabaseMissing:
+        owner = _owner(conn, name)
+        if owner == "another role":  # what it holds could run as this role: never connected to
+            return None
+        if owner is None:
             if attempt or not _create(conn, server, env, name):
                 return None
             continue
-        except DbopsError:  # another role's (no CONNECT), or the server refuses more sessions
+        try:
+            kept = connect(server, env)
+        except DbopsError:  # dropped meanwhile, or the server refuses more sessions
             return None
         try:
             state = _begin(kept)
@@ -147,6 +151,22 @@ def _claim(conn: psycopg.Connection[Any], target: Target, env: Environment, name
     return None
 
 
+def _fingerprint() -> str:
+    return _FINGERPRINT.format(template=TEMPLATE)
+
+
+def _owner(conn: psycopg.Connection[Any], name: str) -> str | None:
+    """Who owns the database: "this role", "another role", or None when there is none."""
+    row = conn.execute(
+        "SELECT d.datdba = r.oid FROM pg_catalog.pg_database d, pg_catalog.pg_roles r"
+        " WHERE d.datname = %s AND r.rolname = current_user",
+        (name,),
+    ).fetchone()
+    if row is None:
+        return None
+    return "this role" if row[0] else "another role"
+
+
 def _watching(server: Target, version: int) -> Target:
     """A killed run's session ends within a second, even in a long statement: the server checks
     that its client is still there (PostgreSQL 14 and later). A startup option, so that the
@@ -158,16 +178,16 @@ def _watching(server: Target, version: int) -> Target:
 
 
 def _begin(kept: psycopg.Connection[Any]) -> str:
-    """BEGIN, the lock, the fingerprint and the owner in one round trip: ours, busy, changed, or
-    foreign (another role owns it)."""
+    """BEGIN, the lock and the fingerprint in one round trip: ours, busy or changed. The
+    fingerprint is read with search_path pinned to pg_catalog (the migrations' own RESET ALL
+    puts it back), so nothing in the database stands in for the functions it calls."""
     with kept.pipeline():
         kept.execute("BEGIN")
-        query = f"SELECT pg_try_advisory_xact_lock({_LOCK}), {_FINGERPRINT}, {_RECORDED}, {_OURS}"
+        kept.execute("SET LOCAL search_path = pg_catalog, pg_temp")
+        query = f"SELECT pg_try_advisory_xact_lock({_LOCK}), {_fingerprint()}, {_RECORDED}"
         row = kept.execute(query).fetchone()
     assert row is not None
-    locked, fingerprint, recorded, ours = row
-    if not ours:  # made by another role: what it holds could run as ours, so never used
-        return "foreign"
+    locked, fingerprint, recorded = row
     if not locked:
         return "busy"
     if not recorded or recorded.rpartition(_MARK)[2] != fingerprint:
@@ -181,19 +201,25 @@ def _create(conn: psycopg.Connection[Any], server: Target, env: Environment, nam
 
     if not can_create_databases(conn):
         return False
+    database = sql.Identifier(name)
     try:
         with signals_held():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
+            conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(database))
     except (errors.InsufficientPrivilege, errors.DuplicateDatabase, errors.UniqueViolation):
         return False  # a managed service's policy, or another run made it a moment ago
     try:
-        kept = connect(server, env)
+        terminate_sessions(conn, name)  # anyone who came in before the REVOKE
         try:
-            fingerprint = kept.execute(f"SELECT {_FINGERPRINT}").fetchone()
+            kept = connect(server, env)
+        except DatabaseMissing:  # another run found it without its comment yet, and dropped it
+            return False
+        try:
+            kept.execute("SET search_path = pg_catalog, pg_temp")
+            fingerprint = kept.execute(f"SELECT {_fingerprint()}").fetchone()
             assert fingerprint is not None
-            kept.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
             comment = sql.Literal(_COMMENT + _MARK + str(fingerprint[0]))
-            kept.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), comment))
+            kept.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(database, comment))
         finally:
             kept.close()
     except BaseException:

@@ -78,6 +78,7 @@ def build_reused(claim: Claimed, scripts: Sequence[Script]) -> tuple[Schema, Exp
     try:
         if scripts:
             conn.execute(joined(scripts))  # no parameters: the simple protocol, as _apply_run
+        conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what would fail at commit fails here
     except Exception as exc:
         if not type(exc).__module__.startswith("psycopg"):
             raise
