@@ -6,14 +6,20 @@ schema in one transaction there, reads it, and rolls the transaction back. No CR
 and DROP DATABASE per run: each writes and removes a few hundred files, from tens of
 milliseconds on a fast disk to seconds on a slow disk or a managed service.
 
+- **Only this role's own.** Who owns a database of that name is looked up on the live
+  connection first: one another role made could hold functions that would run as this role
+  (an operator in public that a catalog query would pick, the migrations' own calls), so it
+  is never connected to, used or dropped; validate takes a fresh database instead.
 - **Claimed per run** with a transaction-level advisory lock: a second validation at the same
-  time takes a fresh scratch database instead. So does a role that may not connect to it, or
-  that does not own it (a database of that name another role made could hold functions that
-  the migrations would call: it is never used, nor dropped).
-- **Checked before each use.** At creation its fingerprint (how many objects the per-database
-  catalogs hold and their highest oid, the comments, the public schema's owner and privileges,
-  the database's own settings) is recorded in its comment; a database whose fingerprint no
-  longer matches (someone used it) is dropped and made again.
+  time takes a fresh scratch database instead.
+- **Checked before each use.** At creation its fingerprint is recorded in its comment: how
+  many objects the per-database catalogs hold and their highest oid, the comments, the public
+  schema's owner and privileges, the database's own settings, and template1's row counters
+  (a fresh scratch database is a copy of template1 as it is now). It is read with search_path
+  pinned to pg_catalog. A database whose fingerprint no longer matches (someone used it, or
+  template1 changed) is dropped and made again.
+- **As a commit would find it.** Deferred constraints are checked (SET CONSTRAINTS ALL
+  IMMEDIATE) before the schema is read: what would fail at commit fails there too.
 - **Nothing stays behind.** A run killed half-way is rolled back by the server, which notices
   the lost client within a second (``client_connection_check_interval``, PostgreSQL 14 and
   later) even in a long statement; migrations that end the transaction themselves (a COMMIT
@@ -21,8 +27,9 @@ milliseconds on a fast disk to seconds on a slow disk or a managed service.
 
 It is made only where the role may create databases (else validate goes on as before, in a
 fresh one on the embedded server), from template1 as a fresh scratch database would be, with
-CONNECT revoked from PUBLIC. ``reuse_scratch: false`` in dbops.yaml turns it off for an
-environment; protected environments do without it unless they say ``true``.
+CONNECT revoked from PUBLIC at once (and any session that came in before, ended).
+``reuse_scratch: false`` in dbops.yaml turns it off for an environment; protected environments
+do without it unless they say ``true``.
 """
 
 from __future__ import annotations
