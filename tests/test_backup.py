@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from backup_helpers import build_rich, fingerprint, schema_dump
-from conftest import Run, apply_migrations, dbops_bin, url_for
+from conftest import Run, apply_migrations, dbops_bin, url_for, write_config
 from dbops.postgres.embedded import bin_dir
 
 
@@ -504,6 +504,28 @@ def test_row_counts_that_differ_from_the_manifest_stop_before_the_swap(
     assert result.code == 1, result.text
     assert "does not match the backup's manifest: public.notes: 2 rows, expected 3" in result.err
     assert side_databases(admin_url, database_url) == []
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["new-database", "in-place"])
+def test_a_load_into_a_new_database_commits_without_waiting_for_the_disk(
+    project: Path, cli: Run, db: psycopg.Connection, database_url: str, in_place: bool
+) -> None:
+    """synchronous_commit off for a load into a new database (the swap's commit writes it all
+    out); an in-place restore, one transaction, keeps the setting it had (here the URL's)."""
+    db.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1)")
+    path = backup(cli, "--compress=none")
+    joiner = "&" if "?" in database_url else "?"
+    url = f"{database_url}{joiner}options=-c%20synchronous_commit%3Don"
+    write_config(project, f'environments:\n  development:\n    url: "{url}"\n    backup_before: []\n')
+    wanted = "on" if in_place else "off"
+    probe = (
+        f"DO $$ BEGIN IF current_setting('synchronous_commit') <> '{wanted}' THEN RAISE EXCEPTION"
+        " 'synchronous_commit is %', current_setting('synchronous_commit'); END IF; END $$;\n"
+    )
+    path.write_text(path.read_text().replace("COPY public.notes", probe + "COPY public.notes"))
+    refresh_manifest(path)
+    result = cli("restore", str(path), "--force", *(["--in-place"] if in_place else []))
+    assert result.code == 0, result.text
 
 
 def big_database(db: psycopg.Connection) -> None:
