@@ -423,7 +423,7 @@ def _restore_archive(
     """pg_restore -d (the archive's own server major), its file hashed beside it."""
     args = [
         str(tools.pg_restore.path),
-        f"--dbname={pgtools.conninfo(target, database, settings=NEW_DATABASE)}",
+        f"--dbname={pgtools.conninfo(target.with_settings(NEW_DATABASE), database)}",
         "--no-password",
         "--exit-on-error",
         "--verbose",
@@ -508,6 +508,7 @@ def _run_script(
     ScriptFilter, into psql (stopping at the first error; one transaction when clearing first);
     returns the rows of each table's COPY block it loaded."""
     script_filter = _LineMap(database, server_major=server_major, head_only=head_only)
+    into = target if clear_first else target.with_settings(NEW_DATABASE)  # in place: one transaction
     psql = [
         str(tools.psql.path),
         "--no-psqlrc",
@@ -516,7 +517,7 @@ def _run_script(
         "--set=ON_ERROR_STOP=1",
         "--echo-errors",  # the failing statement's text, after its error
         "--file=-",  # the script on stdin, each message prefixed psql:<stdin>:LINE:
-        f"--dbname={pgtools.conninfo(target, database, settings='' if clear_first else NEW_DATABASE)}",
+        f"--dbname={pgtools.conninfo(into, database)}",
     ]
     if clear_first:
         psql.append("--single-transaction")

@@ -92,6 +92,11 @@ class Target:
     def with_dbname(self, dbname: str) -> Target:
         return replace(self, params={**self.params, "dbname": dbname})
 
+    def with_settings(self, settings: str) -> Target:
+        """With `settings` (``-c name=value ...``) after the URL's own options."""
+        options = f"{self.params.get('options', '')} {settings}".strip()
+        return replace(self, params={**self.params, "options": options})
+
     def yoyo_uri(self) -> str:
         """The URI yoyo's get_backend() takes; in-process only, never shown or passed to a child."""
         p = self.params

@@ -211,16 +211,13 @@ def _supports(pg_dump: str, method: str) -> bool:
 # --------------------------------------------------------------------------- running children
 
 
-def conninfo(target: Target, dbname: str | None = None, *, settings: str = "") -> str:
-    """A libpq conninfo string for a child's argv: everything but the password; `settings`
-    (``-c name=value ...``) after the URL's own options."""
+def conninfo(target: Target, dbname: str | None = None) -> str:
+    """A libpq conninfo string for a child's argv: everything but the password."""
     from psycopg.conninfo import make_conninfo
 
     params = {k: v for k, v in target.params.items() if k not in _SECRET_KEYS}
     if dbname is not None:
         params["dbname"] = dbname
-    if settings:
-        params["options"] = f"{params.get('options', '')} {settings}".strip()
     params.setdefault("application_name", "dbops")
     return make_conninfo(**params)
 
