@@ -188,7 +188,7 @@ def test_statements_that_end_its_transaction_get_it_dropped(
     conn = connect(target, env)
     try:
         with claimed(conn, target, env) as claim:
-            assert claim is not None and expected.in_one_transaction(scripts, models=None)
+            assert claim is not None and expected.in_one_transaction(scripts)
             assert expected.build_reused(claim, scripts) is None
             assert claim.dirty
     finally:
@@ -331,3 +331,17 @@ def test_a_changed_template_gets_it_made_again(
         assert db.execute(made, (role.kept,)).fetchone() != first  # made again
     finally:
         db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(stand_in)))
+
+
+def test_migrations_that_need_their_own_commits_never_make_it(
+    role: Role, cli: Run, project: Path, db: psycopg.Connection[Any]
+) -> None:
+    (project / "migrations" / "20251001090800_concurrently.sql").write_text(
+        "-- depends: 20251001090700_extras\n-- transactional: false\n"
+        "CREATE INDEX CONCURRENTLY idx_projects_name ON projects (name);\n"
+    )
+    role.use("postgres")
+    assert cli("migrate").code == 0
+    role.use(role.name)
+    assert validate(cli)["expected"]["reused"] is False
+    assert not role.kept_exists(db)  # nothing left on the server for a database it cannot use

@@ -37,7 +37,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dbops.errors import DatabaseMissing, DbopsError
@@ -148,12 +147,7 @@ def _claim(conn: psycopg.Connection[Any], target: Target, env: Environment, name
         if state == "ours":
             return Claimed(kept, Scratch(server, "same server", server_version(kept)))
         kept.close()
-        if (
-            state in ("busy", "foreign")
-            or attempt
-            or not _drop(conn, name)
-            or not _create(conn, server, env, name)
-        ):
+        if state == "busy" or attempt or not _drop(conn, name) or not _create(conn, server, env, name):
             return None
     return None
 
@@ -180,8 +174,7 @@ def _watching(server: Target, version: int) -> Target:
     migrations' RESET ALL between them keeps it."""
     if version < 140000:
         return server
-    options = (server.params.get("options", "") + " -c client_connection_check_interval=1000").strip()
-    return replace(server, params={**server.params, "options": options})
+    return server.with_settings("-c client_connection_check_interval=1000")
 
 
 def _begin(kept: psycopg.Connection[Any]) -> str:

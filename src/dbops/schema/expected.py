@@ -62,10 +62,10 @@ def build(
     return schema, info
 
 
-def in_one_transaction(scripts: Sequence[Script], *, models: str | None) -> bool:
-    """Whether the expected schema can be built in one transaction: every migration plain SQL
-    that runs in one (no models, whose create_all commits on its own)."""
-    return not models and all(s.transactional and not s.is_python for s in scripts)
+def in_one_transaction(scripts: Sequence[Script]) -> bool:
+    """Whether the migrations can build the expected schema in one transaction: every one of
+    them plain SQL that runs in one."""
+    return all(s.transactional and not s.is_python for s in scripts)
 
 
 def build_reused(claim: Claimed, scripts: Sequence[Script]) -> tuple[Schema, ExpectedInfo] | None:

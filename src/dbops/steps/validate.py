@@ -80,15 +80,15 @@ class Validate:
         report.pending = [f.id for f in state.pending]
         report.edited = list(state.edited)
         report.deleted = list(state.unaccepted_missing)
-        # Things at once: the migration files are parsed and linted in a thread while the
-        # scratch database is claimed or created; then the live schema is read on this connection
-        # while the expected one is built on its own; the two are compared while it is dropped.
+        # Things at once: the migration files are parsed and linted in a thread (while a fresh
+        # scratch database is created); the live schema is read on this connection while the
+        # expected one is built on its own; the two are compared while a fresh one is dropped.
         parsed = InBackground(_scripts, state.files, set(report.pending), ctx)
         models = ctx.config.models
-        if ctx.env.reuses_scratch and not models:
+        if ctx.env.reuses_scratch and not models and expected.in_one_transaction(parsed.result()[0]):
             with claimed(conn, ctx.target(), ctx.env) as claim:
                 scripts, report.lint = parsed.result()
-                if claim is not None and expected.in_one_transaction(scripts, models=models):
+                if claim is not None:
                     live = InBackground(read_schema, conn)
                     try:
                         built = expected.build_reused(claim, scripts)
